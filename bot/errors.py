@@ -1,0 +1,60 @@
+"""One error hierarchy for the whole project.
+
+`UserError` messages are written for the person answering (shown inline in Slack, Teams or the
+form); every other `HitlError` is internal: logged, never echoed to a person.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .protocol import Response
+
+
+class HitlError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ConfigError(HitlError):
+    """A missing or bad setting; the message names the variable to set."""
+
+
+class StoreError(HitlError):
+    """Object storage could not be read or written; safe to retry."""
+
+
+class UserError(HitlError):
+    """An outcome a person must see; `str(error)` is safe to show."""
+
+
+class EventNotFound(UserError):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"No event {request_id} exists. The link may be wrong or the event was removed.")
+        self.request_id = request_id
+
+
+class InvalidValue(UserError):
+    """The typed value does not fit the event; the message says what would."""
+
+
+class NotAllowed(UserError):
+    """This person may not answer the event."""
+
+
+class EventExpired(UserError):
+    def __init__(self, deadline_text: str) -> None:
+        super().__init__(f"This event expired at {deadline_text}; the workflow no longer waits for an answer.")
+
+
+class AlreadyAnswered(UserError):
+    """A response exists; carries it so callers can say who answered and when."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"Already answered by {response.responder_label} at {response.responded_text}.")
+        self.response = response
+
+
+class StoreUnavailable(UserError):
+    def __init__(self) -> None:
+        super().__init__("Could not save your answer because storage is unreachable. Please try again.")

@@ -1,0 +1,40 @@
+"""Signed form links and bearer-token checks.
+
+A form link is `<public url>/form/<id>?sig=<HMAC>`; the event's deadline (stored with the
+request, not in the link) ends its validity. Checks return False on anything odd, never raise.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from urllib.parse import quote
+
+
+def _mac(secret: str, purpose: str, message: str) -> str:
+    key = hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def form_signature(secret: str, request_id: str) -> str:
+    return _mac(secret, "form-link", request_id)
+
+
+def form_url(base_url: str, secret: str, request_id: str) -> str:
+    return f"{base_url.rstrip('/')}/form/{quote(request_id)}?sig={form_signature(secret, request_id)}"
+
+
+def form_signature_ok(secret: str, request_id: str, signature: str | None) -> bool:
+    if not signature or not signature.isascii():
+        return False
+    return hmac.compare_digest(signature, form_signature(secret, request_id))
+
+
+def bearer_ok(secret: str, authorization: str | None) -> bool:
+    """Check an `Authorization: Bearer <secret>` header in constant time."""
+    if not authorization or not authorization.isascii():
+        return False
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), secret.encode())

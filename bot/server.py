@@ -1,0 +1,132 @@
+"""Server assembly: the one composition root that knows which adapters exist.
+
+`build_app` wires the core routes and every enabled platform; `serve` runs it until SIGTERM;
+`BotThread` runs it on loopback inside another program (local Flyte runs, the demo, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import threading
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from . import api, form
+from .appkeys import SERVICE, SETTINGS
+from .config import Settings
+from .service import HitlService
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings) -> web.Application:
+    """The bot as an aiohttp application; adapters attach routes and surfaces for their platform."""
+    service = HitlService(
+        Store(settings.store), secret=settings.secret_value(), form_base_url=settings.form_base_url()
+    )
+    app = web.Application(client_max_size=256 * 1024)
+    app[SERVICE] = service
+    app[SETTINGS] = settings
+    app.add_routes(api.routes)
+    app.add_routes(form.routes)
+    if settings.slack_enabled:
+        from ..adapters.slack import attach as attach_slack
+
+        attach_slack(app, service, settings)
+    if settings.teams_enabled:
+        from ..adapters.teams import attach as attach_teams
+
+        attach_teams(app, service, settings)
+
+    async def drain(app: web.Application) -> None:
+        await app[SERVICE].drain()
+
+    app.on_shutdown.append(drain)
+    return app
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+async def start(settings: Settings) -> tuple[web.AppRunner, Settings]:
+    """Start listening; returns the runner and the settings it runs with.
+
+    Port 0 is resolved to a free port first, so form links built from the settings are right.
+    """
+    if settings.port == 0:
+        settings = settings.model_copy(update={"port": free_port(settings.host)})
+    runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=10)
+    await site.start()
+    return runner, settings
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then finish in-flight work and stop."""
+    runner, settings = await start(settings)
+    log.info("hitl-chatops listening", extra={"url": settings.listen_url, "store": settings.store})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+
+
+@dataclass
+class BotThread:
+    """The bot on its own event loop in a daemon thread, for use inside another program."""
+
+    settings: Settings
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _runner: web.AppRunner | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> BotThread:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._runner, self.settings = self._loop.run_until_complete(start(self.settings))
+            except BaseException as error:
+                failure.append(error)
+                return
+            finally:
+                ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="hitl-chatops-bot", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.settings.listen_url
+
+    @property
+    def service(self) -> HitlService:
+        assert self._runner is not None
+        return self._runner.app[SERVICE]
+
+    def stop(self) -> None:
+        if self._runner is None or self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._runner = None

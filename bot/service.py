@@ -1,0 +1,194 @@
+"""The chat-agnostic core: answer, list and expire events.
+
+Every decision lives here (expiry, authorization, validation, first answer wins); adapters
+implement `Surface` to post and re-render messages and never decide anything themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from .errors import AlreadyAnswered, EventExpired, InvalidValue, NotAllowed, StoreError, StoreUnavailable
+from .links import form_url
+from .protocol import Request, Responder, Response, Via, format_time, utcnow
+from .store import Store
+from .values import Rejected, parse_answer
+
+log = logging.getLogger(__name__)
+_READ_CONCURRENCY = 32
+
+
+class Surface(Protocol):
+    """A chat platform as the core sees it; one per adapter."""
+
+    name: str
+
+    async def post(self, request: Request) -> None:
+        """Post the event to this platform's targets among `request.channels` (and defaults)."""
+
+    async def answered(self, request: Request, response: Response) -> None:
+        """Replace every message of the event by the answer's summary."""
+
+    async def expired(self, request: Request) -> None:
+        """Mark every message of the event as expired."""
+
+    async def group_members(self, group: str) -> set[str] | None:
+        """User ids in `group` if this platform knows the group, else None."""
+
+
+class HitlService:
+    """Core operations over the store, shared by every surface and the web form."""
+
+    def __init__(self, store: Store, *, secret: str, form_base_url: str) -> None:
+        self.store = store
+        self._secret = secret
+        self._form_base_url = form_base_url
+        self._surfaces: list[Surface] = []
+        self._background: set[asyncio.Task[None]] = set()
+
+    def add_surface(self, surface: Surface) -> None:
+        self._surfaces.append(surface)
+
+    def form_url(self, request_id: str) -> str:
+        return form_url(self._form_base_url, self._secret, request_id)
+
+    # -- the answer path -----------------------------------------------------------------
+
+    async def respond(
+        self, request_id: str, raw_value: object, responder: Responder, via: Via, *, trusted: bool = False
+    ) -> Response:
+        """Load → not answered → not expired → authorized → valid → exclusive write → tell surfaces.
+
+        `trusted` skips the responder check, for callers holding the bot's secret (the API).
+        Raises a `UserError` subclass whose message the surface shows as is.
+        """
+        request = await self.store.get_request(request_id)
+        if existing := await self.store.get_response(request_id):
+            raise AlreadyAnswered(existing)
+        if request.expired():
+            raise EventExpired(format_time(request.deadline))
+        if not trusted:
+            await self.authorize(request, responder)
+        outcome = parse_answer(request, raw_value)
+        if isinstance(outcome, Rejected):
+            raise InvalidValue(outcome.message)
+        response = Response(
+            value=outcome.value,
+            request_id=request.request_id,
+            data_type=request.data_type,
+            responder=responder,
+            responded_at=utcnow(),
+            via=via,
+        )
+        try:
+            await self.store.put_response(response)
+        except StoreError:
+            raise StoreUnavailable() from None
+        log.info(
+            "event answered",
+            extra={"request_id": request_id, "event": request.event_name, "via": via, "outcome": "answered"},
+        )
+        self._fan_out("answered", request, lambda s: s.answered(request, response))
+        return response
+
+    async def authorize(self, request: Request, responder: Responder) -> None:
+        if await self.may_answer(request, responder):
+            return
+        who = ", ".join(request.responders)
+        if responder.platform == "web":
+            raise NotAllowed(f"Only {who} may answer this event; answer it from the chat message instead.")
+        raise NotAllowed(f"Only {who} may answer this event.")
+
+    async def may_answer(self, request: Request, responder: Responder) -> bool:
+        """Empty `responders` (or "*") means anyone; entries are user ids, names or group ids."""
+        allowed = request.responders
+        if not allowed or "*" in allowed:
+            return True
+        if responder.platform == "web" or not responder.user_id:
+            return False
+        me = {responder.user_id, f"{responder.platform}:{responder.user_id}"}
+        if responder.user_name:
+            me.add(responder.user_name.casefold())
+        if any(entry in me or entry.casefold() in me for entry in allowed):
+            return True
+        surface = self._surface(responder.platform)
+        if surface is None:
+            return False
+        for entry in allowed:
+            members = await surface.group_members(entry.removeprefix(f"{responder.platform}:"))
+            if members and responder.user_id in members:
+                return True
+        return False
+
+    # -- listing, announcing, expiring ---------------------------------------------------
+
+    async def pending(self, responder: Responder | None = None) -> list[Request]:
+        """Pending, unexpired events, newest first; only those `responder` may answer if given."""
+        ids = await self.store.pending_ids()
+        gate = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def load(request_id: str) -> Request | None:
+            async with gate:
+                try:
+                    return await self.store.get_request(request_id)
+                except Exception:  # one unreadable event must not hide the others
+                    log.warning("pending event unreadable", extra={"request_id": request_id})
+                    return None
+
+        requests = [r for r in await asyncio.gather(*map(load, ids)) if r and not r.expired()]
+        if responder is not None:
+            allowed = await asyncio.gather(*(self.may_answer(r, responder) for r in requests))
+            requests = [r for r, ok in zip(requests, allowed, strict=True) if ok]
+        return sorted(requests, key=lambda r: r.created_at, reverse=True)
+
+    async def announce(self, request_id: str) -> Request:
+        """Post a new event to every surface (the plugin's notify call lands here)."""
+        request = await self.store.get_request(request_id)
+        for surface in self._surfaces:
+            await self._guarded("post", request, surface.post(request), surface.name)
+        return request
+
+    async def expire(self, request_id: str) -> bool:
+        """Close an unanswered event past its deadline; True if it was expired now."""
+        request = await self.store.get_request(request_id)
+        if not request.expired() or await self.store.get_response(request_id):
+            return False
+        await self.store.drop_pending(request_id)
+        log.info("event expired", extra={"request_id": request_id, "outcome": "expired"})
+        self._fan_out("expired", request, lambda s: s.expired(request))
+        return True
+
+    async def drain(self) -> None:
+        """Wait for message updates still running (shutdown, tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _surface(self, name: str) -> Surface | None:
+        return next((s for s in self._surfaces if s.name == name), None)
+
+    def _fan_out(self, what: str, request: Request, call: Callable[[Surface], Awaitable[None]]) -> None:
+        """Update messages without holding up the person's answer; failures are logged."""
+        for surface in self._surfaces:
+            task = asyncio.create_task(self._guarded(what, request, call(surface), surface.name))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _guarded(self, what: str, request: Request, call: Awaitable[None], platform: str) -> None:
+        try:
+            await call
+        except Exception as error:
+            log.exception(
+                "surface update failed",
+                extra={
+                    "request_id": request.request_id,
+                    "platform": platform,
+                    "step": what,
+                    "error": type(error).__name__,
+                },
+            )
+

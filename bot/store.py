@@ -1,0 +1,223 @@
+"""The only module that touches object storage, through fsspec.
+
+Layout (DESIGN.md, contract) under one root URL:
+`hitl-requests/<id>/request.json`, `hitl-requests/<id>/response.json`,
+`hitl-requests/<id>/messages/<platform>-<key>.json` and the index `hitl-pending/<id>`.
+Every path is derived here from a validated request id; none comes from a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from pydantic import ValidationError
+
+from .errors import AlreadyAnswered, EventNotFound, StoreError
+from .protocol import MessageRef, Request, Response, is_request_id
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REQUESTS = "hitl-requests"
+PENDING = "hitl-pending"
+_CONFLICT_RETRIES = 3
+
+
+def check_request_id(request_id: str) -> str:
+    """Refuse anything that is not a request id before it can become part of a path."""
+    if not is_request_id(request_id):
+        raise EventNotFound(request_id[:64])
+    return request_id
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Store:
+    """Async facade over a (sync or async) fsspec filesystem rooted at one URL."""
+
+    def __init__(self, url: str) -> None:
+        protocol = fsspec.utils.get_protocol(url)
+        # Readers must see other processes' writes: no listing cache, no shared instance.
+        options: dict[str, Any] = (
+            {} if protocol in ("file", "local") else {"use_listings_cache": False, "skip_instance_cache": True}
+        )
+        self.url = url
+        self.fs, root = fsspec.core.url_to_fs(url, **options)
+        self.root = root.rstrip("/")
+        self._local = isinstance(self.fs, LocalFileSystem)
+
+    # -- paths -------------------------------------------------------------------------
+
+    def _path(self, *parts: str) -> str:
+        return "/".join((self.root, *parts))
+
+    def _event_path(self, request_id: str, name: str) -> str:
+        return self._path(REQUESTS, check_request_id(request_id), name)
+
+    def url_of(self, path: str) -> str:
+        """The address other fsspec users (flyte.storage, stock flyteplugins-hitl) can open."""
+        return path if self._local else self.fs.unstrip_protocol(path)
+
+    def request_url(self, request_id: str) -> str:
+        return self.url_of(self._event_path(request_id, "request.json"))
+
+    def response_url(self, request_id: str) -> str:
+        return self.url_of(self._event_path(request_id, "response.json"))
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def put_request(self, request: Request) -> None:
+        """Write the request, then its pending marker (the marker is only an index)."""
+        await self._run(self._write, self._event_path(request.request_id, "request.json"), _dump(request))
+        marker = {"created_at": request.created_at.isoformat(), "deadline": request.deadline.isoformat()}
+        await self._run(self._write, self._path(PENDING, request.request_id), json.dumps(marker).encode())
+
+    async def get_request(self, request_id: str) -> Request:
+        data = await self._read(self._event_path(request_id, "request.json"))
+        if data is None:
+            raise EventNotFound(request_id)
+        return _load(Request, data, request_id)
+
+    async def pending_ids(self) -> list[str]:
+        """Ids in the pending index: O(pending), never a scan of every event ever made."""
+
+        def listing() -> list[str]:
+            try:
+                names = self.fs.ls(self._path(PENDING), detail=False)
+            except FileNotFoundError:
+                return []
+            return [n for n in (str(p).rstrip("/").rsplit("/", 1)[-1] for p in names) if is_request_id(n)]
+
+        return await self._run(listing)
+
+    async def drop_pending(self, request_id: str) -> None:
+        def remove() -> None:
+            try:
+                self.fs.rm_file(self._path(PENDING, check_request_id(request_id)))
+            except FileNotFoundError:
+                pass
+
+        await self._run(remove)
+
+    # -- responses ---------------------------------------------------------------------
+
+    async def get_response(self, request_id: str) -> Response | None:
+        """One storage read: the response, or None while nobody has answered."""
+        data = await self._read(self._event_path(request_id, "response.json"))
+        return None if data is None else _load(Response, data, request_id)
+
+    async def put_response(self, response: Response) -> None:
+        """Exclusive create: the first answer wins, a later one raises `AlreadyAnswered`."""
+        path = self._event_path(response.request_id, "response.json")
+        try:
+            await self._run(self._create, path, _dump(response))
+        except FileExistsError:
+            first = await self.get_response(response.request_id)
+            raise AlreadyAnswered(first or response) from None
+        await self.drop_pending(response.request_id)
+
+    # -- chat messages -----------------------------------------------------------------
+
+    async def put_message(self, request_id: str, message: MessageRef) -> None:
+        name = f"messages/{message.platform}-{message.key}.json"
+        await self._run(self._write, self._event_path(request_id, name), _dump(message))
+
+    async def messages(self, request_id: str) -> list[MessageRef]:
+        folder = self._event_path(request_id, "messages")
+
+        def read_all() -> list[bytes]:
+            try:
+                paths = self.fs.ls(folder, detail=False)
+            except FileNotFoundError:
+                return []
+            return list(self.fs.cat([str(p) for p in paths]).values()) if paths else []
+
+        return [_load(MessageRef, raw, request_id) for raw in await self._run(read_all)]
+
+    # -- health ------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """Raise `StoreError` unless the root can be listed."""
+        await self._run(lambda: self.fs.ls(self.root, detail=False) if self.fs.exists(self.root) else None)
+
+    # -- primitives --------------------------------------------------------------------
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.to_thread(func, *args)
+        except (FileNotFoundError, FileExistsError):
+            raise
+        except OSError as error:
+            log.warning("store operation failed", extra={"error": type(error).__name__, "url": self.url})
+            raise StoreError(f"object storage at {self.url} failed: {type(error).__name__}") from error
+
+    async def _read(self, path: str) -> bytes | None:
+        try:
+            return await self._run(self.fs.cat_file, path)
+        except FileNotFoundError:
+            return None
+
+    def _write(self, path: str, data: bytes) -> None:
+        """Replace `path` atomically: readers see the old object or the new one, never half."""
+        if not self._local:
+            self.fs.pipe_file(path, data)
+            return
+        tmp = self._local_temp(path, data)
+        os.replace(tmp, path)
+
+    def _create(self, path: str, data: bytes) -> None:
+        """Create `path` only if absent; raise FileExistsError otherwise."""
+        assert data, "an empty body would bypass the exclusive-create condition"
+        if self._local:
+            tmp = self._local_temp(path, data)
+            try:
+                os.link(tmp, path)  # atomic and exclusive, unlike pipe_file(mode="create") here
+            finally:
+                os.unlink(tmp)
+            return
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+                return
+            except OSError as error:
+                # Racing conditional writes on AWS surface as EIO (409 ConditionalRequestConflict).
+                if error.errno != errno.EIO or attempt == _CONFLICT_RETRIES - 1:
+                    raise
+                if self.fs.exists(path):
+                    raise FileExistsError(path) from error
+
+    def _local_temp(self, path: str, data: bytes) -> str:
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return tmp
+
+
+def _dump(model: Request | Response | MessageRef) -> bytes:
+    return model.model_dump_json(exclude_none=False).encode()
+
+
+M = TypeVar("M", Request, Response, MessageRef)
+
+
+def _load(model: type[M], data: bytes, request_id: str) -> M:
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as error:
+        log.error("unreadable object in store", extra={"request_id": request_id, "kind": model.__name__})
+        raise StoreError(f"{model.__name__} of event {request_id} is not valid: {error.error_count()} errors")

@@ -1,0 +1,22 @@
+"""hitl-chatops for Flyte: ask a person in Slack, Teams or a web form, and wait for the answer.
+
+A drop-in superset of `flyteplugins.hitl`: change `import flyteplugins.hitl as hitl` to
+`import hitl_chatops.plugin as hitl` and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._event import Event, EventScope, new_event
+
+__all__ = ["Event", "EventScope", "env", "new_event"]
+
+
+def __getattr__(name: str) -> Any:
+    # `env` is built on first use, not at import: importing the plugin must not create images.
+    if name == "env":
+        from ._env import task_env
+
+        return task_env()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,211 @@
+"""`new_event` and `Event`: the Flyte side of an event (a drop-in superset of flyteplugins-hitl)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+from typing import Any, Generic, Literal, TypeVar, cast
+
+import flyte
+import flyte.report
+from flyte.syncify import syncify
+
+from hitl_chatops.bot.config import Settings, load_settings
+from hitl_chatops.bot.protocol import DataType, Request, RunInfo, format_time, utcnow
+from hitl_chatops.bot.store import Store, new_request_id
+from hitl_chatops.bot.templates import render
+from hitl_chatops.bot.values import Accepted, parse_value, type_name
+
+from ._runtime import announce_link, endpoint
+
+T = TypeVar("T")
+EventScope = Literal["run"]
+log = logging.getLogger(__name__)
+
+
+class Event(Generic[T]):
+    """A pending question to a person; `wait()` returns their typed answer."""
+
+    def __init__(self, request: Request, data_type: type[T], poll_interval_seconds: float, form_url: str | None):
+        self.request = request
+        self.data_type = data_type
+        self.poll_interval_seconds = poll_interval_seconds
+        self.form_url = form_url
+
+    name = property(lambda self: self.request.event_name)
+    scope = property(lambda self: self.request.scope)
+    prompt = property(lambda self: self.request.prompt)
+    request_id = property(lambda self: self.request.request_id)
+    timeout_seconds = property(lambda self: self.request.timeout_seconds)
+    deadline = property(lambda self: self.request.deadline)
+
+    @syncify
+    async def wait(self) -> T:
+        """Poll storage (one read per poll) until answered; `TimeoutError` at the deadline.
+
+        The deadline is part of the request, which a task restart replays rather than
+        recreates (see `_create`), so a restarted task keeps waiting for the same event.
+        """
+        await _write_report(self)
+        store = Store(_settings().store)
+        request_id = self.request.request_id
+        while True:
+            response = await store.get_response(request_id)
+            if response is not None and response.status == "completed":
+                log.info("event answered", extra={"request_id": request_id, "event": self.name})
+                return cast(T, _typed(response.value, self.request.data_type))
+            remaining = (self.request.deadline - utcnow()).total_seconds()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"Event '{self.name}' (request_id={request_id}) timed out after "
+                    f"{self.timeout_seconds} seconds. No human input was received."
+                )
+            await asyncio.sleep(min(self.poll_interval_seconds, remaining))
+
+    def __repr__(self) -> str:
+        return (
+            f"Event(name={self.name!r}, scope={self.scope!r}, "
+            f"data_type={self.request.data_type}, request_id={self.request_id!r})"
+        )
+
+
+@syncify
+async def new_event(
+    name: str,
+    data_type: type[T],
+    scope: EventScope = "run",
+    prompt: str = "Please provide a value",
+    timeout_seconds: int = 3600,
+    poll_interval_seconds: int | float = 5,
+    *,
+    channels: list[str] | None = None,
+    choices: list[Any] | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    responders: list[str] | None = None,
+    details: str | None = None,
+) -> Event[T]:
+    """Create an event, post it to its chat channels, and return it to `wait()` on.
+
+    Beyond flyteplugins-hitl: `channels` (`"slack:C0123"`, `"teams:<conversation id>"`),
+    `choices` for str/int, `min_value`/`max_value` for numbers, `responders` (user or group ids
+    who may answer; empty means anyone) and `details` (extra text shown with the prompt).
+    """
+    kind = type_name(data_type)
+    _check_arguments(name, kind, scope, timeout_seconds, poll_interval_seconds, choices, min_value, max_value)
+    settings = _settings()
+    fields = {
+        "event_name": name,
+        "data_type": kind,
+        "prompt": prompt,
+        "timeout_seconds": int(timeout_seconds),
+        "channels": list(channels or []),
+        "choices": list(choices) if choices else None,
+        "min_value": min_value,
+        "max_value": max_value,
+        "responders": list(responders or []),
+        "details": details,
+        "run": _run_info().model_dump(),
+    }
+    request = Request.model_validate_json(await _create(json.dumps(fields)))
+    bot = endpoint(settings, local_run=_is_local())
+    url = bot.form_url(request.request_id) if bot else None
+    if bot and bot.url.startswith("http://127.0.0.1") and not settings.bot_url:
+        announce_link(name, url, request.request_id)
+    return Event(request, data_type, poll_interval_seconds, url)
+
+
+@flyte.trace
+async def _create(fields_json: str) -> str:
+    """Write the request, mark it pending and notify the bot, exactly once per task attempt.
+
+    Traced: a restarted task replays this step and gets the same request back, instead of
+    posting a second message for a question that is already in chat.
+    """
+    fields = json.loads(fields_json)
+    settings = _settings()
+    store = Store(settings.store)
+    request_id = new_request_id()
+    now = utcnow()
+    request = Request(
+        request_id=request_id,
+        request_path=store.request_url(request_id),
+        response_path=store.response_url(request_id),
+        created_at=now,
+        deadline=now + timedelta(seconds=fields["timeout_seconds"]),
+        **fields,
+    )
+    await store.put_request(request)
+    bot = endpoint(settings, local_run=_is_local())
+    if bot is not None:
+        await bot.notify(request_id)
+    log.info("event created", extra={"request_id": request_id, "event": request.event_name})
+    return request.model_dump_json()
+
+
+def _check_arguments(
+    name: str,
+    kind: DataType,
+    scope: str,
+    timeout_seconds: float,
+    poll_interval_seconds: float,
+    choices: list[Any] | None,
+    min_value: float | None,
+    max_value: float | None,
+) -> None:
+    """Fail at the call site, with a message naming the argument, before anything is written."""
+    if not name.strip():
+        raise ValueError("name must not be empty")
+    if scope != "run":
+        raise ValueError('scope must be "run" (the only scope flyteplugins-hitl supports)')
+    if timeout_seconds <= 0 or poll_interval_seconds <= 0:
+        raise ValueError("timeout_seconds and poll_interval_seconds must be positive")
+    if choices is not None:
+        if kind not in ("str", "int") or not choices:
+            raise ValueError("choices need data_type str or int and at least one entry")
+        if any(not isinstance(parse_value(c, data_type=kind), Accepted) for c in choices):
+            raise ValueError(f"every choice must be a valid {kind}")
+    if (min_value is not None or max_value is not None) and kind not in ("int", "float"):
+        raise ValueError("min_value/max_value apply only to int and float events")
+    if min_value is not None and max_value is not None and min_value > max_value:
+        raise ValueError(f"min_value ({min_value}) is greater than max_value ({max_value})")
+
+
+def _typed(value: Any, kind: DataType) -> Any:
+    """Responses carry converted values; stock answers may not (a str "42"): convert them too."""
+    outcome = parse_value(value, data_type=kind)
+    if isinstance(outcome, Accepted):
+        return outcome.value
+    raise ValueError(f"the stored answer {value!r} is not a valid {kind}")
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _is_local() -> bool:
+    ctx = flyte.ctx()
+    return ctx is None or ctx.mode == "local"
+
+
+def _run_info() -> RunInfo:
+    ctx = flyte.ctx()
+    if ctx is None:
+        return RunInfo()
+    action = ctx.action
+    return RunInfo(project=action.project, domain=action.domain, run_name=action.run_name, action=action.name)
+
+
+async def _write_report(event: Event[Any]) -> None:
+    """Put the form link in the task's report, as flyteplugins-hitl does."""
+    ctx = flyte.ctx()
+    if ctx is None or not event.form_url:
+        return
+    html = render("report.html", event=event.request, form_url=event.form_url, deadline=format_time(event.deadline))
+    await flyte.report.replace.aio(html)
+    await flyte.report.flush.aio()
+
+
+__all__ = ["Event", "EventScope", "new_event"]

@@ -1,0 +1,96 @@
+"""Where the plugin finds its bot: a configured URL, or one started in this process.
+
+In a local Flyte run with no `HITL_CHATOPS_URL`, the bot runs on loopback in a daemon thread,
+so a newcomer can answer in a browser without deploying anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import threading
+from dataclasses import dataclass
+
+import aiohttp
+from pydantic import SecretStr
+
+from hitl_chatops.bot.config import Settings
+from hitl_chatops.bot.links import form_url
+from hitl_chatops.bot.server import BotThread
+
+log = logging.getLogger(__name__)
+_NOTIFY_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+@dataclass(frozen=True)
+class BotEndpoint:
+    """How this process reaches a bot and signs links for it."""
+
+    url: str
+    secret: str | None
+    public_url: str
+
+    def form_url(self, request_id: str) -> str | None:
+        return form_url(self.public_url, self.secret, request_id) if self.secret else None
+
+    async def notify(self, request_id: str) -> bool:
+        """Ask the bot to post the event now; a lost call is not fatal (the reconciler posts it)."""
+        headers = {"Authorization": f"Bearer {self.secret or ''}"}
+        target = f"{self.url}/api/v1/events/{request_id}/notify"
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=_NOTIFY_TIMEOUT) as session,
+                session.post(target, headers=headers) as reply,
+            ):
+                if reply.status == 202:
+                    return True
+                body = (await reply.text())[:300]
+                log.warning(
+                    "bot refused notify", extra={"request_id": request_id, "status": reply.status, "body": body}
+                )
+        except (aiohttp.ClientError, TimeoutError) as error:
+            log.warning("bot unreachable", extra={"request_id": request_id, "error": type(error).__name__})
+        return False
+
+
+_local_lock = threading.Lock()
+_local_bot: BotThread | None = None
+
+
+def endpoint(settings: Settings, *, local_run: bool) -> BotEndpoint | None:
+    """The bot to notify, starting one in-process for local runs when none is configured."""
+    secret = settings.secret.get_secret_value() if settings.secret else None
+    if settings.bot_url:
+        return BotEndpoint(settings.bot_url, secret, settings.public_url or settings.bot_url)
+    if not local_run:
+        log.warning("HITL_CHATOPS_URL is not set: no bot will post this event until its reconciler finds it")
+        return None
+    bot = _start_local_bot(settings)
+    return BotEndpoint(bot.url, bot.settings.secret_value(), bot.url)
+
+
+def _start_local_bot(settings: Settings) -> BotThread:
+    global _local_bot
+    with _local_lock:
+        if _local_bot is None:
+            local = settings.model_copy(
+                update={
+                    "host": "127.0.0.1",
+                    "port": 0,
+                    "secret": settings.secret or SecretStr(secrets.token_urlsafe(32)),
+                    "public_url": None,
+                    "bot_url": None,
+                }
+            )
+            _local_bot = BotThread(local).start()
+            log.info("started an in-process bot for this local run", extra={"url": _local_bot.url})
+        return _local_bot
+
+
+def announce_link(event_name: str, url: str | None, request_id: str) -> None:
+    """Tell the person running a local workflow where to answer."""
+    line = {"event": event_name, "request_id": request_id, "form_url": url}
+    sys.stderr.write(f"\nhitl-chatops: '{event_name}' is waiting for an answer: {url or json.dumps(line)}\n\n")
+    sys.stderr.flush()
