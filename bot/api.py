@@ -10,7 +10,15 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from .appkeys import SERVICE, SETTINGS
-from .errors import AlreadyAnswered, EventExpired, EventNotFound, HitlError, InvalidValue, NotAllowed, UserError
+from .errors import (
+    AlreadyAnswered,
+    EventExpired,
+    EventNotFound,
+    HitlError,
+    InvalidValue,
+    NotAllowed,
+    UserError,
+)
 from .links import bearer_ok
 from .protocol import Request, Responder
 from .store import check_request_id
@@ -107,6 +115,8 @@ async def answer(request: web.Request) -> web.Response:
             request.match_info["request_id"], body.value, responder, "api", trusted=True
         )
     except UserError as error:
-        extra = {"response": error.response.model_dump(mode="json")} if isinstance(error, AlreadyAnswered) else {}
+        extra = (
+            {"response": error.response.model_dump(mode="json")} if isinstance(error, AlreadyAnswered) else {}
+        )
         return problem(_STATUS.get(type(error), 503), str(error), **extra)
     return web.json_response(response.model_dump(mode="json"), status=201)

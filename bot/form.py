@@ -16,7 +16,7 @@ from .links import form_signature_ok
 from .protocol import Request, Responder, Response, format_time
 from .store import check_request_id
 from .templates import render
-from .values import MAX_TEXT_LENGTH, format_number
+from .values import MAX_TEXT_LENGTH, display, format_number
 
 routes = web.RouteTableDef()
 
@@ -31,21 +31,16 @@ def _outcome(kind: str, status: int, title: str, message: str, event: Request | 
 
 def _answered_page(event: Request, response: Response, *, fresh: bool) -> web.Response:
     if fresh:
-        return _outcome("success", 200, "Thanks, your answer is in", f"You answered {_shown(response)}.", event)
+        return _outcome(
+            "success", 200, "Thanks, your answer is in", f"You answered {display(response.value)}.", event
+        )
     return _outcome(
         "answered",
         200,
         "Already answered",
-        f"{response.responder_label} answered {_shown(response)} at {response.responded_text}.",
+        f"{response.responder_label} answered {display(response.value)} at {response.responded_text}.",
         event,
     )
-
-
-def _shown(response: Response) -> str:
-    value = response.value
-    if isinstance(value, bool):
-        return "Approve" if value else "Reject"
-    return str(value)
 
 
 def control(event: Request) -> dict[str, Any]:
@@ -118,7 +113,9 @@ async def submit_form(request: web.Request) -> web.Response:
     except InvalidValue as invalid:
         return _form(event, value=typed, error=str(invalid), status=422)
     except UserError as error:
-        return _form(event, value=typed, error=str(error), status=503 if isinstance(error, StoreUnavailable) else 403)
+        return _form(
+            event, value=typed, error=str(error), status=503 if isinstance(error, StoreUnavailable) else 403
+        )
     return _answered_page(event, response, fresh=True)
 
 

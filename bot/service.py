@@ -191,4 +191,3 @@ class HitlService:
                     "error": type(error).__name__,
                 },
             )
-

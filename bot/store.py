@@ -9,6 +9,7 @@ Every path is derived here from a validated request id; none comes from a client
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import json
 import logging
@@ -29,6 +30,7 @@ T = TypeVar("T")
 
 REQUESTS = "hitl-requests"
 PENDING = "hitl-pending"
+CONVERSATIONS = "hitl-conversations"
 _CONFLICT_RETRIES = 3
 
 
@@ -50,7 +52,9 @@ class Store:
         protocol = fsspec.utils.get_protocol(url)
         # Readers must see other processes' writes: no listing cache, no shared instance.
         options: dict[str, Any] = (
-            {} if protocol in ("file", "local") else {"use_listings_cache": False, "skip_instance_cache": True}
+            {}
+            if protocol in ("file", "local")
+            else {"use_listings_cache": False, "skip_instance_cache": True}
         )
         self.url = url
         self.fs, root = fsspec.core.url_to_fs(url, **options)
@@ -144,6 +148,22 @@ class Store:
             return list(self.fs.cat([str(p) for p in paths]).values()) if paths else []
 
         return [_load(MessageRef, raw, request_id) for raw in await self._run(read_all)]
+
+    # -- platform conversations (where a bot may post proactively) -----------------------
+
+    async def put_conversation(self, platform: str, conversation_id: str, data: dict[str, Any]) -> None:
+        await self._run(
+            self._write, self._conversation_path(platform, conversation_id), json.dumps(data).encode()
+        )
+
+    async def get_conversation(self, platform: str, conversation_id: str) -> dict[str, Any] | None:
+        raw = await self._read(self._conversation_path(platform, conversation_id))
+        return None if raw is None else dict(json.loads(raw))
+
+    def _conversation_path(self, platform: str, conversation_id: str) -> str:
+        # Conversation ids hold ':' '@' and ';': encode them so no client text shapes the path.
+        key = base64.urlsafe_b64encode(conversation_id.encode()).decode().rstrip("=")
+        return self._path(CONVERSATIONS, f"{platform}-{key}.json")
 
     # -- health ------------------------------------------------------------------------
 

@@ -43,6 +43,15 @@ def type_name(data_type: type) -> DataType:
     return names[data_type]
 
 
+def display(value: object) -> str:
+    """How every surface shows an answer: bools as the button a person pressed."""
+    if isinstance(value, bool):
+        return "Approve" if value else "Reject"
+    if isinstance(value, float):
+        return format_number(value)
+    return str(value)
+
+
 def format_number(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else repr(float(number))
 

@@ -48,7 +48,8 @@ class BotEndpoint:
                     return True
                 body = (await reply.text())[:300]
                 log.warning(
-                    "bot refused notify", extra={"request_id": request_id, "status": reply.status, "body": body}
+                    "bot refused notify",
+                    extra={"request_id": request_id, "status": reply.status, "body": body},
                 )
         except (aiohttp.ClientError, TimeoutError) as error:
             log.warning("bot unreachable", extra={"request_id": request_id, "error": type(error).__name__})
@@ -92,5 +93,7 @@ def _start_local_bot(settings: Settings) -> BotThread:
 def announce_link(event_name: str, url: str | None, request_id: str) -> None:
     """Tell the person running a local workflow where to answer."""
     line = {"event": event_name, "request_id": request_id, "form_url": url}
-    sys.stderr.write(f"\nhitl-chatops: '{event_name}' is waiting for an answer: {url or json.dumps(line)}\n\n")
+    sys.stderr.write(
+        f"\nhitl-chatops: '{event_name}' is waiting for an answer: {url or json.dumps(line)}\n\n"
+    )
     sys.stderr.flush()
