@@ -115,8 +115,6 @@ async def answer(request: web.Request) -> web.Response:
             request.match_info["request_id"], body.value, responder, "api", trusted=True
         )
     except UserError as error:
-        extra = (
-            {"response": error.response.model_dump(mode="json")} if isinstance(error, AlreadyAnswered) else {}
-        )
+        extra = {"response": error.response.model_dump(mode="json")} if isinstance(error, AlreadyAnswered) else {}
         return problem(_STATUS.get(type(error), 503), str(error), **extra)
     return web.json_response(response.model_dump(mode="json"), status=201)

@@ -23,9 +23,7 @@ def default_store_url() -> str:
 class Settings(BaseSettings):
     """Everything the bot and the plugin can be told; see the README's configuration table."""
 
-    model_config = SettingsConfigDict(
-        extra="ignore", frozen=True, validate_by_name=True, env_ignore_empty=True
-    )
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, validate_by_name=True, env_ignore_empty=True)
 
     store: str = Field(default_factory=default_store_url, validation_alias=AliasChoices("HITL_CHATOPS_STORE"))
     secret: SecretStr | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_SECRET"))
@@ -33,14 +31,10 @@ class Settings(BaseSettings):
     bot_url: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_URL"))
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("HITL_CHATOPS_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=AliasChoices("HITL_CHATOPS_PORT"))
-    log_format: Literal["json", "text"] = Field(
-        "json", validation_alias=AliasChoices("HITL_CHATOPS_LOG_FORMAT")
-    )
+    log_format: Literal["json", "text"] = Field("json", validation_alias=AliasChoices("HITL_CHATOPS_LOG_FORMAT"))
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
-    slack_signing_secret: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
-    )
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
     slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
     slack_api_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_API_URL"))
     slack_channel: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_SLACK_CHANNEL"))

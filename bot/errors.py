@@ -44,9 +44,7 @@ class NotAllowed(UserError):
 
 class EventExpired(UserError):
     def __init__(self, deadline_text: str) -> None:
-        super().__init__(
-            f"This event expired at {deadline_text}; the workflow no longer waits for an answer."
-        )
+        super().__init__(f"This event expired at {deadline_text}; the workflow no longer waits for an answer.")
 
 
 class AlreadyAnswered(UserError):

@@ -31,9 +31,7 @@ def _outcome(kind: str, status: int, title: str, message: str, event: Request | 
 
 def _answered_page(event: Request, response: Response, *, fresh: bool) -> web.Response:
     if fresh:
-        return _outcome(
-            "success", 200, "Thanks, your answer is in", f"You answered {display(response.value)}.", event
-        )
+        return _outcome("success", 200, "Thanks, your answer is in", f"You answered {display(response.value)}.", event)
     return _outcome(
         "answered",
         200,
@@ -63,9 +61,7 @@ async def _load(request: web.Request) -> Request | web.Response:
     request_id = request.match_info["request_id"]
     secret = request.app[SETTINGS].secret_value()
     if not form_signature_ok(secret, request_id, request.query.get("sig")):
-        return _outcome(
-            "error", 403, "This link is not valid", "Open the link exactly as it was posted in chat."
-        )
+        return _outcome("error", 403, "This link is not valid", "Open the link exactly as it was posted in chat.")
     try:
         return await request.app[SERVICE].store.get_request(check_request_id(request_id))
     except EventNotFound as error:
@@ -113,9 +109,7 @@ async def submit_form(request: web.Request) -> web.Response:
     except InvalidValue as invalid:
         return _form(event, value=typed, error=str(invalid), status=422)
     except UserError as error:
-        return _form(
-            event, value=typed, error=str(error), status=503 if isinstance(error, StoreUnavailable) else 403
-        )
+        return _form(event, value=typed, error=str(error), status=503 if isinstance(error, StoreUnavailable) else 403)
     return _answered_page(event, response, fresh=True)
 
 

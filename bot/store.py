@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import errno
 import json
 import logging
@@ -52,9 +53,7 @@ class Store:
         protocol = fsspec.utils.get_protocol(url)
         # Readers must see other processes' writes: no listing cache, no shared instance.
         options: dict[str, Any] = (
-            {}
-            if protocol in ("file", "local")
-            else {"use_listings_cache": False, "skip_instance_cache": True}
+            {} if protocol in ("file", "local") else {"use_listings_cache": False, "skip_instance_cache": True}
         )
         self.url = url
         self.fs, root = fsspec.core.url_to_fs(url, **options)
@@ -107,10 +106,8 @@ class Store:
 
     async def drop_pending(self, request_id: str) -> None:
         def remove() -> None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(self._path(PENDING, check_request_id(request_id)))
-            except FileNotFoundError:
-                pass
 
         await self._run(remove)
 
@@ -152,9 +149,7 @@ class Store:
     # -- platform conversations (where a bot may post proactively) -----------------------
 
     async def put_conversation(self, platform: str, conversation_id: str, data: dict[str, Any]) -> None:
-        await self._run(
-            self._write, self._conversation_path(platform, conversation_id), json.dumps(data).encode()
-        )
+        await self._run(self._write, self._conversation_path(platform, conversation_id), json.dumps(data).encode())
 
     async def get_conversation(self, platform: str, conversation_id: str) -> dict[str, Any] | None:
         raw = await self._read(self._conversation_path(platform, conversation_id))
@@ -240,4 +235,4 @@ def _load(model: type[M], data: bytes, request_id: str) -> M:
         return model.model_validate_json(data)
     except ValidationError as error:
         log.error("unreadable object in store", extra={"request_id": request_id, "kind": model.__name__})
-        raise StoreError(f"{model.__name__} of event {request_id} is not valid: {error.error_count()} errors")
+        raise StoreError(f"{model.__name__} of event {request_id} is not valid: {error.error_count()} errors") from None

@@ -28,9 +28,7 @@ log = logging.getLogger(__name__)
 class Event(Generic[T]):
     """A pending question to a person; `wait()` returns their typed answer."""
 
-    def __init__(
-        self, request: Request, data_type: type[T], poll_interval_seconds: float, form_url: str | None
-    ):
+    def __init__(self, request: Request, data_type: type[T], poll_interval_seconds: float, form_url: str | None):
         self.request = request
         self.data_type = data_type
         self.poll_interval_seconds = poll_interval_seconds
@@ -205,9 +203,7 @@ async def _write_report(event: Event[Any]) -> None:
     ctx = flyte.ctx()
     if ctx is None or not event.form_url:
         return
-    html = render(
-        "report.html", event=event.request, form_url=event.form_url, deadline=format_time(event.deadline)
-    )
+    html = render("report.html", event=event.request, form_url=event.form_url, deadline=format_time(event.deadline))
     await flyte.report.replace.aio(html)
     await flyte.report.flush.aio()
 

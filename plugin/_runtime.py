@@ -93,7 +93,5 @@ def _start_local_bot(settings: Settings) -> BotThread:
 def announce_link(event_name: str, url: str | None, request_id: str) -> None:
     """Tell the person running a local workflow where to answer."""
     line = {"event": event_name, "request_id": request_id, "form_url": url}
-    sys.stderr.write(
-        f"\nhitl-chatops: '{event_name}' is waiting for an answer: {url or json.dumps(line)}\n\n"
-    )
+    sys.stderr.write(f"\nhitl-chatops: '{event_name}' is waiting for an answer: {url or json.dumps(line)}\n\n")
     sys.stderr.flush()
