@@ -24,9 +24,13 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 
+def build_service(settings: Settings) -> HitlService:
+    return HitlService(Store(settings.store), secret=settings.secret_value(), form_base_url=settings.form_base_url())
+
+
 def build_app(settings: Settings) -> web.Application:
     """The bot as an aiohttp application; adapters attach routes and surfaces for their platform."""
-    service = HitlService(Store(settings.store), secret=settings.secret_value(), form_base_url=settings.form_base_url())
+    service = build_service(settings)
     app = web.Application(client_max_size=256 * 1024)
     app[SERVICE] = service
     app[SETTINGS] = settings

@@ -110,9 +110,10 @@ async def new_event(
         "run": _run_info().model_dump(),
     }
     request = Request.model_validate_json(await _create(json.dumps(fields)))
-    bot = endpoint(settings, local_run=_is_local())
+    local = _is_local()
+    bot = endpoint(settings, local_run=local)
     url = bot.form_url(request.request_id) if bot else None
-    if bot and bot.url.startswith("http://127.0.0.1") and not settings.bot_url:
+    if local:
         announce_link(name, url, request.request_id)
     return Event(request, data_type, poll_interval_seconds, url)
 

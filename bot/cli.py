@@ -1,0 +1,135 @@
+"""`hitl-chatops`: serve the bot, list pending events, or run the local demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import load_settings
+from .errors import ConfigError
+from .logs import setup_logging
+from .protocol import format_time
+
+DEMO_WORKFLOW = Path("examples") / "add_with_human.py"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigError as error:
+        sys.stderr.write(f"hitl-chatops: {error}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hitl-chatops", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the bot (HTTP server, Slack, Teams)")
+    serve.add_argument("--host", help="address to bind (HITL_CHATOPS_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (HITL_CHATOPS_PORT, default 8080)")
+    serve.add_argument("--teams", action="store_true", help="enable Teams without credentials (local emulator)")
+    serve.set_defaults(run=_serve)
+
+    pending = commands.add_parser("pending", help="list pending events as a table")
+    pending.set_defaults(run=_pending)
+
+    demo = commands.add_parser("demo", help="start a bot and run the example workflow as a local Flyte run")
+    demo.add_argument("--workflow", type=Path, default=DEMO_WORKFLOW, help="file defining the task `main`")
+    demo.add_argument("--port", type=int, default=8080, help="port for the demo bot (0 picks a free one)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings(host=args.host, port=args.port, teams_emulator=args.teams or None)
+    settings.secret_value()  # fail now, with the variable's name, not on the first request
+    setup_logging(settings.log_format)
+    from .server import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _pending(_: argparse.Namespace) -> int:
+    settings = load_settings()
+    from .server import build_service
+
+    events = asyncio.run(build_service(settings).pending())
+    if not events:
+        print("No pending events.")  # noqa: T201 - this command's output is the table
+        return 0
+    rows = [("REQUEST ID", "EVENT", "TYPE", "DEADLINE", "PROMPT")]
+    rows += [(e.request_id, e.event_name, e.data_type, format_time(e.deadline), _clip(e.prompt)) for e in events]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())  # noqa: T201
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Start a bot on loopback, then run the seed-style workflow and wait for the answer."""
+    workflow = _load_workflow(args.workflow)
+    overrides: dict[str, Any] = {"host": "127.0.0.1", "port": args.port, "log_format": "text"}
+    if not os.environ.get("HITL_CHATOPS_SECRET"):
+        os.environ["HITL_CHATOPS_SECRET"] = secrets.token_urlsafe(32)  # the plugin reads it too
+    settings = load_settings(**overrides)
+    from .server import BotThread
+
+    bot = BotThread(settings).start()
+    os.environ["HITL_CHATOPS_URL"] = bot.url
+    _say(f"Bot running at {bot.url} (store: {settings.store})")
+    _say("Starting the workflow; open the link below to answer.")
+    import flyte
+
+    flyte.init()
+    try:
+        run = flyte.run(workflow)
+        run.wait()
+        _say(f"Workflow finished. Result: {_outputs(run)}")
+    finally:
+        bot.stop()
+    return 0
+
+
+def _load_workflow(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(
+            f"No workflow at {path}: run `hitl-chatops demo` from the repository root or pass --workflow."
+        )
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    if not hasattr(module, "main"):
+        raise ConfigError(f"{path} defines no task named `main`.")
+    return module.main
+
+
+def _outputs(run: Any) -> Any:
+    outputs = run.outputs()
+    return outputs[0] if isinstance(outputs, tuple | list) and len(outputs) == 1 else outputs
+
+
+def _say(text: str) -> None:
+    print(f"hitl-chatops: {text}", flush=True)  # noqa: T201 - the demo talks to a person
+
+
+def _clip(text: str, width: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
