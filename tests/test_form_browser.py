@@ -1,0 +1,149 @@
+"""The fallback web form in real headless Chromium against a real bot on loopback.
+
+A person answers through a browser, not through aiohttp's client: this proves the page's
+markup (field name, `novalidate`, the select's labels, the inline error) works end to end,
+and leaves phone and laptop screenshots in `test-artifacts/` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Error, Page, Playwright, ViewportSize, expect, sync_playwright
+
+import hitl_chatops.plugin as hitl
+from hitl_chatops.bot.protocol import Response
+from hitl_chatops.bot.server import BotThread
+from hitl_chatops.bot.store import Store
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+VIEWPORTS: dict[str, ViewportSize] = {"phone": {"width": 390, "height": 844}, "laptop": {"width": 1280, "height": 800}}
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """One Chromium for the module; a missing browser fails loudly (CI installs it), never skips."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `apt-get install chromium` (or set CHROMIUM_PATH).")
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    except Error as error:
+        pytest.fail(
+            f"Chromium at {CHROMIUM} did not start ({error.message.splitlines()[0]}): run `apt-get install chromium`."
+        )
+    yield browser
+    browser.close()
+
+
+def open_page(browser: Browser, viewport: str) -> Page:
+    context = browser.new_context(viewport=VIEWPORTS[viewport], device_scale_factor=1, is_mobile=viewport == "phone")
+    context.set_default_timeout(10_000)
+    return context.new_page()
+
+
+def submit(page: Page) -> int:
+    """Click the button as a person would; returns the HTTP status of the POST."""
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Submit answer").click()
+    page.wait_for_load_state()
+    return answer.value.status
+
+
+def shoot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def stored_response(request_id: str) -> Response | None:
+    """Read through the real store; on its own thread, since sync Playwright keeps a loop running here."""
+    store = Store(os.environ["HITL_CHATOPS_STORE"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, store.get_response(request_id)).result(timeout=10)
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_int_form_refuses_out_of_range_then_accepts(bot: BotThread, browser: Browser, viewport: str) -> None:
+    event = hitl.new_event("replicas", int, prompt="How many replicas?", min_value=1, max_value=10)
+    assert event.form_url and event.form_url.startswith(bot.url)
+    page = open_page(browser, viewport)
+    page.goto(event.form_url)
+    expect(page.get_by_role("heading", name="replicas")).to_be_visible()
+    field = page.locator("#value")
+    expect(field).to_have_attribute("type", "number")
+    expect(field).to_have_attribute("name", "value")
+
+    field.fill("99")
+    assert submit(page) == 422
+    error = page.get_by_role("alert")
+    expect(error).to_have_text("Enter a number from 1 to 10.")
+    expect(page.locator("#value")).to_have_value("99")
+    expect(page.locator(".invalid #value")).to_be_visible()
+    # "next to the field": directly under the input, inside the same field group.
+    field_box, error_box = page.locator("#value").bounding_box(), error.bounding_box()
+    assert field_box and error_box
+    assert 0 <= error_box["y"] - (field_box["y"] + field_box["height"]) <= 40
+    assert abs(error_box["x"] - field_box["x"]) <= 2
+    assert stored_response(event.request_id) is None
+    shoot(page, f"form-error-{viewport}")
+
+    page.locator("#value").fill("7")
+    assert submit(page) == 200
+    expect(page.get_by_role("heading")).to_have_text("Thanks, your answer is in")
+    expect(page.get_by_text("You answered 7.")).to_be_visible()
+    shoot(page, f"form-success-{viewport}")
+
+    response = stored_response(event.request_id)
+    assert response is not None
+    assert response.value == 7 and type(response.value) is int
+    assert response.via == "web"
+    assert response.responder is not None and response.responder.platform == "web"
+    page.context.close()
+
+
+def test_bool_form_approves(bot: BotThread, browser: Browser) -> None:
+    event = hitl.new_event(
+        "deploy", bool, prompt="Ship build 42 to production?", details="3 services, 0 failing checks"
+    )
+    assert event.form_url
+    page = open_page(browser, "phone")
+    page.goto(event.form_url)
+    select = page.get_by_label("Decision")
+    expect(select).to_have_attribute("name", "value")
+    labels = [text.strip() for text in select.locator("option:not([disabled])").all_inner_texts()]
+    assert labels == ["Approve", "Reject"]
+    shoot(page, "form-bool-phone")
+
+    select.select_option(label="Approve")
+    assert submit(page) == 200
+    expect(page.get_by_role("heading")).to_have_text("Thanks, your answer is in")
+    expect(page.get_by_text("You answered Approve.")).to_be_visible()
+    shoot(page, "form-bool-success-phone")
+
+    response = stored_response(event.request_id)
+    assert response is not None
+    assert response.value is True
+    assert response.via == "web"
+    page.context.close()
