@@ -1,0 +1,108 @@
+"""The store over fsspec: layout, first writer wins, and no path from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from hitl_chatops.bot.errors import AlreadyAnswered, EventNotFound
+from hitl_chatops.bot.protocol import MessageRef, Responder, Response, utcnow
+from hitl_chatops.bot.store import Store
+from tests.helpers import make_request
+
+
+@pytest.fixture
+def store(store_url: str) -> Store:
+    return Store(store_url)
+
+
+def answer(request_id: str, value: object, user: str) -> Response:
+    return Response(
+        value=value,
+        request_id=request_id,
+        data_type="int",
+        responder=Responder(platform="slack", user_id=user, user_name=user),
+        responded_at=utcnow(),
+        via="slack",
+    )
+
+
+async def test_layout_matches_the_storage_protocol(store: Store, tmp_path: Path) -> None:
+    request = make_request(store, data_type="int")
+    await store.put_request(request)
+    root = tmp_path / "store"
+    on_disk = json.loads((root / "hitl-requests" / request.request_id / "request.json").read_text())
+    assert on_disk["request_id"] == request.request_id
+    assert on_disk["status"] == "pending"
+    assert on_disk["response_path"] == str(root / "hitl-requests" / request.request_id / "response.json")
+    assert (root / "hitl-pending" / request.request_id).is_file()
+    assert await store.pending_ids() == [request.request_id]
+    assert await store.get_request(request.request_id) == request
+
+
+async def test_fifty_concurrent_writers_one_winner(store: Store, store_url: str) -> None:
+    request = make_request(store, data_type="int")
+    await store.put_request(request)
+    writers = [Store(store_url) for _ in range(50)]  # separate instances, as separate replicas would be
+
+    async def write(i: int) -> str:
+        try:
+            await writers[i].put_response(answer(request.request_id, i, f"U{i}"))
+        except AlreadyAnswered as lost:
+            return f"lost to {lost.response.responder_label}"
+        return "won"
+
+    results = await asyncio.gather(*(write(i) for i in range(50)))
+    assert results.count("won") == 1
+    stored = await store.get_response(request.request_id)
+    assert stored is not None
+    winner = f"U{stored.value}"
+    assert results[stored.value] == "won"
+    assert all(r == f"lost to {winner}" for r in results if r != "won")
+    assert await store.pending_ids() == []
+    leftovers = [p.name for p in (Path(store.root) / "hitl-requests" / request.request_id).iterdir()]
+    assert sorted(leftovers) == ["request.json", "response.json"], "no temp files left behind"
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["../../etc/passwd", "..", "g" * 36, "A" * 36, "../" * 12, "0b7c3d4e-1f2a-4b5c-8d9e-0f1a2b3c4d5e/../x", "", "%2e%2e%2f"],
+)
+async def test_traversal_ids_are_rejected(store: Store, bad_id: str, tmp_path: Path) -> None:
+    with pytest.raises(EventNotFound):
+        await store.get_request(bad_id)
+    with pytest.raises(EventNotFound):
+        await store.put_response(answer(bad_id, 1, "U1"))
+    with pytest.raises(EventNotFound):
+        await store.drop_pending(bad_id)
+    assert not (tmp_path / "etc").exists()
+
+
+async def test_missing_objects(store: Store) -> None:
+    request = make_request(store)
+    with pytest.raises(EventNotFound):
+        await store.get_request(request.request_id)
+    assert await store.get_response(request.request_id) is None
+    assert await store.pending_ids() == []
+    assert await store.messages(request.request_id) == []
+
+
+async def test_messages_and_conversations_round_trip(store: Store) -> None:
+    request = make_request(store)
+    await store.put_request(request)
+    first = MessageRef(platform="slack", key="C1-1700000000.000100", data={"channel": "C1", "ts": "1700000000.000100"})
+    second = MessageRef(platform="teams", key="conv-abc", data={"activity_id": "1"})
+    await store.put_message(request.request_id, first)
+    await store.put_message(request.request_id, second)
+    assert sorted(await store.messages(request.request_id), key=lambda m: m.platform) == [first, second]
+    await store.put_conversation("teams", "19:abc@thread.tacv2;messageid=1", {"tenant_id": "t"})
+    assert await store.get_conversation("teams", "19:abc@thread.tacv2;messageid=1") == {"tenant_id": "t"}
+    assert await store.get_conversation("teams", "other") is None
+
+
+def test_message_keys_cannot_shape_paths() -> None:
+    with pytest.raises(ValueError, match="message key"):
+        MessageRef(platform="slack", key="../../x")

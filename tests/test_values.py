@@ -1,0 +1,105 @@
+"""The one validation function, as a table: every surface accepts and rejects exactly these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hitl_chatops.bot.protocol import DataType
+from hitl_chatops.bot.values import MAX_TEXT_LENGTH, Accepted, Rejected, display, parse_value, type_name
+
+ACCEPTED: list[tuple[DataType, Any, dict[str, Any], Any]] = [
+    ("bool", "true", {}, True),
+    ("bool", " YES ", {}, True),
+    ("bool", "approve", {}, True),
+    ("bool", "1", {}, True),
+    ("bool", True, {}, True),
+    ("bool", "false", {}, False),
+    ("bool", "No", {}, False),
+    ("bool", "reject", {}, False),
+    ("bool", "0", {}, False),
+    ("bool", False, {}, False),
+    ("int", "42", {}, 42),
+    ("int", " -7 ", {}, -7),
+    ("int", "+3", {}, 3),
+    ("int", 5, {}, 5),
+    ("int", 5.0, {}, 5),
+    ("int", "10", {"min_value": 1, "max_value": 10}, 10),
+    ("int", "1", {"min_value": 1, "max_value": 10}, 1),
+    ("int", "2", {"choices": [1, 2, 3]}, 2),
+    ("float", "0.5", {}, 0.5),
+    ("float", "1e3", {}, 1000.0),
+    ("float", "-2", {}, -2.0),
+    ("float", 3, {}, 3.0),
+    ("float", "0.25", {"min_value": 0, "max_value": 1}, 0.25),
+    ("str", "hello", {}, "hello"),
+    ("str", "  padded  ", {}, "padded"),
+    ("str", "x" * MAX_TEXT_LENGTH, {}, "x" * MAX_TEXT_LENGTH),
+    ("str", "model-b", {"choices": ["model-a", "model-b"]}, "model-b"),
+    ("str", "MODEL-B", {"choices": ["model-a", "model-b"]}, "model-b"),
+]
+
+REJECTED: list[tuple[DataType, Any, dict[str, Any], str]] = [
+    ("bool", "maybe", {}, "yes or no"),
+    ("bool", "", {}, "yes or no"),
+    ("bool", "truee", {}, "yes or no"),
+    ("bool", None, {}, "yes or no"),
+    ("bool", 2, {}, "yes or no"),
+    ("int", "4.5", {}, "not a whole number"),
+    ("int", "abc", {}, "not a whole number"),
+    ("int", "", {}, "whole number"),
+    ("int", "1e3", {}, "not a whole number"),
+    ("int", "9" * 400, {}, "not a whole number"),
+    ("int", True, {}, "whole number"),
+    ("int", 4.5, {}, "whole number"),
+    ("int", "11", {"min_value": 1, "max_value": 10}, "from 1 to 10"),
+    ("int", "0", {"min_value": 1}, "at least 1"),
+    ("int", "4", {"choices": [1, 2, 3]}, "Choose one of: 1, 2, 3"),
+    ("float", "nan", {}, "finite"),
+    ("float", "inf", {}, "finite"),
+    ("float", "-Infinity", {}, "finite"),
+    ("float", "1e999", {}, "finite"),
+    ("float", float("nan"), {}, "finite"),
+    ("float", "1,5", {}, "not a number"),
+    ("float", "", {}, "Enter a number"),
+    ("float", "1.5", {"max_value": 1}, "at most 1"),
+    ("float", "-0.1", {"min_value": 0, "max_value": 1}, "from 0 to 1"),
+    ("str", "", {}, "cannot be empty"),
+    ("str", "   ", {}, "cannot be empty"),
+    ("str", None, {}, "cannot be empty"),
+    ("str", "x" * (MAX_TEXT_LENGTH + 1), {}, f"under {MAX_TEXT_LENGTH}"),
+    ("str", "a\x00b", {}, "NUL"),
+    ("str", "model-c", {"choices": ["model-a", "model-b"]}, "Choose one of: model-a, model-b"),
+]
+
+
+@pytest.mark.parametrize(("data_type", "raw", "spec", "expected"), ACCEPTED)
+def test_accepted(data_type: DataType, raw: Any, spec: dict[str, Any], expected: Any) -> None:
+    outcome = parse_value(raw, data_type=data_type, **spec)
+    assert outcome == Accepted(expected)
+    assert type(outcome.value) is type(expected)
+
+
+@pytest.mark.parametrize(("data_type", "raw", "spec", "fragment"), REJECTED)
+def test_rejected_with_actionable_message(data_type: DataType, raw: Any, spec: dict[str, Any], fragment: str) -> None:
+    outcome = parse_value(raw, data_type=data_type, **spec)
+    assert isinstance(outcome, Rejected)
+    assert fragment in outcome.message
+    assert len(outcome.message) < 200, "messages are shown inline; keep them short"
+
+
+def test_type_names_refuse_unknown_types() -> None:
+    assert [type_name(t) for t in (bool, int, float, str)] == ["bool", "int", "float", "str"]
+    with pytest.raises(TypeError, match="bool, int, float, str"):
+        type_name(dict)
+
+
+def test_display() -> None:
+    assert (display(True), display(False), display(3.0), display(0.5), display("x")) == (
+        "Approve",
+        "Reject",
+        "3",
+        "0.5",
+        "x",
+    )
