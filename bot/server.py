@@ -65,9 +65,9 @@ async def start(settings: Settings) -> tuple[web.AppRunner, Settings]:
     """
     if settings.port == 0:
         settings = settings.model_copy(update={"port": free_port(settings.host)})
-    runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=10)
+    site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     return runner, settings
 

@@ -193,9 +193,9 @@ def _is_local() -> bool:
 
 def _run_info() -> RunInfo:
     ctx = flyte.ctx()
-    if ctx is None:
+    action = ctx.action if ctx else None
+    if action is None:
         return RunInfo()
-    action = ctx.action
     return RunInfo(project=action.project, domain=action.domain, run_name=action.run_name, action=action.name)
 
 

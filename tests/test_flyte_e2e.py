@@ -1,0 +1,130 @@
+"""End to end with real Flyte local runs: the workflow pauses, a person answers over HTTP, it resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import flyte
+import pytest
+
+from hitl_chatops.bot.server import BotThread
+from tests import workflows
+from tests.conftest import SECRET
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flyte_local() -> None:
+    flyte.init()
+
+
+class Run:
+    """A Flyte local run in a thread (flyte.run blocks the caller until the task ends)."""
+
+    def __init__(self, task: Any, *args: Any) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._go, args=(task, *args), daemon=True)
+        self._thread.start()
+
+    def _go(self, task: Any, *args: Any) -> None:
+        try:
+            run = flyte.run(task, *args)
+            run.wait()
+            outputs = run.outputs()
+            self.result = outputs[0] if isinstance(outputs, tuple | list) else outputs
+        except BaseException as error:
+            self.error = error
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    async def finish(self, wait_seconds: float = 30) -> Any:
+        await asyncio.to_thread(self._thread.join, wait_seconds)
+        assert not self.running, "the run did not finish"
+        if self.error:
+            raise self.error
+        return self.result
+
+
+async def pending_event(bot: BotThread, name: str, wait_seconds: float = 20) -> dict[str, Any]:
+    """Wait until the run has created its event, then return it as the pending API lists it."""
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    async with aiohttp.ClientSession() as http:
+        for _ in range(int(wait_seconds / 0.1)):
+            async with http.get(f"{bot.url}/api/v1/events?status=pending", headers=headers) as reply:
+                events = [e for e in (await reply.json())["events"] if e["event_name"] == name]
+            if events:
+                return events[0]
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"event {name} never appeared")
+
+
+async def submit(url: str, value: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.post(url, data={"value": value}) as reply:
+        return reply.status, await reply.text()
+
+
+async def test_seed_workflow_resumes_with_the_answer(start_bot: Callable[..., BotThread]) -> None:
+    bot = start_bot()
+    run = Run(workflows.add_with_human)
+    event = await pending_event(bot, "integer_input_event")
+    assert event["data_type"] == "int" and event["prompt"] == "What should I add to x?"
+
+    status, page = await submit(event["form_url"], "eight")
+    assert status == 422 and "not a whole number" in page
+    await asyncio.sleep(5 * workflows.POLL)
+    assert run.running, "a refused value must leave the run waiting"
+
+    status, _ = await submit(event["form_url"], "8")
+    assert status == 200
+    assert await run.finish() == 50
+    request = await bot.service.store.get_request(event["request_id"])
+    assert request.run.run_name, "the request records which run asked"
+
+
+async def test_bool_maybe_is_refused(start_bot: Callable[..., BotThread]) -> None:
+    bot = start_bot()
+    run = Run(workflows.approve_deploy)
+    event = await pending_event(bot, "deploy_gate")
+    status, page = await submit(event["form_url"], "maybe")
+    assert status == 422 and "yes or no" in page
+    await asyncio.sleep(5 * workflows.POLL)
+    assert run.running
+    status, _ = await submit(event["form_url"], "false")
+    assert status == 200
+    assert await run.finish() is False
+
+
+async def test_timeout_raises_timeout_error(start_bot: Callable[..., BotThread]) -> None:
+    start_bot()
+    outcome = await Run(workflows.wait_briefly, 1).finish()
+    assert outcome.startswith("TimeoutError: Event 'short_fuse'") and "timed out after 1 seconds" in outcome
+
+
+async def test_unhandled_timeout_fails_the_run(start_bot: Callable[..., BotThread]) -> None:
+    start_bot()
+    with pytest.raises(Exception, match=r"TimeoutError|timed out"):
+        await Run(workflows.wait_unhandled).finish()
+
+
+async def test_local_run_without_a_bot_starts_one_in_process(capfd: pytest.CaptureFixture[str]) -> None:
+    """No HITL_CHATOPS_URL: the plugin serves the form itself on loopback and prints the link."""
+    run = Run(workflows.approve_deploy)
+    link = ""
+    for _ in range(200):
+        printed = capfd.readouterr().err
+        link = next((w for w in printed.split() if "/form/" in w), "")
+        if link:
+            break
+        await asyncio.sleep(0.1)
+    assert link.startswith("http://127.0.0.1:"), "the form link is printed for the person running the workflow"
+    status, _ = await submit(link, "true")
+    assert status == 200
+    assert await run.finish() is True

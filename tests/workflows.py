@@ -1,0 +1,59 @@
+"""Seed-style workflows for the end-to-end tests (real Flyte local runs).
+
+Written as a user would, with `import hitl_chatops.plugin as hitl`; short poll intervals keep
+the tests quick.
+"""
+
+from __future__ import annotations
+
+import flyte
+
+import hitl_chatops.plugin as hitl
+
+POLL = 0.1
+env = flyte.TaskEnvironment(name="hitl-chatops-tests", depends_on=[hitl.env])
+
+
+@env.task
+async def task1() -> int:
+    return 42
+
+
+@env.task
+async def task2(x: int, y: int) -> int:
+    return x + y
+
+
+@env.task(report=True)
+async def add_with_human() -> int:
+    """The seed's workflow: task1 → int event → task2."""
+    x = await task1()
+    event = await hitl.new_event.aio(
+        "integer_input_event", data_type=int, scope="run", prompt="What should I add to x?", poll_interval_seconds=POLL
+    )
+    y = await event.wait.aio()
+    return await task2(x, y)
+
+
+@env.task
+async def approve_deploy() -> bool:
+    event = await hitl.new_event.aio("deploy_gate", data_type=bool, prompt="Deploy?", poll_interval_seconds=POLL)
+    return bool(await event.wait.aio())
+
+
+@env.task
+async def wait_briefly(timeout_seconds: int) -> str:
+    event = await hitl.new_event.aio(
+        "short_fuse", data_type=str, prompt="Anyone?", timeout_seconds=timeout_seconds, poll_interval_seconds=POLL
+    )
+    try:
+        await event.wait.aio()
+    except TimeoutError as error:
+        return f"TimeoutError: {error}"
+    return "answered"
+
+
+@env.task
+async def wait_unhandled() -> str:
+    event = await hitl.new_event.aio("unhandled", data_type=str, timeout_seconds=1, poll_interval_seconds=POLL)
+    return str(await event.wait.aio())
