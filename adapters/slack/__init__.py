@@ -1,0 +1,97 @@
+"""Slack adapter: a slack_bolt app on the bot's aiohttp server (`POST /slack/events`) or Socket Mode.
+
+It only translates: events become Block Kit messages, clicks and modal submissions become
+`HitlService.respond` calls, and the core's answered/expired notices become `chat.update`s.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from hitl_chatops.bot.config import Settings
+from hitl_chatops.bot.errors import ConfigError
+from hitl_chatops.bot.service import HitlService
+
+from ._listeners import Listeners
+from ._surface import SlackSurface
+
+log = logging.getLogger(__name__)
+EVENTS_PATH = "/slack/events"
+SOCKET_HANDLER = web.AppKey("slack_socket_handler", AsyncSocketModeHandler)
+
+
+def web_client(settings: Settings) -> AsyncWebClient:
+    """The Web API client: `SLACK_API_URL` if set; retries 429 (honouring Retry-After), 5xx and resets."""
+    if settings.slack_bot_token is None:
+        raise ConfigError("Set SLACK_BOT_TOKEN (xoxb-…, from OAuth & Permissions in your Slack app).")
+    base_url = f"{settings.slack_api_url}/" if settings.slack_api_url else AsyncWebClient.BASE_URL
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def bolt_app(service: HitlService, settings: Settings, client: AsyncWebClient) -> AsyncApp:
+    """The bolt app with our listeners; HTTP mode verifies Slack's signature on every request."""
+    socket_mode = settings.slack_app_token is not None
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    if not socket_mode and not secret:
+        raise ConfigError(
+            "Set SLACK_SIGNING_SECRET (Basic Information → App Credentials in your Slack app), "
+            "or SLACK_APP_TOKEN to use Socket Mode instead of a public URL."
+        )
+    app = AsyncApp(
+        client=client,
+        signing_secret=secret,
+        request_verification_enabled=not socket_mode,
+        logger=logging.getLogger("hitl_chatops.adapters.slack.bolt"),
+    )
+    Listeners(service, settings.slack_command).register(app)
+    return app
+
+
+def attach(app: web.Application, service: HitlService, settings: Settings) -> None:
+    """Mount Slack on the bot: `POST /slack/events`, or a Socket Mode connection if `SLACK_APP_TOKEN` is set."""
+    client = web_client(settings)
+    bolt = bolt_app(service, settings, client)
+    service.add_surface(SlackSurface(client, service, default_channel=settings.slack_channel))
+    if settings.slack_app_token is None:
+
+        async def events(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
+        app.router.add_post(EVENTS_PATH, events)
+        log.info("slack attached", extra={"mode": "http", "path": EVENTS_PATH})
+        return
+
+    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    app[SOCKET_HANDLER] = handler
+
+    async def connect(_: web.Application) -> None:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("slack attached", extra={"mode": "socket"})
+
+    async def close(_: web.Application) -> None:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+
+    app.on_startup.append(connect)
+    app.on_cleanup.append(close)
+
+
+__all__ = ["attach", "bolt_app", "web_client"]

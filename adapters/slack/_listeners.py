@@ -1,0 +1,165 @@
+"""Bolt listeners: turn clicks, submissions and the slash command into core calls, and back.
+
+Every listener acks first (Slack's 3 s limit) except the modal submission, whose ack carries the
+core's verdict as an inline error. Refusals come from the core as `UserError`s; nothing here decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from hitl_chatops.bot.errors import AlreadyAnswered, UserError
+from hitl_chatops.bot.protocol import Responder
+from hitl_chatops.bot.service import HitlService
+
+from . import _blocks
+from ._surface import api_error, as_dicts
+
+log = logging.getLogger(__name__)
+_FAILED = "Something went wrong on our side and your answer was not saved. Please try again in a moment."
+
+
+def responder_of(user: dict[str, Any]) -> Responder:
+    return Responder(
+        platform="slack", user_id=str(user.get("id", "")), user_name=str(user.get("username") or user.get("name") or "")
+    )
+
+
+def refusal_text(error: UserError) -> str:
+    if isinstance(error, AlreadyAnswered):
+        return f"Already answered: {_blocks.answered_text(error.response)}."
+    return _blocks.escape(str(error))
+
+
+class Listeners:
+    """The bolt listeners of one bot, bound to its core service."""
+
+    def __init__(self, service: HitlService, command: str) -> None:
+        self.service = service
+        self.command = command
+
+    def register(self, app: AsyncApp) -> None:
+        app.action(re.compile(rf"^{_blocks.ANSWER_ACTION}_\d+$"))(self.on_answer)
+        app.action(_blocks.SELECT_ACTION)(self.on_select)
+        app.action(_blocks.MODAL_ACTION)(self.on_open_modal)
+        app.action(_blocks.FORM_ACTION)(self.on_form_link)
+        app.view(_blocks.MODAL_CALLBACK)(self.on_submit)
+        app.command(self.command)(self.on_command)
+
+    # -- message controls ------------------------------------------------------------------
+
+    async def on_answer(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        await self._answer(body, str(action.get("value", "")), client)
+
+    async def on_select(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        await self._answer(body, str((action.get("selected_option") or {}).get("value", "")), client)
+
+    async def on_form_link(self, ack: AsyncAck) -> None:
+        await ack()  # a URL button still sends an action; Slack shows a warning unless it is acked
+
+    async def on_open_modal(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        request_id, _ = _blocks.parse_action_value(str(action.get("value", "")))
+        try:
+            request = await self.service.store.get_request(request_id)
+            await client.views_open(trigger_id=body["trigger_id"], view=_blocks.modal(request))
+        except UserError as error:
+            await self._tell(client, body, refusal_text(error))
+        except SlackApiError as error:
+            log.warning("slack modal failed", extra={"request_id": request_id, "error": api_error(error)})
+
+    async def _answer(self, body: dict[str, Any], value: str, client: AsyncWebClient) -> None:
+        request_id, pick = _blocks.parse_action_value(value)
+        responder = responder_of(body.get("user") or {})
+        try:
+            raw = _blocks.chosen(pick, await self._choices(request_id, pick))
+            response = await self.service.respond(request_id, raw, responder, "slack")
+        except UserError as error:
+            log.info(
+                "slack answer refused",
+                extra={"request_id": request_id, "user": responder.user_id, "outcome": type(error).__name__},
+            )
+            await self._tell(client, body, refusal_text(error))
+            return
+        except Exception:
+            log.exception("slack answer failed", extra={"request_id": request_id, "user": responder.user_id})
+            await self._tell(client, body, _FAILED)
+            return
+        if (body.get("container") or {}).get("is_ephemeral"):
+            # The /hitl list is not a stored message, so it is not rewritten: confirm instead.
+            await self._tell(client, body, f"Saved: {_blocks.answered_text(response)}.")
+
+    async def _choices(self, request_id: str, pick: str) -> list[Any] | None:
+        """The event's choices, read only when the pick names one (a bool click needs no read)."""
+        if _blocks.choice_index(pick) is None:
+            return None
+        return (await self.service.store.get_request(request_id)).choices
+
+    async def _tell(self, client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
+        """An ephemeral note to the person who clicked, in the channel of the click."""
+        user = (body.get("user") or {}).get("id")
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        if not user or not channel:
+            log.warning("slack note has nowhere to go", extra={"user": user})
+            return
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except SlackApiError as error:
+            log.warning("slack ephemeral failed", extra={"channel": channel, "error": api_error(error)})
+
+    # -- the modal -------------------------------------------------------------------------
+
+    async def on_submit(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        request_id = str(view.get("private_metadata", ""))
+        state = ((view.get("state") or {}).get("values") or {}).get(_blocks.VALUE_BLOCK, {}).get(_blocks.VALUE_ACTION)
+        state = state or {}
+        responder = responder_of(body.get("user") or {})
+        try:
+            if state.get("selected_option"):
+                pick = str(state["selected_option"].get("value", ""))
+                raw: object = _blocks.chosen(pick, await self._choices(request_id, pick))
+            else:
+                raw = state.get("value") or ""
+            await self.service.respond(request_id, raw, responder, "slack")
+        except UserError as error:
+            log.info(
+                "slack submission refused",
+                extra={"request_id": request_id, "user": responder.user_id, "outcome": type(error).__name__},
+            )
+            await ack(response_action="errors", errors={_blocks.VALUE_BLOCK: _blocks.clip(str(error), 150)})
+            return
+        except Exception:
+            log.exception("slack submission failed", extra={"request_id": request_id, "user": responder.user_id})
+            await ack(response_action="errors", errors={_blocks.VALUE_BLOCK: _FAILED})
+            return
+        await ack()
+
+    # -- the slash command -----------------------------------------------------------------
+
+    async def on_command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        word = str(command.get("text") or "").strip().lower()
+        if word in ("", "pending"):
+            responder = Responder(
+                platform="slack", user_id=str(command.get("user_id", "")), user_name=str(command.get("user_name", ""))
+            )
+            requests = await self.service.pending(responder)
+            blocks = as_dicts(_blocks.pending_blocks(requests, self.service.form_url))
+            await respond(text=_blocks.pending_text(requests), blocks=blocks, response_type="ephemeral")
+            return
+        prefix = "" if word == "help" else f"I do not know `{_blocks.clip(_blocks.escape(word), 40)}`.\n"
+        await respond(text=prefix + _blocks.help_text(self.command), response_type="ephemeral")

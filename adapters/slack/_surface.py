@@ -1,0 +1,119 @@
+"""Slack as the core's `Surface`: post events, rewrite their messages, resolve user groups."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block
+from slack_sdk.web.async_client import AsyncWebClient
+
+from hitl_chatops.bot.protocol import MessageRef, Request, Response
+from hitl_chatops.bot.service import HitlService
+
+from . import _blocks
+
+log = logging.getLogger(__name__)
+_GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
+_GROUP_TTL_SECONDS = 60.0
+
+
+def slack_targets(request: Request, default_channel: str | None) -> list[str]:
+    """Channel ids from `slack:<id>` entries, then the configured default, without repeats."""
+    targets = [entry.removeprefix("slack:") for entry in request.channels if entry.startswith("slack:")]
+    if default_channel:
+        targets.append(default_channel)
+    return list(dict.fromkeys(t for t in targets if t))
+
+
+def as_dicts(blocks: Sequence[Block]) -> list[dict[str, Any]]:
+    """Validate every block (slack_sdk raises `SlackObjectFormationError`) and serialize it."""
+    return [block.to_dict() for block in blocks]
+
+
+def api_error(error: SlackApiError) -> str:
+    """Slack's error code (`channel_not_found`, …) or the HTTP status; never the request or token."""
+    data = error.response.data
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"http {error.response.status_code}"
+
+
+class SlackSurface:
+    """Translates the core's post / answered / expired into Web API calls."""
+
+    name = "slack"
+
+    def __init__(self, client: AsyncWebClient, service: HitlService, *, default_channel: str | None) -> None:
+        self.client = client
+        self.service = service
+        self.default_channel = default_channel
+        self._groups: dict[str, tuple[float, set[str]]] = {}
+
+    async def post(self, request: Request) -> None:
+        targets = slack_targets(request, self.default_channel)
+        if not targets:
+            return
+        posted = {ref.data.get("channel") for ref in await self.service.store.messages(request.request_id)}
+        blocks = as_dicts(_blocks.event_blocks(request, self.service.form_url(request.request_id)))
+        text = _blocks.event_text(request)
+        for channel in targets:
+            if channel in posted:  # a repeated notify (or the reconciler) must not post twice
+                continue
+            try:
+                reply = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            except SlackApiError as error:
+                log.warning(
+                    "slack post failed",
+                    extra={"request_id": request.request_id, "channel": channel, "error": api_error(error)},
+                )
+                continue
+            ts, where = str(reply["ts"]), str(reply.get("channel") or channel)
+            ref = MessageRef(platform="slack", key=f"{where}-{ts}", data={"channel": where, "ts": ts})
+            await self.service.store.put_message(request.request_id, ref)
+            log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "ts": ts})
+
+    async def answered(self, request: Request, response: Response) -> None:
+        await self._rewrite(
+            request, _blocks.answered_summary(request, response), _blocks.answered_blocks(request, response)
+        )
+
+    async def expired(self, request: Request) -> None:
+        await self._rewrite(request, _blocks.expired_summary(request), _blocks.expired_blocks(request))
+
+    async def group_members(self, group: str) -> set[str] | None:
+        """Members of a Slack user group (`S…`), cached for a minute; None for anything else."""
+        if not _GROUP_ID.fullmatch(group):
+            return None
+        cached = self._groups.get(group)
+        if cached and time.monotonic() - cached[0] < _GROUP_TTL_SECONDS:
+            return cached[1]
+        try:
+            reply = await self.client.usergroups_users_list(usergroup=group)
+        except SlackApiError as error:
+            log.warning("slack user group lookup failed", extra={"group": group, "error": api_error(error)})
+            return None
+        members = {str(user) for user in reply.get("users") or []}
+        self._groups[group] = (time.monotonic(), members)
+        return members
+
+    async def _rewrite(self, request: Request, text: str, blocks: Sequence[Block]) -> None:
+        """Replace every stored Slack message of the event; one failure does not stop the others."""
+        refs = [ref for ref in await self.service.store.messages(request.request_id) if ref.platform == "slack"]
+        payload = as_dicts(blocks)
+
+        async def update(ref: MessageRef) -> None:
+            try:
+                await self.client.chat_update(channel=ref.data["channel"], ts=ref.data["ts"], text=text, blocks=payload)
+            except SlackApiError as error:
+                log.warning(
+                    "slack update failed",
+                    extra={"request_id": request.request_id, "key": ref.key, "error": api_error(error)},
+                )
+
+        await asyncio.gather(*(update(ref) for ref in refs))

@@ -1,0 +1,35 @@
+"""Fixtures for the Slack tests: the fake Web API and a bot wired to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from hitl_chatops.bot.server import BotThread
+from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+    fake.validate_all()  # every Block Kit payload any test made the bot send
+
+
+@pytest.fixture
+def slack_bot(start_bot: Callable[..., BotThread], fake_slack: FakeSlack) -> Callable[..., BotThread]:
+    """Start a bot wired to the fake Slack (HTTP mode unless `slack_app_token` is given)."""
+
+    def start(**overrides: Any) -> BotThread:
+        settings: dict[str, Any] = {
+            "slack_bot_token": SecretStr(BOT_TOKEN),
+            "slack_signing_secret": SecretStr(SIGNING_SECRET),
+            "slack_api_url": f"{fake_slack.url}/api",
+        }
+        return start_bot(**(settings | overrides))
+
+    return start

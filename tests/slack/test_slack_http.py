@@ -1,0 +1,314 @@
+"""Slack over HTTP: signed requests to `/slack/events` of a real bot, a fake Web API on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hitl_chatops.bot.server import BotThread
+from tests.slack.slack_helpers import (
+    CHANNEL,
+    FakeSlack,
+    block_actions,
+    click,
+    create_event,
+    find_element,
+    post_signed,
+    slash_command,
+    store,
+    view_submission,
+    wait_response,
+)
+
+pytestmark = pytest.mark.asyncio
+BotFactory = Callable[..., BotThread]
+
+
+def actions_of(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [element for block in blocks if block["type"] == "actions" for element in block["elements"]]
+
+
+async def test_forged_and_stale_signatures_get_401_and_write_nothing(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = slack_bot()
+    request_id = await create_event("deploy", bool)
+    approve = find_element((await fake_slack.wait_for("chat.postMessage"))[0]["blocks"], "hitl_answer")[0]
+
+    assert (await post_signed(bot.url, click("U0ALICE", approve), secret="not-the-secret"))[0] == 401
+    assert (await post_signed(bot.url, click("U0ALICE", approve), age=301))[0] == 401
+    async with aiohttp.ClientSession() as session:
+        unsigned = await session.post(f"{bot.url}/slack/events", data=click("U0ALICE", approve))
+        assert unsigned.status == 401
+
+    await asyncio.sleep(0.2)
+    assert await store().get_response(request_id) is None
+    assert fake_slack.of("chat.update") == [] and fake_slack.of("chat.postEphemeral") == []
+
+
+async def test_bool_event_approve_click_writes_the_slack_responder_and_updates_the_message(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = slack_bot()
+    request_id = await create_event("deploy-prod", bool, prompt="Deploy *v2* to prod?", details="3 services change")
+
+    [posted] = await fake_slack.wait_for("chat.postMessage")
+    assert posted["channel"] == CHANNEL
+    assert "deploy-prod" in posted["text"] and "Deploy *v2* to prod?" in posted["text"]
+    assert posted["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "deploy-prod"}}
+    context = next(b for b in posted["blocks"] if b["type"] == "context")["elements"][0]["text"]
+    assert "<!date^" in context and "{date_short_pretty} {time}|" in context and "anyone" in context
+    approve, reject = find_element(posted["blocks"], "hitl_answer")
+    assert (approve["text"]["text"], approve["style"]) == ("Approve", "primary")
+    assert (reject["text"]["text"], reject["style"]) == ("Reject", "danger")
+    [form] = find_element(posted["blocks"], "hitl_form")
+    assert form["url"].startswith(f"{bot.url}/form/{request_id}?sig=")
+    assert [ref.data for ref in await store().messages(request_id)] == [{"channel": CHANNEL, "ts": "1700000000.000001"}]
+
+    status, _ = await post_signed(bot.url, click("U0ALICE", approve))
+    assert status == 200
+
+    response = await wait_response(request_id)
+    assert response.value is True and response.via == "slack"
+    assert response.responder is not None
+    assert (response.responder.platform, response.responder.user_id, response.responder.user_name) == (
+        "slack",
+        "U0ALICE",
+        "u0alice",
+    )
+    [update] = await fake_slack.wait_for("chat.update")
+    assert (update["channel"], update["ts"]) == (CHANNEL, "1700000000.000001")
+    rendered = json.dumps(update["blocks"])
+    assert "<@U0ALICE>" in rendered and "Approve" in rendered
+    assert actions_of(update["blocks"]) == []
+    assert "answered Approve by u0alice" in update["text"]
+
+
+async def test_int_event_modal_refuses_out_of_range_inline_then_accepts(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = slack_bot()
+    request_id = await create_event("replicas", int, min_value=1, max_value=10)
+    [posted] = await fake_slack.wait_for("chat.postMessage")
+    [respond] = find_element(posted["blocks"], "hitl_modal")
+    assert respond["text"]["text"] == "Respond…"
+
+    assert (await post_signed(bot.url, click("U0ALICE", respond)))[0] == 200
+    [opened] = await fake_slack.wait_for("views.open")
+    assert opened["trigger_id"] == "1111.2222.trigger"
+    view = opened["view"]
+    assert view["private_metadata"] == request_id and view["callback_id"] == "hitl_submit"
+    element = view["blocks"][-1]["element"]
+    assert element["type"] == "number_input" and element["is_decimal_allowed"] is False
+    assert (element["min_value"], element["max_value"]) == ("1", "10")
+
+    status, body = await post_signed(
+        bot.url, view_submission("U0ALICE", request_id, {"type": "number_input", "value": "42"})
+    )
+    assert status == 200
+    assert json.loads(body) == {
+        "response_action": "errors",
+        "errors": {"hitl_value": "Enter a number from 1 to 10."},
+    }
+    assert await store().get_response(request_id) is None
+
+    status, body = await post_signed(
+        bot.url, view_submission("U0ALICE", request_id, {"type": "number_input", "value": "7"})
+    )
+    assert (status, body) == (200, "")
+    response = await wait_response(request_id)
+    assert response.value == 7 and response.via == "slack"
+    await fake_slack.wait_for("chat.update")
+
+
+async def test_float_and_text_modals(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
+    bot = slack_bot()
+    ratio = await create_event("ratio", float, max_value=1)
+    note = await create_event("note", str)
+    ratio_post, note_post = await fake_slack.wait_for("chat.postMessage", 2)
+    await post_signed(bot.url, click("U0ALICE", find_element(ratio_post["blocks"], "hitl_modal")[0]))
+    await post_signed(bot.url, click("U0ALICE", find_element(note_post["blocks"], "hitl_modal")[0]))
+    views = {v["view"]["private_metadata"]: v["view"] for v in await fake_slack.wait_for("views.open", 2)}
+    number = views[ratio]["blocks"][-1]["element"]
+    assert number["is_decimal_allowed"] is True and number["max_value"] == "1" and "min_value" not in number
+    text = views[note]["blocks"][-1]["element"]
+    assert text["type"] == "plain_text_input" and text["max_length"] == 2000
+
+    state = {"type": "plain_text_input", "value": "ship it"}
+    assert (await post_signed(bot.url, view_submission("U0BOB", note, state)))[1] == ""
+    assert (await wait_response(note)).value == "ship it"
+    empty = {"type": "plain_text_input", "value": None}
+    _, body = await post_signed(bot.url, view_submission("U0BOB", ratio, empty))
+    assert json.loads(body)["response_action"] == "errors"
+
+
+async def test_choices_render_as_buttons_or_a_select(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
+    bot = slack_bot()
+    few = await create_event("region", str, choices=["eu", "us", "ap"])
+    many = await create_event("size", str, choices=[f"size-{n}" for n in range(7)])
+    few_post, many_post = await fake_slack.wait_for("chat.postMessage", 2)
+
+    buttons = find_element(few_post["blocks"], "hitl_answer")
+    assert [b["text"]["text"] for b in buttons] == ["eu", "us", "ap"]
+    assert (await post_signed(bot.url, click("U0ALICE", buttons[1])))[0] == 200
+    assert (await wait_response(few)).value == "us"
+
+    [select] = find_element(many_post["blocks"], "hitl_select")
+    assert select["type"] == "static_select" and len(select["options"]) == 7
+    option = select["options"][5]
+    assert option["text"]["text"] == "size-5"
+    action = {"action_id": "hitl_select", "type": "static_select", "selected_option": option}
+    assert (await post_signed(bot.url, block_actions("U0BOB", action)))[0] == 200
+    assert (await wait_response(many)).value == "size-5"
+
+
+async def test_unauthorized_click_gets_an_ephemeral_reason_and_writes_nothing(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = slack_bot()
+    request_id = await create_event("approve-budget", bool, responders=["U0BOSS"])
+    [posted] = await fake_slack.wait_for("chat.postMessage")
+    assert find_element(posted["blocks"], "hitl_form") == []  # the core refuses web answers here
+    assert "<@U0BOSS>" in json.dumps(posted["blocks"])
+    approve = find_element(posted["blocks"], "hitl_answer")[0]
+
+    assert (await post_signed(bot.url, click("U0EVE", approve)))[0] == 200
+    [note] = await fake_slack.wait_for("chat.postEphemeral")
+    assert (note["user"], note["channel"]) == ("U0EVE", CHANNEL)
+    assert "Only U0BOSS may answer" in note["text"]
+    assert await store().get_response(request_id) is None
+    assert fake_slack.of("chat.update") == []
+
+    await post_signed(bot.url, click("U0BOSS", approve))
+    assert (await wait_response(request_id)).responder.user_id == "U0BOSS"  # type: ignore[union-attr]
+
+
+async def test_user_group_responders_are_resolved_through_usergroups_users_list(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    fake_slack.groups["S0ONCALL"] = ["U0CAROL", "U0DAN"]
+    bot = slack_bot()
+    request_id = await create_event("rollback", bool, responders=["S0ONCALL"])
+    [posted] = await fake_slack.wait_for("chat.postMessage")
+    assert "<!subteam^S0ONCALL>" in json.dumps(posted["blocks"])
+    reject = find_element(posted["blocks"], "hitl_answer")[1]
+
+    await post_signed(bot.url, click("U0EVE", reject))
+    await fake_slack.wait_for("chat.postEphemeral")
+    assert await store().get_response(request_id) is None
+    await post_signed(bot.url, click("U0CAROL", reject))
+    response = await wait_response(request_id)
+    assert response.value is False and response.responder.user_id == "U0CAROL"  # type: ignore[union-attr]
+    lookups = fake_slack.of("usergroups.users.list")
+    assert lookups and all(call["usergroup"] == "S0ONCALL" for call in lookups)
+    assert len(lookups) == 1  # cached between the two clicks
+
+
+async def test_twenty_concurrent_clicks_make_one_response_and_everyone_else_is_told(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = slack_bot()
+    request_id = await create_event("merge", bool)
+    approve = find_element((await fake_slack.wait_for("chat.postMessage"))[0]["blocks"], "hitl_answer")[0]
+    users = [f"U0USER{n:02d}" for n in range(20)]
+
+    async with aiohttp.ClientSession() as session:
+        results = await asyncio.gather(*(post_signed(bot.url, click(u, approve), session=session) for u in users))
+    assert [status for status, _ in results] == [200] * 20
+
+    response = await wait_response(request_id)
+    winner = response.responder.user_id  # type: ignore[union-attr]
+    notes = await fake_slack.wait_for("chat.postEphemeral", 19)
+    assert sorted(n["user"] for n in notes) == sorted(u for u in users if u != winner)
+    assert all(f"Already answered: *Approve* by <@{winner}>" in n["text"] for n in notes)
+    await asyncio.sleep(0.2)
+    assert len(fake_slack.of("chat.update")) == 1
+    assert (await store().get_response(request_id)) == response
+
+
+async def test_rate_limited_post_is_retried_and_posted_once(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
+    fake_slack.fail_next("chat.postMessage", 429)
+    slack_bot()
+    request_id = await create_event("retry", bool)
+    attempts = fake_slack.of("chat.postMessage", ok_only=False)
+    assert len(attempts) == 2 and len(fake_slack.of("chat.postMessage")) == 1
+    assert len(await store().messages(request_id)) == 1
+
+
+async def test_default_channel_and_repeated_notify_post_once_per_channel(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = slack_bot(slack_channel="C0DEFAULT")
+    request_id = await create_event("two-places", bool)
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(bot.service.announce(request_id), bot._loop))
+    assert sorted(p["channel"] for p in fake_slack.of("chat.postMessage")) == ["C0DEFAULT", CHANNEL]
+
+    approve = find_element(fake_slack.of("chat.postMessage")[0]["blocks"], "hitl_answer")[0]
+    await post_signed(bot.url, click("U0ALICE", approve))
+    updates = await fake_slack.wait_for("chat.update", 2)
+    assert sorted(u["channel"] for u in updates) == ["C0DEFAULT", CHANNEL]
+
+
+async def test_an_answer_from_another_surface_updates_the_slack_message(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = slack_bot()
+    request_id = await create_event("from-api", int)
+    await fake_slack.wait_for("chat.postMessage")
+    headers = {"Authorization": f"Bearer {os.environ['HITL_CHATOPS_SECRET']}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{bot.url}/api/v1/events/{request_id}/response", json={"value": 5, "responder": "ci-bot"}, headers=headers
+        ) as reply,
+    ):
+        assert reply.status == 201
+    [update] = await fake_slack.wait_for("chat.update")
+    rendered = json.dumps(update["blocks"])
+    assert "ci-bot (the API)" in rendered and "*Via*\\nthe API" in rendered and actions_of(update["blocks"]) == []
+
+
+async def test_slash_command_lists_newest_twenty_with_controls_and_help(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = slack_bot()
+    ids = [await create_event(f"event-{n:02d}", bool) for n in range(22)]
+    await create_event("not-for-you", bool, responders=["U0BOSS"])
+    response_url = f"{fake_slack.url}/response/1"
+
+    status, body = await post_signed(bot.url, slash_command("U0ALICE", "", response_url))
+    assert (status, body) == (200, "")
+    for _ in range(200):
+        if fake_slack.responses:
+            break
+        await asyncio.sleep(0.02)
+    [listing] = fake_slack.responses
+    assert listing["response_type"] == "ephemeral" and listing["text"] == "22 events wait for your answer"
+    blocks = listing["blocks"]
+    assert len(blocks) <= 50
+    rendered = json.dumps(blocks)
+    assert "event-21" in rendered and "event-02" in rendered and "event-01" not in rendered
+    assert "not-for-you" not in rendered
+    assert "and 2 more" in blocks[-1]["elements"][0]["text"]
+    assert len(find_element(blocks, "hitl_answer")) == 40
+
+    # answering from the ephemeral list confirms ephemerally (that list is not a stored message)
+    approve = find_element(blocks, "hitl_answer")[0]
+    action = {"action_id": approve["action_id"], "value": approve["value"]}
+    await post_signed(bot.url, block_actions("U0ALICE", action, ephemeral=True))
+    assert (await wait_response(ids[-1])).value is True
+    [note] = await fake_slack.wait_for("chat.postEphemeral")
+    assert note["text"].startswith("Saved: *Approve* by <@U0ALICE>")
+
+    await post_signed(bot.url, slash_command("U0ALICE", "help", f"{fake_slack.url}/response/2"))
+    for _ in range(200):
+        if len(fake_slack.responses) > 1:
+            break
+        await asyncio.sleep(0.02)
+    assert "/hitl pending" in fake_slack.responses[1]["text"]
