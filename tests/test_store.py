@@ -69,7 +69,16 @@ async def test_fifty_concurrent_writers_one_winner(store: Store, store_url: str)
 
 @pytest.mark.parametrize(
     "bad_id",
-    ["../../etc/passwd", "..", "g" * 36, "A" * 36, "../" * 12, "0b7c3d4e-1f2a-4b5c-8d9e-0f1a2b3c4d5e/../x", "", "%2e%2e%2f"],
+    [
+        "../../etc/passwd",
+        "..",
+        "g" * 36,
+        "A" * 36,
+        "../" * 12,
+        "0b7c3d4e-1f2a-4b5c-8d9e-0f1a2b3c4d5e/../x",
+        "",
+        "%2e%2e%2f",
+    ],
 )
 async def test_traversal_ids_are_rejected(store: Store, bad_id: str, tmp_path: Path) -> None:
     with pytest.raises(EventNotFound):
