@@ -21,7 +21,7 @@ def fake_slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def slack_bot(start_bot: Callable[..., BotThread], fake_slack: FakeSlack) -> Callable[..., BotThread]:
+def slack_bot(fake_slack: FakeSlack, start_bot: Callable[..., BotThread]) -> Callable[..., BotThread]:
     """Start a bot wired to the fake Slack (HTTP mode unless `slack_app_token` is given)."""
 
     def start(**overrides: Any) -> BotThread:

@@ -75,6 +75,11 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
+        async def close_sockets() -> None:
+            for socket in list(self._sockets):
+                await socket.close()
+
+        asyncio.run_coroutine_threadsafe(close_sockets(), self._loop).result(10)
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -88,6 +88,7 @@ async def test_bool_event_approve_click_writes_the_slack_responder_and_updates_t
     assert "<@U0ALICE>" in rendered and "Approve" in rendered
     assert actions_of(update["blocks"]) == []
     assert "answered Approve by u0alice" in update["text"]
+    assert fake_slack.validate_all() == 2
 
 
 async def test_int_event_modal_refuses_out_of_range_inline_then_accepts(
@@ -246,7 +247,10 @@ async def test_default_channel_and_repeated_notify_post_once_per_channel(
 ) -> None:
     bot = slack_bot(slack_channel="C0DEFAULT")
     request_id = await create_event("two-places", bool)
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(bot.service.announce(request_id), bot._loop))
+    headers = {"Authorization": f"Bearer {os.environ['HITL_CHATOPS_SECRET']}"}
+    async with aiohttp.ClientSession() as session:
+        reply = await session.post(f"{bot.url}/api/v1/events/{request_id}/notify", headers=headers)
+        assert reply.status == 202  # a repeated notify must not post again
     assert sorted(p["channel"] for p in fake_slack.of("chat.postMessage")) == ["C0DEFAULT", CHANNEL]
 
     approve = find_element(fake_slack.of("chat.postMessage")[0]["blocks"], "hitl_answer")[0]

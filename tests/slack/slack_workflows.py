@@ -1,0 +1,46 @@
+"""Workflows that ask in Slack, for the end-to-end tests (real Flyte local runs)."""
+
+from __future__ import annotations
+
+import flyte
+
+import hitl_chatops.plugin as hitl
+
+POLL = 0.2
+CHANNELS = ["slack:C0DEPLOYS"]
+env = flyte.TaskEnvironment(name="hitl-chatops-slack-tests", depends_on=[hitl.env])
+
+
+@env.task
+async def deploy_gate() -> bool:
+    event = await hitl.new_event.aio(
+        "deploy_gate", data_type=bool, prompt="Deploy *v2* to prod?", channels=CHANNELS, poll_interval_seconds=POLL
+    )
+    return bool(await event.wait.aio())
+
+
+@env.task
+async def pick_replicas() -> int:
+    event = await hitl.new_event.aio(
+        "replicas",
+        data_type=int,
+        prompt="How many replicas?",
+        channels=CHANNELS,
+        min_value=1,
+        max_value=10,
+        poll_interval_seconds=POLL,
+    )
+    return int(await event.wait.aio())
+
+
+@env.task
+async def pick_region() -> str:
+    event = await hitl.new_event.aio(
+        "region",
+        data_type=str,
+        prompt="Which region?",
+        channels=CHANNELS,
+        choices=["eu-west", "eu-north", "us-east", "us-west", "ap-south", "ap-east"],
+        poll_interval_seconds=POLL,
+    )
+    return str(await event.wait.aio())
