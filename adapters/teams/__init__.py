@@ -1,0 +1,82 @@
+"""Microsoft Teams through botbuilder's CloudAdapter: `POST /api/messages` and the Teams surface.
+
+Every botbuilder import of the project lives in this folder, so moving to the Microsoft 365
+Agents SDK later touches nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+from botbuilder.core import TurnContext
+from botbuilder.core.invoke_response import InvokeResponse
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity, ActivityTypes
+from jwt import PyJWTError
+
+from hitl_chatops.bot.config import Settings
+from hitl_chatops.bot.service import HitlService
+
+from .handler import TeamsBot
+from .surface import TeamsSurface
+
+__all__ = ["attach"]
+log = logging.getLogger(__name__)
+ROUTE = "/api/messages"
+
+
+class _AdapterConfig:
+    """The attribute names botbuilder's configuration classes read."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.APP_ID = settings.teams_app_id or ""
+        self.APP_PASSWORD = settings.teams_app_password.get_secret_value() if settings.teams_app_password else ""
+        self.APP_TYPE = settings.teams_app_type
+        self.APP_TENANTID = settings.teams_tenant_id or ""
+
+
+def attach(app: web.Application, service: HitlService, settings: Settings) -> None:
+    """Mount `POST /api/messages` and register the Teams surface with the core."""
+    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(_AdapterConfig(settings)))
+    adapter.on_turn_error = _on_turn_error
+    surface = TeamsSurface(adapter, service, settings.teams_app_id)
+    bot = TeamsBot(service, surface)
+    service.add_surface(surface)
+    if not settings.teams_app_id:
+        log.warning(
+            "TEAMS EMULATOR MODE: MicrosoftAppId is not set, so Bot Framework authentication is OFF and anyone "
+            "who reaches /api/messages can answer as any user. Use only on a developer machine; set "
+            "MicrosoftAppId and MicrosoftAppPassword for real Teams.",
+            extra={"route": ROUTE},
+        )
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        if request.content_type != "application/json":
+            return web.json_response({"error": "Send activities as application/json."}, status=415)
+        try:
+            response = await adapter.process(request, bot)
+        except (web.HTTPUnauthorized, PyJWTError):
+            # botbuilder lets a malformed token escape as a PyJWT error (a 500); it is a 401.
+            log.warning("teams request refused: missing or invalid Bot Framework token", extra={"route": ROUTE})
+            raise web.HTTPUnauthorized() from None
+        except json.JSONDecodeError:
+            return web.json_response({"error": "The body is not JSON."}, status=400)
+        return response if response is not None else web.Response(status=201)
+
+    app.router.add_post(ROUTE, messages)
+
+
+async def _on_turn_error(context: TurnContext, error: Exception) -> None:
+    """Log internal errors (never echo them); a failed invoke still gets an answer."""
+    activity = context.activity
+    log.error(
+        "teams turn failed",
+        extra={"activity_type": activity.type, "activity_name": activity.name, "error": type(error).__name__},
+        exc_info=error,
+    )
+    if activity.type == ActivityTypes.invoke:
+        await context.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=500)))
+    elif activity.type == ActivityTypes.message:
+        await context.send_activity("Something went wrong on the bot's side; it was logged. Please try again.")

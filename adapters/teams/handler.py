@@ -1,0 +1,201 @@
+"""The Teams bot: turn activities into core calls and core results into cards.
+
+- any message, installation or conversation update: remember the conversation reference;
+- `adaptiveCard/action` invoke (Action.Execute) and card submits (Action.Submit fallback): answer;
+- "pending" / "help": list the events the sender may answer, as cards.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from botbuilder.core import ActivityHandler, InvokeResponse, MessageFactory, TurnContext
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    AdaptiveCardInvokeResponse,
+    ChannelAccount,
+    TextFormatTypes,
+)
+
+from hitl_chatops.bot.errors import (
+    AlreadyAnswered,
+    EventExpired,
+    EventNotFound,
+    InvalidValue,
+    NotAllowed,
+    StoreUnavailable,
+    UserError,
+)
+from hitl_chatops.bot.protocol import Request, Responder
+from hitl_chatops.bot.service import HitlService
+
+from .cards import CARD_CONTENT_TYPE, VERB, Card, answer_payload, answered_card, event_card, expired_card, notice_card
+from .references import remember
+from .surface import TeamsSurface, card_activity
+
+log = logging.getLogger(__name__)
+
+ADAPTIVE_CARD_ACTION = "adaptiveCard/action"
+MAX_LISTED = 10
+_MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
+_REMEMBERED = (ActivityTypes.message, ActivityTypes.conversation_update, ActivityTypes.installation_update)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    card: Card
+    answered: bool
+
+
+class TeamsBot(ActivityHandler):  # type: ignore[misc]
+    def __init__(self, service: HitlService, surface: TeamsSurface) -> None:
+        super().__init__()
+        self._service = service
+        self._surface = surface
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        if turn_context.activity.type in _REMEMBERED:
+            await remember(self._service.store, turn_context.activity)
+        await super().on_turn(turn_context)
+
+    # -- installation ------------------------------------------------------------------------
+
+    async def on_members_added_activity(self, members_added: list[ChannelAccount], turn_context: TurnContext) -> None:
+        bot = turn_context.activity.recipient
+        if bot is not None and any(member.id == bot.id for member in members_added):
+            await turn_context.send_activity(_markdown(_welcome(turn_context.activity)))
+
+    # -- answers -----------------------------------------------------------------------------
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
+        activity = turn_context.activity
+        if activity.name != ADAPTIVE_CARD_ACTION:
+            return await super().on_invoke_activity(turn_context)
+        value = activity.value if isinstance(activity.value, dict) else {}
+        action = value.get("action")
+        ours = isinstance(action, dict) and action.get("verb") == VERB
+        payload = answer_payload(action.get("data")) if ours and isinstance(action, dict) else None
+        if payload is None:
+            return _invoke_error(400, "This card action is not one hitl-chatops knows.")
+        outcome = await self._answer(*payload, _responder(activity))
+        # Return an InvokeResponse ourselves: botbuilder 4.17.1's on_adaptive_card_invoke path serializes twice.
+        body = AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=outcome.card)
+        return InvokeResponse(status=200, body=body)
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        payload = answer_payload(activity.value)
+        if payload is not None:
+            await self._submitted(turn_context, *payload)
+            return
+        command = _MENTION.sub("", activity.text or "").strip().lower()
+        if command in ("pending", "list"):
+            await self._list_pending(turn_context)
+        elif command in ("help", "hi", "hello", ""):
+            await turn_context.send_activity(_markdown(_help(activity)))
+            await self._list_pending(turn_context)
+        else:
+            await turn_context.send_activity(_markdown(_help(activity)))
+
+    async def _submitted(self, turn_context: TurnContext, request_id: str, raw: object) -> None:
+        """Action.Submit fallback: a message carrying the card's data; re-render the card it came from."""
+        activity = turn_context.activity
+        outcome = await self._answer(request_id, raw, _responder(activity))
+        if outcome.answered:
+            return  # the core's answered hook updates every stored copy, this one included
+        if activity.reply_to_id:
+            update = card_activity(outcome.card)
+            update.id = activity.reply_to_id
+            await turn_context.update_activity(update)
+        else:
+            await turn_context.send_activity(card_activity(outcome.card))
+
+    async def _answer(self, request_id: str, raw: object, responder: Responder) -> Outcome:
+        """Ask the core; render what it decided. Only `UserError` texts reach a person."""
+        try:
+            request = await self._service.store.get_request(request_id)
+        except EventNotFound as error:
+            return Outcome(notice_card("Event not found", str(error)), False)
+        try:
+            response = await self._service.respond(request_id, raw, responder, "teams")
+        except (InvalidValue, StoreUnavailable) as error:
+            return Outcome(self._event_card(request, error=str(error), typed=raw), False)
+        except NotAllowed as error:
+            return Outcome(self._event_card(request, notice=str(error)), False)
+        except AlreadyAnswered as error:
+            return Outcome(answered_card(request, error.response, notice=str(error)), False)
+        except EventExpired as error:
+            return Outcome(expired_card(request, notice=str(error)), False)
+        except UserError as error:
+            return Outcome(notice_card("Not answered", str(error)), False)
+        return Outcome(answered_card(request, response), True)
+
+    def _event_card(
+        self, request: Request, *, error: str | None = None, notice: str | None = None, typed: object = None
+    ) -> Card:
+        return event_card(request, self._service.form_url(request.request_id), error=error, notice=notice, typed=typed)
+
+    # -- pending -----------------------------------------------------------------------------
+
+    async def _list_pending(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        events = await self._service.pending(_responder(activity))
+        if not events:
+            await turn_context.send_activity(MessageFactory.text("Nothing is waiting for your answer."))
+            return
+        shown = events[:MAX_LISTED]
+        more = f" (showing the newest {len(shown)})" if len(events) > len(shown) else ""
+        await turn_context.send_activity(MessageFactory.text(f"{len(events)} event(s) wait for your answer{more}:"))
+        for request in shown:
+            resource = await turn_context.send_activity(card_activity(self._event_card(request)))
+            if resource is not None and resource.id and activity.conversation is not None:
+                await self._surface.record(
+                    request.request_id, str(activity.conversation.id), str(resource.id), "pending"
+                )
+
+
+def _responder(activity: Activity) -> Responder:
+    person = activity.from_property
+    if person is None:
+        return Responder(platform="teams")
+    return Responder(
+        platform="teams",
+        user_id=str(person.aad_object_id or person.id or ""),
+        user_name=str(person.name or ""),
+    )
+
+
+def _invoke_error(status: int, message: str) -> InvokeResponse:
+    body = AdaptiveCardInvokeResponse(
+        status_code=status, type="application/vnd.microsoft.error", value={"code": "BadRequest", "message": message}
+    )
+    return InvokeResponse(status=200, body=body)
+
+
+def _markdown(text: str) -> Activity:
+    activity = MessageFactory.text(text)
+    activity.text_format = TextFormatTypes.markdown
+    return activity
+
+
+def _target(activity: Activity) -> str:
+    conversation = activity.conversation
+    return f'channels=["teams:{conversation.id if conversation else "?"}"]'
+
+
+def _welcome(activity: Activity) -> str:
+    return (
+        "Hi, I'm **hitl-chatops**: I post questions from Flyte workflows here and record your answers.\n\n"
+        f"To send events to this conversation, pass `{_target(activity)}` to `new_event(...)`.\n\n"
+        "Send **pending** to see the events waiting for your answer, or **help** for this message."
+    )
+
+
+def _help(activity: Activity) -> str:
+    return (
+        "**hitl-chatops** commands: **pending** lists the events you may answer; **help** shows this.\n\n"
+        f"Events reach this conversation with `{_target(activity)}` in `new_event(...)`."
+    )

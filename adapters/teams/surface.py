@@ -1,0 +1,135 @@
+"""The Teams `Surface`: post event cards proactively and re-render every copy when the event ends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity, ConversationReference
+
+from hitl_chatops.bot.protocol import MessageRef, Request, Response
+from hitl_chatops.bot.service import HitlService
+
+from .cards import Card, event_card, expired_card
+from .cards import answered_card as answered_card_for
+from .references import PLATFORM, message_key, recall
+
+log = logging.getLogger(__name__)
+TARGET_PREFIX = f"{PLATFORM}:"
+
+
+def card_activity(card: Card, tenant_id: str | None = None) -> Activity:
+    activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
+    if tenant_id:
+        activity.channel_data = {"tenant": {"id": tenant_id}}
+    return activity
+
+
+class TeamsSurface:
+    """Posts to `teams:<conversation id>` targets and keeps every posted card current."""
+
+    name: str = PLATFORM
+
+    def __init__(self, adapter: CloudAdapter, service: HitlService, app_id: str | None) -> None:
+        self._adapter = adapter
+        self._service = service
+        self._app_id = app_id or ""
+
+    # -- Surface ---------------------------------------------------------------------------
+
+    async def post(self, request: Request) -> None:
+        targets = [c.removeprefix(TARGET_PREFIX) for c in request.channels if c.startswith(TARGET_PREFIX)]
+        if not targets:
+            return
+        copies = await self._service.store.messages(request.request_id)
+        posted = {
+            m.data.get("conversation_id") for m in copies if m.platform == PLATFORM and m.data.get("kind") == "post"
+        }
+        card = event_card(request, self._service.form_url(request.request_id))
+        for conversation_id in dict.fromkeys(targets):
+            if conversation_id in posted:
+                continue  # a repeated notify (or the reconciler) must not post the event twice
+            try:
+                await self._post_one(request, conversation_id, card)
+            except Exception as error:  # one unreachable conversation must not stop the others
+                log.warning(
+                    "teams post failed",
+                    extra={"request_id": request.request_id, "error": type(error).__name__},
+                    exc_info=True,
+                )
+
+    async def answered(self, request: Request, response: Response) -> None:
+        await self.replace_all(request, answered_card_for(request, response))
+
+    async def expired(self, request: Request) -> None:
+        await self.replace_all(request, expired_card(request))
+
+    async def group_members(self, group: str) -> set[str] | None:
+        return None  # Teams group membership needs Graph permissions; responders list user ids or names
+
+    # -- helpers shared with the bot -----------------------------------------------------------
+
+    async def record(self, request_id: str, conversation_id: str, activity_id: str, kind: str) -> None:
+        """Remember where a card of the event is, so any replica can update it later."""
+        ref = MessageRef(
+            platform=PLATFORM,
+            key=message_key(conversation_id, activity_id),
+            data={"conversation_id": conversation_id, "activity_id": activity_id, "kind": kind},
+        )
+        await self._service.store.put_message(request_id, ref)
+
+    async def replace_all(self, request: Request, card: Card) -> None:
+        copies = [m for m in await self._service.store.messages(request.request_id) if m.platform == PLATFORM]
+        results = await asyncio.gather(*(self._replace(m, card) for m in copies), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning(
+                    "teams card update failed",
+                    extra={"request_id": request.request_id, "error": type(result).__name__},
+                    exc_info=result,
+                )
+
+    async def _post_one(self, request: Request, conversation_id: str, card: Card) -> None:
+        found = await recall(self._service.store, conversation_id)
+        if found is None:
+            log.warning(
+                "no Teams conversation reference: install the app there, or message the bot in it, first",
+                extra={"request_id": request.request_id, "conversation_id": conversation_id},
+            )
+            return
+        reference, tenant = found
+        sent: list[str] = []
+
+        async def send(context: TurnContext) -> None:
+            context.activity.id = None  # a new message in the conversation, not a reply to the continuation
+            resource = await context.send_activity(card_activity(card, tenant))
+            if resource is not None and resource.id:
+                sent.append(str(resource.id))
+
+        await self._continue(reference, send)
+        if not sent:
+            log.warning("teams post returned no activity id", extra={"request_id": request.request_id})
+            return
+        await self.record(request.request_id, conversation_id, sent[0], "post")
+        log.info("teams card posted", extra={"request_id": request.request_id, "conversation_id": conversation_id})
+
+    async def _replace(self, message: MessageRef, card: Card) -> None:
+        conversation_id = str(message.data.get("conversation_id", ""))
+        activity_id = str(message.data.get("activity_id", ""))
+        found = await recall(self._service.store, conversation_id)
+        if found is None or not activity_id:
+            return
+        reference, tenant = found
+
+        async def update(context: TurnContext) -> None:
+            activity = card_activity(card, tenant)
+            activity.id = activity_id
+            await context.update_activity(activity)
+
+        await self._continue(reference, update)
+
+    async def _continue(self, reference: ConversationReference, callback: Any) -> None:
+        await self._adapter.continue_conversation(reference, callback, self._app_id)

