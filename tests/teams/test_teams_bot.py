@@ -12,8 +12,7 @@ from pydantic import SecretStr
 from hitl_chatops.bot.protocol import utcnow
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
-
-from .conftest import ALICE, BOB, CHANNEL, TENANT, FakeConnector, Teams, card_of, make_event, texts
+from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, TENANT, FakeConnector, Teams, card_of, make_event, texts
 
 PERSONAL = "a:1personal-chat-with-alice"
 

@@ -1,0 +1,208 @@
+"""A fake Bot Connector service and helpers that talk to a real bot over real sockets.
+
+The fake runs aiohttp on 127.0.0.1 in its own thread (like the bot), records every call the
+bot's botbuilder connector client makes, and answers like the Bot Connector does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from hitl_chatops.bot.protocol import Request
+from hitl_chatops.bot.server import BotThread, free_port
+from hitl_chatops.bot.store import Store
+from tests.conftest import SECRET
+from tests.helpers import make_request
+
+TENANT = "72f988bf-0000-4000-8000-000000000001"
+BOT = {"id": "28:hitl-bot", "name": "hitl"}
+ALICE = {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice Example"}
+BOB = {"id": "29:bob", "aadObjectId": "aad-bob", "name": "Bob Example"}
+CHANNEL = "19:ops-general@thread.tacv2"
+
+
+@dataclass
+class Call:
+    method: str
+    conversation_id: str
+    activity_id: str | None
+    body: dict[str, Any]
+    headers: dict[str, str]
+    created_id: str | None = None
+
+
+@dataclass
+class FakeConnector:
+    """`POST /v3/conversations/{id}/activities[/{activityId}]` and `PUT .../{activityId}`, recorded."""
+
+    calls: list[Call] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _runner: web.AppRunner | None = None
+    url: str = ""
+
+    def start(self) -> FakeConnector:
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self._serve())
+            ready.set()
+            self._loop.run_forever()
+
+        threading.Thread(target=run, name="fake-bot-connector", daemon=True).start()
+        ready.wait(10)
+        return self
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v3/conversations/{conversation}/activities", self._send)
+        app.router.add_post("/v3/conversations/{conversation}/activities/{activity}", self._send)
+        app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._update)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port("127.0.0.1")
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/"
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _record(self, request: web.Request) -> Call:
+        call = Call(
+            method=request.method,
+            conversation_id=request.match_info["conversation"],
+            activity_id=request.match_info.get("activity"),
+            body=await request.json(),
+            headers=dict(request.headers),
+        )
+        with self._lock:
+            self.calls.append(call)
+        return call
+
+    async def _send(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        with self._lock:
+            call.created_id = f"1:activity-{next(self._ids)}"
+        return web.json_response({"id": call.created_id}, status=201)
+
+    async def _update(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        return web.json_response({"id": call.activity_id})
+
+    # -- reading what the bot did ---------------------------------------------------------
+
+    def sent(self, conversation_id: str | None = None) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == "POST" and conversation_id in (None, c.conversation_id)]
+
+    def updates(self, activity_id: str | None = None) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == "PUT" and activity_id in (None, c.activity_id)]
+
+    def cards(self, calls: list[Call]) -> list[dict[str, Any]]:
+        return [card_of(c.body) for c in calls if c.body.get("attachments")]
+
+    async def wait_for(self, predicate: Callable[[], Any], seconds: float = 10) -> Any:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if result := predicate():
+                return result
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"timed out waiting; calls so far: {[(c.method, c.conversation_id) for c in self.calls]}")
+
+
+def card_of(activity: dict[str, Any]) -> dict[str, Any]:
+    [attachment] = activity["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    return dict(attachment["content"])
+
+
+def texts(card: dict[str, Any]) -> str:
+    """Every text a person sees on a card, for loose assertions."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("text", "title", "value", "label"):
+                if isinstance(node.get(key), str):
+                    found.append(node[key])
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(card)
+    return "\n".join(found)
+
+
+@dataclass
+class Teams:
+    """Sends Teams-shaped activities to a bot's `/api/messages`, with `serviceUrl` at the fake."""
+
+    bot: BotThread
+    connector: FakeConnector
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def activity(self, kind: str, conversation_id: str = CHANNEL, user: dict[str, str] | None = None, **extra: Any):
+        conversation_type = "personal" if conversation_id.startswith("a:") else "channel"
+        return {
+            "type": kind,
+            "id": f"incoming-{next(self._ids)}",
+            "channelId": "msteams",
+            "serviceUrl": self.connector.url,
+            "timestamp": "2025-01-01T00:00:00.000Z",
+            "from": user or ALICE,
+            "recipient": BOT,
+            "conversation": {"id": conversation_id, "conversationType": conversation_type, "tenantId": TENANT},
+            "channelData": {"tenant": {"id": TENANT}},
+            **extra,
+        }
+
+    async def post(self, activity: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.bot.url}/api/messages", json=activity, headers=headers or {}) as reply,
+        ):
+            body = await reply.json() if reply.content_type == "application/json" else await reply.text()
+            return reply.status, body
+
+    async def install(self, conversation_id: str = CHANNEL) -> None:
+        status, _ = await self.post(self.activity("conversationUpdate", conversation_id, membersAdded=[BOT]))
+        assert status in (200, 201)
+
+    async def invoke(self, data: dict[str, Any], user: dict[str, str] | None = None, conversation_id: str = CHANNEL):
+        value = {"action": {"type": "Action.Execute", "verb": "hitl.answer", "data": data}, "trigger": "manual"}
+        activity = self.activity("invoke", conversation_id, user, name="adaptiveCard/action", value=value)
+        return await self.post(activity)
+
+    async def say(self, text: str, conversation_id: str = CHANNEL, user: dict[str, str] | None = None):
+        return await self.post(self.activity("message", conversation_id, user, text=text))
+
+
+async def make_event(bot: BotThread, *, timeout_seconds: float = 600, **fields: Any) -> Request:
+    """Write a request the way the plugin does and ask the bot to post it (the notify API)."""
+    store = Store(bot.settings.store)
+    defaults = {"event_name": "deploy_size", "prompt": "How many replicas?", "data_type": "int"}
+    request = make_request(store, timeout=timeout_seconds, **(defaults | fields))
+    await store.put_request(request)
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{bot.url}/api/v1/events/{request.request_id}/notify", headers=headers) as reply,
+    ):
+        assert reply.status == 202, await reply.text()
+    return request
