@@ -1,0 +1,73 @@
+"""One event in Slack and Teams at once: an answer on either platform updates the other's message."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from hitl_chatops.bot.server import BotThread
+from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, click, find_element, post_signed
+from tests.slack.slack_helpers import CHANNEL as SLACK_CHANNEL
+from tests.teams.teams_helpers import ALICE, FakeConnector, Teams, card_of, make_event, texts
+from tests.teams.teams_helpers import CHANNEL as TEAMS_CHANNEL
+
+TARGETS = [f"slack:{SLACK_CHANNEL}", f"teams:{TEAMS_CHANNEL}"]
+
+
+@pytest.fixture
+def both(start_bot: Callable[..., BotThread]) -> Iterator[tuple[Teams, FakeSlack]]:
+    slack, connector = FakeSlack().start(), FakeConnector().start()
+    bot = start_bot(
+        teams_emulator=True,
+        slack_bot_token=SecretStr(BOT_TOKEN),
+        slack_signing_secret=SecretStr(SIGNING_SECRET),
+        slack_api_url=f"{slack.url}/api",
+    )
+    yield Teams(bot, connector), slack
+    bot.stop()  # finish card updates before the fakes go away
+    connector.stop()
+    slack.stop()
+    slack.validate_all()  # every Block Kit payload the bot sent
+
+
+async def posted_everywhere(teams: Teams, slack: FakeSlack, data_type: str) -> tuple[str, dict, dict]:
+    await teams.install()
+    event = await make_event(teams.bot, channels=TARGETS, data_type=data_type)
+    [message] = await slack.wait_for("chat.postMessage")
+    [call] = await teams.connector.wait_for(lambda: [c for c in teams.connector.sent() if c.body.get("attachments")])
+    assert message["channel"] == SLACK_CHANNEL
+    return event.request_id, message, {"activity_id": call.created_id, "card": card_of(call.body)}
+
+
+async def test_answered_in_teams_updates_the_slack_message(both: tuple[Teams, FakeSlack]) -> None:
+    teams, slack = both
+    request_id, _, posted = await posted_everywhere(teams, slack, "bool")
+    approve = next(a for a in posted["card"]["actions"] if a["title"] == "Approve")
+    assert approve["data"]["request_id"] == request_id
+
+    _, body = await teams.invoke(approve["data"], user=ALICE)
+    assert "Alice Example" in texts(body["value"])
+
+    [update] = await slack.wait_for("chat.update")
+    assert update["channel"] == SLACK_CHANNEL
+    assert "Alice Example" in json.dumps(update["blocks"])
+    assert find_element(update["blocks"], "hitl_") == [], "the Slack buttons are gone"
+    await teams.connector.wait_for(lambda: teams.connector.updates(posted["activity_id"]))
+
+
+async def test_answered_in_slack_updates_the_teams_card(both: tuple[Teams, FakeSlack]) -> None:
+    teams, slack = both
+    _, message, posted = await posted_everywhere(teams, slack, "bool")
+    reject = next(e for e in find_element(message["blocks"], "hitl_answer") if "false" in json.dumps(e).lower())
+
+    status, _ = await post_signed(teams.bot.url, click("U0BOB", reject))
+    assert status == 200
+
+    [update] = await teams.connector.wait_for(lambda: teams.connector.updates(posted["activity_id"]))
+    shown = texts(card_of(update.body))
+    assert "Reject" in shown and "Slack" in shown
+    assert "actions" not in card_of(update.body), "the Teams buttons are gone"
+    await slack.wait_for("chat.update")
