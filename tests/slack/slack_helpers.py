@@ -206,7 +206,7 @@ def signed_headers(body: str, *, secret: str = SIGNING_SECRET, age: float = 0) -
     signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
     return {
         "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": signature,
+        "X-Slack-Signature": signature or "",
         "Content-Type": "application/x-www-form-urlencoded",
     }
 
