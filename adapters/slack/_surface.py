@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -80,11 +80,12 @@ class SlackSurface:
 
     async def answered(self, request: Request, response: Response) -> None:
         await self._rewrite(
-            request, _blocks.answered_summary(request, response), _blocks.answered_blocks(request, response)
+            request,
+            lambda: (_blocks.answered_summary(request, response), _blocks.answered_blocks(request, response)),
         )
 
     async def expired(self, request: Request) -> None:
-        await self._rewrite(request, _blocks.expired_summary(request), _blocks.expired_blocks(request))
+        await self._rewrite(request, lambda: (_blocks.expired_summary(request), _blocks.expired_blocks(request)))
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Slack user group (`S…`), cached for a minute; None for anything else."""
@@ -102,9 +103,16 @@ class SlackSurface:
         self._groups[group] = (time.monotonic(), members)
         return members
 
-    async def _rewrite(self, request: Request, text: str, blocks: Sequence[Block]) -> None:
-        """Replace every stored Slack message of the event; one failure does not stop the others."""
+    async def _rewrite(self, request: Request, render: Callable[[], tuple[str, Sequence[Block]]]) -> None:
+        """Replace every stored Slack message of the event; one failure does not stop the others.
+
+        Rendering waits until there is a message to rewrite: most answers of events posted
+        nowhere in Slack (form, API, Teams only) then cost one listing and no Block Kit work.
+        """
         refs = [ref for ref in await self.service.store.messages(request.request_id) if ref.platform == "slack"]
+        if not refs:
+            return
+        text, blocks = render()
         payload = as_dicts(blocks)
 
         async def update(ref: MessageRef) -> None:

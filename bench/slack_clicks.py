@@ -1,0 +1,300 @@
+"""Signed Slack clicks: our `POST /slack/events` (slack_bolt) vs stock flyteplugins-hitl's `POST /submit/json`.
+
+Three child processes on loopback: our bot with Slack on (HTTP mode, `SLACK_API_URL` pointing at a
+tiny fake Web API child), stock `flyteplugins.hitl._app:app` under uvicorn, and the fake. Both
+answer servers write into one local store folder. Every round creates fresh pending bool events and
+fires one click per event, all in flight at once (default 200); rounds alternate ours/stock.
+
+Measured per click: the ack latency (HTTP response time; Slack wants it under 3 s). Our bot acks
+before it writes (bolt runs the listener on after `ack()`), so throughput is measured end to end:
+from the first click sent until every response.json exists in the store (for stock the HTTP
+response already means written). Finally every answer is read back through our `Store`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+from _peer import Server, free_port, machine_lines, percentile, start_ours, start_stock, write_result
+from slack_sdk.signature import SignatureVerifier
+
+from hitl_chatops.bot.protocol import Request, utcnow
+from hitl_chatops.bot.store import Store, new_request_id
+
+SIGNING_SECRET = "bench-signing-secret"
+
+
+@dataclass
+class Sample:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    clicks: int = 0
+    errors: int = 0
+    per_round: list[float] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        return self.clicks / self.seconds if self.seconds else 0.0
+
+    def ms(self, pct: float) -> float:
+        return percentile(self.latencies, pct) * 1000
+
+
+# -- the fake Slack Web API child ------------------------------------------------------------
+
+
+def serve_fake(port: int) -> None:
+    """Answers every Web API method with ok (auth.test, chat.update, chat.postEphemeral)."""
+    from aiohttp import web
+
+    async def api(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T0", "ts": "1.0"})
+
+    app = web.Application()
+    app.router.add_route("*", "/api/{method}", api)
+    print("fake slack", flush=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def start_fake() -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-fake", str(port)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    url = f"http://127.0.0.1:{port}/api"
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"{url}/auth.test", timeout=1):
+                return process, url
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("fake Slack did not start")
+
+
+# -- load --------------------------------------------------------------------------------------
+
+
+async def create_events(store: Store, count: int) -> list[Request]:
+    now = utcnow()
+    events = []
+    for _ in range(count):
+        request_id = new_request_id()
+        events.append(
+            Request(
+                request_id=request_id,
+                event_name="bench",
+                prompt="Deploy?",
+                data_type="bool",
+                request_path=store.request_url(request_id),
+                response_path=store.response_url(request_id),
+                created_at=now,
+                deadline=now + timedelta(hours=1),
+                timeout_seconds=3600,
+            )
+        )
+    gate = asyncio.Semaphore(32)
+
+    async def put(event: Request) -> None:
+        async with gate:
+            await store.put_request(event)
+
+    await asyncio.gather(*map(put, events))
+    return events
+
+
+def signed_click(event: Request, user: str) -> tuple[bytes, dict[str, str]]:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": "T0"},
+        "team": {"id": "T0"},
+        "api_app_id": "A0",
+        "container": {"type": "message", "channel_id": "C0BENCH", "message_ts": "1.0"},
+        "channel": {"id": "C0BENCH"},
+        "trigger_id": "1.2.3",
+        "actions": [{"action_id": "hitl_answer_0", "value": f"{event.request_id}|true", "type": "button"}],
+    }
+    body = urlencode({"payload": json.dumps(payload)})
+    timestamp = str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body) or ""
+    headers = {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": signature,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    return body.encode(), headers
+
+
+async def click_ours(session: aiohttp.ClientSession, server: Server, event: Request, n: int) -> bool:
+    body, headers = signed_click(event, f"U0BENCH{n:04d}")
+    async with session.post(f"{server.url}/slack/events", data=body, headers=headers) as reply:
+        await reply.read()
+        return reply.status == 200
+
+
+async def click_stock(session: aiohttp.ClientSession, server: Server, event: Request, _: int) -> bool:
+    body = {"request_id": event.request_id, "value": "true", "data_type": "bool", "response_path": event.response_path}
+    async with session.post(f"{server.url}/submit/json", json=body) as reply:
+        await reply.read()
+        return reply.status == 200
+
+
+async def all_written(events: list[Request]) -> None:
+    """Poll the store folder until every event has its response.json (a minute at most)."""
+    missing = [Path(e.response_path) for e in events]
+    for _ in range(30_000):
+        missing = [p for p in missing if not p.exists()]
+        if not missing:
+            return
+        await asyncio.sleep(0.002)
+    raise TimeoutError(f"{len(missing)} answers never written")
+
+
+async def run_round(server: Server, events: list[Request], sample: Sample | None) -> None:
+    """One click per event, every click in flight at once."""
+    click = click_ours if server.name == "ours" else click_stock
+    connector = aiohttp.TCPConnector(limit=len(events))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(event: Request, n: int) -> tuple[float, bool]:
+            started = time.perf_counter()
+            ok = await click(session, server, event, n)
+            return time.perf_counter() - started, ok
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*(one(e, n) for n, e in enumerate(events)))
+        await all_written(events)
+        elapsed = time.perf_counter() - started
+    if sample is not None:
+        sample.latencies += [latency for latency, _ in results]
+        sample.errors += sum(not ok for _, ok in results)
+        sample.clicks += len(events)
+        sample.seconds += elapsed
+        sample.per_round.append(len(events) / elapsed)
+
+
+async def read_back(store: Store, events: list[Request]) -> int:
+    """How many answers our `Store` reads back as True (ours also with the Slack responder)."""
+    good = 0
+    for event in events:
+        response = await store.get_response(event.request_id)
+        good += response is not None and response.value is True
+    return good
+
+
+async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[Sample], list[str], int, int]:
+    folder = Path(tempfile.mkdtemp(prefix="hitl-bench-slack-"))
+    store = Store(folder.as_uri())
+    secret = secrets.token_urlsafe(32)
+    fake, fake_url = start_fake()
+    os.environ.update(
+        {"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_url}
+    )
+    servers: list[Server] = []
+    try:
+        servers = [start_ours(folder.as_uri(), secret), start_stock()]
+        samples = {s.name: Sample(s.name) for s in servers}
+        answered: list[Request] = []
+        for server in servers:
+            await run_round(server, await create_events(store, warmup), None)
+        for _ in range(rounds):
+            for server in servers:
+                batch = await create_events(store, clicks)
+                await run_round(server, batch, samples[server.name])
+                answered += batch
+        good = await read_back(store, answered)
+        return list(samples.values()), [f"{s.name}: {s.note}" for s in servers], good, len(answered)
+    finally:
+        for server in servers:
+            server.stop()
+        fake.terminate()
+        fake.wait(10)
+
+
+def report(samples: list[Sample], notes: list[str], good: int, total: int, args: argparse.Namespace) -> list[str]:
+    ours, stock = samples
+    endpoints = {
+        "ours": "`POST /slack/events` (signed block_actions, bolt)",
+        "stock": "`POST /submit/json`",
+    }
+    lines = [
+        "# Slack clicks: ours (signed, via slack_bolt) vs stock flyteplugins-hitl `/submit/json`",
+        "",
+        *machine_lines(["aiohttp", "slack-bolt", "slack-sdk", "fastapi", "uvicorn", "flyteplugins-hitl"]),
+        f"- load: {args.rounds} alternating rounds x {args.clicks} distinct bool events per server, "
+        f"all {args.clicks} clicks in flight at once; {args.warmup} warm-up clicks each (not counted)",
+        "- store: one local folder shared by both servers; Slack Web API: a fake child process on loopback",
+        "",
+        "| server | endpoint | clicks | errors | ack p50 ms | ack p99 ms | written/s (end to end) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in samples:
+        lines.append(
+            f"| {s.name} | {endpoints[s.name]} | {s.clicks} | {s.errors} | {s.ms(50):.1f} | {s.ms(99):.1f} "
+            f"| {s.throughput:.0f} |"
+        )
+    ratios = [o / s for o, s in zip(ours.per_round, stock.per_round, strict=True)]
+    lines += [
+        "",
+        "Per round, written/s (ours / stock, ratio): "
+        + "; ".join(
+            f"{o:.0f} / {s:.0f} ({r:.2f}x)" for o, s, r in zip(ours.per_round, stock.per_round, ratios, strict=True)
+        )
+        + f". Median round ratio: {statistics.median(ratios):.2f}x.",
+        "",
+        f"**ours/stock: throughput {ours.throughput / stock.throughput:.2f}x, "
+        f"ack p50 {ours.ms(50) / stock.ms(50):.2f}x, ack p99 {ours.ms(99) / stock.ms(99):.2f}x** "
+        "(throughput above 1 and latency below 1 favour ours)",
+        "",
+        f"Answers read back through our `Store` as True: {good} of {total}.",
+        "",
+        "What each side does per click: ours verifies Slack's HMAC signature and timestamp, parses the "
+        "form-encoded payload, runs bolt's middleware, acks, then reads request.json, checks answered / "
+        "deadline / responders, exclusive-creates response.json (temp file, fsync, hard link), drops the "
+        "pending marker and, in the background, lists the event's messages to `chat.update` them. Stock "
+        "converts the value and overwrites whatever `response_path` the client names, unauthenticated.",
+        "",
+        "How the servers ran:",
+        *(f"- {note}" for note in notes),
+        "- child processes on 127.0.0.1, no uvloop/httptools; uvicorn 1 worker, access log off",
+    ]
+    return lines
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-fake":
+        serve_fake(int(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=200, help="events (and concurrent clicks) per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--out", default="slack_clicks.md", help="file name under bench/results/")
+    args = parser.parse_args()
+    samples, notes, good, total = asyncio.run(bench(args.clicks, args.rounds, args.warmup))
+    lines = report(samples, notes, good, total, args)
+    path = write_result(args.out, lines)
+    print("\n".join(lines))
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()
