@@ -1,0 +1,357 @@
+"""Deployment files: the Dockerfile (hadolint, structure, its command run for real), the Kubernetes
+manifests (Kubernetes schemas, structure) and the Flyte app, all consistent with each other and the bot.
+
+No container engine is needed: the image is checked statically and its ENTRYPOINT + CMD and
+HEALTHCHECK are run against the installed package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_validate import utils as kubernetes_validate
+from pydantic import AliasChoices
+
+from hitl_chatops.bot.config import Settings
+from hitl_chatops.bot.server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+KUBERNETES = ROOT / "manifests" / "kubernetes"
+FLYTE_APP = ROOT / "manifests" / "flyte" / "bot_app.py"
+KUBERNETES_VERSION = "1.30"  # schemas bundled with kubernetes-validate; validated strictly (no unknown fields)
+PORT = 8080
+ENTRYPOINT = ["hitl-chatops"]
+CMD = ["serve", "--host", "0.0.0.0", "--port", str(PORT)]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    value: str
+    stage: int  # index of the FROM this instruction belongs to
+
+
+def dockerfile() -> list[Instruction]:
+    """The Dockerfile's instructions, continuation lines joined and comments dropped."""
+    instructions: list[Instruction] = []
+    stage, pending = -1, ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, value = (pending + line).partition(" ")
+        pending = ""
+        stage += keyword.upper() == "FROM"
+        instructions.append(Instruction(keyword.upper(), " ".join(value.split()), stage))
+    return instructions
+
+
+def only(keyword: str, stage: int | None = None) -> Instruction:
+    found = [i for i in dockerfile() if i.keyword == keyword and (stage is None or i.stage == stage)]
+    assert len(found) == 1, f"expected one {keyword}, found {len(found)}"
+    return found[0]
+
+
+def env_of(stage: int) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction in dockerfile():
+        if instruction.keyword == "ENV" and instruction.stage == stage:
+            env.update(item.split("=", 1) for item in shlex.split(instruction.value))
+    return env
+
+
+def healthcheck_command() -> list[str]:
+    value = only("HEALTHCHECK").value
+    assert " CMD " in f" {value}", "HEALTHCHECK should use an exec-form CMD"
+    command = json.loads(value.split("CMD ", 1)[1])
+    assert isinstance(command, list)
+    return [str(part) for part in command]
+
+
+def setting_names() -> set[str]:
+    """Every environment variable the bot's Settings read (their `validation_alias` choices)."""
+    names: set[str] = set()
+    for info in Settings.model_fields.values():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(choice for choice in alias.choices if isinstance(choice, str))
+        elif isinstance(alias, str):
+            names.add(alias)
+    return names
+
+
+def manifests() -> dict[str, list[dict[str, Any]]]:
+    return {
+        path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+        for path in sorted(KUBERNETES.glob("*.yaml"))
+    }
+
+
+def resource(kind: str) -> dict[str, Any]:
+    found = [doc for docs in manifests().values() for doc in docs if doc["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def bot_container() -> dict[str, Any]:
+    containers = resource("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return dict(containers[0])
+
+
+def load_flyte_app() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("hitl_chatops_bot_app", FLYTE_APP)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def executable(name: str) -> str:
+    """A console script of the test environment: next to sys.executable, else on PATH."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"`{name}` not found; install the test extra: pip install -e '.[test]'"
+    return found
+
+
+# -- Dockerfile ------------------------------------------------------------------------------
+
+
+def test_dockerfile_is_clean_under_hadolint() -> None:
+    done = subprocess.run(
+        [executable("hadolint"), "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
+    bases = [i.value for i in dockerfile() if i.keyword == "FROM"]
+    assert bases == ["python:3.12-slim AS builder", "python:3.12-slim"]
+    builder_runs = " && ".join(i.value for i in dockerfile() if i.keyword == "RUN" and i.stage == 0)
+    assert "python -m venv /opt/venv" in builder_runs
+    assert '/opt/venv/bin/pip install --no-cache-dir ".[slack,teams,s3]"' in builder_runs
+    assert only("COPY", stage=1).value == "--from=builder /opt/venv /opt/venv"
+    assert not [i for i in dockerfile() if i.stage == 1 and i.keyword == "RUN" and "pip" in i.value]
+    user = only("USER").value.split(":")[0]
+    assert user.isdigit() and int(user) != 0, "numeric non-root uid, so runAsNonRoot can verify it"
+    assert env_of(1)["HITL_CHATOPS_LOG_FORMAT"] == "json"
+    assert set(env_of(1)) - {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"} <= setting_names()
+
+
+def test_dockerfile_copies_every_package_of_the_wheel() -> None:
+    """A new package folder in pyproject's package-dir must reach the image too."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    package_dirs = set(setuptools["package-dir"].values())
+    copied = {i.value.split()[0].rstrip("/") for i in dockerfile() if i.keyword == "COPY" and i.stage == 0}
+    assert package_dirs <= copied
+    for path in copied - package_dirs:
+        assert (ROOT / path).exists()
+
+
+def test_dockerfile_command_healthcheck_and_port() -> None:
+    assert json.loads(only("ENTRYPOINT").value) == ENTRYPOINT
+    assert json.loads(only("CMD", stage=1).value) == CMD
+    assert only("EXPOSE").value == str(PORT)
+    assert f"http://127.0.0.1:{PORT}/healthz" in " ".join(healthcheck_command())
+    assert healthcheck_command()[0] == "python"  # no curl in slim images
+
+
+def test_dockerignore_keeps_the_context_small() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".git", ".venv", "tests", "**/__pycache__"} <= ignored
+    assert not {"bot", "adapters", "plugin", "pyproject.toml", "README.md"} & ignored
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """The image's ENTRYPOINT + CMD, run against the installed package on a free loopback port."""
+    port = free_port("127.0.0.1")
+    args = [*CMD[:-1], str(port)]
+    args[args.index("0.0.0.0")] = "127.0.0.1"  # loopback for the test
+    env = {**os.environ, "HITL_CHATOPS_LOG_FORMAT": "json"}
+    process = subprocess.Popen([executable(ENTRYPOINT[0]), *args], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def run_healthcheck(port: int) -> int:
+    command = [sys.executable if part == "python" else part for part in healthcheck_command()]
+    command = [part.replace(f":{PORT}/", f":{port}/") for part in command]
+    return subprocess.run(command, capture_output=True, timeout=30).returncode
+
+
+def test_image_command_serves_healthz_logs_json_and_stops_on_sigterm(
+    served: tuple[subprocess.Popen[str], int],
+) -> None:
+    process, port = served
+    deadline = time.monotonic() + 30
+    while run_healthcheck(port) != 0:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "bot did not become healthy"
+        time.sleep(0.2)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+        assert json.load(response)["status"] == "ok"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert process.stderr is not None
+    lines = [line for line in process.stderr.read().splitlines() if line.strip()]
+    assert lines and all(isinstance(json.loads(line), dict) for line in lines), lines
+
+
+def test_healthcheck_fails_when_the_bot_answers_503() -> None:
+    class Unhealthy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Unhealthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert run_healthcheck(server.server_address[1]) != 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run_healthcheck(free_port("127.0.0.1")) != 0  # nothing listening
+
+
+# -- Kubernetes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in KUBERNETES.glob("*.yaml") if p.name != "kustomization.yaml"))
+def test_kubernetes_manifest_matches_the_schema(name: str) -> None:
+    docs = manifests()[name]
+    assert docs
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest_but_the_secret_template() -> None:
+    (kustomization,) = manifests()["kustomization.yaml"]
+    assert kustomization["kind"] == "Kustomization"
+    expected = sorted(set(manifests()) - {"kustomization.yaml", "secret.example.yaml"})
+    assert sorted(kustomization["resources"]) == expected
+    (image,) = kustomization["images"]
+    assert bot_container()["image"] == f"{image['name']}:{image['newTag']}"
+    assert image["newTag"] == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_deployment_runs_two_hardened_replicas_of_the_image() -> None:
+    deployment = resource("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = bot_container()
+    assert deployment["spec"]["replicas"] == 2
+    assert container.get("command") is None, "keep the image's ENTRYPOINT"
+    assert container["args"] == CMD
+    (port,) = container["ports"]
+    assert port["containerPort"] == PORT
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz"
+        assert container[probe]["httpGet"]["port"] in (port["name"], PORT)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == int(only("USER").value.split(":")[0])
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert {"requests", "limits"} <= set(container["resources"])
+    assert any(mount["mountPath"] == "/tmp" for mount in container["volumeMounts"])
+
+
+def test_deployment_wires_service_account_secret_and_service() -> None:
+    pod_template = resource("Deployment")["spec"]["template"]
+    account = resource("ServiceAccount")
+    assert pod_template["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    assert "eks.amazonaws.com/role-arn" in account["metadata"]["annotations"]
+    (source,) = bot_container()["envFrom"]
+    assert source["secretRef"]["name"] == resource("Secret")["metadata"]["name"]
+    service = resource("Service")
+    labels = pod_template["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert resource("Deployment")["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] in (bot_container()["ports"][0]["name"], PORT)
+
+
+def test_every_variable_in_the_manifests_is_a_bot_setting() -> None:
+    env = {item["name"]: item.get("value") for item in bot_container()["env"]}
+    secret_keys = set(resource("Secret")["stringData"])
+    assert (set(env) | secret_keys) - setting_names() == set()
+    assert {"HITL_CHATOPS_SECRET", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "MicrosoftAppId"} <= secret_keys
+    assert env["HITL_CHATOPS_STORE"].startswith("s3://"), "replicas must share one object store"
+    assert not set(env) & secret_keys
+
+
+def test_secret_template_holds_only_placeholders() -> None:
+    secret = resource("Secret")
+    assert "data" not in secret
+    for key, value in secret["stringData"].items():
+        assert key == "MicrosoftAppType" or re.fullmatch(r"<[^<>]+>", value), f"{key} should be a <placeholder>"
+
+
+# -- Flyte app -------------------------------------------------------------------------------
+
+
+def test_flyte_app_runs_the_same_command_port_and_secrets() -> None:
+    import flyte
+
+    app = load_flyte_app().bot_env
+    assert app.name == "hitl-chatops"
+    assert app.get_port().port == PORT
+    assert app.command == ENTRYPOINT + CMD
+    assert app.requires_auth is False, "Slack, Teams and form links cannot present a Flyte token"
+    replicas = app.scaling.replicas
+    assert (replicas if isinstance(replicas, int) else replicas[0]) >= 1, "never scale to zero"
+    assert isinstance(app.secrets, list) and all(isinstance(secret, flyte.Secret) for secret in app.secrets)
+    names = {secret.as_env_var for secret in app.secrets}
+    assert {"HITL_CHATOPS_SECRET", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"} <= names
+    assert (names | set(app.env_vars)) - setting_names() == set()
+    assert "HITL_CHATOPS_STORE" in app.env_vars
+    assert isinstance(app.image, flyte.Image)
+    assert "hitl-chatops[slack,teams,s3]" in repr(app.image)
+
+
+def test_flyte_app_serializes_to_the_spec_the_platform_runs() -> None:
+    """What `flyte.deploy` would send, built offline (translation only, no client, no image build)."""
+    from flyte.app._runtime import translate_app_env_to_idl  # flyte's own serializer; no public offline entry
+    from flyte.models import SerializationContext
+
+    context = SerializationContext(project="p", domain="d", org="o", version="v1", root_dir=ROOT)
+    spec = translate_app_env_to_idl(load_flyte_app().bot_env, context).spec
+    assert list(spec.container.command) == ENTRYPOINT + CMD
+    assert [port.container_port for port in spec.container.ports] == [PORT]
+    assert spec.autoscaling.replicas.min >= 1
+    assert spec.security_context.allow_anonymous
+    assert {secret.env_var for secret in spec.security_context.secrets} >= {"HITL_CHATOPS_SECRET", "SLACK_BOT_TOKEN"}
