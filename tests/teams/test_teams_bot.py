@@ -50,6 +50,12 @@ async def test_installation_stores_the_reference_and_tells_the_conversation_id(t
     assert f'channels=["teams:{CHANNEL}"]' in welcome.body["text"]
 
 
+async def test_installation_update_alone_also_stores_the_reference(teams: Teams) -> None:
+    status, _ = await teams.post(teams.activity("installationUpdate", "19:groupchat@thread.v2", action="add"))
+    assert status in (200, 201)
+    assert (await store_of(teams).get_conversation("teams", "19:groupchat@thread.v2")) is not None
+
+
 async def test_any_message_stores_the_reference_and_help_lists_nothing_pending(teams: Teams) -> None:
     status, _ = await teams.say("<at>hitl</at> help", PERSONAL)
     assert status in (200, 201)
