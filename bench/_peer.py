@@ -48,6 +48,11 @@ class Server:
     process: subprocess.Popen[str]
     note: str = ""
 
+    def cpu_seconds(self) -> float:
+        """User+system CPU of the server process (all threads) so far: robust on a shared machine."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -44,6 +44,7 @@ class Sample:
     seconds: float = 0.0
     errors: int = 0
     per_round: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0
 
     @property
     def count(self) -> int:
@@ -52,6 +53,10 @@ class Sample:
     @property
     def throughput(self) -> float:
         return self.count / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_answer(self) -> float:
+        return self.cpu_seconds / self.count * 1000 if self.count else 0.0
 
     def ms(self, pct: float) -> float:
         return percentile(self.latencies, pct) * 1000
@@ -125,10 +130,11 @@ async def run_round(
                     sample.latencies.append(elapsed)
                     sample.errors += not ok
 
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), server.cpu_seconds()
         await asyncio.gather(*(client() for _ in range(concurrency)))
         if sample is not None:
             elapsed = time.perf_counter() - started
+            sample.cpu_seconds += server.cpu_seconds() - cpu_before
             sample.seconds += elapsed
             sample.per_round.append(len(events) / elapsed)
 
@@ -178,14 +184,14 @@ def report(samples: list[Sample], notes: list[str], unreadable: int, args: argpa
         f"{args.concurrency} concurrent aiohttp clients, {args.warmup} warm-up answers each (not counted)",
         "- store: one local folder (ext4 temp dir) shared by both servers",
         "",
-        "| server | endpoint | answers | errors | p50 ms | p99 ms | answers/s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| server | endpoint | answers | errors | p50 ms | p99 ms | answers/s | server CPU ms/answer |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     endpoints = {"ours": "`POST /form/<id>?sig=…` (form-encoded `value`)", "stock": "`POST /submit/json`"}
     for s in samples:
         lines.append(
             f"| {s.name} | {endpoints[s.name]} | {s.count} | {s.errors} | {s.ms(50):.2f} | {s.ms(99):.2f} "
-            f"| {s.throughput:.0f} |"
+            f"| {s.throughput:.0f} | {s.cpu_ms_per_answer:.2f} |"
         )
     pair_ratios = [o / s for o, s in zip(ours.per_round, stock.per_round, strict=True)]
     lines += [
@@ -198,7 +204,8 @@ def report(samples: list[Sample], notes: list[str], unreadable: int, args: argpa
         + f". Median round ratio: {statistics.median(pair_ratios):.2f}x.",
         "",
         f"**ours/stock: throughput {ours.throughput / stock.throughput:.2f}x, "
-        f"p50 latency {ours.ms(50) / stock.ms(50):.2f}x, p99 latency {ours.ms(99) / stock.ms(99):.2f}x**",
+        f"p50 latency {ours.ms(50) / stock.ms(50):.2f}x, p99 latency {ours.ms(99) / stock.ms(99):.2f}x, "
+        f"server CPU per answer {ours.cpu_ms_per_answer / stock.cpu_ms_per_answer:.2f}x**",
         "",
         f"Responses read back through our `Store` as value {ANSWER}: "
         + ("all" if unreadable == 0 else f"{unreadable} missing or wrong"),
@@ -214,7 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500, help="distinct events per server per round")
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--out", default="form_throughput.md", help="file name under bench/results/")
     args = parser.parse_args()
