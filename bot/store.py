@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import errno
+import importlib
 import json
 import logging
 import os
@@ -21,9 +22,11 @@ from typing import Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.registry import known_implementations
+from fsspec.spec import AbstractFileSystem
 from pydantic import ValidationError
 
-from .errors import AlreadyAnswered, EventNotFound, StoreError
+from .errors import AlreadyAnswered, ConfigError, EventNotFound, StoreError
 from .protocol import MessageRef, Request, Response, is_request_id
 
 log = logging.getLogger(__name__)
@@ -50,13 +53,8 @@ class Store:
     """Async facade over a (sync or async) fsspec filesystem rooted at one URL."""
 
     def __init__(self, url: str) -> None:
-        protocol = fsspec.utils.get_protocol(url)
-        # Readers must see other processes' writes: no listing cache, no shared instance.
-        options: dict[str, Any] = (
-            {} if protocol in ("file", "local") else {"use_listings_cache": False, "skip_instance_cache": True}
-        )
         self.url = url
-        self.fs, root = fsspec.core.url_to_fs(url, **options)
+        self.fs, root = _filesystem(url)
         self.root = root.rstrip("/")
         self._local = isinstance(self.fs, LocalFileSystem)
 
@@ -221,6 +219,31 @@ class Store:
             handle.flush()
             os.fsync(handle.fileno())
         return tmp
+
+
+def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
+    """fsspec's own implementation for the URL's protocol, ignoring later re-registrations.
+
+    Importing flyte registers obstore for s3/gs/az; first-writer-wins relies on the conditional
+    writes measured with s3fs and friends, so we build the default class (s3fs for s3://) directly.
+    """
+    protocol = fsspec.utils.get_protocol(url)
+    known = known_implementations.get(protocol)
+    if known is None:
+        cls = fsspec.get_filesystem_class(protocol)
+    else:
+        module, _, name = known["class"].rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except ImportError:
+            hint = "pip install 'hitl-chatops[s3]'" if protocol in ("s3", "s3a") else known.get("err", "")
+            raise ConfigError(f"HITL_CHATOPS_STORE uses {protocol}:// but {module} is missing: {hint}") from None
+    # Readers must see other processes' writes: no listing cache, no shared instance.
+    options: dict[str, Any] = (
+        {} if cls is LocalFileSystem else {"use_listings_cache": False, "skip_instance_cache": True}
+    )
+    options.update(cls._get_kwargs_from_urls(url))
+    return cls(**options), str(cls._strip_protocol(url))
 
 
 def _dump(model: Request | Response | MessageRef) -> bytes:

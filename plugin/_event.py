@@ -112,6 +112,8 @@ async def new_event(
     request = Request.model_validate_json(await _create(json.dumps(fields)))
     local = _is_local()
     bot = endpoint(settings, local_run=local)
+    if bot is not None:
+        await bot.notify(request.request_id)  # idempotent: surfaces post each target once
     url = bot.form_url(request.request_id) if bot else None
     if local:
         announce_link(name, url, request.request_id)
@@ -120,14 +122,13 @@ async def new_event(
 
 @flyte.trace
 async def _create(fields_json: str) -> str:
-    """Write the request, mark it pending and notify the bot, exactly once per task attempt.
+    """Write the request and mark it pending, once per event.
 
     Traced: a restarted task replays this step and gets the same request back, instead of
-    posting a second message for a question that is already in chat.
+    asking a second question; the notify that follows is idempotent.
     """
     fields = json.loads(fields_json)
-    settings = _settings()
-    store = Store(settings.store)
+    store = Store(_settings().store)
     request_id = new_request_id()
     now = utcnow()
     request = Request(
@@ -139,9 +140,6 @@ async def _create(fields_json: str) -> str:
         **fields,
     )
     await store.put_request(request)
-    bot = endpoint(settings, local_run=_is_local())
-    if bot is not None:
-        await bot.notify(request_id)
     log.info("event created", extra={"request_id": request_id, "event": request.event_name})
     return request.model_dump_json()
 
@@ -187,8 +185,8 @@ def _settings() -> Settings:
 
 
 def _is_local() -> bool:
-    ctx = flyte.ctx()
-    return ctx is None or ctx.mode == "local"
+    ctx = flyte.ctx()  # outside a task: an empty, falsy context
+    return not ctx or ctx.mode == "local"
 
 
 def _run_info() -> RunInfo:
@@ -202,7 +200,7 @@ def _run_info() -> RunInfo:
 async def _write_report(event: Event[Any]) -> None:
     """Put the form link in the task's report, as flyteplugins-hitl does."""
     ctx = flyte.ctx()
-    if ctx is None or not event.form_url:
+    if not ctx or not event.form_url:
         return
     html = render("report.html", event=event.request, form_url=event.form_url, deadline=format_time(event.deadline))
     await flyte.report.replace.aio(html)

@@ -57,7 +57,7 @@ class BotEndpoint:
 
 
 _local_lock = threading.Lock()
-_local_bot: BotThread | None = None
+_local_bots: dict[str, BotThread] = {}  # one in-process bot per store, for the life of the process
 
 
 def endpoint(settings: Settings, *, local_run: bool) -> BotEndpoint | None:
@@ -73,9 +73,8 @@ def endpoint(settings: Settings, *, local_run: bool) -> BotEndpoint | None:
 
 
 def _start_local_bot(settings: Settings) -> BotThread:
-    global _local_bot
     with _local_lock:
-        if _local_bot is None:
+        if settings.store not in _local_bots:
             local = settings.model_copy(
                 update={
                     "host": "127.0.0.1",
@@ -85,9 +84,9 @@ def _start_local_bot(settings: Settings) -> BotThread:
                     "bot_url": None,
                 }
             )
-            _local_bot = BotThread(local).start()
-            log.info("started an in-process bot for this local run", extra={"url": _local_bot.url})
-        return _local_bot
+            bot = _local_bots[settings.store] = BotThread(local).start()
+            log.info("started an in-process bot for this local run", extra={"url": bot.url})
+        return _local_bots[settings.store]
 
 
 def announce_link(event_name: str, url: str | None, request_id: str) -> None:

@@ -128,3 +128,15 @@ async def test_local_run_without_a_bot_starts_one_in_process(capfd: pytest.Captu
     status, _ = await submit(link, "true")
     assert status == 200
     assert await run.finish() is True
+
+
+async def test_new_event_outside_a_task_serves_its_own_form(capfd: pytest.CaptureFixture[str]) -> None:
+    """A plain script (no Flyte task, no bot configured) still gets a working, printed form link."""
+    import hitl_chatops.plugin as hitl
+
+    event = await hitl.new_event.aio("script_gate", data_type=bool, prompt="Go?", poll_interval_seconds=0.1)
+    assert event.form_url and event.form_url.startswith("http://127.0.0.1:")
+    assert event.form_url in capfd.readouterr().err
+    status, _ = await submit(event.form_url, "yes")
+    assert status == 200
+    assert await event.wait.aio() is True

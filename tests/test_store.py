@@ -118,3 +118,18 @@ async def test_messages_and_conversations_round_trip(store: Store) -> None:
 def test_message_keys_cannot_shape_paths() -> None:
     with pytest.raises(ValueError, match="message key"):
         MessageRef(platform="slack", key="../../x")
+
+
+async def test_s3_uses_s3fs_even_after_flyte_registers_obstore(s3_store_url: str) -> None:
+    """Importing flyte re-registers s3:// to obstore; the store keeps the implementation we measured."""
+    import flyte.storage  # noqa: F401 - registers obstore's fsspec classes, as in every Flyte task
+    import s3fs
+
+    assert "obstore" in type(fsspec.filesystem("s3")).__module__
+    store = Store(s3_store_url)
+    assert isinstance(store.fs, s3fs.S3FileSystem)
+    request = make_request(store)
+    await store.put_request(request)
+    await store.put_response(answer(request.request_id, 1, "U1"))
+    with pytest.raises(AlreadyAnswered):
+        await store.put_response(answer(request.request_id, 2, "U2"))
