@@ -16,7 +16,7 @@ from .links import form_signature_ok
 from .protocol import Request, Responder, Response, format_time
 from .store import check_request_id
 from .templates import render
-from .values import MAX_TEXT_LENGTH, display, format_number
+from .values import MAX_TEXT_LENGTH, display, format_number, number_hint
 
 routes = web.RouteTableDef()
 
@@ -52,7 +52,13 @@ def control(event: Request) -> dict[str, Any]:
             "min": None if event.min_value is None else format_number(event.min_value),
             "max": None if event.max_value is None else format_number(event.max_value),
         }
-        return {"kind": "number", "step": "1" if event.data_type == "int" else "any", **bounds}
+        return {
+            "kind": "number",
+            "step": "1" if event.data_type == "int" else "any",
+            "inputmode": "numeric" if event.data_type == "int" and (event.min_value or -1) >= 0 else "decimal",
+            "hint": number_hint(event.data_type, event.min_value, event.max_value),
+            **bounds,
+        }
     return {"kind": "text", "maxlength": MAX_TEXT_LENGTH}
 
 

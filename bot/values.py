@@ -82,7 +82,7 @@ def parse_value(
     if choices:
         return _pick_choice(value, choices)
     if data_type in ("int", "float"):
-        return _check_bounds(value, min_value, max_value)
+        return _check_bounds(value, data_type, min_value, max_value)
     return converted
 
 
@@ -155,19 +155,29 @@ def _pick_choice(value: Value, choices: list[Any]) -> Outcome:
     return Rejected(f"Choose one of: {listed}.")
 
 
-def _check_bounds(value: Value, low: float | None, high: float | None) -> Outcome:
+def _check_bounds(value: Value, data_type: DataType, low: float | None, high: float | None) -> Outcome:
     assert isinstance(value, int | float)
     if (low is not None and value < low) or (high is not None and value > high):
-        return Rejected(_range_text(low, high))
+        return Rejected(number_hint(data_type, low, high))
     return Accepted(value)
 
 
-def _range_text(low: float | None, high: float | None) -> str:
+def range_text(low: float | None, high: float | None) -> str | None:
+    """The bounds in words ("from 1 to 10", "at least 0"), shared by every surface's hints."""
     if low is not None and high is not None:
-        return f"Enter a number from {format_number(low)} to {format_number(high)}."
+        return f"from {format_number(low)} to {format_number(high)}"
     if low is not None:
-        return f"Enter a number of at least {format_number(low)}."
-    return f"Enter a number of at most {format_number(high or 0)}."
+        return f"of at least {format_number(low)}"
+    if high is not None:
+        return f"of at most {format_number(high)}"
+    return None
+
+
+def number_hint(data_type: DataType, low: float | None, high: float | None) -> str:
+    """ "Enter a whole number from 1 to 10." — the rejection and every input's hint."""
+    kind = "a whole number" if data_type == "int" else "a number"
+    bounds = range_text(low, high)
+    return f"Enter {kind} {bounds}." if bounds else f"Enter {kind}."
 
 
 def _clip(text: str, limit: int = 40) -> str:

@@ -98,7 +98,7 @@ def test_int_form_refuses_out_of_range_then_accepts(bot: BotThread, browser: Bro
     field.fill("99")
     assert submit(page) == 422
     error = page.get_by_role("alert")
-    expect(error).to_have_text("Enter a number from 1 to 10.")
+    expect(error).to_have_text("Enter a whole number from 1 to 10.")
     expect(page.locator("#value")).to_have_value("99")
     expect(page.locator(".invalid #value")).to_be_visible()
     # "next to the field": directly under the input, inside the same field group.

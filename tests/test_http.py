@@ -131,7 +131,7 @@ async def test_form_round_trip(bot: BotThread, http: aiohttp.ClientSession) -> N
     async with http.post(link(bot, request), data={"value": "11"}) as reply:
         page = await reply.text()
         assert reply.status == 422
-        assert "Enter a number from 1 to 10." in page and 'value="11"' in page
+        assert "Enter a whole number from 1 to 10." in page and 'value="11"' in page
     assert await bot.service.store.get_response(request.request_id) is None
     async with http.post(link(bot, request), data={"value": "7"}) as reply:
         assert reply.status == 200

@@ -34,7 +34,7 @@ def answer(request_id: str, value: object, user: str) -> Response:
 async def test_layout_matches_the_storage_protocol(store: Store, any_store_url: str) -> None:
     request = make_request(store, data_type="int")
     await store.put_request(request)
-    fs, root = fsspec.core.url_to_fs(any_store_url, skip_instance_cache=True)
+    fs, root = store.fs, store.root
     on_disk = json.loads(fs.cat_file(f"{root}/hitl-requests/{request.request_id}/request.json"))
     assert on_disk["request_id"] == request.request_id
     assert on_disk["status"] == "pending"

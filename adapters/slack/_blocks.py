@@ -30,7 +30,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from hitl_chatops.bot.protocol import Request, Response, format_time
-from hitl_chatops.bot.values import MAX_TEXT_LENGTH, display, format_number
+from hitl_chatops.bot.values import MAX_TEXT_LENGTH, display, format_number, number_hint
 
 ANSWER_ACTION = "hitl_answer"  # + "_<n>": ids must be unique within a block
 SELECT_ACTION = "hitl_select"
@@ -288,7 +288,7 @@ def _input(request: Request) -> InputBlock:
             block_id=VALUE_BLOCK,
             label="A whole number" if whole else "A number",
             element=element,
-            hint=_range_hint(low, high),
+            hint=number_hint(request.data_type, low, high),
         )
     element = PlainTextInputElement(action_id=VALUE_ACTION, max_length=MAX_TEXT_LENGTH, multiline=False)
     return InputBlock(block_id=VALUE_BLOCK, label="Your answer", element=element)
@@ -298,16 +298,6 @@ def _bound(value: float | None, rounding: Any) -> str | None:
     if value is None:
         return None
     return format_number(rounding(value) if rounding else value)
-
-
-def _range_hint(low: float | None, high: float | None) -> str | None:
-    if low is not None and high is not None:
-        return f"From {format_number(low)} to {format_number(high)}"
-    if low is not None:
-        return f"At least {format_number(low)}"
-    if high is not None:
-        return f"At most {format_number(high)}"
-    return None
 
 
 BOOL_PICKS = {"true": True, "false": False}

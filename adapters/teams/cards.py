@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from hitl_chatops.bot.protocol import Request, Response, format_time
-from hitl_chatops.bot.values import MAX_TEXT_LENGTH, display, format_number
+from hitl_chatops.bot.values import MAX_TEXT_LENGTH, display, number_hint
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 VERB = "hitl.answer"
@@ -158,7 +158,11 @@ def _input(request: Request, typed: object) -> dict[str, Any]:
             field["value"] = str(typed)
         return field
     if request.data_type in ("int", "float"):
-        field = {"type": "Input.Number", **base, "errorMessage": _number_hint(request)}
+        field = {
+            "type": "Input.Number",
+            **base,
+            "errorMessage": number_hint(request.data_type, request.min_value, request.max_value),
+        }
         if request.min_value is not None:
             field["min"] = _number(request.min_value)
         if request.max_value is not None:
@@ -177,18 +181,6 @@ def _input(request: Request, typed: object) -> dict[str, Any]:
     if isinstance(typed, str):
         field["value"] = typed[:MAX_TEXT_LENGTH]
     return field
-
-
-def _number_hint(request: Request) -> str:
-    kind = "a whole number" if request.data_type == "int" else "a number"
-    low, high = request.min_value, request.max_value
-    if low is not None and high is not None:
-        return f"Enter {kind} from {format_number(low)} to {format_number(high)}."
-    if low is not None:
-        return f"Enter {kind} of at least {format_number(low)}."
-    if high is not None:
-        return f"Enter {kind} of at most {format_number(high)}."
-    return f"Enter {kind}."
 
 
 def _number(typed: object) -> float | int | None:

@@ -54,7 +54,7 @@ async def test_int_event_modal_refuses_then_resumes(slack_bot: Callable[..., Bot
     request_id = opened["view"]["private_metadata"]
 
     _, body = await post_signed(bot.url, view_submission("U0ALICE", request_id, {"value": "11"}))
-    assert json.loads(body)["errors"] == {"hitl_value": "Enter a number from 1 to 10."}
+    assert json.loads(body)["errors"] == {"hitl_value": "Enter a whole number from 1 to 10."}
     await asyncio.sleep(5 * workflows.POLL)
     assert run.running, "a refused value leaves the run waiting"
 

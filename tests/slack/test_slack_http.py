@@ -115,7 +115,7 @@ async def test_int_event_modal_refuses_out_of_range_inline_then_accepts(
     assert status == 200
     assert json.loads(body) == {
         "response_action": "errors",
-        "errors": {"hitl_value": "Enter a number from 1 to 10."},
+        "errors": {"hitl_value": "Enter a whole number from 1 to 10."},
     }
     assert await store().get_response(request_id) is None
 

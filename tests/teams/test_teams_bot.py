@@ -127,7 +127,7 @@ async def test_invalid_number_returns_the_card_with_an_error_and_saves_nothing(t
     event = await make_event(teams.bot, channels=[f"teams:{CHANNEL}"], min_value=1, max_value=5)
     await posted_card(teams)
 
-    for typed, message, kept in (("9", "Enter a number from 1 to 5.", 9), ("abc", "is not a whole number", None)):
+    for typed, message, kept in (("9", "Enter a whole number from 1 to 5.", 9), ("abc", "is not a whole number", None)):
         status, body = await teams.invoke(answer(event.request_id, typed))
         assert status == 200 and body["statusCode"] == 200
         card = body["value"]

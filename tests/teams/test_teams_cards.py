@@ -71,7 +71,7 @@ KINDS = {
 }
 CARDS = {
     **{f"event-{name}": event_card(r, FORM) for name, r in KINDS.items()},
-    "error": event_card(KINDS["int-bounded"], FORM, error="Enter a number from 1 to 10.", typed="42"),
+    "error": event_card(KINDS["int-bounded"], FORM, error="Enter a whole number from 1 to 10.", typed="42"),
     "notice": event_card(KINDS["restricted"], None, notice="Only aad-bob may answer this event."),
     "answered": answered_card(KINDS["bool"], response(True)),
     "answered-notice": answered_card(KINDS["str"], response("ok"), notice="Already answered by Alice."),
@@ -163,7 +163,7 @@ def test_error_sits_next_to_the_input_and_keeps_the_value() -> None:
     assert body[position]["value"] == 42
     assert body[position + 1] == {
         "type": "TextBlock",
-        "text": "Enter a number from 1 to 10.",
+        "text": "Enter a whole number from 1 to 10.",
         "wrap": True,
         "color": "attention",
     }

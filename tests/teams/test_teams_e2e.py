@@ -29,7 +29,7 @@ async def test_int_event_answered_in_teams_resumes_the_run(teams: Teams) -> None
     submit = next(a for a in card["actions"] if a["type"] == "Action.Execute")
 
     _, refused = await teams.invoke({**submit["data"], "value": "11"}, user=BOB)
-    assert "Enter a number from 1 to 10." in texts(refused["value"])
+    assert "Enter a whole number from 1 to 10." in texts(refused["value"])
     await asyncio.sleep(5 * workflows.POLL)
     assert run.running, "an invalid value leaves the run waiting"
 
