@@ -11,7 +11,9 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -22,6 +24,7 @@ from .service import HitlService
 from .store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def build_service(settings: Settings) -> HitlService:
@@ -124,6 +127,10 @@ class BotThread:
     def service(self) -> HitlService:
         assert self._runner is not None
         return self._runner.app[SERVICE]
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run a coroutine on the bot's own loop (the service's objects live there) and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     def stop(self) -> None:
         if self._runner is None or self._thread is None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import timedelta
 from typing import Any
+
+import flyte
 
 from hitl_chatops.bot.protocol import Request, utcnow
 from hitl_chatops.bot.store import Store, new_request_id
@@ -28,3 +32,33 @@ def make_request(store: Store, *, timeout: float = 600, **fields: Any) -> Reques
         deadline=now + timedelta(seconds=timeout),
         **values,
     )
+
+
+class Run:
+    """A Flyte local run in a thread (flyte.run blocks the caller until the task ends)."""
+
+    def __init__(self, task: Any, *args: Any) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._go, args=(task, *args), daemon=True)
+        self._thread.start()
+
+    def _go(self, task: Any, *args: Any) -> None:
+        try:
+            run = flyte.run(task, *args)
+            run.wait()
+            outputs = run.outputs()
+            self.result = outputs[0] if isinstance(outputs, tuple | list) else outputs
+        except BaseException as error:
+            self.error = error
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    async def finish(self, wait_seconds: float = 30) -> Any:
+        await asyncio.to_thread(self._thread.join, wait_seconds)
+        assert not self.running, "the run did not finish"
+        if self.error:
+            raise self.error
+        return self.result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from hitl_chatops.bot.server import BotThread
 from tests import workflows
 from tests.conftest import SECRET
+from tests.helpers import Run
 
 pytestmark = pytest.mark.e2e
 
@@ -21,36 +21,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="session", autouse=True)
 def flyte_local() -> None:
     flyte.init()
-
-
-class Run:
-    """A Flyte local run in a thread (flyte.run blocks the caller until the task ends)."""
-
-    def __init__(self, task: Any, *args: Any) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._go, args=(task, *args), daemon=True)
-        self._thread.start()
-
-    def _go(self, task: Any, *args: Any) -> None:
-        try:
-            run = flyte.run(task, *args)
-            run.wait()
-            outputs = run.outputs()
-            self.result = outputs[0] if isinstance(outputs, tuple | list) else outputs
-        except BaseException as error:
-            self.error = error
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    async def finish(self, wait_seconds: float = 30) -> Any:
-        await asyncio.to_thread(self._thread.join, wait_seconds)
-        assert not self.running, "the run did not finish"
-        if self.error:
-            raise self.error
-        return self.result
 
 
 async def pending_event(bot: BotThread, name: str, wait_seconds: float = 20) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import flyte
 import pytest
 
 from hitl_chatops.bot.server import BotThread
+from tests.helpers import Run
 from tests.slack import slack_workflows as workflows
 from tests.slack.slack_helpers import (
     CHANNEL,
@@ -20,7 +21,6 @@ from tests.slack.slack_helpers import (
     post_signed,
     view_submission,
 )
-from tests.test_flyte_e2e import Run
 
 pytestmark = pytest.mark.e2e
 

@@ -265,5 +265,4 @@ async def test_with_an_app_id_a_request_without_a_valid_token_is_401(
 
 async def run_on_bot(bot: BotThread, coroutine: Any) -> Any:
     """Run a core call on the bot's own loop (where its surfaces and background tasks live)."""
-    future = asyncio.run_coroutine_threadsafe(coroutine, bot._loop)
-    return await asyncio.wrap_future(future)
+    return await asyncio.to_thread(bot.call, coroutine)

@@ -7,9 +7,9 @@ import asyncio
 import flyte
 import pytest
 
+from tests.helpers import Run
 from tests.teams import teams_workflows as workflows
 from tests.teams.teams_helpers import ALICE, BOB, Teams, card_of, texts
-from tests.test_flyte_e2e import Run
 
 pytestmark = pytest.mark.e2e
 
