@@ -20,6 +20,7 @@ from .errors import (
     UserError,
 )
 from .links import bearer_ok
+from .metrics import CONTENT_TYPE
 from .protocol import Request, Responder
 from .store import check_request_id
 
@@ -80,6 +81,12 @@ async def healthz(request: web.Request) -> web.Response:
     except HitlError:
         return web.json_response({"status": "unhealthy", "store": "unreachable"}, status=503)
     return web.json_response({"status": "ok", "store": "reachable"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[SERVICE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 @routes.post("/api/v1/events/{request_id}/notify")

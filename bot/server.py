@@ -11,15 +11,18 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from . import api, form
 from .appkeys import SERVICE, SETTINGS
 from .config import Settings
+from .reconciler import Reconciler
 from .service import HitlService
 from .store import Store
 
@@ -34,7 +37,7 @@ def build_service(settings: Settings) -> HitlService:
 def build_app(settings: Settings) -> web.Application:
     """The bot as an aiohttp application; adapters attach routes and surfaces for their platform."""
     service = build_service(settings)
-    app = web.Application(client_max_size=256 * 1024)
+    app = web.Application(client_max_size=256 * 1024, middlewares=[_timed])
     app[SERVICE] = service
     app[SETTINGS] = settings
     app.add_routes(api.routes)
@@ -48,11 +51,36 @@ def build_app(settings: Settings) -> web.Application:
 
         attach_teams(app, service, settings)
 
+    if settings.reconcile_seconds > 0:
+        app.cleanup_ctx.append(_reconciling(Reconciler(service, settings.reconcile_seconds)))
+
     async def drain(app: web.Application) -> None:
         await app[SERVICE].drain()
 
     app.on_shutdown.append(drain)
     return app
+
+
+def _reconciling(reconciler: Reconciler) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(reconciler.run(), name="hitl-reconciler")
+        yield
+        reconciler.stop()
+        await task  # finishes the step in progress
+
+    return lifespan
+
+
+@web.middleware
+async def _timed(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Handler latency per route, for /metrics."""
+    started = time.perf_counter()
+    try:
+        return await handler(request)
+    finally:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        request.app[SERVICE].metrics.handler_latency.labels(name).observe(time.perf_counter() - started)
 
 
 def free_port(host: str) -> int:

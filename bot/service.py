@@ -7,12 +7,23 @@ implement `Surface` to post and re-render messages and never decide anything the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from .errors import AlreadyAnswered, EventExpired, InvalidValue, NotAllowed, StoreError, StoreUnavailable
+from .errors import (
+    AlreadyAnswered,
+    EventExpired,
+    InvalidValue,
+    NotAllowed,
+    StoreError,
+    StoreUnavailable,
+    UserError,
+)
 from .links import form_url
+from .metrics import Metrics
 from .protocol import Request, Responder, Response, Via, format_time, utcnow
 from .store import Store
 from .values import Rejected, parse_answer
@@ -48,6 +59,7 @@ class HitlService:
         self._form_base_url = form_base_url
         self._surfaces: list[Surface] = []
         self._background: set[asyncio.Task[None]] = set()
+        self.metrics = Metrics()
 
     def add_surface(self, surface: Surface) -> None:
         self._surfaces.append(surface)
@@ -63,8 +75,31 @@ class HitlService:
         """Load → not answered → not expired → authorized → valid → exclusive write → tell surfaces.
 
         `trusted` skips the responder check, for callers holding the bot's secret (the API).
-        Raises a `UserError` subclass whose message the surface shows as is.
+        Raises a `UserError` subclass whose message the surface shows as is; storage trouble
+        becomes `StoreUnavailable` ("please try again"), with nothing half-written.
         """
+        try:
+            request, response = await self._answer(request_id, raw_value, responder, via, trusted)
+        except StoreError:
+            self.metrics.refused.labels("store").inc()
+            raise StoreUnavailable() from None
+        except UserError as error:
+            self.metrics.refused.labels(type(error).__name__).inc()
+            raise
+        log.info(
+            "event answered",
+            extra={"request_id": request_id, "event": request.event_name, "via": via, "outcome": "answered"},
+        )
+        self.metrics.answered.labels(via).inc()
+        self.metrics.answer_latency.observe(
+            (response.responded_at or utcnow()).timestamp() - request.created_at.timestamp()
+        )
+        self._fan_out("answered", request, response)
+        return response
+
+    async def _answer(
+        self, request_id: str, raw_value: object, responder: Responder, via: Via, trusted: bool
+    ) -> tuple[Request, Response]:
         request = await self.store.get_request(request_id)
         if existing := await self.store.get_response(request_id):
             raise AlreadyAnswered(existing)
@@ -83,16 +118,8 @@ class HitlService:
             responded_at=utcnow(),
             via=via,
         )
-        try:
-            await self.store.put_response(response)
-        except StoreError:
-            raise StoreUnavailable() from None
-        log.info(
-            "event answered",
-            extra={"request_id": request_id, "event": request.event_name, "via": via, "outcome": "answered"},
-        )
-        self._fan_out("answered", request, lambda s: s.answered(request, response))
-        return response
+        await self.store.put_response(response)
+        return request, response
 
     async def authorize(self, request: Request, responder: Responder) -> None:
         if await self.may_answer(request, responder):
@@ -145,21 +172,60 @@ class HitlService:
         return sorted(requests, key=lambda r: r.created_at, reverse=True)
 
     async def announce(self, request_id: str) -> Request:
-        """Post a new event to every surface (the plugin's notify call lands here)."""
+        """Post an event to every surface; safe to repeat (each target is posted once, see `post_once`)."""
         request = await self.store.get_request(request_id)
         for surface in self._surfaces:
-            await self._guarded("post", request, surface.post(request), surface.name)
+            try:
+                await surface.post(request)
+            except Exception as error:
+                self._log_failure("post", request, surface.name, error)
+        self.metrics.announced.inc()
         return request
 
+    async def post_once(self, request_id: str, platform: str, target: str, send: Callable[[], Awaitable[None]]) -> bool:
+        """Run `send` unless this target already has (or is getting) the message, on any replica.
+
+        A claim object makes the first caller the only poster; a failed send releases it so the
+        reconciler tries again. Returns whether `send` ran.
+        """
+        name = f"post-{platform}-{hashlib.sha256(target.encode()).hexdigest()[:24]}"
+        if not await self.store.claim(request_id, name):
+            return False
+        try:
+            await send()
+        except BaseException:
+            await self.store.release(request_id, name)
+            raise
+        return True
+
     async def expire(self, request_id: str) -> bool:
-        """Close an unanswered event past its deadline; True if it was expired now."""
+        """Close an unanswered event past its deadline, once across replicas; True if done now."""
         request = await self.store.get_request(request_id)
         if not request.expired() or await self.store.get_response(request_id):
             return False
+        if not await self.store.claim(request_id, "expired"):  # the claim is also the record of expiry
+            await self.store.drop_pending(request_id)
+            return False
         await self.store.drop_pending(request_id)
         log.info("event expired", extra={"request_id": request_id, "outcome": "expired"})
-        self._fan_out("expired", request, lambda s: s.expired(request))
+        self.metrics.expired.inc()
+        self._fan_out("expired", request, None)
         return True
+
+    async def update_messages(self, request: Request, response: Response | None) -> bool:
+        """Re-render every copy of the event (answered, or expired when `response` is None).
+
+        Returns False if any surface failed; the event then stays in the outbox for a retry.
+        """
+        what = "answered" if response else "expired"
+        ok = True
+        for surface in self._surfaces:
+            try:
+                await (surface.answered(request, response) if response else surface.expired(request))
+            except Exception as error:
+                ok = False
+                self._log_failure(what, request, surface.name, error)
+        return ok
 
     async def drain(self) -> None:
         """Wait for message updates still running (shutdown, tests)."""
@@ -171,23 +237,22 @@ class HitlService:
     def _surface(self, name: str) -> Surface | None:
         return next((s for s in self._surfaces if s.name == name), None)
 
-    def _fan_out(self, what: str, request: Request, call: Callable[[Surface], Awaitable[None]]) -> None:
-        """Update messages without holding up the person's answer; failures are logged."""
-        for surface in self._surfaces:
-            task = asyncio.create_task(self._guarded(what, request, call(surface), surface.name))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+    def _fan_out(self, what: str, request: Request, response: Response | None) -> None:
+        """Update messages without holding up the person's answer; what fails goes to the outbox."""
 
-    async def _guarded(self, what: str, request: Request, call: Awaitable[None], platform: str) -> None:
-        try:
-            await call
-        except Exception as error:
-            log.exception(
-                "surface update failed",
-                extra={
-                    "request_id": request.request_id,
-                    "platform": platform,
-                    "step": what,
-                    "error": type(error).__name__,
-                },
-            )
+        async def update() -> None:
+            if not await self.update_messages(request, response):
+                with contextlib.suppress(StoreError):
+                    await self.store.put_outbox(request.request_id, what)
+
+        task = asyncio.create_task(update())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _log_failure(self, step: str, request: Request, platform: str, error: Exception) -> None:
+        self.metrics.update_failures.labels(platform, step).inc()
+        log.error(
+            "surface call failed",
+            exc_info=error,
+            extra={"request_id": request.request_id, "platform": platform, "step": step, "error": type(error).__name__},
+        )

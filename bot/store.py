@@ -16,6 +16,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,13 +28,14 @@ from fsspec.spec import AbstractFileSystem
 from pydantic import ValidationError
 
 from .errors import AlreadyAnswered, ConfigError, EventNotFound, StoreError
-from .protocol import MessageRef, Request, Response, is_request_id
+from .protocol import MessageRef, Request, Response, is_request_id, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REQUESTS = "hitl-requests"
 PENDING = "hitl-pending"
+OUTBOX = "hitl-outbox"
 CONVERSATIONS = "hitl-conversations"
 _CONFLICT_RETRIES = 3
 
@@ -92,22 +94,10 @@ class Store:
 
     async def pending_ids(self) -> list[str]:
         """Ids in the pending index: O(pending), never a scan of every event ever made."""
-
-        def listing() -> list[str]:
-            try:
-                names = self.fs.ls(self._path(PENDING), detail=False)
-            except FileNotFoundError:
-                return []
-            return [n for n in (str(p).rstrip("/").rsplit("/", 1)[-1] for p in names) if is_request_id(n)]
-
-        return await self._run(listing)
+        return await self._run(self._list_ids, self._path(PENDING))
 
     async def drop_pending(self, request_id: str) -> None:
-        def remove() -> None:
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm_file(self._path(PENDING, check_request_id(request_id)))
-
-        await self._run(remove)
+        await self._run(self._remove, self._path(PENDING, check_request_id(request_id)))
 
     # -- responses ---------------------------------------------------------------------
 
@@ -143,6 +133,33 @@ class Store:
             return list(self.fs.cat([str(p) for p in paths]).values()) if paths else []
 
         return [_load(MessageRef, raw, request_id) for raw in await self._run(read_all)]
+
+    # -- claims: one replica does a thing once ------------------------------------------
+
+    async def claim(self, request_id: str, name: str) -> bool:
+        """Create `claims/<name>` exclusively; True for the one caller that created it."""
+        body = json.dumps({"claimed_at": utcnow().isoformat()}).encode()
+        try:
+            await self._run(self._create, self._event_path(request_id, f"claims/{_safe_name(name)}"), body)
+        except FileExistsError:
+            return False
+        return True
+
+    async def release(self, request_id: str, name: str) -> None:
+        path = self._event_path(request_id, f"claims/{_safe_name(name)}")
+        await self._run(self._remove, path)
+
+    # -- outbox: message updates still owed (retried by the reconciler) -----------------
+
+    async def put_outbox(self, request_id: str, update: str) -> None:
+        path = self._path(OUTBOX, check_request_id(request_id))
+        await self._run(self._write, path, json.dumps({"update": update}).encode())
+
+    async def outbox_ids(self) -> list[str]:
+        return await self._run(self._list_ids, self._path(OUTBOX))
+
+    async def drop_outbox(self, request_id: str) -> None:
+        await self._run(self._remove, self._path(OUTBOX, check_request_id(request_id)))
 
     # -- platform conversations (where a bot may post proactively) -----------------------
 
@@ -180,6 +197,17 @@ class Store:
             return await self._run(self.fs.cat_file, path)
         except FileNotFoundError:
             return None
+
+    def _list_ids(self, folder: str) -> list[str]:
+        try:
+            names = self.fs.ls(folder, detail=False)
+        except FileNotFoundError:
+            return []
+        return [n for n in (str(p).rstrip("/").rsplit("/", 1)[-1] for p in names) if is_request_id(n)]
+
+    def _remove(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(path)
 
     def _write(self, path: str, data: bytes) -> None:
         """Replace `path` atomically: readers see the old object or the new one, never half."""
@@ -244,6 +272,12 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     )
     options.update(cls._get_kwargs_from_urls(url))
     return cls(**options), str(cls._strip_protocol(url))
+
+
+def _safe_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", name):
+        raise ValueError(f"claim name {name!r} may only hold letters, digits and . _ -")
+    return name
 
 
 def _dump(model: Request | Response | MessageRef) -> bytes:

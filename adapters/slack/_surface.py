@@ -59,24 +59,25 @@ class SlackSurface:
         targets = slack_targets(request, self.default_channel)
         if not targets:
             return
-        posted = {ref.data.get("channel") for ref in await self.service.store.messages(request.request_id)}
         blocks = as_dicts(_blocks.event_blocks(request, self.service.form_url(request.request_id)))
         text = _blocks.event_text(request)
         for channel in targets:
-            if channel in posted:  # a repeated notify (or the reconciler) must not post twice
-                continue
-            try:
+
+            async def send(channel: str = channel) -> None:
                 reply = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+                ts, where = str(reply["ts"]), str(reply.get("channel") or channel)
+                ref = MessageRef(platform="slack", key=f"{where}-{ts}", data={"channel": where, "ts": ts})
+                await self.service.store.put_message(request.request_id, ref)
+                log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "ts": ts})
+
+            try:
+                # Once per channel across notifies, the reconciler and replicas.
+                await self.service.post_once(request.request_id, "slack", channel, send)
             except SlackApiError as error:
                 log.warning(
                     "slack post failed",
                     extra={"request_id": request.request_id, "channel": channel, "error": api_error(error)},
                 )
-                continue
-            ts, where = str(reply["ts"]), str(reply.get("channel") or channel)
-            ref = MessageRef(platform="slack", key=f"{where}-{ts}", data={"channel": where, "ts": ts})
-            await self.service.store.put_message(request.request_id, ref)
-            log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "ts": ts})
 
     async def answered(self, request: Request, response: Response) -> None:
         await self._rewrite(
@@ -115,7 +116,7 @@ class SlackSurface:
         text, blocks = render()
         payload = as_dicts(blocks)
 
-        async def update(ref: MessageRef) -> None:
+        async def update(ref: MessageRef) -> bool:
             try:
                 await self.client.chat_update(channel=ref.data["channel"], ts=ref.data["ts"], text=text, blocks=payload)
             except SlackApiError as error:
@@ -123,5 +124,9 @@ class SlackSurface:
                     "slack update failed",
                     extra={"request_id": request.request_id, "key": ref.key, "error": api_error(error)},
                 )
+                return False
+            return True
 
-        await asyncio.gather(*(update(ref) for ref in refs))
+        updated = await asyncio.gather(*(update(ref) for ref in refs))
+        if not all(updated):  # the core keeps the event in its outbox and the reconciler retries
+            raise RuntimeError(f"{updated.count(False)} of {len(refs)} Slack messages could not be updated")

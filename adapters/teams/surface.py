@@ -44,16 +44,15 @@ class TeamsSurface:
         targets = [c.removeprefix(TARGET_PREFIX) for c in request.channels if c.startswith(TARGET_PREFIX)]
         if not targets:
             return
-        copies = await self._service.store.messages(request.request_id)
-        posted = {
-            m.data.get("conversation_id") for m in copies if m.platform == PLATFORM and m.data.get("kind") == "post"
-        }
         card = event_card(request, self._service.form_url(request.request_id))
         for conversation_id in dict.fromkeys(targets):
-            if conversation_id in posted:
-                continue  # a repeated notify (or the reconciler) must not post the event twice
-            try:
+
+            async def send(conversation_id: str = conversation_id) -> None:
                 await self._post_one(request, conversation_id, card)
+
+            try:
+                # Once per conversation across notifies, the reconciler and replicas.
+                await self._service.post_once(request.request_id, PLATFORM, conversation_id, send)
             except Exception as error:  # one unreachable conversation must not stop the others
                 log.warning(
                     "teams post failed",
@@ -84,22 +83,21 @@ class TeamsSurface:
     async def replace_all(self, request: Request, card: Card) -> None:
         copies = [m for m in await self._service.store.messages(request.request_id) if m.platform == PLATFORM]
         results = await asyncio.gather(*(self._replace(m, card) for m in copies), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                log.warning(
-                    "teams card update failed",
-                    extra={"request_id": request.request_id, "error": type(result).__name__},
-                    exc_info=result,
-                )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for result in failed:
+            log.warning(
+                "teams card update failed",
+                extra={"request_id": request.request_id, "error": type(result).__name__},
+                exc_info=result,
+            )
+        if failed:  # the core keeps the event in its outbox and the reconciler retries
+            raise RuntimeError(f"{len(failed)} of {len(copies)} Teams cards could not be updated")
 
     async def _post_one(self, request: Request, conversation_id: str, card: Card) -> None:
         found = await recall(self._service.store, conversation_id)
         if found is None:
-            log.warning(
-                "no Teams conversation reference: install the app there, or message the bot in it, first",
-                extra={"request_id": request.request_id, "conversation_id": conversation_id},
-            )
-            return
+            # Raised, not returned: the post claim is released so the reconciler posts after installation.
+            raise LookupError("no Teams conversation reference: install the app there, or message the bot in it, first")
         reference, tenant = found
         sent: list[str] = []
 
@@ -111,8 +109,7 @@ class TeamsSurface:
 
         await self._continue(reference, send)
         if not sent:
-            log.warning("teams post returned no activity id", extra={"request_id": request.request_id})
-            return
+            raise RuntimeError("Teams accepted the card but returned no activity id")
         await self.record(request.request_id, conversation_id, sent[0], "post")
         log.info("teams card posted", extra={"request_id": request.request_id, "conversation_id": conversation_id})
 
