@@ -1,0 +1,201 @@
+"""The reliability table over real sockets: the store going down and back, two replicas racing.
+
+Each scenario runs the real bot (aiohttp on loopback) against moto's S3 server; nothing inside
+the project is patched. A person answering while storage is down must be told to try again,
+and the next try after the store returns must work exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+
+from hitl_chatops.bot.protocol import Request
+from hitl_chatops.bot.server import BotThread, free_port
+from hitl_chatops.bot.store import REQUESTS, Store
+from tests.conftest import SECRET
+from tests.helpers import make_request
+
+AUTH = {"Authorization": f"Bearer {SECRET}"}
+TRY_AGAIN = "could not save your answer"
+
+
+@dataclass
+class OwnMoto:
+    """A moto S3 server this test alone stops and restarts on one fixed port.
+
+    moto keeps its buckets in the process, so a new server on the same port sees the old objects,
+    as a real S3 endpoint would after a network outage.
+    """
+
+    port: int = field(default_factory=lambda: free_port("127.0.0.1"))
+    _server: object | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        server.start()
+        self._server = server
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()  # type: ignore[attr-defined]
+            self._server = None
+
+
+@pytest.fixture
+def own_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnMoto]:
+    """Start a private moto server, point the AWS env chain and the store URL at a fresh bucket there."""
+    import s3fs
+
+    moto = OwnMoto()
+    moto.start()
+    env = {
+        "AWS_ENDPOINT_URL_S3": moto.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"hitl-down-{uuid.uuid4().hex[:10]}"  # moto's state is per process: avoid other tests' buckets
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(bucket)
+    monkeypatch.setenv("HITL_CHATOPS_STORE", f"s3://{bucket}/hitl")
+    yield moto
+    moto.stop()
+
+
+async def put_event(bot: BotThread, **fields: object) -> Request:
+    store = Store(bot.settings.store)
+    request = make_request(store, **fields)  # type: ignore[arg-type]
+    await store.put_request(request)
+    return request
+
+
+async def response_objects(store: Store, request_id: str) -> list[str]:
+    """Every `response*` object under the event's folder (a half-written or duplicate one would show here)."""
+
+    def listing() -> list[str]:
+        names = [str(p).rsplit("/", 1)[-1] for p in store.fs.find(store._path(REQUESTS, request_id))]
+        return [name for name in names if name.startswith("response")]
+
+    return await asyncio.to_thread(listing)
+
+
+async def form_post(session: aiohttp.ClientSession, url: str, value: str) -> tuple[int, str]:
+    async with session.post(url, data={"value": value}) as reply:
+        return reply.status, html.unescape(await reply.text())
+
+
+async def api_post(session: aiohttp.ClientSession, bot: BotThread, request_id: str, body: object) -> tuple[int, dict]:
+    url = f"{bot.url}/api/v1/events/{request_id}/response"
+    async with session.post(url, json=body, headers=AUTH) as reply:
+        return reply.status, await reply.json(content_type=None)
+
+
+async def test_store_down_then_back_tells_the_person_to_retry_and_the_retry_saves_once(
+    own_moto: OwnMoto, start_bot: Callable[..., BotThread]
+) -> None:
+    bot = start_bot()
+    event = await put_event(bot, data_type="int", min_value=1, max_value=5)
+    form = bot.service.form_url(event.request_id)
+    store = Store(bot.settings.store)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        async with session.get(f"{bot.url}/healthz") as reply:
+            assert reply.status == 200
+
+        own_moto.stop()
+        started = time.monotonic()
+        status, page = await form_post(session, form, "3")
+        form_seconds = time.monotonic() - started
+        assert status == 503, page[:2000]
+        assert TRY_AGAIN in page.lower() and "try again" in page.lower()
+        assert form_seconds < 20, f"the person waited {form_seconds:.1f}s for the error"
+
+        status, body = await api_post(session, bot, event.request_id, {"value": 3, "responder": "ci"})
+        assert status == 503, body
+        assert TRY_AGAIN in body["error"].lower()
+
+        async with session.get(f"{bot.url}/healthz") as reply:
+            assert reply.status == 503
+            assert (await reply.json())["store"] == "unreachable"
+
+        own_moto.start()
+        assert await store.get_response(event.request_id) is None  # nothing half-written while down
+        async with session.get(f"{bot.url}/healthz") as reply:
+            assert reply.status == 200
+
+        status, page = await form_post(session, form, "3")
+        assert status == 200, page[:2000]
+        assert "Thanks, your answer is in" in page
+
+        stored = await store.get_response(event.request_id)
+        assert stored is not None and stored.value == 3 and stored.via == "web"
+        assert await response_objects(store, event.request_id) == ["response.json"]
+
+        status, page = await form_post(session, form, "4")
+        assert status == 200 and "Already answered" in page
+        status, body = await api_post(session, bot, event.request_id, {"value": 4})
+        assert status == 409 and body["response"]["value"] == 3
+        assert (await store.get_response(event.request_id)) == stored
+
+
+@pytest.mark.parametrize("where", ["file", "s3"])
+async def test_two_replicas_race_twenty_answers_one_wins_and_losers_learn_who(
+    start_bot: Callable[..., BotThread], request: pytest.FixtureRequest, where: str
+) -> None:
+    if where == "s3":
+        request.getfixturevalue("s3_store_url")
+    replicas = [start_bot(), start_bot()]
+    assert replicas[0].settings.store == replicas[1].settings.store
+    event = await put_event(replicas[0], data_type="int", min_value=0, max_value=100)
+    store = Store(replicas[0].settings.store)
+
+    async def one(n: int, session: aiohttp.ClientSession) -> tuple[str, int, str | dict]:
+        bot = replicas[n % 2]
+        if n % 4 < 2:  # half through the API, half through the form, on both replicas
+            status, body = await api_post(session, bot, event.request_id, {"value": n, "responder": f"api-{n}"})
+            return "api", status, body
+        status, page = await form_post(session, bot.service.form_url(event.request_id), str(n))
+        return "form", status, page
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        results = await asyncio.gather(*(one(n, session) for n in range(20)))
+
+    stored = await store.get_response(event.request_id)
+    assert stored is not None
+    assert await response_objects(store, event.request_id) == ["response.json"]
+    assert await store.pending_ids() == []
+
+    winners = [r for r in results if (r[0] == "api" and r[1] == 201) or (r[0] == "form" and "Thanks" in str(r[2]))]
+    assert len(winners) == 1, [r[:2] for r in results]
+    kind, _, body = winners[0]
+    if kind == "api":
+        assert isinstance(body, dict) and body["value"] == stored.value == int(body["responder"]["user_id"][4:])
+    else:
+        assert stored.via == "web" and f"You answered {stored.value}." in str(body)
+
+    who = stored.responder_label
+    for kind, status, body in results:
+        if (kind, status, body) == winners[0]:
+            continue
+        if kind == "api":
+            assert status == 409, body
+            assert isinstance(body, dict) and body["response"]["value"] == stored.value
+            assert who in body["error"]
+        else:
+            assert status == 200, str(body)[:500]
+            assert "Already answered" in str(body) and f"{who} answered {stored.value}" in str(body)
