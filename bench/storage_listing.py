@@ -64,8 +64,8 @@ def aws_env(endpoint: str) -> dict[str, str]:
 class MotoChild:
     """moto's S3 server (werkzeug, threaded) in its own process, so it never shares our GIL.
 
-    A WSGI middleware counts every request by method; `GET /__bench__/requests` returns the
-    counts, `DELETE` resets them. Nothing else about moto is changed.
+    A WSGI middleware counts every request by method (ListObjectsV2 as LIST);
+    `GET /__bench__/requests` returns the counts, `DELETE` resets them. Nothing else about moto is changed.
     """
 
     endpoint: str
@@ -128,8 +128,11 @@ def serve_moto(port: int) -> None:
                 body = json.dumps(dict(counts)).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
             return iter([body])
+        method = environ["REQUEST_METHOD"]
+        if method == "GET" and "list-type" in environ.get("QUERY_STRING", ""):
+            method = "LIST"  # ListObjectsV2: a GET on the bucket, counted apart from object GETs
         with lock:
-            counts[environ["REQUEST_METHOD"]] += 1
+            counts[method] += 1
         return moto_app(environ, start_response)  # type: ignore[no-any-return]
 
     class Quiet(MotoRequestHandler):  # type: ignore[misc]
