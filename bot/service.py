@@ -239,6 +239,8 @@ class HitlService:
 
     def _fan_out(self, what: str, request: Request, response: Response | None) -> None:
         """Update messages without holding up the person's answer; what fails goes to the outbox."""
+        if not self._surfaces:
+            return
 
         async def update() -> None:
             if not await self.update_messages(request, response):

@@ -18,7 +18,9 @@ import logging
 import os
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import fsspec
@@ -32,12 +34,17 @@ from .protocol import MessageRef, Request, Response, is_request_id, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Known = TypeVar("Known", Request, Response)
 
 REQUESTS = "hitl-requests"
 PENDING = "hitl-pending"
 OUTBOX = "hitl-outbox"
 CONVERSATIONS = "hitl-conversations"
 _CONFLICT_RETRIES = 3
+_KNOWN_LIMIT = 4096
+# Storage calls wait on disks and networks, not the CPU: more threads than asyncio's default
+# (cores + 4) let concurrent answers overlap their fsyncs and round trips.
+_IO_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hitl-store")
 
 
 def check_request_id(request_id: str) -> str:
@@ -59,6 +66,8 @@ class Store:
         self.fs, root = _filesystem(url)
         self.root = root.rstrip("/")
         self._local = isinstance(self.fs, LocalFileSystem)
+        # Requests and answers are written once, so a replica may keep them; absence never is.
+        self._known: OrderedDict[str, Request | Response] = OrderedDict()
 
     # -- paths -------------------------------------------------------------------------
 
@@ -82,15 +91,18 @@ class Store:
 
     async def put_request(self, request: Request) -> None:
         """Write the request, then its pending marker (the marker is only an index)."""
-        await self._run(self._write, self._event_path(request.request_id, "request.json"), _dump(request))
+        await self._run(self._write, self._event_path(request.request_id, "request.json"), _dump(request), True)
         marker = {"created_at": request.created_at.isoformat(), "deadline": request.deadline.isoformat()}
         await self._run(self._write, self._path(PENDING, request.request_id), json.dumps(marker).encode())
 
     async def get_request(self, request_id: str) -> Request:
-        data = await self._read(self._event_path(request_id, "request.json"))
+        path = self._event_path(request_id, "request.json")
+        if isinstance(known := self._known.get(path), Request):
+            return known
+        data = await self._read(path)
         if data is None:
             raise EventNotFound(request_id)
-        return _load(Request, data, request_id)
+        return self._remember(path, _load(Request, data, request_id))
 
     async def pending_ids(self) -> list[str]:
         """Ids in the pending index: O(pending), never a scan of every event ever made."""
@@ -102,19 +114,33 @@ class Store:
     # -- responses ---------------------------------------------------------------------
 
     async def get_response(self, request_id: str) -> Response | None:
-        """One storage read: the response, or None while nobody has answered."""
-        data = await self._read(self._event_path(request_id, "response.json"))
-        return None if data is None else _load(Response, data, request_id)
+        """At most one storage read: the response, or None while nobody has answered."""
+        path = self._event_path(request_id, "response.json")
+        if isinstance(known := self._known.get(path), Response):
+            return known
+        data = await self._read(path)
+        return None if data is None else self._remember(path, _load(Response, data, request_id))
 
     async def put_response(self, response: Response) -> None:
-        """Exclusive create: the first answer wins, a later one raises `AlreadyAnswered`."""
+        """Exclusive create: the first answer wins, a later one raises `AlreadyAnswered`.
+
+        The pending marker goes in the same storage round trip; if that removal fails the
+        answer still stands and the reconciler drops the marker later.
+        """
         path = self._event_path(response.request_id, "response.json")
+        marker = self._path(PENDING, response.request_id)
+
+        def commit() -> None:
+            self._create(path, _dump(response))
+            with contextlib.suppress(OSError):
+                self._remove(marker)
+
         try:
-            await self._run(self._create, path, _dump(response))
+            await self._run(commit)
         except FileExistsError:
             first = await self.get_response(response.request_id)
             raise AlreadyAnswered(first or response) from None
-        await self.drop_pending(response.request_id)
+        self._remember(path, response)
 
     # -- chat messages -----------------------------------------------------------------
 
@@ -185,7 +211,7 @@ class Store:
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         try:
-            return await asyncio.to_thread(func, *args)
+            return await asyncio.get_running_loop().run_in_executor(_IO_THREADS, func, *args)
         except (FileNotFoundError, FileExistsError):
             raise
         except OSError as error:
@@ -194,9 +220,13 @@ class Store:
 
     async def _read(self, path: str) -> bytes | None:
         try:
+            if self._local:  # a small local read costs less than the hop to a worker thread
+                return bytes(self.fs.cat_file(path))
             return await self._run(self.fs.cat_file, path)
         except FileNotFoundError:
             return None
+        except OSError as error:
+            raise StoreError(f"object storage at {self.url} failed: {type(error).__name__}") from error
 
     def _list_ids(self, folder: str) -> list[str]:
         try:
@@ -209,19 +239,29 @@ class Store:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(path)
 
-    def _write(self, path: str, data: bytes) -> None:
-        """Replace `path` atomically: readers see the old object or the new one, never half."""
+    def _remember(self, path: str, obj: Known) -> Known:
+        self._known[path] = obj
+        if len(self._known) > _KNOWN_LIMIT:
+            self._known.popitem(last=False)
+        return obj
+
+    def _write(self, path: str, data: bytes, durable: bool = False) -> None:
+        """Replace `path` atomically: readers see the old object or the new one, never half.
+
+        `durable` syncs to disk first (local folders); indexes and records that the reconciler
+        can rebuild skip it.
+        """
         if not self._local:
             self.fs.pipe_file(path, data)
             return
-        tmp = self._local_temp(path, data)
+        tmp = self._local_temp(path, data, durable)
         os.replace(tmp, path)
 
     def _create(self, path: str, data: bytes) -> None:
         """Create `path` only if absent; raise FileExistsError otherwise."""
         assert data, "an empty body would bypass the exclusive-create condition"
         if self._local:
-            tmp = self._local_temp(path, data)
+            tmp = self._local_temp(path, data, durable=True)
             try:
                 os.link(tmp, path)  # atomic and exclusive, unlike pipe_file(mode="create") here
             finally:
@@ -238,14 +278,15 @@ class Store:
                 if self.fs.exists(path):
                     raise FileExistsError(path) from error
 
-    def _local_temp(self, path: str, data: bytes) -> str:
+    def _local_temp(self, path: str, data: bytes, durable: bool) -> str:
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
         with open(tmp, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fdatasync(handle.fileno())
         return tmp
 
 

@@ -14,6 +14,7 @@ def _environment() -> Environment:
         loader=PackageLoader("hitl_chatops.bot", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
+        auto_reload=False,  # templates ship with the package; no stat() per render
         lstrip_blocks=True,
     )
 
