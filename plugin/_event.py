@@ -64,6 +64,14 @@ class Event(Generic[T]):
                 )
             await asyncio.sleep(min(self.poll_interval_seconds, remaining))
 
+    @property
+    def api_url(self) -> str | None:
+        """Where a script answers with the bot's token: `POST {"value": ...}` (see README)."""
+        if not self.form_url:
+            return None
+        base = self.form_url.split("/form/", 1)[0]
+        return f"{base}/api/v1/events/{self.request_id}/response"
+
     def __repr__(self) -> str:
         return (
             f"Event(name={self.name!r}, scope={self.scope!r}, "
@@ -208,3 +216,7 @@ async def _write_report(event: Event[Any]) -> None:
 
 
 __all__ = ["Event", "EventScope", "new_event"]
+
+
+# flyteplugins-hitl spells creation `Event.create(...)` too (sync, or `.aio`).
+Event.create = new_event  # type: ignore[attr-defined]

@@ -45,3 +45,13 @@ async def test_our_request_is_a_superset_of_the_stock_request(start_bot: Callabl
     stock_keys = {"request_id", "event_name", "scope", "prompt", "data_type", "status", "request_path", "response_path"}
     assert stock_keys <= set(stored)
     assert stored["status"] == "pending" and stored["data_type"] == "float" and stored["scope"] == "run"
+
+
+async def test_stock_spellings_work(start_bot: Callable[..., BotThread]) -> None:
+    """`Event.create.aio`, `wait.aio`, `form_url`, `api_url`, `name`, `scope`: as flyteplugins-hitl has them."""
+    start_bot()
+    event = await hitl.Event.create.aio("spelled", data_type=str, scope="run", prompt="Name?")
+    assert isinstance(event, hitl.Event)
+    assert (event.name, event.scope, event.prompt, event.timeout_seconds) == ("spelled", "run", "Name?", 3600)
+    assert event.api_url and event.api_url.endswith(f"/api/v1/events/{event.request_id}/response")
+    assert "spelled" in repr(event)
