@@ -28,11 +28,19 @@ log = logging.getLogger(__name__)
 class Event(Generic[T]):
     """A pending question to a person; `wait()` returns their typed answer."""
 
-    def __init__(self, request: Request, data_type: type[T], poll_interval_seconds: float, form_url: str | None):
+    def __init__(
+        self,
+        request: Request,
+        data_type: type[T],
+        poll_interval_seconds: float,
+        form_url: str | None,
+        api_url: str | None = None,
+    ):
         self.request = request
         self.data_type = data_type
         self.poll_interval_seconds = poll_interval_seconds
         self.form_url = form_url
+        self.api_url = api_url  # POST {"value": ...} with the bot's token, like stock's /submit/json
 
     name = property(lambda self: self.request.event_name)
     scope = property(lambda self: self.request.scope)
@@ -63,14 +71,6 @@ class Event(Generic[T]):
                     f"{self.timeout_seconds} seconds. No human input was received."
                 )
             await asyncio.sleep(min(self.poll_interval_seconds, remaining))
-
-    @property
-    def api_url(self) -> str | None:
-        """Where a script answers with the bot's token: `POST {"value": ...}` (see README)."""
-        if not self.form_url:
-            return None
-        base = self.form_url.split("/form/", 1)[0]
-        return f"{base}/api/v1/events/{self.request_id}/response"
 
     def __repr__(self) -> str:
         return (
@@ -125,7 +125,8 @@ async def new_event(
     url = bot.form_url(request.request_id) if bot else None
     if local:
         announce_link(name, url, request.request_id)
-    return Event(request, data_type, poll_interval_seconds, url)
+    api = f"{bot.public_url}/api/v1/events/{request.request_id}/response" if bot else None
+    return Event(request, data_type, poll_interval_seconds, url, api)
 
 
 @flyte.trace
