@@ -130,16 +130,15 @@ class HitlService:
         raise NotAllowed(f"Only {who} may answer this event.")
 
     async def may_answer(self, request: Request, responder: Responder) -> bool:
-        """Empty `responders` (or "*") means anyone; entries are user ids, names or group ids."""
+        """Empty `responders` (or "*") means anyone; entries are user or group ids, optionally
+        prefixed with the platform (`slack:U123`). Display names never count: people can change them.
+        """
         allowed = request.responders
         if not allowed or "*" in allowed:
             return True
         if responder.platform == "web" or not responder.user_id:
             return False
-        me = {responder.user_id, f"{responder.platform}:{responder.user_id}"}
-        if responder.user_name:
-            me.add(responder.user_name.casefold())
-        if any(entry in me or entry.casefold() in me for entry in allowed):
+        if responder.user_id in allowed or f"{responder.platform}:{responder.user_id}" in allowed:
             return True
         surface = self._surface(responder.platform)
         if surface is None:

@@ -1,0 +1,43 @@
+"""Core decisions that every surface relies on: who may answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from hitl_chatops.bot.errors import NotAllowed
+from hitl_chatops.bot.protocol import Responder
+from hitl_chatops.bot.service import HitlService
+from hitl_chatops.bot.store import Store
+from tests.helpers import make_request
+
+
+@pytest.fixture
+def service(store_url: str) -> HitlService:
+    return HitlService(Store(store_url), secret="s" * 32, form_base_url="http://127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("responders", "who", "allowed"),
+    [
+        ([], Responder(platform="web"), True),
+        (["*"], Responder(platform="slack", user_id="U9"), True),
+        (["U0DANA"], Responder(platform="slack", user_id="U0DANA", user_name="dana"), True),
+        (["slack:U0DANA"], Responder(platform="slack", user_id="U0DANA"), True),
+        (["slack:U0DANA"], Responder(platform="teams", user_id="U0DANA"), False),
+        (["dana"], Responder(platform="teams", user_id="aad-1", user_name="dana"), False),
+        (["U0DANA"], Responder(platform="slack", user_id="U0EVE", user_name="U0DANA"), False),
+        (["U0DANA"], Responder(platform="web", user_name="web form"), False),
+        (["U0DANA"], Responder(platform="slack", user_id=""), False),
+    ],
+)
+async def test_who_may_answer(service: HitlService, responders: list[str], who: Responder, allowed: bool) -> None:
+    request = make_request(service.store, responders=responders)
+    assert await service.may_answer(request, who) is allowed
+
+
+async def test_refusal_names_who_may_answer_and_writes_nothing(service: HitlService) -> None:
+    request = make_request(service.store, responders=["U0DANA"])
+    await service.store.put_request(request)
+    with pytest.raises(NotAllowed, match="Only U0DANA may answer"):
+        await service.respond(request.request_id, "true", Responder(platform="slack", user_id="U0EVE"), "slack")
+    assert await service.store.get_response(request.request_id) is None
