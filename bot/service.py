@@ -100,13 +100,7 @@ class HitlService:
     async def _answer(
         self, request_id: str, raw_value: object, responder: Responder, via: Via, trusted: bool
     ) -> tuple[Request, Response]:
-        request = await self.store.get_request(request_id)
-        if existing := await self.store.get_response(request_id):
-            raise AlreadyAnswered(existing)
-        if request.expired():
-            raise EventExpired(format_time(request.deadline))
-        if not trusted:
-            await self.authorize(request, responder)
+        request = await self.check(request_id, responder, trusted=trusted)
         outcome = parse_answer(request, raw_value)
         if isinstance(outcome, Rejected):
             raise InvalidValue(outcome.message)
@@ -120,6 +114,20 @@ class HitlService:
         )
         await self.store.put_response(response)
         return request, response
+
+    async def check(self, request_id: str, responder: Responder, *, trusted: bool = False) -> Request:
+        """Everything `respond` checks before the value: raise if answered, expired or not allowed.
+
+        Lets a surface refuse before asking for input (Slack's "Respond…" modal, for one).
+        """
+        request = await self.store.get_request(request_id)
+        if existing := await self.store.get_response(request_id):
+            raise AlreadyAnswered(existing)
+        if request.expired():
+            raise EventExpired(format_time(request.deadline))
+        if not trusted:
+            await self.authorize(request, responder)
+        return request
 
     async def authorize(self, request: Request, responder: Responder) -> None:
         if await self.may_answer(request, responder):

@@ -75,7 +75,8 @@ class Listeners:
         await ack()
         request_id, _ = _blocks.parse_action_value(str(action.get("value", "")))
         try:
-            request = await self.service.store.get_request(request_id)
+            # Refuse before the person types anything: answered, expired or not theirs to answer.
+            request = await self.service.check(request_id, responder_of(body.get("user") or {}))
             await client.views_open(trigger_id=body["trigger_id"], view=_blocks.modal(request))
         except UserError as error:
             await self._tell(client, body, refusal_text(error))

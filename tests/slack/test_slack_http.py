@@ -316,3 +316,18 @@ async def test_slash_command_lists_newest_twenty_with_controls_and_help(
             break
         await asyncio.sleep(0.02)
     assert "/hitl pending" in fake_slack.responses[1]["text"]
+
+
+async def test_respond_button_refuses_before_the_modal_opens(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
+    """Someone who may not answer learns it on the click, not after typing into a modal."""
+    bot = slack_bot()
+    request_id = await create_event("replicas-for-boss", int, responders=["U0BOSS"])
+    [posted] = await fake_slack.wait_for("chat.postMessage")
+    [respond] = find_element(posted["blocks"], "hitl_modal")
+    assert (await post_signed(bot.url, click("U0EVE", respond)))[0] == 200
+    [note] = await fake_slack.wait_for("chat.postEphemeral")
+    assert "Only U0BOSS may answer" in note["text"]
+    assert fake_slack.of("views.open") == []
+    assert (await post_signed(bot.url, click("U0BOSS", respond)))[0] == 200
+    [opened] = await fake_slack.wait_for("views.open")
+    assert opened["view"]["private_metadata"] == request_id
