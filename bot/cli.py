@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="start a bot and run the example workflow as a local Flyte run")
     demo.add_argument("--workflow", type=Path, default=DEMO_WORKFLOW, help="file defining the task `main`")
-    demo.add_argument("--port", type=int, default=8080, help="port for the demo bot (0 picks a free one)")
+    demo.add_argument("--port", type=int, default=0, help="port for the demo bot (default: a free one)")
     demo.set_defaults(run=_demo)
     return parser
 
