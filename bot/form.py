@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .appkeys import SERVICE, SETTINGS
-from .errors import AlreadyAnswered, EventExpired, EventNotFound, InvalidValue, StoreUnavailable, UserError
+from .errors import AlreadyAnswered, EventExpired, EventNotFound, InvalidValue, StoreError, StoreUnavailable, UserError
 from .links import form_signature_ok
 from .protocol import Request, Responder, Response, format_time
 from .store import check_request_id
@@ -72,6 +73,9 @@ async def _load(request: web.Request) -> Request | web.Response:
         return await request.app[SERVICE].store.get_request(check_request_id(request_id))
     except EventNotFound as error:
         return _outcome("error", 404, "Event not found", str(error))
+    except StoreError:
+        unsaved = str(StoreUnavailable()) if request.method == "POST" else "Storage is unreachable; reload in a moment."
+        return _outcome("error", 503, "Please try again in a moment", unsaved)
 
 
 def _form(event: Request, *, value: str = "", error: str | None = None, status: int = 200) -> web.Response:
@@ -91,7 +95,11 @@ async def show_form(request: web.Request) -> web.Response:
     event = await _load(request)
     if isinstance(event, web.Response):
         return event
-    if response := await request.app[SERVICE].store.get_response(event.request_id):
+    try:
+        response = await request.app[SERVICE].store.get_response(event.request_id)
+    except StoreError:
+        return _form(event, error="Storage is unreachable right now; reload in a moment.", status=503)
+    if response:
         return _answered_page(event, response, fresh=False)
     if event.expired():
         return _expired(event)
@@ -103,7 +111,12 @@ async def submit_form(request: web.Request) -> web.Response:
     event = await _load(request)
     if isinstance(event, web.Response):
         return event
-    raw = (await request.post()).get("value", "")
+    try:
+        raw = (await request.post()).get("value", "")
+    except web.HTTPException:
+        raise  # e.g. 413 for a body over the limit
+    except (ValueError, LookupError, HttpProcessingError):  # bad charset, encoding or multipart
+        return _form(event, error="The form could not be read; reload the page and try again.", status=400)
     typed = raw if isinstance(raw, str) else ""
     responder = Responder(platform="web", user_name="web form")
     try:

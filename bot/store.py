@@ -29,7 +29,7 @@ from fsspec.registry import known_implementations
 from fsspec.spec import AbstractFileSystem
 from pydantic import ValidationError
 
-from .errors import AlreadyAnswered, ConfigError, EventNotFound, StoreError
+from .errors import AlreadyAnswered, ConfigError, EventNotFound, HitlError, StoreError
 from .protocol import MessageRef, Request, Response, is_request_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -212,9 +212,9 @@ class Store:
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(_IO_THREADS, func, *args)
-        except (FileNotFoundError, FileExistsError):
+        except (FileNotFoundError, FileExistsError, HitlError):
             raise
-        except OSError as error:
+        except Exception as error:  # OSError, and botocore's own errors (endpoint unreachable, ...)
             log.warning("store operation failed", extra={"error": type(error).__name__, "url": self.url})
             raise StoreError(f"object storage at {self.url} failed: {type(error).__name__}") from error
 
@@ -225,7 +225,9 @@ class Store:
             return await self._run(self.fs.cat_file, path)
         except FileNotFoundError:
             return None
-        except OSError as error:
+        except HitlError:
+            raise
+        except Exception as error:
             raise StoreError(f"object storage at {self.url} failed: {type(error).__name__}") from error
 
     def _list_ids(self, folder: str) -> list[str]:
@@ -311,6 +313,9 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     options: dict[str, Any] = (
         {} if cls is LocalFileSystem else {"use_listings_cache": False, "skip_instance_cache": True}
     )
+    if protocol in ("s3", "s3a"):
+        # Fail within seconds when S3 is unreachable: a person is waiting (Slack gives us 3 s).
+        options["config_kwargs"] = {"connect_timeout": 2, "read_timeout": 10, "retries": {"max_attempts": 2}}
     options.update(cls._get_kwargs_from_urls(url))
     return cls(**options), str(cls._strip_protocol(url))
 

@@ -100,8 +100,8 @@ def _to_bool(raw: object) -> Outcome:
 def _to_int(raw: object) -> Outcome:
     if isinstance(raw, bool):
         return Rejected("Enter a whole number, like 42.")
-    if isinstance(raw, int):
-        return Accepted(raw)
+    if isinstance(raw, int):  # JSON ints are unbounded; Flyte's are 64-bit
+        return Accepted(raw) if abs(raw) < 2**63 else Rejected("Enter a whole number of at most 19 digits.")
     if isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
         return Accepted(int(raw))
     text = raw.strip() if isinstance(raw, str) else ""
@@ -116,7 +116,10 @@ def _to_float(raw: object) -> Outcome:
     if isinstance(raw, bool):
         return Rejected("Enter a number, like 0.5.")
     if isinstance(raw, int | float):
-        number = float(raw)
+        try:
+            number = float(raw)
+        except OverflowError:  # an int too large for a float
+            number = math.inf
     else:
         text = raw.strip() if isinstance(raw, str) else ""
         if not text:

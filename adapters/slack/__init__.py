@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from hitl_chatops.bot.config import Settings
@@ -47,10 +48,14 @@ def web_client(settings: Settings) -> AsyncWebClient:
     )
 
 
+def bolt_secret(settings: Settings) -> str:
+    return settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+
+
 def bolt_app(service: HitlService, settings: Settings, client: AsyncWebClient) -> AsyncApp:
     """The bolt app with our listeners; HTTP mode verifies Slack's signature on every request."""
     socket_mode = settings.slack_app_token is not None
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    secret = bolt_secret(settings)
     if not socket_mode and not secret:
         raise ConfigError(
             "Set SLACK_SIGNING_SECRET (Basic Information → App Credentials in your Slack app), "
@@ -72,9 +77,19 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
     bolt = bolt_app(service, settings, client)
     service.add_surface(SlackSurface(client, service, default_channel=settings.slack_channel))
     if settings.slack_app_token is None:
+        verifier = SignatureVerifier(signing_secret=bolt_secret(settings))
 
         async def events(request: web.Request) -> web.Response:
-            return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+            body = await request.text()
+            # Check the signature before bolt parses anything: unsigned junk is a 401, never a 500.
+            if not verifier.is_valid_request(body, dict(request.headers)):
+                return web.json_response({"error": "invalid Slack signature"}, status=401)
+            try:
+                bolt_request = await to_bolt_request(request)
+            except Exception:  # signed but unreadable: bolt's parser fails on odd shapes (null, lists, bad JSON)
+                log.warning("malformed slack request")
+                return web.json_response({"error": "malformed Slack request"}, status=400)
+            return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
         app.router.add_post(EVENTS_PATH, events)
         log.info("slack attached", extra={"mode": "http", "path": EVENTS_PATH})
