@@ -45,6 +45,10 @@ async def test_socket_mode_envelope_is_acked_and_the_answer_written(
     )
     response = await wait_response(request_id, seconds=20)
     assert response.value is True and response.responder.user_id == "U0ALICE"  # type: ignore[union-attr]
+    for _ in range(250):  # the ack travels back over the socket on its own schedule
+        if any(ack.get("envelope_id") == "envelope-1" for ack in fake_slack.socket_acks):
+            break
+        await asyncio.sleep(0.02)
     assert any(ack.get("envelope_id") == "envelope-1" for ack in fake_slack.socket_acks)
     await fake_slack.wait_for("chat.update")
 
