@@ -8,10 +8,11 @@ same objects the plugin and the bot write, only faster than one `put_request` at
 Measured, alternating, each repeated `--repeats` times (median reported):
 
 - ours, ids: `Store.pending_ids()`: one LIST of `hitl-pending/` (O(pending));
-- ours, events: `HitlService.pending()`: that LIST plus one GET per pending request.json;
+- ours, events: `HitlService.pending()` on a fresh `Store` (nothing cached): that LIST plus one
+  read per pending request.json;
 - naive, ids: `fs.find("hitl-requests/")` (every object of every event ever made, paginated by
   1,000 keys), then ids with a request.json minus ids with a response.json;
-- naive, events: the naive ids plus the same GET per pending request.json.
+- naive, events: the naive ids plus the same reads, also on a fresh `Store`.
 
 The naive scan is what a bot without an index must do (stock flyteplugins-hitl has no listing
 at all: its app only answers the ids a form link carries).
@@ -256,29 +257,34 @@ async def bench(answered: int, pending: int, repeats: int) -> tuple[list[Row], f
         setup_seconds = populate(fs, root, answered, pending)
         objects = len(fs.find(f"{root}"))
         store = Store(f"s3://{root}")
-        service = HitlService(store, secret="bench-secret-0123456789", form_base_url="http://127.0.0.1")
+
+        def cold() -> Store:
+            """A fresh Store: `Store` keeps requests it has read in memory, so a reused one would
+            measure cache hits; a new one is a new replica, or the first listing after start."""
+            return Store(f"s3://{root}")
 
         async def ours_ids() -> int:
             return len(await store.pending_ids())
 
         async def ours_events() -> int:
+            service = HitlService(cold(), secret="bench-secret-0123456789", form_base_url="http://127.0.0.1")
             return len(await service.pending())
 
         async def naive_ids() -> int:
             return len(await asyncio.to_thread(naive_pending_ids, fs, root))
 
         async def naive_events() -> int:
-            return len(await naive_pending_events(fs, root, store))
+            return len(await naive_pending_events(fs, root, cold()))
 
         cases = [
             ("ours", "`Store.pending_ids()` (LIST hitl-pending/)", ours_ids),
             ("naive", "`find` hitl-requests/ + set difference", naive_ids),
-            ("ours", "`HitlService.pending()` (index + GET each request)", ours_events),
-            ("naive", "naive ids + GET each request", naive_events),
+            ("ours", "`HitlService.pending()`, cold (index + read each request)", ours_events),
+            ("naive", "naive ids + read each request, cold", naive_events),
         ]
         rows = [Row(name, what, [], Counter(), 0) for name, what, _ in cases]
-        for _, _, call in cases:  # warm-up: imports, connection pools
-            await call()
+        await ours_ids()  # warm-up: connection pools of both clients, imports (cold() clients stay cold)
+        await asyncio.to_thread(fs.ls, root)
         for _ in range(repeats):
             for row, (_, _, call) in zip(rows, cases, strict=True):
                 moto.reset()
