@@ -316,6 +316,7 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     if protocol in ("s3", "s3a"):
         # Fail within seconds when S3 is unreachable: a person is waiting (Slack gives us 3 s).
         options["config_kwargs"] = {"connect_timeout": 2, "read_timeout": 10, "retries": {"max_attempts": 2}}
+        options["max_concurrency"] = 1  # cat_file: one GET, no HEAD first (and no LIST on a miss)
     options.update(cls._get_kwargs_from_urls(url))
     return cls(**options), str(cls._strip_protocol(url))
 
