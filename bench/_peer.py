@@ -1,8 +1,9 @@
-"""Shared bench helpers: serve our bot and the stock flyteplugins-hitl app, describe the machine.
+"""Shared bench helpers, the other processes: our bot, the stock flyteplugins-hitl app, moto's S3 server.
 
 Each server runs in its own child process, as it would be deployed, so the load generator in
 the parent never competes with a server for the same GIL and both are measured the same way.
-Run directly only as the child: `python bench/_peer.py stock|ours --port N`.
+Run directly only as the child: `python bench/_peer.py stock|ours|ours-fixed|moto --port N`.
+Reporting and event-building helpers live in `_common.py`.
 """
 
 from __future__ import annotations
@@ -10,33 +11,51 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
-import platform
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "results"
 STOCK_LIFESPAN_AS_IS = "stock lifespan as shipped (`flyte.init_in_cluster`) succeeded locally"
 STOCK_LIFESPAN_REPLACED = (
     "stock lifespan failed locally (`flyte.init_in_cluster`); served with it replaced by one that calls `flyte.init()`"
 )
+OURS_FIXED_NOTE = "our serve() with s3fs max_concurrency=1 patched into Store (the suggested fix)"
+BUCKET = "hitl-bench"
+_COUNTER = "/__bench__/requests"
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process (all threads) so far, from `/proc/<pid>/stat`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 15) -> None:
+    """Terminate, and kill if it has not exited within `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass
@@ -50,34 +69,44 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User+system CPU of the server process (all threads) so far: robust on a shared machine."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
-def _spawn(kind: str, health_path: str, env: dict[str, str]) -> Server:
+def spawn(
+    name: str,
+    args: Callable[[int], list[str]],
+    health_path: str,
+    env: dict[str, str] | None = None,
+    *,
+    note: bool = True,
+    quiet: bool = False,
+    seconds: float = 30,
+) -> Server:
+    """Start `args(port)` on a free port and return once `health_path` answers 200.
+
+    With `note`, the child's first stdout line (written before it serves) is the server's note;
+    without it stdout is discarded. `quiet` discards stderr too.
+    """
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), kind, "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
+        args(port),
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE if note else subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if quiet else None,
         text=True,
     )
-    assert process.stdout is not None
-    note = process.stdout.readline().strip()  # the child's only stdout line, written before it serves
-    server = Server(kind, f"http://127.0.0.1:{port}", process, note)
-    deadline = time.monotonic() + 30
+    first_line = ""
+    if note:
+        assert process.stdout is not None
+        first_line = process.stdout.readline().strip()
+    server = Server(name, f"http://127.0.0.1:{port}", process, first_line)
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{kind} server exited with {process.returncode} before it was ready")
+            raise RuntimeError(f"{name} server exited with {process.returncode} before it was ready")
         with (
             contextlib.suppress(OSError, urllib.error.URLError),
             urllib.request.urlopen(server.url + health_path, timeout=1) as reply,
@@ -86,28 +115,114 @@ def _spawn(kind: str, health_path: str, env: dict[str, str]) -> Server:
                 return server
         time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"{kind} server did not answer {health_path} within 30 s")
+    raise RuntimeError(f"{name} server did not answer {health_path} within {seconds:.0f} s")
 
 
-def start_ours(store_url: str, secret: str) -> Server:
-    """Our bot (`hitl_chatops.bot.server.serve`, what `hitl-chatops serve` runs), no chat platform."""
-    return _spawn("ours", "/healthz", {"HITL_CHATOPS_STORE": store_url, "HITL_CHATOPS_SECRET": secret})
+def _spawn(kind: str, health_path: str, env: dict[str, str] | None = None, **options: Any) -> Server:
+    """This file as the child (`python bench/_peer.py KIND --port N`)."""
+    script = str(Path(__file__).resolve())
+    return spawn(kind, lambda port: [sys.executable, script, kind, "--port", str(port)], health_path, env, **options)
+
+
+def start_ours(store_url: str, secret: str, *, fixed: bool = False) -> Server:
+    """Our bot (`hitl_chatops.bot.server.serve`, what `hitl-chatops serve` runs), no chat platform.
+
+    `fixed`: the same with s3fs `max_concurrency=1` patched into its `Store` (the suggested fix), as `ours-fixed`.
+    """
+    env = {"HITL_CHATOPS_STORE": store_url, "HITL_CHATOPS_SECRET": secret}
+    return _spawn("ours-fixed" if fixed else "ours", "/healthz", env)
 
 
 def start_stock() -> Server:
     """Stock `flyteplugins.hitl._app:app` under uvicorn; it writes wherever `response_path` says."""
-    return _spawn("stock", "/health", {})
+    return _spawn("stock", "/health")
+
+
+# -- moto's S3 server in a child process, counting requests -------------------------------------
+
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    """Point s3fs (AWS_*) and flyte.storage's obstore (FLYTE_AWS_*) at the same loopback server."""
+    return {
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance metadata on loopback: botocore would stall
+        "FLYTE_AWS_ENDPOINT": endpoint,
+        "FLYTE_AWS_ACCESS_KEY_ID": "testing",
+        "FLYTE_AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
+class MotoChild(Server):
+    """moto's S3 server (werkzeug, threaded) in its own process, so it never shares our GIL.
+
+    A WSGI middleware counts every request by method (ListObjectsV2 as LIST);
+    `GET /__bench__/requests` returns the counts, `DELETE` resets them. Nothing else about moto is changed.
+    `start` also points this process's s3fs and flyte.storage at it (`aws_env`).
+    """
+
+    @property
+    def endpoint(self) -> str:
+        return self.url
+
+    @classmethod
+    def start(cls) -> MotoChild:
+        server = _spawn("moto", _COUNTER, note=False, quiet=True)
+        child = cls(server.name, server.url, server.process)
+        child.reset()
+        os.environ.update(aws_env(child.endpoint))
+        return child
+
+    def requests(self) -> Counter[str]:
+        with urllib.request.urlopen(self.endpoint + _COUNTER, timeout=10) as reply:
+            return Counter(json.loads(reply.read()))
+
+    def reset(self) -> None:
+        request = urllib.request.Request(self.endpoint + _COUNTER, method="DELETE")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+
+def s3fs_client() -> Any:
+    """A fresh s3fs instance with no listing cache (what our Store builds, too)."""
+    import s3fs
+
+    return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+
+
+def make_bucket(name: str = BUCKET) -> None:
+    fs = s3fs_client()
+    if not fs.exists(name):
+        fs.mkdir(name)
+
+
+def single_get_filesystem(original: Callable[[str], tuple[Any, str]]) -> Callable[[str], tuple[Any, str]]:
+    """Wrap `hitl_chatops.bot.store._filesystem` so S3 gets s3fs `max_concurrency=1` (one GET per read)."""
+
+    def build(url: str) -> tuple[Any, str]:
+        fs, root = original(url)
+        if fs.protocol[0] in ("s3", "s3a"):
+            fs = type(fs)(skip_instance_cache=True, use_listings_cache=False, max_concurrency=1)
+        return fs, root
+
+    return build
 
 
 # -- the children ------------------------------------------------------------------------
 
 
-def _run_ours(port: int) -> None:
+def _run_ours(port: int, fixed: bool = False) -> None:
+    import hitl_chatops.bot.store as store_module
     from hitl_chatops.bot.config import load_settings
     from hitl_chatops.bot.server import serve
 
     settings = load_settings(host="127.0.0.1", port=port, log_format="text")
-    print("hitl_chatops.bot.server.serve (aiohttp), logging at WARNING", flush=True)
+    if fixed:
+        store_module._filesystem = single_get_filesystem(store_module._filesystem)  # type: ignore[assignment]
+        print(OURS_FIXED_NOTE, flush=True)
+    else:
+        print("hitl_chatops.bot.server.serve (aiohttp), logging at WARNING", flush=True)
     asyncio.run(serve(settings))
 
 
@@ -136,64 +251,51 @@ def _run_stock(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-# -- reporting ---------------------------------------------------------------------------
+def _run_moto(port: int) -> None:
+    """moto's own WSGI app behind a request counter, access log off."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        if environ.get("PATH_INFO") == _COUNTER:
+            with lock:
+                if environ["REQUEST_METHOD"] == "DELETE":
+                    counts.clear()
+                body = json.dumps(dict(counts)).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return iter([body])
+        method = environ["REQUEST_METHOD"]
+        if method == "GET" and "list-type" in environ.get("QUERY_STRING", ""):
+            method = "LIST"  # ListObjectsV2: a GET on the bucket, counted apart from object GETs
+        with lock:
+            counts[method] += 1
+        return moto_app(environ, start_response)  # type: ignore[no-any-return]
+
+    class Quiet(MotoRequestHandler):  # type: ignore[misc]
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    make_server("127.0.0.1", port, app, threaded=True, request_handler=Quiet).serve_forever()
 
 
-def percentile(samples: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile: with 500 samples, p99 is the 5th slowest, not an interpolation."""
-    ordered = sorted(samples)
-    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _git_revision() -> str:
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, check=True)
-        return out.stdout.decode().strip()
-    return "unknown"
-
-
-def machine_lines(packages: Sequence[str]) -> list[str]:
-    """Markdown bullet lines: date, machine, Python, versions; what a reader needs to compare runs."""
-    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
-    return [
-        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {_cpu_model()}, "
-        f"{platform.system()} {platform.release()}",
-        f"- load average at start (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        f"- python: {platform.python_version()} ({platform.python_implementation()})",
-        f"- hitl-chatops: git {_git_revision()}; {versions}",
-    ]
-
-
-def _version(name: str) -> str:
-    try:
-        return version(name)
-    except Exception:
-        return "absent"
-
-
-def write_result(name: str, lines: Sequence[str]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
-    path.write_text("\n".join(lines) + "\n")
-    return path
+_CHILDREN: dict[str, Callable[[int], None]] = {
+    "ours": _run_ours,
+    "ours-fixed": lambda port: _run_ours(port, fixed=True),
+    "stock": _run_stock,
+    "moto": _run_moto,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["ours", "stock"])
+    parser.add_argument("kind", choices=list(_CHILDREN))
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    (_run_ours if args.kind == "ours" else _run_stock)(args.port)
+    _CHILDREN[args.kind](args.port)
 
 
 if __name__ == "__main__":

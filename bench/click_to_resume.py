@@ -26,17 +26,17 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import flyte
-from _peer import Server, machine_lines, start_ours, start_stock, write_result
+from _common import bench_parser, machine_lines, publish, store_request
+from _peer import Server, start_ours, start_stock
 
 import hitl_chatops.plugin as hitl
-from hitl_chatops.bot.protocol import Request, utcnow
-from hitl_chatops.bot.store import Store, new_request_id
+from hitl_chatops.bot.protocol import Request
+from hitl_chatops.bot.store import Store
 
 env = flyte.TaskEnvironment(name="hitl-bench-resume")
 _started: dict[str, tuple[float, threading.Event]] = {}  # run key -> (first poll time, set once polling)
@@ -129,22 +129,6 @@ async def answer_stock(session: aiohttp.ClientSession, server: Server, request: 
         return reply.status == 200
 
 
-def pending_request(store: Store) -> Request:
-    request_id = new_request_id()
-    now = utcnow()
-    return Request(
-        request_id=request_id,
-        event_name="bench_resume",
-        prompt="Go?",
-        data_type="bool",
-        request_path=store.request_url(request_id),
-        response_path=store.response_url(request_id),
-        created_at=now,
-        deadline=now + timedelta(hours=1),
-        timeout_seconds=3600,
-    )
-
-
 async def one_run(
     side: str, poll: float, store: Store, servers: dict[str, Server], secret: str, sample: Sample
 ) -> None:
@@ -155,7 +139,7 @@ async def one_run(
     if side == "ours":
         run = RunThread(ours_waits, key, poll)
     else:
-        request = pending_request(store)
+        request = store_request(store, event_name="bench_resume", prompt="Go?")
         await store.put_request(request)
         run = RunThread(stock_waits, key, request.request_id, request.response_path, poll)
     if not await asyncio.to_thread(ready.wait, 60):
@@ -258,16 +242,13 @@ def report(samples: list[Sample], notes: list[str], args: argparse.Namespace) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "click_to_resume.md")
     parser.add_argument("--polls", type=float, nargs="+", default=[0.5, 2.0])
     parser.add_argument("--runs", type=int, default=6)
-    parser.add_argument("--out", default="click_to_resume.md", help="file name under bench/results/")
     args = parser.parse_args()
     samples, notes = asyncio.run(bench(args.polls, args.runs))
     lines = report(samples, notes, args)
-    path = write_result(args.out, lines)
-    print("\n".join(lines))
-    print(f"\nwritten to {path}")
+    publish(args.out, lines)
 
 
 if __name__ == "__main__":

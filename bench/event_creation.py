@@ -28,17 +28,16 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
 import flyte
 import flyte.storage
-from _peer import machine_lines, percentile, start_ours, write_result
+from _common import bench_parser, machine_lines, percentile, publish, store_request
+from _peer import start_ours
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.config import load_settings
-from hitl_chatops.bot.protocol import Request, utcnow
-from hitl_chatops.bot.store import Store, new_request_id
+from hitl_chatops.bot.store import Store
 
 VARIANTS = {
     "ours_notify": "our `new_event`, bot notified over HTTP",
@@ -47,25 +46,9 @@ VARIANTS = {
     "settings": "diagnostic: one `load_settings()` (`new_event` calls it twice)",
 }
 
+EVENT = {"prompt": "How many replicas?", "data_type": "int", "min_value": 1, "max_value": 10}
+
 env = flyte.TaskEnvironment("hitl-bench-event-creation")
-
-
-def _request(store: Store) -> Request:
-    request_id = new_request_id()
-    now = utcnow()
-    return Request(
-        request_id=request_id,
-        event_name="bench",
-        prompt="How many replicas?",
-        data_type="int",
-        request_path=store.request_url(request_id),
-        response_path=store.response_url(request_id),
-        created_at=now,
-        deadline=now + timedelta(hours=1),
-        timeout_seconds=3600,
-        min_value=1,
-        max_value=10,
-    )
 
 
 @env.task
@@ -79,10 +62,10 @@ async def measure(bot_url: str, per_round: int, rounds: int, warmup: int) -> str
         assert event.form_url
 
     async def ours_store() -> None:
-        await store.put_request(_request(store))
+        await store.put_request(store_request(store, **EVENT))
 
     async def stock() -> None:
-        request = _request(store)
+        request = store_request(store, **EVENT)
         os.makedirs(os.path.dirname(request.request_path), exist_ok=True)
         await flyte.storage.put_stream(request.model_dump_json().encode(), to_path=request.request_path)
 
@@ -148,11 +131,10 @@ def report(times: dict[str, list[float]], args: argparse.Namespace, note: str) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "event_creation.md")
     parser.add_argument("--events", type=int, default=600, help="events per variant, split over the rounds")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--out", default="event_creation.md", help="file name under bench/results/")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="hitl-bench-store-"))
@@ -170,9 +152,7 @@ def main() -> None:
         bot.stop()
     note = f"bot: child process on loopback ({bot.note})"
     lines = report(times, args, note)
-    path = write_result(args.out, lines)
-    print("\n".join(lines))
-    print(f"\nwritten to {path}")
+    publish(args.out, lines)
 
 
 if __name__ == "__main__":

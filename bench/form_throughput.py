@@ -18,21 +18,21 @@ import argparse
 import asyncio
 import json
 import secrets
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
-from _peer import Server, machine_lines, percentile, start_ours, start_stock, write_result
+from _common import bench_parser, create_events, machine_lines, per_round_ratios, percentile, publish
+from _peer import Server, start_ours, start_stock
 
 from hitl_chatops.bot.links import form_url
-from hitl_chatops.bot.protocol import Request, utcnow
-from hitl_chatops.bot.store import Store, new_request_id
+from hitl_chatops.bot.protocol import Request
+from hitl_chatops.bot.store import Store
 
 ANSWER = 7
+EVENT = {"prompt": "How many replicas?", "data_type": "int", "min_value": 1, "max_value": 10}
 
 
 @dataclass
@@ -60,37 +60,6 @@ class Sample:
 
     def ms(self, pct: float) -> float:
         return percentile(self.latencies, pct) * 1000
-
-
-async def create_events(store: Store, count: int) -> list[Request]:
-    """Pending int events bounded 1..10, written exactly as the plugin writes them."""
-    now = utcnow()
-    events = []
-    for _ in range(count):
-        request_id = new_request_id()
-        events.append(
-            Request(
-                request_id=request_id,
-                event_name="bench",
-                prompt="How many replicas?",
-                data_type="int",
-                request_path=store.request_url(request_id),
-                response_path=store.response_url(request_id),
-                created_at=now,
-                deadline=now + timedelta(hours=1),
-                timeout_seconds=3600,
-                min_value=1,
-                max_value=10,
-            )
-        )
-    gate = asyncio.Semaphore(32)
-
-    async def put(event: Request) -> None:
-        async with gate:
-            await store.put_request(event)
-
-    await asyncio.gather(*map(put, events))
-    return events
 
 
 async def answer_ours(session: aiohttp.ClientSession, server: Server, secret: str, event: Request) -> bool:
@@ -161,10 +130,10 @@ async def bench(events: int, concurrency: int, rounds: int, warmup: int) -> tupl
         samples = {s.name: Sample(s.name) for s in servers}
         answered: list[Request] = []
         for server in servers:
-            await run_round(server, secret, await create_events(store, warmup), concurrency, None)
+            await run_round(server, secret, await create_events(store, warmup, **EVENT), concurrency, None)
         for _ in range(rounds):
             for server in servers:
-                batch = await create_events(store, events)
+                batch = await create_events(store, events, **EVENT)
                 await run_round(server, secret, batch, concurrency, samples[server.name])
                 answered += batch
         readable = await check_answers(store, answered)
@@ -193,15 +162,9 @@ def report(samples: list[Sample], notes: list[str], unreadable: int, args: argpa
             f"| {s.name} | {endpoints[s.name]} | {s.count} | {s.errors} | {s.ms(50):.2f} | {s.ms(99):.2f} "
             f"| {s.throughput:.0f} | {s.cpu_ms_per_answer:.2f} |"
         )
-    pair_ratios = [o / s for o, s in zip(ours.per_round, stock.per_round, strict=True)]
     lines += [
         "",
-        "Per round, answers/s (ours / stock, ratio): "
-        + "; ".join(
-            f"{o:.0f} / {s:.0f} ({r:.2f}x)"
-            for o, s, r in zip(ours.per_round, stock.per_round, pair_ratios, strict=True)
-        )
-        + f". Median round ratio: {statistics.median(pair_ratios):.2f}x.",
+        per_round_ratios("answers/s", ours.per_round, stock.per_round),
         "",
         f"**ours/stock: throughput {ours.throughput / stock.throughput:.2f}x, "
         f"p50 latency {ours.ms(50) / stock.ms(50):.2f}x, p99 latency {ours.ms(99) / stock.ms(99):.2f}x, "
@@ -218,18 +181,15 @@ def report(samples: list[Sample], notes: list[str], unreadable: int, args: argpa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "form_throughput.md")
     parser.add_argument("--events", type=int, default=500, help="distinct events per server per round")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--out", default="form_throughput.md", help="file name under bench/results/")
     args = parser.parse_args()
     samples, notes, unreadable = asyncio.run(bench(args.events, args.concurrency, args.rounds, args.warmup))
     lines = report(samples, notes, unreadable, args)
-    path = write_result(args.out, lines)
-    print("\n".join(lines))
-    print(f"\nwritten to {path}")
+    publish(args.out, lines)
     print(json.dumps({s.name: {"p50_ms": s.ms(50), "p99_ms": s.ms(99), "per_s": s.throughput} for s in samples}))
 
 

@@ -12,12 +12,9 @@ page, signed Slack request, Teams activity; stock: its form page) and reads them
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,12 +23,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _peer import free_port, machine_lines, start_stock, write_result
+from _common import REPO, bench_parser, machine_lines, publish
+from _peer import spawn, start_stock
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.slack.slack_helpers import SIGNING_SECRET, FakeSlack, signed_headers  # noqa: E402
+from tests.slack.slack_helpers import SIGNING_SECRET, FakeSlack, signed_headers
 
 FIELDS = ("VmRSS", "RssAnon", "VmHWM")
 
@@ -55,27 +52,6 @@ def memory(pid: int) -> dict[str, int]:
         if name in FIELDS:
             found[name] = int(rest.split()[0])
     return found
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        with contextlib.suppress(OSError, urllib.error.URLError), urllib.request.urlopen(url, timeout=1) as reply:
-            if reply.status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within 60 s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def http(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> int:
@@ -115,9 +91,7 @@ def touch_ours(url: str, chat: bool) -> list[int]:
 
 def run_ours(name: str, chat: bool, fake_url: str, idle: float, sample: Sample) -> list[int]:
     folder = tempfile.mkdtemp(prefix="hitl-bench-rss-")
-    port = free_port()
     env = {
-        **os.environ,
         "HITL_CHATOPS_STORE": Path(folder).as_uri(),
         "HITL_CHATOPS_SECRET": secrets.token_urlsafe(32),
     }
@@ -128,19 +102,25 @@ def run_ours(name: str, chat: bool, fake_url: str, idle: float, sample: Sample) 
             "SLACK_API_URL": f"{fake_url}/api",
             "HITL_CHATOPS_TEAMS_EMULATOR": "true",
         }
-    command = [str(Path(sys.executable).parent / "hitl-chatops"), "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    console_script = str(Path(sys.executable).parent / "hitl-chatops")
+    server = spawn(
+        name,
+        lambda port: [console_script, "serve", "--port", str(port)],
+        "/healthz",
+        env,
+        note=False,
+        quiet=True,
+        seconds=60,
+    )
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(f"{url}/healthz", process)
         time.sleep(idle)
-        sample.idle.append(memory(process.pid))
-        statuses = touch_ours(url, chat)
+        sample.idle.append(memory(server.process.pid))
+        statuses = touch_ours(server.url, chat)
         time.sleep(1)
-        sample.warm.append(memory(process.pid))
+        sample.warm.append(memory(server.process.pid))
         return statuses
     finally:
-        stop(process)
+        server.stop()
 
 
 def run_stock(idle: float, sample: Sample) -> list[int]:
@@ -216,16 +196,13 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "idle_rss.md")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds idle before the reading")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", default="idle_rss.md", help="file name under bench/results/")
     args = parser.parse_args()
     samples, statuses, auth_tests = bench(args.idle, args.repeats)
     lines = report(samples, statuses, auth_tests, args)
-    path = write_result(args.out, lines)
-    print("\n".join(lines))
-    print(f"\nwritten to {path}")
+    publish(args.out, lines)
 
 
 if __name__ == "__main__":

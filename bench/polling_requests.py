@@ -1,7 +1,7 @@
 """Storage requests per poll: our `Event.wait` vs stock flyteplugins-hitl's `wait_for_input_event`.
 
 Both loops poll the same S3 response path on moto's S3 server (a child process that counts every
-HTTP request it receives, see `storage_listing.MotoChild`). Ours reads through `Store` (s3fs);
+HTTP request it receives, see `_peer.MotoChild`). Ours reads through `Store` (s3fs);
 stock through `flyte.storage` (obstore), pointed at the same server with `FLYTE_AWS_ENDPOINT`.
 
 For each side: N polls of an unanswered event (a wrapper around the loop's read call counts the
@@ -20,11 +20,10 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from _peer import machine_lines, write_result
-from storage_listing import BUCKET, MotoChild, make_bucket
+from _common import bench_parser, machine_lines, publish, store_request
+from _peer import BUCKET, MotoChild, make_bucket, single_get_filesystem
 
 
 @dataclass
@@ -79,8 +78,8 @@ async def bench(polls: int, interval: float) -> list[Row]:
     from flyteplugins.hitl import _event as stock_event  # type: ignore[import-untyped]
 
     import hitl_chatops.bot.store as store_module
-    from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
-    from hitl_chatops.bot.store import Store, new_request_id
+    from hitl_chatops.bot.protocol import Request, Responder, Response
+    from hitl_chatops.bot.store import Store
     from hitl_chatops.plugin import Event
 
     moto = MotoChild.start()
@@ -92,19 +91,7 @@ async def bench(polls: int, interval: float) -> list[Row]:
         store = Store(url)
 
         async def new_request() -> Request:
-            request_id = new_request_id()
-            now = utcnow()
-            request = Request(
-                request_id=request_id,
-                event_name="bench_poll",
-                prompt="Go?",
-                data_type="bool",
-                request_path=store.request_url(request_id),
-                response_path=store.response_url(request_id),
-                created_at=now,
-                deadline=now + timedelta(hours=1),
-                timeout_seconds=3600,
-            )
+            request = store_request(store, event_name="bench_poll", prompt="Go?")
             await store.put_request(request)
             return request
 
@@ -118,17 +105,11 @@ async def bench(polls: int, interval: float) -> list[Row]:
         original_filesystem = store_module._filesystem
         stock_loop = stock_event.wait_for_input_event.__wrapped__  # float interval; see click_to_resume.py
 
-        def suggested_filesystem(url: str) -> tuple[Any, str]:
-            fs, root = original_filesystem(url)
-            if fs.protocol[0] in ("s3", "s3a"):
-                fs = type(fs)(skip_instance_cache=True, use_listings_cache=False, max_concurrency=1)
-            return fs, root
-
         async def run_ours(request: Request, answered: bool, suggested: bool = False) -> Row:
             counter = Polls(None if answered else polls)
             Store.get_response = counter.wrap(original_read)  # type: ignore[method-assign]
             if suggested:
-                store_module._filesystem = suggested_filesystem
+                store_module._filesystem = single_get_filesystem(original_filesystem)  # type: ignore[assignment]
             try:
                 event = Event(request, bool, interval, None)
                 requests = await count_polls(moto, event.wait.aio)
@@ -201,16 +182,13 @@ def report(rows: list[Row], args: argparse.Namespace) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "polling_requests.md")
     parser.add_argument("--polls", type=int, default=20, help="polls of the unanswered event per side")
     parser.add_argument("--interval", type=float, default=0.05, help="poll interval in seconds")
-    parser.add_argument("--out", default="polling_requests.md", help="file name under bench/results/")
     args = parser.parse_args()
     rows = asyncio.run(bench(args.polls, args.interval))
     lines = report(rows, args)
-    path = write_result(args.out, lines)
-    print("\n".join(lines))
-    print(f"\nwritten to {path}")
+    publish(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Ack latency with 200 concurrent answers on S3 (moto server): ours vs stock `/submit/json`.
 
-Child processes on loopback: moto's S3 server (counting requests, see `storage_listing.MotoChild`),
+Child processes on loopback: moto's S3 server (counting requests, see `_peer.MotoChild`),
 our bot (`hitl_chatops.bot.server.serve` with Slack on, `SLACK_API_URL` at the fake Web API from
 `tests/slack/slack_helpers.py`) and stock `flyteplugins.hitl._app:app` under uvicorn. Both write to
 the same bucket: ours through `Store` (s3fs, `AWS_ENDPOINT_URL_S3`), stock through flyte.storage
@@ -22,29 +22,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
 import secrets
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
-from _peer import Server, free_port, machine_lines, percentile, start_ours, start_stock, write_result
-from storage_listing import BUCKET, MotoChild, event_objects, make_bucket, s3fs_client
+from _common import REPO, bench_parser, event_objects, machine_lines, percentile, publish, slack_click_body
+from _peer import BUCKET, MotoChild, Server, make_bucket, s3fs_client, start_ours, start_stock
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(REPO))
 
 from tests.slack.slack_helpers import SIGNING_SECRET, FakeSlack, signed_headers
 
@@ -120,17 +115,7 @@ def answerers(ours: Server, stock: Server, secret: str) -> dict[str, Answer]:
             return reply.status
 
     async def slack(session: aiohttp.ClientSession, event: Event, n: int) -> int:
-        payload = {
-            "type": "block_actions",
-            "user": {"id": f"U0BENCH{n:04d}", "username": f"u0bench{n:04d}", "team_id": "T0"},
-            "team": {"id": "T0"},
-            "api_app_id": "A0",
-            "container": {"type": "message", "channel_id": "C0BENCH", "message_ts": "1.0"},
-            "channel": {"id": "C0BENCH"},
-            "trigger_id": "1.2.3",
-            "actions": [{"action_id": "hitl_answer_0", "value": f"{event.request_id}|true", "type": "button"}],
-        }
-        body = urlencode({"payload": json.dumps(payload)})
+        body = slack_click_body(event.request_id, n)
         async with session.post(f"{ours.url}/slack/events", data=body.encode(), headers=signed_headers(body)) as reply:
             await reply.read()
             return reply.status
@@ -147,41 +132,6 @@ def answerers(ours: Server, stock: Server, secret: str) -> dict[str, Answer]:
 
 
 _OK = {"form": 200, "api": 201, "slack": 200, "api-fix": 201, "stock": 200}
-
-
-def start_fixed(store_url: str, secret: str) -> Server:
-    """Our bot with the suggested s3fs setting (`max_concurrency=1`), patched in its own process only."""
-    port = free_port()
-    env = {**os.environ, "HITL_CHATOPS_STORE": store_url, "HITL_CHATOPS_SECRET": secret}
-    command = [sys.executable, str(Path(__file__).resolve()), "--serve-fixed", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    server = Server("ours-fixed", f"http://127.0.0.1:{port}", process, process.stdout.readline().strip())
-    for _ in range(600):
-        with contextlib.suppress(OSError), urllib.request.urlopen(server.url + "/healthz", timeout=1):
-            return server
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError("patched bot did not start")
-
-
-def serve_fixed(port: int) -> None:
-    """The child: `Store` builds s3fs with `max_concurrency=1` (one GET per read), nothing else changed."""
-    import hitl_chatops.bot.store as store_module
-    from hitl_chatops.bot.config import load_settings
-    from hitl_chatops.bot.server import serve
-
-    original = store_module._filesystem
-
-    def fixed(url: str) -> tuple[Any, str]:
-        fs, root = original(url)
-        if fs.protocol[0] in ("s3", "s3a"):
-            fs = type(fs)(skip_instance_cache=True, use_listings_cache=False, max_concurrency=1)
-        return fs, root
-
-    store_module._filesystem = fixed
-    print("our serve() with s3fs max_concurrency=1 patched into Store (the suggested fix)", flush=True)
-    asyncio.run(serve(load_settings(host="127.0.0.1", port=port, log_format="text")))
 
 
 async def all_written(store: Any, events: list[Event]) -> int:
@@ -278,7 +228,7 @@ async def bench(
         fs = s3fs_client()
         root = f"{BUCKET}/{uuid.uuid4().hex[:12]}/hitl"
         secret = secrets.token_urlsafe(32)
-        servers = [start_ours(f"s3://{root}", secret), start_stock(), start_fixed(f"s3://{root}", secret)]
+        servers = [start_ours(f"s3://{root}", secret), start_stock(), start_ours(f"s3://{root}", secret, fixed=True)]
         answer = answerers(servers[0], servers[1], secret)
         answer["api-fix"] = answerers(servers[2], servers[1], secret)["api"]
         server_of = {"form": servers[0], "api": servers[0], "slack": servers[0], "api-fix": servers[2]}
@@ -383,21 +333,15 @@ def report(
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve-fixed":
-        serve_fixed(int(sys.argv[2]))
-        return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "s3_ack.md")
     parser.add_argument("--answers", type=int, default=200, help="events (and concurrent answers) per round")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--sides", nargs="+", choices=SIDES, default=list(DEFAULT_SIDES))
-    parser.add_argument("--out", default="s3_ack.md", help="file name under bench/results/")
     args = parser.parse_args()
     samples, notes, good, total, setup = asyncio.run(bench(args.answers, args.rounds, args.warmup, args.sides))
     lines = report(samples, notes, good, total, setup, args)
-    path = write_result(args.out, lines)
-    print("\n".join(lines))
-    print(f"\nwritten to {path}")
+    publish(args.out, lines)
 
 
 if __name__ == "__main__":

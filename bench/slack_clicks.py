@@ -15,26 +15,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import secrets
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlencode
 
 import aiohttp
-from _peer import Server, free_port, machine_lines, percentile, start_ours, start_stock, write_result
+from _common import (
+    bench_parser,
+    create_events,
+    machine_lines,
+    per_round_ratios,
+    percentile,
+    publish,
+    slack_click_body,
+)
+from _peer import Server, spawn, start_ours, start_stock
 from slack_sdk.signature import SignatureVerifier
 
-from hitl_chatops.bot.protocol import Request, utcnow
-from hitl_chatops.bot.store import Store, new_request_id
+from hitl_chatops.bot.protocol import Request
+from hitl_chatops.bot.store import Store
 
 SIGNING_SECRET = "bench-signing-secret"
 
@@ -73,66 +76,16 @@ def serve_fake(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def start_fake() -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve-fake", str(port)], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    process.stdout.readline()
-    url = f"http://127.0.0.1:{port}/api"
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(f"{url}/auth.test", timeout=1):
-                return process, url
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("fake Slack did not start")
+def start_fake() -> Server:
+    script = str(Path(__file__).resolve())
+    return spawn("fake slack", lambda port: [sys.executable, script, "--serve-fake", str(port)], "/api/auth.test")
 
 
 # -- load --------------------------------------------------------------------------------------
 
 
-async def create_events(store: Store, count: int) -> list[Request]:
-    now = utcnow()
-    events = []
-    for _ in range(count):
-        request_id = new_request_id()
-        events.append(
-            Request(
-                request_id=request_id,
-                event_name="bench",
-                prompt="Deploy?",
-                data_type="bool",
-                request_path=store.request_url(request_id),
-                response_path=store.response_url(request_id),
-                created_at=now,
-                deadline=now + timedelta(hours=1),
-                timeout_seconds=3600,
-            )
-        )
-    gate = asyncio.Semaphore(32)
-
-    async def put(event: Request) -> None:
-        async with gate:
-            await store.put_request(event)
-
-    await asyncio.gather(*map(put, events))
-    return events
-
-
-def signed_click(event: Request, user: str) -> tuple[bytes, dict[str, str]]:
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "team_id": "T0"},
-        "team": {"id": "T0"},
-        "api_app_id": "A0",
-        "container": {"type": "message", "channel_id": "C0BENCH", "message_ts": "1.0"},
-        "channel": {"id": "C0BENCH"},
-        "trigger_id": "1.2.3",
-        "actions": [{"action_id": "hitl_answer_0", "value": f"{event.request_id}|true", "type": "button"}],
-    }
-    body = urlencode({"payload": json.dumps(payload)})
+def signed_click(event: Request, n: int) -> tuple[bytes, dict[str, str]]:
+    body = slack_click_body(event.request_id, n)
     timestamp = str(int(time.time()))
     signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body) or ""
     headers = {
@@ -144,7 +97,7 @@ def signed_click(event: Request, user: str) -> tuple[bytes, dict[str, str]]:
 
 
 async def click_ours(session: aiohttp.ClientSession, server: Server, event: Request, n: int) -> bool:
-    body, headers = signed_click(event, f"U0BENCH{n:04d}")
+    body, headers = signed_click(event, n)
     async with session.post(f"{server.url}/slack/events", data=body, headers=headers) as reply:
         await reply.read()
         return reply.status == 200
@@ -204,9 +157,9 @@ async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[Sample], li
     folder = Path(tempfile.mkdtemp(prefix="hitl-bench-slack-"))
     store = Store(folder.as_uri())
     secret = secrets.token_urlsafe(32)
-    fake, fake_url = start_fake()
+    fake = start_fake()
     os.environ.update(
-        {"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_url}
+        {"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": f"{fake.url}/api"}
     )
     servers: list[Server] = []
     try:
@@ -225,8 +178,7 @@ async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[Sample], li
     finally:
         for server in servers:
             server.stop()
-        fake.terminate()
-        fake.wait(10)
+        fake.stop()
 
 
 def report(samples: list[Sample], notes: list[str], good: int, total: int, args: argparse.Namespace) -> list[str]:
@@ -251,14 +203,9 @@ def report(samples: list[Sample], notes: list[str], good: int, total: int, args:
             f"| {s.name} | {endpoints[s.name]} | {s.clicks} | {s.errors} | {s.ms(50):.1f} | {s.ms(99):.1f} "
             f"| {s.throughput:.0f} |"
         )
-    ratios = [o / s for o, s in zip(ours.per_round, stock.per_round, strict=True)]
     lines += [
         "",
-        "Per round, written/s (ours / stock, ratio): "
-        + "; ".join(
-            f"{o:.0f} / {s:.0f} ({r:.2f}x)" for o, s, r in zip(ours.per_round, stock.per_round, ratios, strict=True)
-        )
-        + f". Median round ratio: {statistics.median(ratios):.2f}x.",
+        per_round_ratios("written/s", ours.per_round, stock.per_round),
         "",
         f"**ours/stock: throughput {ours.throughput / stock.throughput:.2f}x, "
         f"ack p50 {ours.ms(50) / stock.ms(50):.2f}x, ack p99 {ours.ms(99) / stock.ms(99):.2f}x** "
@@ -283,17 +230,14 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-fake":
         serve_fake(int(sys.argv[2]))
         return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "slack_clicks.md")
     parser.add_argument("--clicks", type=int, default=200, help="events (and concurrent clicks) per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--out", default="slack_clicks.md", help="file name under bench/results/")
     args = parser.parse_args()
     samples, notes, good, total = asyncio.run(bench(args.clicks, args.rounds, args.warmup))
     lines = report(samples, notes, good, total, args)
-    path = write_result(args.out, lines)
-    print("\n".join(lines))
-    print(f"\nwritten to {path}")
+    publish(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Pending listing on an S3 server: our `hitl-pending/` index vs a naive scan of every event.
 
-moto's S3 server runs in a child process on loopback (see `MotoChild`; `polling_requests.py` and
-`s3_ack.py` reuse it). Setup writes answered events (request.json + response.json) and pending
+moto's S3 server runs in a child process on loopback (see `_peer.MotoChild`; `polling_requests.py`
+and `s3_ack.py` use it too). Setup writes answered events (request.json + response.json) and pending
 events (request.json + `hitl-pending/<id>` marker) straight through s3fs `pipe` in batches, the
 same objects the plugin and the bot write, only faster than one `put_request` at a time.
 
@@ -22,176 +22,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import os
 import statistics
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from _peer import free_port, machine_lines, write_result
-
-BUCKET = "hitl-bench"
-_COUNTER = "/__bench__/requests"
-
-
-# -- moto's S3 server in a child process, counting requests -------------------------------------
-
-
-def aws_env(endpoint: str) -> dict[str, str]:
-    """Point s3fs (AWS_*) and flyte.storage's obstore (FLYTE_AWS_*) at the same loopback server."""
-    return {
-        "AWS_ENDPOINT_URL_S3": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_EC2_METADATA_DISABLED": "true",  # no instance metadata on loopback: botocore would stall
-        "FLYTE_AWS_ENDPOINT": endpoint,
-        "FLYTE_AWS_ACCESS_KEY_ID": "testing",
-        "FLYTE_AWS_SECRET_ACCESS_KEY": "testing",
-    }
-
-
-@dataclass
-class MotoChild:
-    """moto's S3 server (werkzeug, threaded) in its own process, so it never shares our GIL.
-
-    A WSGI middleware counts every request by method (ListObjectsV2 as LIST);
-    `GET /__bench__/requests` returns the counts, `DELETE` resets them. Nothing else about moto is changed.
-    """
-
-    endpoint: str
-    process: subprocess.Popen[bytes]
-
-    @classmethod
-    def start(cls) -> MotoChild:
-        port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve-moto", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        child = cls(f"http://127.0.0.1:{port}", process)
-        for _ in range(600):
-            with contextlib.suppress(OSError):
-                child.reset()
-                os.environ.update(aws_env(child.endpoint))
-                return child
-            time.sleep(0.05)
-        child.stop()
-        raise RuntimeError("moto did not start within 30 s")
-
-    def requests(self) -> Counter[str]:
-        with urllib.request.urlopen(self.endpoint + _COUNTER, timeout=10) as reply:
-            return Counter(json.loads(reply.read()))
-
-    def reset(self) -> None:
-        request = urllib.request.Request(self.endpoint + _COUNTER, method="DELETE")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def serve_moto(port: int) -> None:
-    """The child: moto's own WSGI app behind a request counter, access log off."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
-
-    counts: Counter[str] = Counter()
-    lock = threading.Lock()
-    moto_app = DomainDispatcherApplication(create_backend_app)
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
-        if environ.get("PATH_INFO") == _COUNTER:
-            with lock:
-                if environ["REQUEST_METHOD"] == "DELETE":
-                    counts.clear()
-                body = json.dumps(dict(counts)).encode()
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return iter([body])
-        method = environ["REQUEST_METHOD"]
-        if method == "GET" and "list-type" in environ.get("QUERY_STRING", ""):
-            method = "LIST"  # ListObjectsV2: a GET on the bucket, counted apart from object GETs
-        with lock:
-            counts[method] += 1
-        return moto_app(environ, start_response)  # type: ignore[no-any-return]
-
-    class Quiet(MotoRequestHandler):  # type: ignore[misc]
-        def log_request(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-    make_server("127.0.0.1", port, app, threaded=True, request_handler=Quiet).serve_forever()
-
-
-def s3fs_client() -> Any:
-    """A fresh s3fs instance with no listing cache (what our Store builds, too)."""
-    import s3fs
-
-    return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
-
-
-def make_bucket(name: str = BUCKET) -> None:
-    fs = s3fs_client()
-    if not fs.exists(name):
-        fs.mkdir(name)
-
-
-# -- setup: events written straight to S3 -------------------------------------------------------
-
-
-def event_objects(root: str, answered: bool) -> dict[str, bytes]:
-    """The objects of one event as the plugin and bot write them (request, response or marker)."""
-    from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
-
-    request_id = str(uuid.uuid4())
-    now = utcnow()
-    folder = f"{root}/hitl-requests/{request_id}"
-    request = Request(
-        request_id=request_id,
-        event_name="bench",
-        prompt="Deploy?",
-        data_type="bool",
-        request_path=f"s3://{folder}/request.json",
-        response_path=f"s3://{folder}/response.json",
-        created_at=now,
-        deadline=now + timedelta(hours=1),
-        timeout_seconds=3600,
-    )
-    objects = {f"{folder}/request.json": request.model_dump_json().encode()}
-    if answered:
-        response = Response(
-            value=True,
-            request_id=request_id,
-            data_type="bool",
-            responder=Responder(platform="api", user_id="bench"),
-            responded_at=now,
-            via="api",
-        )
-        objects[f"{folder}/response.json"] = response.model_dump_json().encode()
-    else:
-        marker = {"created_at": now.isoformat(), "deadline": request.deadline.isoformat()}
-        objects[f"{root}/hitl-pending/{request_id}"] = json.dumps(marker).encode()
-    return objects
+from _common import bench_parser, event_objects, machine_lines, publish
+from _peer import BUCKET, MotoChild, make_bucket, s3fs_client
 
 
 def populate(fs: Any, root: str, answered: int, pending: int, batch: int = 500) -> float:
@@ -343,20 +182,14 @@ def _moto_version() -> str:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve-moto":
-        serve_moto(int(sys.argv[2]))
-        return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "storage_listing.md")
     parser.add_argument("--answered", type=int, default=2000)
     parser.add_argument("--pending", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="storage_listing.md", help="file name under bench/results/")
     args = parser.parse_args()
     rows, setup, objects = asyncio.run(bench(args.answered, args.pending, args.repeats))
     lines = report(rows, setup, objects, args)
-    path = write_result(args.out, lines)
-    print("\n".join(lines))
-    print(f"\nwritten to {path}")
+    publish(args.out, lines)
 
 
 if __name__ == "__main__":

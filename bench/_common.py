@@ -1,0 +1,205 @@
+"""Shared bench helpers, in this process: pending events to answer, statistics, the result file.
+
+The child processes (our bot, the stock app, moto's S3 server) are in `_peer.py`.
+`hitl_chatops` is imported only when an event is built, so a script can set its environment first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlencode
+
+if TYPE_CHECKING:
+    from hitl_chatops.bot.protocol import Request
+    from hitl_chatops.bot.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+
+
+# -- pending events ------------------------------------------------------------------------------
+
+
+def make_request(
+    request_id: str,
+    request_path: str,
+    response_path: str,
+    *,
+    now: datetime | None = None,
+    event_name: str = "bench",
+    prompt: str = "Deploy?",
+    data_type: Literal["int", "float", "str", "bool"] = "bool",
+    **bounds: Any,
+) -> Request:
+    """A pending event due in an hour, as the plugin writes it; `bounds` e.g. `min_value=1, max_value=10`."""
+    from hitl_chatops.bot.protocol import Request, utcnow
+
+    now = now or utcnow()
+    return Request(
+        request_id=request_id,
+        event_name=event_name,
+        prompt=prompt,
+        data_type=data_type,
+        request_path=request_path,
+        response_path=response_path,
+        created_at=now,
+        deadline=now + timedelta(hours=1),
+        timeout_seconds=3600,
+        **bounds,
+    )
+
+
+def store_request(store: Store, **fields: Any) -> Request:
+    """`make_request` with a fresh id, at the paths `store` uses (not written yet)."""
+    from hitl_chatops.bot.store import new_request_id
+
+    request_id = new_request_id()
+    return make_request(request_id, store.request_url(request_id), store.response_url(request_id), **fields)
+
+
+async def create_events(store: Store, count: int, **fields: Any) -> list[Request]:
+    """`count` pending events (see `make_request` for `fields`), written through `store`, 32 at a time."""
+    from hitl_chatops.bot.protocol import utcnow
+
+    now = utcnow()
+    events = [store_request(store, now=now, **fields) for _ in range(count)]
+    gate = asyncio.Semaphore(32)
+
+    async def put(event: Request) -> None:
+        async with gate:
+            await store.put_request(event)
+
+    await asyncio.gather(*map(put, events))
+    return events
+
+
+def event_objects(root: str, answered: bool) -> dict[str, bytes]:
+    """The S3 objects of one bool event under `root` as the plugin and bot write them (request, response or marker)."""
+    from hitl_chatops.bot.protocol import Responder, Response, utcnow
+
+    request_id = str(uuid.uuid4())
+    now = utcnow()
+    folder = f"{root}/hitl-requests/{request_id}"
+    request = make_request(request_id, f"s3://{folder}/request.json", f"s3://{folder}/response.json", now=now)
+    objects = {f"{folder}/request.json": request.model_dump_json().encode()}
+    if answered:
+        response = Response(
+            value=True,
+            request_id=request_id,
+            data_type="bool",
+            responder=Responder(platform="api", user_id="bench"),
+            responded_at=now,
+            via="api",
+        )
+        objects[f"{folder}/response.json"] = response.model_dump_json().encode()
+    else:
+        marker = {"created_at": now.isoformat(), "deadline": request.deadline.isoformat()}
+        objects[f"{root}/hitl-pending/{request_id}"] = json.dumps(marker).encode()
+    return objects
+
+
+def slack_click_body(request_id: str, n: int) -> str:
+    """A Slack `block_actions` click on an event's "true" button by user `U0BENCH<n>`, form-encoded, unsigned."""
+    user = f"U0BENCH{n:04d}"
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": "T0"},
+        "team": {"id": "T0"},
+        "api_app_id": "A0",
+        "container": {"type": "message", "channel_id": "C0BENCH", "message_ts": "1.0"},
+        "channel": {"id": "C0BENCH"},
+        "trigger_id": "1.2.3",
+        "actions": [{"action_id": "hitl_answer_0", "value": f"{request_id}|true", "type": "button"}],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+# -- statistics ----------------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile: with 500 samples, p99 is the 5th slowest, not an interpolation."""
+    ordered = sorted(samples)
+    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def per_round_ratios(label: str, ours: Sequence[float], stock: Sequence[float]) -> str:
+    """'Per round, LABEL (ours / stock, ratio): o / s (r x); ... Median round ratio: m x.'"""
+    import statistics
+
+    ratios = [o / s for o, s in zip(ours, stock, strict=True)]
+    rounds = "; ".join(f"{o:.0f} / {s:.0f} ({r:.2f}x)" for o, s, r in zip(ours, stock, ratios, strict=True))
+    return f"Per round, {label} (ours / stock, ratio): {rounds}. Median round ratio: {statistics.median(ratios):.2f}x."
+
+
+# -- the result file -----------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _git_revision() -> str:
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, check=True)
+        return out.stdout.decode().strip()
+    return "unknown"
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except Exception:
+        return "absent"
+
+
+def machine_lines(packages: Sequence[str]) -> list[str]:
+    """Markdown bullet lines: date, machine, Python, versions; what a reader needs to compare runs."""
+    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
+    return [
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {_cpu_model()}, "
+        f"{platform.system()} {platform.release()}",
+        f"- load average at start (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        f"- python: {platform.python_version()} ({platform.python_implementation()})",
+        f"- hitl-chatops: git {_git_revision()}; {versions}",
+    ]
+
+
+def bench_parser(doc: str | None, out: str) -> argparse.ArgumentParser:
+    """A script's parser: its docstring's first line as description, and `--out` (default `out`)."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--out", default=out, help="file name under bench/results/")
+    return parser
+
+
+def write_result(name: str, lines: Sequence[str]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def publish(name: str, lines: Sequence[str]) -> Path:
+    """Write the result file `bench/results/NAME` and print the report and where it went."""
+    path = write_result(name, lines)
+    print("\n".join(lines))
+    print(f"\nwritten to {path}")
+    return path
