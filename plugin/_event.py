@@ -103,6 +103,10 @@ async def new_event(
     """
     kind = type_name(data_type)
     _check_arguments(name, kind, scope, timeout_seconds, poll_interval_seconds, choices, min_value, max_value)
+    for channel in channels or []:
+        platform, _, target = channel.partition(":")
+        if platform not in ("slack", "teams") or not target:
+            raise ValueError(f'channels entries look like "slack:C0123" or "teams:<conversation id>" (got {channel!r})')
     settings = _settings()
     fields = {
         "event_name": name,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import aiohttp
 import flyte.storage
+import pytest
 from flyteplugins.hitl._event import wait_for_input_event
 
 import hitl_chatops.plugin as hitl
@@ -55,3 +56,19 @@ async def test_stock_spellings_work(start_bot: Callable[..., BotThread]) -> None
     assert (event.name, event.scope, event.prompt, event.timeout_seconds) == ("spelled", "run", "Name?", 3600)
     assert event.api_url and event.api_url.endswith(f"/api/v1/events/{event.request_id}/response")
     assert "spelled" in repr(event)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"data_type": dict}, "bool, int, float, str"),
+        ({"data_type": int, "min_value": 5, "max_value": 1}, "greater than max_value"),
+        ({"data_type": bool, "choices": [True]}, "choices need data_type str or int"),
+        ({"data_type": str, "channels": ["#deploys"]}, 'look like "slack:C0123"'),
+        ({"data_type": str, "scope": "task"}, 'scope must be "run"'),
+        ({"data_type": str, "timeout_seconds": 0}, "must be positive"),
+    ],
+)
+async def test_bad_arguments_fail_at_the_call_site(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        await hitl.new_event.aio("bad", **kwargs)  # type: ignore[arg-type]
