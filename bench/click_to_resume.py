@@ -22,21 +22,24 @@ import os
 import random
 import secrets
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import flyte
-from _common import bench_parser, machine_lines, publish, store_request
+from _common import REPO, bench_parser, machine_lines, publish, store_request
 from _peer import Server, start_ours, start_stock
+
+sys.path.insert(0, str(REPO))
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.store import Store
+from tests.helpers import Run
 
 env = flyte.TaskEnvironment(name="hitl-bench-resume")
 _started: dict[str, tuple[float, threading.Event]] = {}  # run key -> (first poll time, set once polling)
@@ -81,34 +84,6 @@ class Sample:
     phases: list[float] = field(default_factory=list)
 
 
-class RunThread:
-    """`flyte.run` in a thread (it blocks until the task ends); records when it returned."""
-
-    def __init__(self, task: Any, *args: Any) -> None:
-        self.result: float | None = None
-        self.returned = 0.0
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._go, args=(task, *args), daemon=True)
-        self._thread.start()
-
-    def _go(self, task: Any, *args: Any) -> None:
-        try:
-            run = flyte.run(task, *args)
-            run.wait()
-            outputs = run.outputs()
-            self.returned = time.perf_counter()
-            self.result = float(outputs[0] if isinstance(outputs, tuple | list) else outputs)
-        except BaseException as error:
-            self.error = error
-
-    def join(self, seconds: float) -> None:
-        self._thread.join(seconds)
-        if self._thread.is_alive():
-            raise TimeoutError("the run did not finish")
-        if self.error:
-            raise self.error
-
-
 async def answer_ours(session: aiohttp.ClientSession, server: Server, secret: str, request_id: str) -> bool:
     headers = {"Authorization": f"Bearer {secret}"}
     url = f"{server.url}/api/v1/events/{request_id}/response"
@@ -137,11 +112,11 @@ async def one_run(
     _started[key] = (0.0, ready)
     before = set(await store.pending_ids())
     if side == "ours":
-        run = RunThread(ours_waits, key, poll)
+        run = Run(ours_waits, key, poll)
     else:
         request = store_request(store, event_name="bench_resume", prompt="Go?")
         await store.put_request(request)
-        run = RunThread(stock_waits, key, request.request_id, request.response_path, poll)
+        run = Run(stock_waits, key, request.request_id, request.response_path, poll)
     if not await asyncio.to_thread(ready.wait, 60):
         raise TimeoutError(f"{side} run never started polling: {run.error!r}")
     first_poll, _ = _started.pop(key)
@@ -161,7 +136,7 @@ async def one_run(
     if not ok or run.result is None:
         sample.errors += 1
         return
-    sample.to_wait.append(run.result - answered)
+    sample.to_wait.append(float(run.result) - answered)
     sample.to_run.append(run.returned - answered)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +40,7 @@ class Run:
 
     def __init__(self, task: Any, *args: Any) -> None:
         self.result: Any = None
+        self.returned = 0.0  # perf_counter() when flyte.run returned (benchmarks time it)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._go, args=(task, *args), daemon=True)
         self._thread.start()
@@ -48,6 +50,7 @@ class Run:
             run = flyte.run(task, *args)
             run.wait()
             outputs = run.outputs()
+            self.returned = time.perf_counter()
             self.result = outputs[0] if isinstance(outputs, tuple | list) else outputs
         except BaseException as error:
             self.error = error
@@ -56,9 +59,14 @@ class Run:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    async def finish(self, wait_seconds: float = 30) -> Any:
-        await asyncio.to_thread(self._thread.join, wait_seconds)
-        assert not self.running, "the run did not finish"
+    def join(self, wait_seconds: float = 30) -> Any:
+        """Block until the run ends; its result, or the error it raised."""
+        self._thread.join(wait_seconds)
+        if self.running:
+            raise TimeoutError("the run did not finish")
         if self.error:
             raise self.error
         return self.result
+
+    async def finish(self, wait_seconds: float = 30) -> Any:
+        return await asyncio.to_thread(self.join, wait_seconds)

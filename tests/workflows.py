@@ -57,3 +57,18 @@ async def wait_briefly(timeout_seconds: int) -> str:
 async def wait_unhandled() -> str:
     event = await hitl.new_event.aio("unhandled", data_type=str, timeout_seconds=1, poll_interval_seconds=POLL)
     return str(await event.wait.aio())
+
+
+@env.task
+async def pick_replicas(channel: str) -> int:
+    """An int between 1 and 10, asked in one chat channel (`slack:…` or `teams:…`)."""
+    event = await hitl.new_event.aio(
+        "replicas",
+        data_type=int,
+        prompt="How many replicas?",
+        channels=[channel],
+        min_value=1,
+        max_value=10,
+        poll_interval_seconds=POLL,
+    )
+    return int(await event.wait.aio())

@@ -20,20 +20,6 @@ async def deploy_gate() -> bool:
 
 
 @env.task
-async def pick_replicas() -> int:
-    event = await hitl.new_event.aio(
-        "replicas",
-        data_type=int,
-        prompt="How many replicas?",
-        channels=CHANNELS,
-        min_value=1,
-        max_value=10,
-        poll_interval_seconds=POLL,
-    )
-    return int(await event.wait.aio())
-
-
-@env.task
 async def pick_region() -> str:
     event = await hitl.new_event.aio(
         "region",

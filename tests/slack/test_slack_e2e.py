@@ -10,6 +10,7 @@ import flyte
 import pytest
 
 from hitl_chatops.bot.server import BotThread
+from tests import workflows as shared
 from tests.helpers import Run
 from tests.slack import slack_workflows as workflows
 from tests.slack.slack_helpers import (
@@ -47,7 +48,7 @@ async def test_bool_event_approved_in_slack_resumes_the_run_with_true(
 
 async def test_int_event_modal_refuses_then_resumes(slack_bot: Callable[..., BotThread], fake_slack: FakeSlack) -> None:
     bot = slack_bot()
-    run = Run(workflows.pick_replicas)
+    run = Run(shared.pick_replicas, workflows.CHANNELS[0])
     [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
     await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_modal")[0]))
     [opened] = await fake_slack.wait_for("views.open")

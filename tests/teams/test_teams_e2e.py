@@ -7,9 +7,9 @@ import asyncio
 import flyte
 import pytest
 
+from tests import workflows
 from tests.helpers import Run
-from tests.teams import teams_workflows as workflows
-from tests.teams.teams_helpers import ALICE, BOB, Teams, card_of, texts
+from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, Teams, card_of, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ def flyte_local() -> None:
 
 async def test_int_event_answered_in_teams_resumes_the_run(teams: Teams) -> None:
     await teams.install()
-    run = Run(workflows.pick_replicas)
+    run = Run(workflows.pick_replicas, f"teams:{CHANNEL}")
     [posted] = await teams.connector.wait_for(
         lambda: [c for c in teams.connector.sent() if c.body.get("attachments")], seconds=30
     )
