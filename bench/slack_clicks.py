@@ -49,11 +49,17 @@ class Sample:
     seconds: float = 0.0
     clicks: int = 0
     errors: int = 0
+    cpu_seconds: float = 0.0
     per_round: list[float] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
         return self.clicks / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU (all threads, plus the fake Slack's for ours) per click."""
+        return self.cpu_seconds / self.clicks * 1000 if self.clicks else 0.0
 
     def ms(self, pct: float) -> float:
         return percentile(self.latencies, pct) * 1000
@@ -121,9 +127,10 @@ async def all_written(events: list[Request]) -> None:
     raise TimeoutError(f"{len(missing)} answers never written")
 
 
-async def run_round(server: Server, events: list[Request], sample: Sample | None) -> None:
-    """One click per event, every click in flight at once."""
+async def run_round(server: Server, events: list[Request], sample: Sample | None, helpers: list[Server]) -> None:
+    """One click per event, every click in flight at once; `helpers` count towards the server's CPU."""
     click = click_ours if server.name == "ours" else click_stock
+    cpu_before = sum(s.cpu_seconds() for s in [server, *helpers])
     connector = aiohttp.TCPConnector(limit=len(events))
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -137,6 +144,7 @@ async def run_round(server: Server, events: list[Request], sample: Sample | None
         await all_written(events)
         elapsed = time.perf_counter() - started
     if sample is not None:
+        sample.cpu_seconds += sum(s.cpu_seconds() for s in [server, *helpers]) - cpu_before
         sample.latencies += [latency for latency, _ in results]
         sample.errors += sum(not ok for _, ok in results)
         sample.clicks += len(events)
@@ -167,11 +175,11 @@ async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[Sample], li
         samples = {s.name: Sample(s.name) for s in servers}
         answered: list[Request] = []
         for server in servers:
-            await run_round(server, await create_events(store, warmup), None)
+            await run_round(server, await create_events(store, warmup), None, [])
         for _ in range(rounds):
             for server in servers:
                 batch = await create_events(store, clicks)
-                await run_round(server, batch, samples[server.name])
+                await run_round(server, batch, samples[server.name], [fake] if server.name == "ours" else [])
                 answered += batch
         good = await read_back(store, answered)
         return list(samples.values()), [f"{s.name}: {s.note}" for s in servers], good, len(answered)
@@ -195,13 +203,13 @@ def report(samples: list[Sample], notes: list[str], good: int, total: int, args:
         f"all {args.clicks} clicks in flight at once; {args.warmup} warm-up clicks each (not counted)",
         "- store: one local folder shared by both servers; Slack Web API: a fake child process on loopback",
         "",
-        "| server | endpoint | clicks | errors | ack p50 ms | ack p99 ms | written/s (end to end) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| server | endpoint | clicks | errors | ack p50 ms | ack p99 ms | written/s (end to end) | CPU ms/click |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in samples:
         lines.append(
             f"| {s.name} | {endpoints[s.name]} | {s.clicks} | {s.errors} | {s.ms(50):.1f} | {s.ms(99):.1f} "
-            f"| {s.throughput:.0f} |"
+            f"| {s.throughput:.0f} | {s.cpu_ms:.2f} |"
         )
     lines += [
         "",
