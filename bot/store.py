@@ -19,7 +19,7 @@ import os
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -29,11 +29,14 @@ from fsspec.registry import known_implementations
 from fsspec.spec import AbstractFileSystem
 from pydantic import ValidationError
 
+from .disk_worker import DISK
 from .errors import AlreadyAnswered, ConfigError, EventNotFound, HitlError, StoreError
 from .protocol import MessageRef, Request, Response, is_request_id, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# macOS has no fdatasync; fsync is the portable (and stronger) equivalent.
+_datasync = getattr(os, "fdatasync", os.fsync)
 Known = TypeVar("Known", Request, Response)
 
 REQUESTS = "hitl-requests"
@@ -42,8 +45,8 @@ OUTBOX = "hitl-outbox"
 CONVERSATIONS = "hitl-conversations"
 _CONFLICT_RETRIES = 3
 _KNOWN_LIMIT = 4096
-# Storage calls wait on disks and networks, not the CPU: more threads than asyncio's default
-# (cores + 4) let concurrent answers overlap their fsyncs and round trips.
+# Remote storage calls wait on the network, not the CPU: more threads than asyncio's default
+# (cores + 4) let concurrent answers overlap their round trips. Local folders never use them.
 _IO_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hitl-store")
 
 
@@ -91,9 +94,9 @@ class Store:
 
     async def put_request(self, request: Request) -> None:
         """Write the request, then its pending marker (the marker is only an index)."""
-        await self._run(self._write, self._event_path(request.request_id, "request.json"), _dump(request), True)
+        await self._write(self._event_path(request.request_id, "request.json"), _dump(request), durable=True)
         marker = {"created_at": request.created_at.isoformat(), "deadline": request.deadline.isoformat()}
-        await self._run(self._write, self._path(PENDING, request.request_id), json.dumps(marker).encode())
+        await self._write(self._path(PENDING, request.request_id), json.dumps(marker).encode())
 
     async def get_request(self, request_id: str) -> Request:
         path = self._event_path(request_id, "request.json")
@@ -109,7 +112,7 @@ class Store:
         return await self._run(self._list_ids, self._path(PENDING))
 
     async def drop_pending(self, request_id: str) -> None:
-        await self._run(self._remove, self._path(PENDING, check_request_id(request_id)))
+        await self._mutate(self._remove, self._path(PENDING, check_request_id(request_id)))
 
     # -- responses ---------------------------------------------------------------------
 
@@ -124,29 +127,23 @@ class Store:
     async def put_response(self, response: Response) -> None:
         """Exclusive create: the first answer wins, a later one raises `AlreadyAnswered`.
 
-        The pending marker goes in the same storage round trip; if that removal fails the
-        answer still stands and the reconciler drops the marker later.
+        If dropping the pending marker fails, the answer still stands; the reconciler drops it later.
         """
         path = self._event_path(response.request_id, "response.json")
-        marker = self._path(PENDING, response.request_id)
-
-        def commit() -> None:
-            self._create(path, _dump(response))
-            with contextlib.suppress(OSError):
-                self._remove(marker)
-
         try:
-            await self._run(commit)
+            await self._create(path, _dump(response))
         except FileExistsError:
             first = await self.get_response(response.request_id)
             raise AlreadyAnswered(first or response) from None
         self._remember(path, response)
+        with contextlib.suppress(StoreError):
+            await self._mutate(self._remove, self._path(PENDING, response.request_id))
 
     # -- chat messages -----------------------------------------------------------------
 
     async def put_message(self, request_id: str, message: MessageRef) -> None:
         name = f"messages/{message.platform}-{message.key}.json"
-        await self._run(self._write, self._event_path(request_id, name), _dump(message))
+        await self._write(self._event_path(request_id, name), _dump(message))
 
     async def messages(self, request_id: str) -> list[MessageRef]:
         folder = self._event_path(request_id, "messages")
@@ -166,31 +163,31 @@ class Store:
         """Create `claims/<name>` exclusively; True for the one caller that created it."""
         body = json.dumps({"claimed_at": utcnow().isoformat()}).encode()
         try:
-            await self._run(self._create, self._event_path(request_id, f"claims/{_safe_name(name)}"), body)
+            await self._create(self._event_path(request_id, f"claims/{_safe_name(name)}"), body)
         except FileExistsError:
             return False
         return True
 
     async def release(self, request_id: str, name: str) -> None:
         path = self._event_path(request_id, f"claims/{_safe_name(name)}")
-        await self._run(self._remove, path)
+        await self._mutate(self._remove, path)
 
     # -- outbox: message updates still owed (retried by the reconciler) -----------------
 
     async def put_outbox(self, request_id: str, update: str) -> None:
         path = self._path(OUTBOX, check_request_id(request_id))
-        await self._run(self._write, path, json.dumps({"update": update}).encode())
+        await self._write(path, json.dumps({"update": update}).encode())
 
     async def outbox_ids(self) -> list[str]:
         return await self._run(self._list_ids, self._path(OUTBOX))
 
     async def drop_outbox(self, request_id: str) -> None:
-        await self._run(self._remove, self._path(OUTBOX, check_request_id(request_id)))
+        await self._mutate(self._remove, self._path(OUTBOX, check_request_id(request_id)))
 
     # -- platform conversations (where a bot may post proactively) -----------------------
 
     async def put_conversation(self, platform: str, conversation_id: str, data: dict[str, Any]) -> None:
-        await self._run(self._write, self._conversation_path(platform, conversation_id), json.dumps(data).encode())
+        await self._write(self._conversation_path(platform, conversation_id), json.dumps(data).encode())
 
     async def get_conversation(self, platform: str, conversation_id: str) -> dict[str, Any] | None:
         raw = await self._read(self._conversation_path(platform, conversation_id))
@@ -210,24 +207,34 @@ class Store:
     # -- primitives --------------------------------------------------------------------
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
-        try:
+        """A blocking read: inline for local folders (cheaper than any thread hop), else on the I/O threads."""
+        with self._errors():
+            if self._local:
+                return func(*args)
             return await asyncio.get_running_loop().run_in_executor(_IO_THREADS, func, *args)
-        except (FileNotFoundError, FileExistsError, HitlError):
-            raise
-        except Exception as error:  # OSError, and botocore's own errors (endpoint unreachable, ...)
-            log.warning("store operation failed", extra={"error": type(error).__name__, "url": self.url})
-            raise StoreError(f"object storage at {self.url} failed: {type(error).__name__}") from error
+
+    async def _mutate(self, func: Callable[..., T], *args: Any) -> T:
+        """A blocking write: local folders use the one disk thread (fsync and metadata stay off the loop)."""
+        if not self._local:
+            return await self._run(func, *args)
+        with self._errors():
+            return await DISK.run(lambda: func(*args))
 
     async def _read(self, path: str) -> bytes | None:
         try:
-            if self._local:  # a small local read costs less than the hop to a worker thread
-                return bytes(self.fs.cat_file(path))
-            return await self._run(self.fs.cat_file, path)
+            return bytes(await self._run(self.fs.cat_file, path))
         except FileNotFoundError:
             return None
-        except HitlError:
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Storage trouble (OSError, botocore's own errors, ...) becomes `StoreError`; absence and conflicts stay."""
+        try:
+            yield
+        except (FileNotFoundError, FileExistsError, HitlError):
             raise
         except Exception as error:
+            log.warning("store operation failed", extra={"error": type(error).__name__, "url": self.url})
             raise StoreError(f"object storage at {self.url} failed: {type(error).__name__}") from error
 
     def _list_ids(self, folder: str) -> list[str]:
@@ -247,28 +254,48 @@ class Store:
             self._known.popitem(last=False)
         return obj
 
-    def _write(self, path: str, data: bytes, durable: bool = False) -> None:
+    async def _write(self, path: str, data: bytes, *, durable: bool = False) -> None:
         """Replace `path` atomically: readers see the old object or the new one, never half.
 
-        `durable` syncs to disk first (local folders); indexes and records that the reconciler
-        can rebuild skip it.
+        `durable` syncs a local file to disk first; indexes and records that the reconciler can
+        rebuild skip it. Object stores are durable once the PUT returns.
         """
-        if not self._local:
-            self.fs.pipe_file(path, data)
-            return
-        tmp = self._local_temp(path, data, durable)
-        os.replace(tmp, path)
+        if self._local:
+            await self._mutate(self._local_put, path, data, durable, os.replace)
+        else:
+            await self._run(self.fs.pipe_file, path, data)
 
-    def _create(self, path: str, data: bytes) -> None:
-        """Create `path` only if absent; raise FileExistsError otherwise."""
+    async def _create(self, path: str, data: bytes) -> None:
+        """Create `path` only if absent (durably); raise FileExistsError otherwise."""
         assert data, "an empty body would bypass the exclusive-create condition"
         if self._local:
-            tmp = self._local_temp(path, data, durable=True)
-            try:
-                os.link(tmp, path)  # atomic and exclusive, unlike pipe_file(mode="create") here
-            finally:
+            # link is atomic and exclusive, unlike pipe_file(mode="create") on a local folder
+            await self._mutate(self._local_put, path, data, True, os.link)
+        else:
+            await self._run(self._create_remote, path, data)
+
+    @staticmethod
+    def _local_put(path: str, data: bytes, durable: bool, publish: Callable[[str, str], None]) -> None:
+        """A complete temp file beside `path` (synced if `durable`), then `publish(tmp, path)`: link or rename."""
+        folder = os.path.dirname(path)
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+        try:
+            handle = open(tmp, "xb")  # noqa: SIM115 - closed below, after the optional sync
+        except FileNotFoundError:  # the event's first file in this folder: one mkdir, not one per write
+            os.makedirs(folder, exist_ok=True)
+            handle = open(tmp, "xb")  # noqa: SIM115
+        try:
+            with handle:
+                handle.write(data)
+                if durable:
+                    handle.flush()
+                    _datasync(handle.fileno())
+            publish(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            return
+
+    def _create_remote(self, path: str, data: bytes) -> None:
         for attempt in range(_CONFLICT_RETRIES):
             try:
                 self.fs.pipe_file(path, data, mode="create")
@@ -279,17 +306,6 @@ class Store:
                     raise
                 if self.fs.exists(path):
                     raise FileExistsError(path) from error
-
-    def _local_temp(self, path: str, data: bytes, durable: bool) -> str:
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fdatasync(handle.fileno())
-        return tmp
 
 
 def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from hitl_chatops.bot.errors import AlreadyAnswered, EventNotFound
+from hitl_chatops.bot.errors import AlreadyAnswered, EventNotFound, StoreError
 from hitl_chatops.bot.protocol import MessageRef, Responder, Response, utcnow
 from hitl_chatops.bot.store import Store
 from tests.helpers import make_request
@@ -133,3 +133,28 @@ async def test_s3_uses_s3fs_even_after_flyte_registers_obstore(s3_store_url: str
     await store.put_response(answer(request.request_id, 1, "U1"))
     with pytest.raises(AlreadyAnswered):
         await store.put_response(answer(request.request_id, 2, "U2"))
+
+
+async def test_local_writes_leave_no_temp_files(store_url: str) -> None:
+    store = Store(store_url)
+    request = make_request(store, data_type="int")
+    await store.put_request(request)
+    await store.put_message(request.request_id, MessageRef(platform="slack", key="C1-1.0", data={}))
+    await store.put_response(answer(request.request_id, 1, "U1"))
+    with pytest.raises(AlreadyAnswered):
+        await store.put_response(answer(request.request_id, 2, "U2"))
+    assert await store.claim(request.request_id, "post-slack") is True
+    assert await store.claim(request.request_id, "post-slack") is False
+    everything = store.fs.find(store.root, withdirs=True)
+    assert len(everything) > 5 and [p for p in everything if ".tmp-" in p] == []
+
+
+async def test_a_failed_local_write_leaves_nothing_half_written(store_url: str) -> None:
+    store = Store(store_url)
+    request = make_request(store)
+    folder = f"{store.root}/hitl-requests/{request.request_id}"
+    store.fs.makedirs(f"{folder}/request.json")  # a folder where the file goes: the rename fails
+    with pytest.raises(StoreError, match="object storage"):
+        await store.put_request(request)
+    assert store.fs.ls(folder, detail=False) == [f"{folder}/request.json"]
+    assert await store.pending_ids() == []
