@@ -100,10 +100,17 @@ class HitlService:
     async def _answer(
         self, request_id: str, raw_value: object, responder: Responder, via: Via, trusted: bool
     ) -> tuple[Request, Response]:
-        request = await self.check(request_id, responder, trusted=trusted)
-        outcome = parse_answer(request, raw_value)
-        if isinstance(outcome, Rejected):
-            raise InvalidValue(outcome.message)
+        request = await self.store.get_request(request_id)
+        try:
+            await self._admit(request, responder, trusted)
+            outcome = parse_answer(request, raw_value)
+            if isinstance(outcome, Rejected):
+                raise InvalidValue(outcome.message)
+        except UserError:
+            # Who answered matters more than why this answer would be refused: tell that first.
+            if existing := await self.store.get_response(request_id):
+                raise AlreadyAnswered(existing) from None
+            raise
         response = Response(
             value=outcome.value,
             request_id=request.request_id,
@@ -112,6 +119,7 @@ class HitlService:
             responded_at=utcnow(),
             via=via,
         )
+        # No read of response.json first: the exclusive create refuses a second answer by itself.
         await self.store.put_response(response)
         return request, response
 
@@ -123,11 +131,15 @@ class HitlService:
         request = await self.store.get_request(request_id)
         if existing := await self.store.get_response(request_id):
             raise AlreadyAnswered(existing)
+        await self._admit(request, responder, trusted)
+        return request
+
+    async def _admit(self, request: Request, responder: Responder, trusted: bool) -> None:
+        """The deadline, then (unless `trusted`) the responder check."""
         if request.expired():
             raise EventExpired(format_time(request.deadline))
         if not trusted:
             await self.authorize(request, responder)
-        return request
 
     async def authorize(self, request: Request, responder: Responder) -> None:
         if await self.may_answer(request, responder):

@@ -1,11 +1,11 @@
-"""Core decisions that every surface relies on: who may answer."""
+"""Core decisions that every surface relies on: who may answer, and what a late answer is told."""
 
 from __future__ import annotations
 
 import pytest
 
-from hitl_chatops.bot.errors import NotAllowed
-from hitl_chatops.bot.protocol import Responder
+from hitl_chatops.bot.errors import AlreadyAnswered, NotAllowed
+from hitl_chatops.bot.protocol import Responder, Response, utcnow
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
 from tests.helpers import make_request
@@ -41,3 +41,30 @@ async def test_refusal_names_who_may_answer_and_writes_nothing(service: HitlServ
     with pytest.raises(NotAllowed, match="Only U0DANA may answer"):
         await service.respond(request.request_id, "true", Responder(platform="slack", user_id="U0EVE"), "slack")
     assert await service.store.get_response(request.request_id) is None
+
+
+@pytest.mark.parametrize(
+    ("late", "value", "seconds_left"),
+    [
+        (Responder(platform="slack", user_id="U0EVE"), "true", 600),  # not allowed
+        (Responder(platform="slack", user_id="U0DANA"), "maybe", 600),  # not a bool
+        (Responder(platform="slack", user_id="U0DANA"), "true", -1),  # past the deadline
+    ],
+)
+async def test_a_late_answer_is_told_who_answered_whatever_else_is_wrong(
+    service: HitlService, late: Responder, value: str, seconds_left: float
+) -> None:
+    request = make_request(service.store, responders=["U0DANA"], timeout=seconds_left)
+    await service.store.put_request(request)
+    first = Response(
+        value=False,
+        request_id=request.request_id,
+        data_type="bool",
+        responder=Responder(platform="teams", user_id="aad-1", user_name="Dana"),
+        responded_at=utcnow(),
+        via="teams",
+    )
+    await service.store.put_response(first)
+    with pytest.raises(AlreadyAnswered) as refused:
+        await service.respond(request.request_id, value, late, "slack")
+    assert refused.value.response == first
