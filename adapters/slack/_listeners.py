@@ -1,13 +1,17 @@
 """Bolt listeners: turn clicks, submissions and the slash command into core calls, and back.
 
-Every listener acks first (Slack's 3 s limit) except the modal submission, whose ack carries the
-core's verdict as an inline error. Refusals come from the core as `UserError`s; nothing here decides.
+Every listener acks at once (Slack's 3 s limit) and leaves its work to a task that runs after the
+ack has gone out, except the modal submission, whose ack carries the core's verdict as an inline
+error. Bolt runs with `process_before_response`, so it answers as soon as a listener returns, with
+no polling for the ack. Refusals come from the core as `UserError`s; nothing here decides.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -43,6 +47,7 @@ class Listeners:
     def __init__(self, service: HitlService, command: str) -> None:
         self.service = service
         self.command = command
+        self._work: set[asyncio.Task[None]] = set()
 
     def register(self, app: AsyncApp) -> None:
         app.action(re.compile(rf"^{_blocks.ANSWER_ACTION}_\d+$"))(self.on_answer)
@@ -52,19 +57,30 @@ class Listeners:
         app.view(_blocks.MODAL_CALLBACK)(self.on_submit)
         app.command(self.command)(self.on_command)
 
+    def _after_ack(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` once the listener has returned (and bolt has sent the ack), keeping a reference."""
+        task = asyncio.create_task(work)
+        self._work.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._work.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("slack listener work failed", exc_info=error)
+
     # -- message controls ------------------------------------------------------------------
 
     async def on_answer(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        await self._answer(body, str(action.get("value", "")), client)
+        self._after_ack(self._answer(body, str(action.get("value", "")), client))
 
     async def on_select(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        await self._answer(body, str((action.get("selected_option") or {}).get("value", "")), client)
+        self._after_ack(self._answer(body, str((action.get("selected_option") or {}).get("value", "")), client))
 
     async def on_form_link(self, ack: AsyncAck) -> None:
         await ack()  # a URL button still sends an action; Slack shows a warning unless it is acked
@@ -73,7 +89,10 @@ class Listeners:
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        request_id, _ = _blocks.parse_action_value(str(action.get("value", "")))
+        self._after_ack(self._open_modal(body, str(action.get("value", "")), client))
+
+    async def _open_modal(self, body: dict[str, Any], value: str, client: AsyncWebClient) -> None:
+        request_id, _ = _blocks.parse_action_value(value)
         try:
             # Refuse before the person types anything: answered, expired or not theirs to answer.
             request = await self.service.check(request_id, responder_of(body.get("user") or {}))
@@ -153,6 +172,9 @@ class Listeners:
 
     async def on_command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
+        self._after_ack(self._command(command, respond))
+
+    async def _command(self, command: dict[str, Any], respond: AsyncRespond) -> None:
         word = str(command.get("text") or "").strip().lower()
         if word in ("", "pending"):
             responder = Responder(

@@ -49,6 +49,7 @@ class FakeSlack:
     groups: dict[str, list[str]] = field(default_factory=dict)
     url: str = ""
     _failures: dict[str, list[int]] = field(default_factory=dict)
+    _held: dict[str, threading.Event] = field(default_factory=dict)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _runner: web.AppRunner | None = None
@@ -86,6 +87,10 @@ class FakeSlack:
 
     def fail_next(self, method: str, status: int = 429) -> None:
         self._failures.setdefault(method, []).append(status)
+
+    def hold(self, method: str) -> threading.Event:
+        """Calls to `method` get no answer until the returned event is set (10 s at most)."""
+        return self._held.setdefault(method, threading.Event())
 
     def of(self, method: str, *, ok_only: bool = True) -> list[dict[str, Any]]:
         with self._lock:
@@ -143,6 +148,8 @@ class FakeSlack:
         elif request.can_read_body:
             params.update(await request.post())
         params["_authorization"] = request.headers.get("Authorization", "")
+        if (held := self._held.get(method)) is not None:
+            await asyncio.get_running_loop().run_in_executor(None, held.wait, 10)
         failures = self._failures.get(method)
         if failures:
             status = failures.pop(0)

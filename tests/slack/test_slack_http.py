@@ -91,6 +91,22 @@ async def test_bool_event_approve_click_writes_the_slack_responder_and_updates_t
     assert fake_slack.validate_all() == 2
 
 
+async def test_the_ack_goes_out_before_the_work_it_starts(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
+    """Slack wants the ack within 3 s; opening the modal (a Web API call) must not hold it back."""
+    bot = slack_bot()
+    await create_event("replicas", int)
+    [respond] = find_element((await fake_slack.wait_for("chat.postMessage"))[0]["blocks"], "hitl_modal")
+    views_open = fake_slack.hold("views.open")
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            status, _ = await post_signed(bot.url, click("U0ALICE", respond), session=session)
+        assert status == 200
+        assert fake_slack.of("views.open") == []  # still held: the ack did not wait for it
+    finally:
+        views_open.set()
+    await fake_slack.wait_for("views.open")
+
+
 async def test_int_event_modal_refuses_out_of_range_inline_then_accepts(
     slack_bot: BotFactory, fake_slack: FakeSlack
 ) -> None:
