@@ -1,28 +1,47 @@
-"""One thread for local-folder writes, woken once per batch: group commit for a single process.
+"""One thread for local-folder writes, with group commit: answers that arrive together share one sync.
 
-Every local write of a request or answer ends in `fdatasync` and several metadata syscalls, which
-must not block the event loop. A thread pool did that at one thread hop per write, and 32 threads
-fighting over the GIL cost more CPU than the writes themselves. Here one daemon thread drains
-everything queued since its last round, runs it in order, and wakes each waiting event loop once.
+A local write of a request or answer must reach the disk before it counts, and it must never be
+seen half-written. So each one is a temp file beside its target, synced, then linked (exclusive)
+or renamed into place. Done one by one on a thread pool, the syncs and the GIL contention of the
+pool's threads cost more CPU than everything else an answer does. Here one daemon thread drains
+everything queued since its last round: it writes the batch's temp files, syncs them with one
+`syncfs` (Linux; elsewhere `fsync` per file), publishes them, and wakes each waiting loop once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
+import os
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-_Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
-_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+Publish = Callable[[str, str], None]  # os.link (exclusive create) or os.replace (overwrite)
+
+
+@dataclass
+class _Job:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    func: Callable[[], Any] | None = None  # a plain blocking call, or else a file to put:
+    path: str = ""
+    data: bytes = b""
+    durable: bool = False
+    publish: Publish = os.replace
+    tmp: str = ""
+    fd: int = -1
 
 
 class DiskWorker:
-    """`await run(func)` runs `func()` on the disk thread; jobs run one at a time, in queue order."""
+    """`run(func)` and `put(...)` run on the disk thread; their results come back to the caller's loop."""
 
     def __init__(self) -> None:
         self._queue: SimpleQueue[_Job] = SimpleQueue()
@@ -30,9 +49,22 @@ class DiskWorker:
         self._lock = threading.Lock()
 
     async def run(self, func: Callable[[], T]) -> T:
+        """`func()` on the disk thread (for removals and other small blocking calls)."""
+        return await self._submit(lambda loop, future: _Job(loop, future, func=func))  # type: ignore[no-any-return]
+
+    async def put(self, path: str, data: bytes, *, durable: bool, publish: Publish) -> None:
+        """Write `data` to a temp file beside `path`, sync it if `durable`, then `publish(tmp, path)`.
+
+        Raises what `publish` raises (FileExistsError from an exclusive link); no temp file is left.
+        """
+        await self._submit(
+            lambda loop, future: _Job(loop, future, path=path, data=data, durable=durable, publish=publish)
+        )
+
+    async def _submit(self, job: Callable[[asyncio.AbstractEventLoop, asyncio.Future[Any]], _Job]) -> Any:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((func, loop, future))
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(job(loop, future))
         self._ensure_thread()
         return await future
 
@@ -50,25 +82,105 @@ class DiskWorker:
             with contextlib.suppress(Empty):
                 while True:
                     batch.append(self._queue.get_nowait())
-            outcomes: defaultdict[asyncio.AbstractEventLoop, list[_Outcome]] = defaultdict(list)
-            for func, loop, future in batch:
-                try:
-                    outcomes[loop].append((future, func(), None))
-                except Exception as error:  # handed to the waiting coroutine, which re-raises it
-                    outcomes[loop].append((future, None, error))
-            for loop, settled in outcomes.items():
-                with contextlib.suppress(RuntimeError):  # that loop is closed; nobody waits any more
-                    loop.call_soon_threadsafe(_settle, settled)
+            _settle_all(_run_batch(batch))
 
 
-def _settle(settled: list[_Outcome]) -> None:
-    for future, result, error in settled:
-        if future.done():  # the caller was cancelled; the job ran all the same
+def _run_batch(batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
+    """Plain calls and temp files first, then one sync for every durable file, then publish."""
+    done: list[tuple[_Job, Any, BaseException | None]] = []
+    files: list[_Job] = []
+    for job in batch:
+        try:
+            if job.func is not None:
+                done.append((job, job.func(), None))
+            else:
+                _write_temp(job)
+                files.append(job)
+        except Exception as error:  # handed to the waiting coroutine, which re-raises it
+            done.append((job, None, error))
+    durable = [job for job in files if job.durable]
+    sync_error = _sync([job.fd for job in durable]) if durable else None
+    for job in files:
+        try:
+            os.close(job.fd)
+            if job.durable and sync_error is not None:
+                raise OSError(sync_error.errno, f"sync failed: {sync_error.strerror}")
+            job.publish(job.tmp, job.path)
+            done.append((job, None, None))
+        except Exception as error:
+            done.append((job, None, error))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(job.tmp)
+    return done
+
+
+def _write_temp(job: _Job) -> None:
+    folder = os.path.dirname(job.path)
+    job.tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        job.fd = os.open(job.tmp, flags, 0o666)
+    except FileNotFoundError:  # the first file in this folder: one mkdir, not one per write
+        os.makedirs(folder, exist_ok=True)
+        job.fd = os.open(job.tmp, flags, 0o666)
+    try:
+        view = memoryview(job.data)
+        while view:
+            view = view[os.write(job.fd, view) :]
+    except BaseException:
+        os.close(job.fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(job.tmp)
+        raise
+
+
+def _sync(fds: list[int]) -> OSError | None:
+    """Make the data behind `fds` durable: one `syncfs` per filesystem, else `fsync` each."""
+    try:
+        if _syncfs is not None:
+            for fd in {os.fstat(fd).st_dev: fd for fd in fds}.values():
+                if _syncfs(fd) != 0:
+                    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+            return None
+        for fd in fds:
+            _datasync(fd)
+        return None
+    except OSError as error:
+        return error
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """glibc's `syncfs(2)` (Linux); Python's `os` has no binding for it."""
+    try:
+        function: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).syncfs
+    except (OSError, AttributeError, TypeError):
+        return None
+    return function
+
+
+_syncfs = _load_syncfs()
+# macOS has no fdatasync; fsync is the portable (and stronger) equivalent.
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
+def _settle_all(done: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    by_loop: defaultdict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = defaultdict(list)
+    for outcome in done:
+        by_loop[outcome[0].loop].append(outcome)
+    for loop, outcomes in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed; nobody waits any more
+            loop.call_soon_threadsafe(_settle, outcomes)
+
+
+def _settle(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    for job, result, error in outcomes:
+        if job.future.done():  # the caller was cancelled; the job ran all the same
             continue
         if error is None:
-            future.set_result(result)
+            job.future.set_result(result)
         else:
-            future.set_exception(error)
+            job.future.set_exception(error)
 
 
 DISK = DiskWorker()

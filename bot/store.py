@@ -35,8 +35,6 @@ from .protocol import MessageRef, Request, Response, is_request_id, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# macOS has no fdatasync; fsync is the portable (and stronger) equivalent.
-_datasync = getattr(os, "fdatasync", os.fsync)
 Known = TypeVar("Known", Request, Response)
 
 REQUESTS = "hitl-requests"
@@ -260,40 +258,21 @@ class Store:
         `durable` syncs a local file to disk first; indexes and records that the reconciler can
         rebuild skip it. Object stores are durable once the PUT returns.
         """
-        if self._local:
-            await self._mutate(self._local_put, path, data, durable, os.replace)
-        else:
+        if not self._local:
             await self._run(self.fs.pipe_file, path, data)
+            return
+        with self._errors():
+            await DISK.put(path, data, durable=durable, publish=os.replace)
 
     async def _create(self, path: str, data: bytes) -> None:
         """Create `path` only if absent (durably); raise FileExistsError otherwise."""
         assert data, "an empty body would bypass the exclusive-create condition"
-        if self._local:
-            # link is atomic and exclusive, unlike pipe_file(mode="create") on a local folder
-            await self._mutate(self._local_put, path, data, True, os.link)
-        else:
+        if not self._local:
             await self._run(self._create_remote, path, data)
-
-    @staticmethod
-    def _local_put(path: str, data: bytes, durable: bool, publish: Callable[[str, str], None]) -> None:
-        """A complete temp file beside `path` (synced if `durable`), then `publish(tmp, path)`: link or rename."""
-        folder = os.path.dirname(path)
-        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
-        try:
-            handle = open(tmp, "xb")  # noqa: SIM115 - closed below, after the optional sync
-        except FileNotFoundError:  # the event's first file in this folder: one mkdir, not one per write
-            os.makedirs(folder, exist_ok=True)
-            handle = open(tmp, "xb")  # noqa: SIM115
-        try:
-            with handle:
-                handle.write(data)
-                if durable:
-                    handle.flush()
-                    _datasync(handle.fileno())
-            publish(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            return
+        with self._errors():
+            # link is atomic and exclusive, unlike pipe_file(mode="create") on a local folder
+            await DISK.put(path, data, durable=True, publish=os.link)
 
     def _create_remote(self, path: str, data: bytes) -> None:
         for attempt in range(_CONFLICT_RETRIES):

@@ -1,10 +1,16 @@
-"""The disk thread: results and errors reach the right caller, on any event loop, whatever a caller does."""
+"""The disk thread: results and errors reach the right caller on any event loop; files land whole or not at all."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import threading
+from pathlib import Path
 
+import pytest
+
+from hitl_chatops.bot import disk_worker
 from hitl_chatops.bot.disk_worker import DiskWorker
 
 
@@ -67,3 +73,42 @@ def test_a_closed_loop_does_not_stop_the_worker() -> None:
     asyncio.run(leave_early())  # its loop is closed before the job finishes
     gate.set()
     assert asyncio.run(worker.run(lambda: 42)) == 42  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["syncfs", "fsync each"])
+def worker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> DiskWorker:
+    """A worker syncing the Linux way (one syncfs per batch) or the portable way (fsync per file)."""
+    if request.param == "fsync each":
+        monkeypatch.setattr(disk_worker, "_syncfs", None)
+    else:
+        assert disk_worker._syncfs is not None, "glibc's syncfs should be found on Linux"
+    return DiskWorker()
+
+
+async def test_a_batch_of_puts_lands_whole_and_the_first_link_wins(worker: DiskWorker, tmp_path: Path) -> None:
+    targets = [str(tmp_path / f"event-{n}" / "response.json") for n in range(100)]
+    await asyncio.gather(
+        *(worker.put(t, f"answer {n}".encode(), durable=True, publish=os.link) for n, t in enumerate(targets))
+    )
+    with pytest.raises(FileExistsError):
+        await worker.put(targets[0], b"too late", durable=True, publish=os.link)
+    await worker.put(targets[1], b"replaced", durable=False, publish=os.replace)
+    contents = await worker.run(lambda: [Path(t).read_bytes() for t in targets])
+    assert contents[0] == b"answer 0" and contents[1] == b"replaced" and contents[99] == b"answer 99"
+    assert await worker.run(lambda: [p.name for p in tmp_path.rglob(".tmp-*")]) == []
+
+
+async def test_a_failed_sync_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk that cannot sync: the writer hears so, and no half-made answer appears."""
+
+    def broken_disk(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(disk_worker, "_syncfs", None)
+    monkeypatch.setattr(disk_worker, "_datasync", broken_disk)
+    worker = DiskWorker()
+    target = tmp_path / "response.json"
+    with pytest.raises(OSError, match="sync failed"):
+        await worker.put(str(target), b"answer", durable=True, publish=os.link)
+    await worker.put(str(tmp_path / "marker"), b"{}", durable=False, publish=os.replace)  # needs no sync
+    assert await worker.run(lambda: sorted(p.name for p in tmp_path.iterdir())) == ["marker"]
