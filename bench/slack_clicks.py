@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import sys
@@ -23,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 from _common import (
     bench_parser,
     create_events,
@@ -90,7 +90,14 @@ def start_fake() -> Server:
 # -- load --------------------------------------------------------------------------------------
 
 
-def signed_click(event: Request, n: int) -> tuple[bytes, dict[str, str]]:
+def raw_post(path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    """One complete HTTP/1.1 request, built before the clock starts (Slack signs, not the bot)."""
+    head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", f"Content-Length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def click_ours(event: Request, n: int) -> bytes:
     body = slack_click_body(event.request_id, n)
     timestamp = str(int(time.time()))
     signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body) or ""
@@ -99,21 +106,26 @@ def signed_click(event: Request, n: int) -> tuple[bytes, dict[str, str]]:
         "X-Slack-Signature": signature,
         "Content-Type": "application/x-www-form-urlencoded",
     }
-    return body.encode(), headers
+    return raw_post("/slack/events", body.encode(), headers)
 
 
-async def click_ours(session: aiohttp.ClientSession, server: Server, event: Request, n: int) -> bool:
-    body, headers = signed_click(event, n)
-    async with session.post(f"{server.url}/slack/events", data=body, headers=headers) as reply:
-        await reply.read()
-        return reply.status == 200
-
-
-async def click_stock(session: aiohttp.ClientSession, server: Server, event: Request, _: int) -> bool:
+def click_stock(event: Request, _: int) -> bytes:
     body = {"request_id": event.request_id, "value": "true", "data_type": "bool", "response_path": event.response_path}
-    async with session.post(f"{server.url}/submit/json", json=body) as reply:
-        await reply.read()
-        return reply.status == 200
+    return raw_post("/submit/json", json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+
+async def send(port: int, request: bytes) -> tuple[float, bool]:
+    """Latency and success of one request on its own connection, read to the server's close.
+
+    Raw asyncio streams keep the load generator cheap: on a small machine an HTTP client library
+    would take CPU from the servers it is measuring.
+    """
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    reply = await reader.read()
+    writer.close()
+    return time.perf_counter() - started, reply.startswith(b"HTTP/1.1 200")
 
 
 async def all_written(events: list[Request]) -> None:
@@ -129,20 +141,14 @@ async def all_written(events: list[Request]) -> None:
 
 async def run_round(server: Server, events: list[Request], sample: Sample | None, helpers: list[Server]) -> None:
     """One click per event, every click in flight at once; `helpers` count towards the server's CPU."""
-    click = click_ours if server.name == "ours" else click_stock
+    build = click_ours if server.name == "ours" else click_stock
+    requests = [build(event, n) for n, event in enumerate(events)]
+    port = int(server.url.rsplit(":", 1)[1])
     cpu_before = sum(s.cpu_seconds() for s in [server, *helpers])
-    connector = aiohttp.TCPConnector(limit=len(events))
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(event: Request, n: int) -> tuple[float, bool]:
-            started = time.perf_counter()
-            ok = await click(session, server, event, n)
-            return time.perf_counter() - started, ok
-
-        started = time.perf_counter()
-        results = await asyncio.gather(*(one(e, n) for n, e in enumerate(events)))
-        await all_written(events)
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    results = await asyncio.gather(*(send(port, request) for request in requests))
+    await all_written(events)
+    elapsed = time.perf_counter() - started
     if sample is not None:
         sample.cpu_seconds += sum(s.cpu_seconds() for s in [server, *helpers]) - cpu_before
         sample.latencies += [latency for latency, _ in results]
