@@ -98,7 +98,9 @@ async def start(settings: Settings) -> tuple[web.AppRunner, Settings]:
         settings = settings.model_copy(update={"port": free_port(settings.host)})
     runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    # A burst of clicks opens many connections at once; aiohttp's default backlog (128) would drop
+    # the rest of the SYNs, and each dropped one costs the person a 1 s TCP retransmit.
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=2048)
     await site.start()
     return runner, settings
 
