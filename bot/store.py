@@ -1,4 +1,4 @@
-"""The only module that touches object storage, through fsspec.
+"""The only module that touches object storage, through fsspec (local-folder writes: `disk_worker`).
 
 Layout (DESIGN.md, contract) under one root URL:
 `hitl-requests/<id>/request.json`, `hitl-requests/<id>/response.json`,
@@ -144,14 +144,14 @@ class Store:
         await self._write(self._event_path(request_id, name), _dump(message))
 
     async def messages(self, request_id: str) -> list[MessageRef]:
-        folder = self._event_path(request_id, "messages")
+        event = self._event_path(request_id, "")
+        folder = f"{event}messages/"
 
         def read_all() -> list[bytes]:
-            try:
-                paths = self.fs.ls(folder, detail=False)
-            except FileNotFoundError:
-                return []
-            return list(self.fs.cat([str(p) for p in paths]).values()) if paths else []
+            # One prefix listing on S3 even when there are none; `ls` of an empty prefix lists its
+            # parent again to tell a missing folder from a file. Local `find` ignores the prefix.
+            paths = [str(p) for p in self.fs.find(event, prefix="messages/") if str(p).startswith(folder)]
+            return list(self.fs.cat(paths).values()) if paths else []
 
         return [_load(MessageRef, raw, request_id) for raw in await self._run(read_all)]
 
@@ -205,7 +205,7 @@ class Store:
     # -- primitives --------------------------------------------------------------------
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
-        """A blocking read: inline for local folders (cheaper than any thread hop), else on the I/O threads."""
+        """A read (or any remote call): inline for local folders (cheaper than a thread hop), else on I/O threads."""
         with self._errors():
             if self._local:
                 return func(*args)
