@@ -8,7 +8,7 @@ both servers wrote answers our `wait()` accepts.
 
 Ours does more per answer, by design: verify the link's HMAC, read request.json, check that
 nobody answered, check the deadline, validate against min/max, exclusive-create response.json
-(temp file, fsync, hard link), drop the pending marker, render a page. Stock converts the value
+(temp file, batched sync, hard link), drop the pending marker, render a page. Stock converts the value
 and overwrites whatever `response_path` the client names.
 """
 
