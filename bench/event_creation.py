@@ -102,7 +102,8 @@ def report(times: dict[str, list[float]], args: argparse.Namespace, note: str) -
         *machine_lines(["flyte", "flyteplugins-hitl", "aiohttp", "fsspec"]),
         f"- load: {args.rounds} interleaved rounds x {args.events // args.rounds} events per variant "
         f"({args.warmup} warm-up each, not counted), sequential, inside one Flyte local run task",
-        "- store: a local folder (ext4 temp dir); our writes go to a temp file, synced (one syncfs per batch), then renamed or linked",
+        "- store: a local folder (ext4 temp dir); our writes go to a temp file, synced (one syncfs per "
+        "batch), then renamed or linked",
         "",
         "| variant | events | mean ms | p50 ms | p99 ms | mean vs stock | p99 vs stock |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -121,8 +122,8 @@ def report(times: dict[str, list[float]], args: argparse.Namespace, note: str) -
         "- `new_event`, bot notified: argument checks, settings from env, the `flyte.trace` step, request.json "
         "and pending marker written, POST `/api/v1/events/<id>/notify` to the bot (202 after it reads the "
         "request back), the signed form link.",
-        "- store write only: request.json + pending marker, each to a temp file, synced (the marker is not), then renamed; "
-        "the same `Store` code the bot uses.",
+        "- store write only: request.json + pending marker, each to a temp file, synced (the marker is "
+        "not), then renamed; the same `Store` code the bot uses.",
         "- stock: one `put_stream` of our request JSON (a superset of stock's) plus `os.makedirs`.",
         "- the form link each local-run event prints to stderr went to an in-memory buffer during the measurement.",
         f"- {note}",
