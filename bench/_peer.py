@@ -2,7 +2,7 @@
 
 Each server runs in its own child process, as it would be deployed, so the load generator in
 the parent never competes with a server for the same GIL and both are measured the same way.
-Run directly only as the child: `python bench/_peer.py stock|ours|ours-fixed|moto --port N`.
+Run directly only as the child: `python bench/_peer.py stock|ours|moto --port N`.
 Reporting and event-building helpers live in `_common.py`.
 """
 
@@ -30,7 +30,6 @@ STOCK_LIFESPAN_AS_IS = "stock lifespan as shipped (`flyte.init_in_cluster`) succ
 STOCK_LIFESPAN_REPLACED = (
     "stock lifespan failed locally (`flyte.init_in_cluster`); served with it replaced by one that calls `flyte.init()`"
 )
-OURS_FIXED_NOTE = "our serve() with s3fs max_concurrency=1 patched into Store (the suggested fix)"
 BUCKET = "hitl-bench"
 _COUNTER = "/__bench__/requests"
 
@@ -124,13 +123,10 @@ def _spawn(kind: str, health_path: str, env: dict[str, str] | None = None, **opt
     return spawn(kind, lambda port: [sys.executable, script, kind, "--port", str(port)], health_path, env, **options)
 
 
-def start_ours(store_url: str, secret: str, *, fixed: bool = False) -> Server:
-    """Our bot (`hitl_chatops.bot.server.serve`, what `hitl-chatops serve` runs), no chat platform.
-
-    `fixed`: the same with s3fs `max_concurrency=1` patched into its `Store` (the suggested fix), as `ours-fixed`.
-    """
+def start_ours(store_url: str, secret: str) -> Server:
+    """Our bot (`hitl_chatops.bot.server.serve`, what `hitl-chatops serve` runs), no chat platform."""
     env = {"HITL_CHATOPS_STORE": store_url, "HITL_CHATOPS_SECRET": secret}
-    return _spawn("ours-fixed" if fixed else "ours", "/healthz", env)
+    return _spawn("ours", "/healthz", env)
 
 
 def start_stock() -> Server:
@@ -197,32 +193,15 @@ def make_bucket(name: str = BUCKET) -> None:
         fs.mkdir(name)
 
 
-def single_get_filesystem(original: Callable[[str], tuple[Any, str]]) -> Callable[[str], tuple[Any, str]]:
-    """Wrap `hitl_chatops.bot.store._filesystem` so S3 gets s3fs `max_concurrency=1` (one GET per read)."""
-
-    def build(url: str) -> tuple[Any, str]:
-        fs, root = original(url)
-        if fs.protocol[0] in ("s3", "s3a"):
-            fs = type(fs)(skip_instance_cache=True, use_listings_cache=False, max_concurrency=1)
-        return fs, root
-
-    return build
-
-
 # -- the children ------------------------------------------------------------------------
 
 
-def _run_ours(port: int, fixed: bool = False) -> None:
-    import hitl_chatops.bot.store as store_module
+def _run_ours(port: int) -> None:
     from hitl_chatops.bot.config import load_settings
     from hitl_chatops.bot.server import serve
 
     settings = load_settings(host="127.0.0.1", port=port, log_format="text")
-    if fixed:
-        store_module._filesystem = single_get_filesystem(store_module._filesystem)  # type: ignore[assignment]
-        print(OURS_FIXED_NOTE, flush=True)
-    else:
-        print("hitl_chatops.bot.server.serve (aiohttp), logging at WARNING", flush=True)
+    print("hitl_chatops.bot.server.serve (aiohttp), logging at WARNING", flush=True)
     asyncio.run(serve(settings))
 
 
@@ -275,7 +254,7 @@ def _run_moto(port: int) -> None:
             counts[method] += 1
         return moto_app(environ, start_response)  # type: ignore[no-any-return]
 
-    class Quiet(MotoRequestHandler):  # type: ignore[misc]
+    class Quiet(MotoRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
 
@@ -284,7 +263,6 @@ def _run_moto(port: int) -> None:
 
 _CHILDREN: dict[str, Callable[[int], None]] = {
     "ours": _run_ours,
-    "ours-fixed": lambda port: _run_ours(port, fixed=True),
     "stock": _run_stock,
     "moto": _run_moto,
 }

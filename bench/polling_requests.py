@@ -6,8 +6,7 @@ stock through `flyte.storage` (obstore), pointed at the same server with `FLYTE_
 
 For each side: N polls of an unanswered event (a wrapper around the loop's read call counts the
 reads and raises after the Nth, ending the loop), then one wait on an answered event (returns on
-its first poll). A third row runs our loop with the s3fs setting
-suggested in the report (`max_concurrency=1`), patched into this process only.
+its first poll).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from _common import bench_parser, machine_lines, publish, store_request
-from _peer import BUCKET, MotoChild, make_bucket, single_get_filesystem
+from _peer import BUCKET, MotoChild, make_bucket
 
 
 @dataclass
@@ -77,7 +76,6 @@ async def bench(polls: int, interval: float) -> list[Row]:
     import flyte.storage
     from flyteplugins.hitl import _event as stock_event  # type: ignore[import-untyped]
 
-    import hitl_chatops.bot.store as store_module
     from hitl_chatops.bot.protocol import Request, Responder, Response
     from hitl_chatops.bot.store import Store
     from hitl_chatops.plugin import Event
@@ -102,26 +100,21 @@ async def bench(polls: int, interval: float) -> list[Row]:
 
         original_read = Store.get_response
         original_exists = flyte.storage.exists
-        original_filesystem = store_module._filesystem
         stock_loop = stock_event.wait_for_input_event.__wrapped__  # float interval; see click_to_resume.py
 
-        async def run_ours(request: Request, answered: bool, suggested: bool = False) -> Row:
+        async def run_ours(request: Request, answered: bool) -> Row:
             counter = Polls(None if answered else polls)
-            Store.get_response = counter.wrap(original_read)  # type: ignore[method-assign]
-            if suggested:
-                store_module._filesystem = single_get_filesystem(original_filesystem)  # type: ignore[assignment]
+            Store.get_response = counter.wrap(original_read)  # type: ignore[method-assign,assignment]
             try:
                 event = Event(request, bool, interval, None)
                 requests = await count_polls(moto, event.wait.aio)
             finally:
                 Store.get_response = original_read  # type: ignore[method-assign]
-                store_module._filesystem = original_filesystem
-            side = "ours + `max_concurrency=1`" if suggested else "ours"
-            return Row(side, "answered" if answered else "unanswered", counter.count, requests)
+            return Row("ours", "answered" if answered else "unanswered", counter.count, requests)
 
         async def run_stock(request: Request, answered: bool) -> Row:
             counter = Polls(None if answered else polls)
-            flyte.storage.exists = counter.wrap(original_exists)
+            flyte.storage.exists = counter.wrap(original_exists)  # type: ignore[assignment]
             try:
 
                 async def loop() -> Any:
@@ -136,10 +129,8 @@ async def bench(polls: int, interval: float) -> list[Row]:
         await run_ours(request, False)  # warm-up: clients, connection pools, credentials
         await run_stock(request, False)
         rows = [await run_ours(request, False), await run_stock(request, False)]
-        rows.append(await run_ours(request, False, suggested=True))
         await answer(request)
         rows += [await run_ours(request, True), await run_stock(request, True)]
-        rows.append(await run_ours(request, True, suggested=True))
         return rows
     finally:
         moto.stop()
@@ -174,9 +165,8 @@ def report(rows: list[Row], args: argparse.Namespace) -> list[str]:
         "",
         "Per poll, stock calls `flyte.storage.exists` (HEAD; a missing key also LISTs `<key>/` to rule "
         "out a directory) and, once it exists, `get_stream` (HEAD + GET). Ours calls `Store.get_response`, "
-        "one s3fs `cat_file`: with s3fs's default `max_concurrency=10` that is `_size` (HEAD; on a 404, the "
-        "same LIST fallback) before the GET. With `max_concurrency=1` it is a single GET (404 while "
-        "unanswered), as the last rows show.",
+        "one s3fs `cat_file` on a filesystem built with `max_concurrency=1`: a single GET (404 while "
+        "unanswered), with no HEAD to size the object first and no LIST fallback.",
     ]
     return lines
 
