@@ -92,10 +92,12 @@ async def metrics(request: web.Request) -> web.Response:
 @routes.post("/api/v1/events/{request_id}/notify")
 async def notify(request: web.Request) -> web.Response:
     _authorized(request)
+    service = request.app[SERVICE]
     try:
-        event = await request.app[SERVICE].announce(check_request_id(request.match_info["request_id"]))
+        event = await service.store.get_request(check_request_id(request.match_info["request_id"]))
     except EventNotFound as error:
         return problem(404, str(error))
+    service.announce_later(event.request_id)  # accepted: posting happens after the reply
     return web.json_response(event_summary(request, event), status=202)
 
 

@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from .errors import (
     AlreadyAnswered,
@@ -24,7 +24,7 @@ from .errors import (
 )
 from .links import form_url
 from .metrics import Metrics
-from .protocol import Request, Responder, Response, Via, format_time, utcnow
+from .protocol import MessageRef, Request, Responder, Response, Via, format_time, utcnow
 from .store import Store
 from .values import Rejected, parse_answer
 
@@ -58,7 +58,7 @@ class HitlService:
         self._secret = secret
         self._form_base_url = form_base_url
         self._surfaces: list[Surface] = []
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[object]] = set()
         self.metrics = Metrics()
 
     def add_surface(self, surface: Surface) -> None:
@@ -201,6 +201,10 @@ class HitlService:
         self.metrics.announced.inc()
         return request
 
+    def announce_later(self, request_id: str) -> None:
+        """`announce` without holding up the caller (a Flyte task) while chat platforms answer."""
+        self._spawn(self.announce(request_id))
+
     async def post_once(self, request_id: str, platform: str, target: str, send: Callable[[], Awaitable[None]]) -> bool:
         """Run `send` unless this target already has (or is getting) the message, on any replica.
 
@@ -216,6 +220,18 @@ class HitlService:
             await self.store.release(request_id, name)
             raise
         return True
+
+    async def record_message(self, request: Request, message: MessageRef) -> None:
+        """Remember where a copy of the event went, so any replica can update it.
+
+        An answer (or the deadline) may have come while this copy was on its way; the fan-out then
+        missed it, so it is re-rendered now instead of keeping live buttons.
+        """
+        await self.store.put_message(request.request_id, message)
+        if response := await self.store.get_response(request.request_id):
+            self._fan_out("answered", request, response)
+        elif request.expired():
+            self._fan_out("expired", request, None)
 
     async def expire(self, request_id: str) -> bool:
         """Close an unanswered event past its deadline, once across replicas; True if done now."""
@@ -266,9 +282,18 @@ class HitlService:
                 with contextlib.suppress(StoreError):
                     await self.store.put_outbox(request.request_id, what)
 
-        task = asyncio.create_task(update())
+        self._spawn(update())
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run `work` in the background; `drain` waits for it, and a failure is logged (the reconciler repairs)."""
+        task = asyncio.create_task(work)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[object]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("background work failed", extra={"error": type(error).__name__})
 
     def _log_failure(self, step: str, request: Request, platform: str, error: Exception) -> None:
         self.metrics.update_failures.labels(platform, step).inc()

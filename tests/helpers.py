@@ -10,8 +10,18 @@ from typing import Any
 
 import flyte
 
-from hitl_chatops.bot.protocol import Request, utcnow
+from hitl_chatops.bot.protocol import MessageRef, Request, utcnow
 from hitl_chatops.bot.store import Store, new_request_id
+
+
+async def recorded_messages(store: Store, request_id: str, count: int = 1, seconds: float = 10) -> list[MessageRef]:
+    """The event's message records once `count` exist: the bot posts after the notify's 202."""
+    deadline = time.monotonic() + seconds
+    while len(found := await store.messages(request_id)) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {count} message records for {request_id}, found {found}")
+        await asyncio.sleep(0.02)
+    return found
 
 
 def make_request(store: Store, *, timeout: float = 600, **fields: Any) -> Request:

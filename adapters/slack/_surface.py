@@ -67,7 +67,7 @@ class SlackSurface:
                 reply = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
                 ts, where = str(reply["ts"]), str(reply.get("channel") or channel)
                 ref = MessageRef(platform="slack", key=f"{where}-{ts}", data={"channel": where, "ts": ts})
-                await self.service.store.put_message(request.request_id, ref)
+                await self.service.record_message(request, ref)
                 log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "ts": ts})
 
             try:

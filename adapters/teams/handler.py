@@ -152,9 +152,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         for request in shown:
             resource = await turn_context.send_activity(card_activity(self._event_card(request)))
             if resource is not None and resource.id and activity.conversation is not None:
-                await self._surface.record(
-                    request.request_id, str(activity.conversation.id), str(resource.id), "pending"
-                )
+                await self._surface.record(request, str(activity.conversation.id), str(resource.id), "pending")
 
 
 def _responder(activity: Activity) -> Responder:

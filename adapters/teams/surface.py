@@ -71,14 +71,14 @@ class TeamsSurface:
 
     # -- helpers shared with the bot -----------------------------------------------------------
 
-    async def record(self, request_id: str, conversation_id: str, activity_id: str, kind: str) -> None:
+    async def record(self, request: Request, conversation_id: str, activity_id: str, kind: str) -> None:
         """Remember where a card of the event is, so any replica can update it later."""
         ref = MessageRef(
             platform=PLATFORM,
             key=message_key(conversation_id, activity_id),
             data={"conversation_id": conversation_id, "activity_id": activity_id, "kind": kind},
         )
-        await self._service.store.put_message(request_id, ref)
+        await self._service.record_message(request, ref)
 
     async def replace_all(self, request: Request, card: Card) -> None:
         copies = [m for m in await self._service.store.messages(request.request_id) if m.platform == PLATFORM]
@@ -110,7 +110,7 @@ class TeamsSurface:
         await self._continue(reference, send)
         if not sent:
             raise RuntimeError("Teams accepted the card but returned no activity id")
-        await self.record(request.request_id, conversation_id, sent[0], "post")
+        await self.record(request, conversation_id, sent[0], "post")
         log.info("teams card posted", extra={"request_id": request.request_id, "conversation_id": conversation_id})
 
     async def _replace(self, message: MessageRef, card: Card) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from hitl_chatops.bot.server import BotThread
+from tests.helpers import recorded_messages
 from tests.slack.slack_helpers import (
     CHANNEL,
     FakeSlack,
@@ -34,10 +35,10 @@ async def test_server_error_once_on_post_message_is_retried_and_posted_once(
     slack_bot(reconcile_seconds=0)  # only the retry handler may post here
     request_id = await create_event("server-error", bool)
 
+    assert [ref.data["channel"] for ref in await recorded_messages(store(), request_id)] == [CHANNEL]
     attempts = fake_slack.of("chat.postMessage", ok_only=False)
     assert len(attempts) == 2, attempts
     assert [a["channel"] for a in fake_slack.of("chat.postMessage")] == [CHANNEL]
-    assert [ref.data["channel"] for ref in await store().messages(request_id)] == [CHANNEL]
 
 
 async def test_rate_limited_update_after_an_answer_is_retried_and_the_answer_kept(

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from hitl_chatops.bot.server import BotThread
+from tests.helpers import recorded_messages
 from tests.slack.slack_helpers import (
     CHANNEL,
     FakeSlack,
@@ -28,6 +29,14 @@ from tests.slack.slack_helpers import (
 
 pytestmark = pytest.mark.asyncio
 BotFactory = Callable[..., BotThread]
+
+
+async def api_answer(bot: BotThread, request_id: str, body: dict[str, Any]) -> int:
+    """Answer through the bot's JSON API (another surface than Slack); returns the HTTP status."""
+    headers = {"Authorization": f"Bearer {os.environ['HITL_CHATOPS_SECRET']}"}
+    url = f"{bot.url}/api/v1/events/{request_id}/response"
+    async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as reply:
+        return reply.status
 
 
 def actions_of(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -253,9 +262,9 @@ async def test_rate_limited_post_is_retried_and_posted_once(slack_bot: BotFactor
     fake_slack.fail_next("chat.postMessage", 429)
     slack_bot()
     request_id = await create_event("retry", bool)
+    assert len(await recorded_messages(store(), request_id)) == 1
     attempts = fake_slack.of("chat.postMessage", ok_only=False)
     assert len(attempts) == 2 and len(fake_slack.of("chat.postMessage")) == 1
-    assert len(await store().messages(request_id)) == 1
 
 
 async def test_default_channel_and_repeated_notify_post_once_per_channel(
@@ -263,10 +272,12 @@ async def test_default_channel_and_repeated_notify_post_once_per_channel(
 ) -> None:
     bot = slack_bot(slack_channel="C0DEFAULT")
     request_id = await create_event("two-places", bool)
+    await recorded_messages(store(), request_id, 2)
     headers = {"Authorization": f"Bearer {os.environ['HITL_CHATOPS_SECRET']}"}
     async with aiohttp.ClientSession() as session:
         reply = await session.post(f"{bot.url}/api/v1/events/{request_id}/notify", headers=headers)
         assert reply.status == 202  # a repeated notify must not post again
+    await asyncio.sleep(0.3)  # the repeated announce runs after the 202
     assert sorted(p["channel"] for p in fake_slack.of("chat.postMessage")) == ["C0DEFAULT", CHANNEL]
 
     approve = find_element(fake_slack.of("chat.postMessage")[0]["blocks"], "hitl_answer")[0]
@@ -281,17 +292,29 @@ async def test_an_answer_from_another_surface_updates_the_slack_message(
     bot = slack_bot()
     request_id = await create_event("from-api", int)
     await fake_slack.wait_for("chat.postMessage")
-    headers = {"Authorization": f"Bearer {os.environ['HITL_CHATOPS_SECRET']}"}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{bot.url}/api/v1/events/{request_id}/response", json={"value": 5, "responder": "ci-bot"}, headers=headers
-        ) as reply,
-    ):
-        assert reply.status == 201
+    assert await api_answer(bot, request_id, {"value": 5, "responder": "ci-bot"}) == 201
     [update] = await fake_slack.wait_for("chat.update")
     rendered = json.dumps(update["blocks"])
     assert "ci-bot (the API)" in rendered and "*Via*\\nthe API" in rendered and actions_of(update["blocks"]) == []
+
+
+async def test_an_answer_while_the_message_is_on_its_way_still_updates_it(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    """The answer's fan-out finds no message yet; recording the message afterwards re-renders it."""
+    bot = slack_bot()
+    posting = fake_slack.hold("chat.postMessage")
+    try:
+        request_id = await create_event("quick", int)
+        assert await api_answer(bot, request_id, {"value": 3, "responder": "ci"}) == 201
+        await asyncio.sleep(0.2)  # the answer's fan-out runs now and finds nothing to update
+        assert fake_slack.of("chat.update") == []
+    finally:
+        posting.set()
+    [posted] = await fake_slack.wait_for("chat.postMessage")
+    [update] = await fake_slack.wait_for("chat.update")
+    assert update["channel"] == posted["channel"] and actions_of(update["blocks"]) == []
+    assert "ci (the API)" in json.dumps(update["blocks"])
 
 
 async def test_slash_command_lists_newest_twenty_with_controls_and_help(
