@@ -1,4 +1,4 @@
-"""The storage protocol: request, response and message objects (DESIGN.md, contract).
+"""The storage protocol: request, response, message and claim objects (DESIGN.md, contract).
 
 Both objects are supersets of flyteplugins-hitl's, so stock code reads ours and stock
 answers satisfy our wait loop. Unknown keys are kept, never rejected.
@@ -131,3 +131,10 @@ class MessageRef(_Model):
         if not re.fullmatch(r"[A-Za-z0-9._:-]{1,200}", value):
             raise ValueError("message key may only contain letters, digits and . _ : -")
         return value
+
+
+class Claim(_Model):
+    """`hitl-requests/<id>/claims/<name>`: one replica does a thing once; `done` stays False while it is at it."""
+
+    claimed_at: AwareDatetime
+    done: bool = True  # claims written before this field existed were only left by finished posts

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any, Protocol
 
 from .errors import (
@@ -30,6 +31,9 @@ from .values import Rejected, parse_answer
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
+# A post not done after this lost its replica mid-post (Slack's client gives up within 30 s).
+STALE_POST_SECONDS = 120.0
+_POST_ATTEMPTS = 3  # a target whose posts keep dying mid-way is given up after this many
 
 
 class Surface(Protocol):
@@ -208,17 +212,31 @@ class HitlService:
     async def post_once(self, request_id: str, platform: str, target: str, send: Callable[[], Awaitable[None]]) -> bool:
         """Run `send` unless this target already has (or is getting) the message, on any replica.
 
-        A claim object makes the first caller the only poster; a failed send releases it so the
-        reconciler tries again. Returns whether `send` ran.
+        A claim object makes the first caller the only poster, and is marked done after `send`.
+        A failed send releases it, so the reconciler tries again. A claim still not done after
+        `STALE_POST_SECONDS` lost its replica mid-post: the next numbered claim takes over, so a
+        crash costs a late message (at worst a second one), never a missing one.
+        Returns whether `send` ran.
         """
-        name = f"post-{platform}-{hashlib.sha256(target.encode()).hexdigest()[:24]}"
-        if not await self.store.claim(request_id, name):
+        base = f"post-{platform}-{hashlib.sha256(target.encode()).hexdigest()[:24]}"
+        for attempt in range(1, _POST_ATTEMPTS + 1):
+            name = base if attempt == 1 else f"{base}.{attempt}"
+            if await self.store.claim(request_id, name):
+                break
+            claim = await self.store.get_claim(request_id, name)
+            if claim is None or claim.done or utcnow() - claim.claimed_at < timedelta(seconds=STALE_POST_SECONDS):
+                return False  # posted, being posted, or released a moment ago (the next pass retries)
+        else:
             return False
         try:
             await send()
         except BaseException:
             await self.store.release(request_id, name)
             raise
+        try:
+            await self.store.finish_claim(request_id, name)
+        except StoreError:  # posted all the same; the claim may be taken over later (a second copy)
+            log.warning("post claim not marked done", extra={"request_id": request_id, "platform": platform})
         return True
 
     async def record_message(self, request: Request, message: MessageRef) -> None:

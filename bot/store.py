@@ -31,11 +31,11 @@ from pydantic import ValidationError
 
 from .disk_worker import DISK
 from .errors import AlreadyAnswered, ConfigError, EventNotFound, HitlError, StoreError
-from .protocol import MessageRef, Request, Response, is_request_id, utcnow
+from .protocol import Claim, MessageRef, Request, Response, is_request_id, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Known = TypeVar("Known", Request, Response)
+Known = TypeVar("Known", Request, Response, Claim)
 
 REQUESTS = "hitl-requests"
 PENDING = "hitl-pending"
@@ -68,7 +68,7 @@ class Store:
         self.root = root.rstrip("/")
         self._local = isinstance(self.fs, LocalFileSystem)
         # Requests and answers are written once, so a replica may keep them; absence never is.
-        self._known: OrderedDict[str, Request | Response] = OrderedDict()
+        self._known: OrderedDict[str, Request | Response | Claim] = OrderedDict()
 
     # -- paths -------------------------------------------------------------------------
 
@@ -158,17 +158,38 @@ class Store:
     # -- claims: one replica does a thing once ------------------------------------------
 
     async def claim(self, request_id: str, name: str) -> bool:
-        """Create `claims/<name>` exclusively; True for the one caller that created it."""
-        body = json.dumps({"claimed_at": utcnow().isoformat()}).encode()
+        """Create `claims/<name>` exclusively (not done yet); True for the one caller that created it."""
+        path = self._claim_path(request_id, name)
+        if isinstance(self._known.get(path), Claim):  # only finished claims are kept
+            return False
         try:
-            await self._create(self._event_path(request_id, f"claims/{_safe_name(name)}"), body)
+            await self._create(path, _dump(Claim(claimed_at=utcnow(), done=False)))
         except FileExistsError:
             return False
         return True
 
+    async def get_claim(self, request_id: str, name: str) -> Claim | None:
+        path = self._claim_path(request_id, name)
+        if isinstance(known := self._known.get(path), Claim):
+            return known
+        data = await self._read(path)
+        if data is None:
+            return None
+        claim = _load(Claim, data, request_id)
+        return self._remember(path, claim) if claim.done else claim
+
+    async def finish_claim(self, request_id: str, name: str) -> None:
+        """Mark a claim done, so nobody takes it over; only its holder calls this."""
+        path = self._claim_path(request_id, name)
+        claim = Claim(claimed_at=utcnow(), done=True)
+        await self._write(path, _dump(claim))
+        self._remember(path, claim)
+
     async def release(self, request_id: str, name: str) -> None:
-        path = self._event_path(request_id, f"claims/{_safe_name(name)}")
-        await self._mutate(self._remove, path)
+        await self._mutate(self._remove, self._claim_path(request_id, name))
+
+    def _claim_path(self, request_id: str, name: str) -> str:
+        return self._event_path(request_id, f"claims/{_safe_name(name)}")
 
     # -- outbox: message updates still owed (retried by the reconciler) -----------------
 
@@ -322,11 +343,11 @@ def _safe_name(name: str) -> str:
     return name
 
 
-def _dump(model: Request | Response | MessageRef) -> bytes:
+def _dump(model: Request | Response | MessageRef | Claim) -> bytes:
     return model.model_dump_json(exclude_none=False).encode()
 
 
-M = TypeVar("M", Request, Response, MessageRef)
+M = TypeVar("M", Request, Response, MessageRef, Claim)
 
 
 def _load(model: type[M], data: bytes, request_id: str) -> M:

@@ -1,6 +1,9 @@
-"""Core decisions that every surface relies on: who may answer, and what a late answer is told."""
+"""Core decisions that every surface relies on: who may answer, what a late answer is told, posting once."""
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 import pytest
 
@@ -12,8 +15,8 @@ from tests.helpers import make_request
 
 
 @pytest.fixture
-def service(store_url: str) -> HitlService:
-    return HitlService(Store(store_url), secret="s" * 32, form_base_url="http://127.0.0.1")
+def service(any_store_url: str) -> HitlService:
+    return HitlService(Store(any_store_url), secret="s" * 32, form_base_url="http://127.0.0.1")
 
 
 @pytest.mark.parametrize(
@@ -68,3 +71,57 @@ async def test_a_late_answer_is_told_who_answered_whatever_else_is_wrong(
     with pytest.raises(AlreadyAnswered) as refused:
         await service.respond(request.request_id, value, late, "slack")
     assert refused.value.response == first
+
+
+def crashed_claim(store: Store, request_id: str, body: dict[str, object]) -> None:
+    """Leave a post claim in the store as a replica that died mid-post (or an older version) did."""
+    store.fs.makedirs(f"{store.root}/hitl-requests/{request_id}/claims", exist_ok=True)
+    target = hashlib.sha256(b"C0DEPLOYS").hexdigest()[:24]
+    store.fs.pipe_file(f"{store.root}/hitl-requests/{request_id}/claims/post-slack-{target}", json.dumps(body).encode())
+
+
+def replica_of(service: HitlService) -> HitlService:
+    return HitlService(Store(service.store.url), secret="s" * 32, form_base_url="http://127.0.0.1")
+
+
+async def post(service: HitlService, request_id: str, sent: list[str]) -> bool:
+    async def send() -> None:
+        sent.append("posted")
+
+    return await service.post_once(request_id, "slack", "C0DEPLOYS", send)
+
+
+async def test_a_target_is_posted_once_and_a_failed_post_is_tried_again(service: HitlService) -> None:
+    request = make_request(service.store)
+    await service.store.put_request(request)
+
+    async def fail() -> None:
+        raise ConnectionError("slack is down")
+
+    with pytest.raises(ConnectionError):
+        await service.post_once(request.request_id, "slack", "C0DEPLOYS", fail)
+    sent: list[str] = []
+    assert await post(service, request.request_id, sent) is True
+    assert await post(service, request.request_id, sent) is False
+    assert await post(replica_of(service), request.request_id, sent) is False  # another replica, cold caches
+    assert sent == ["posted"]
+
+
+@pytest.mark.parametrize(
+    ("left_behind", "posts"),
+    [
+        ({"claimed_at": "2020-01-01T00:00:00+00:00", "done": False}, 1),  # its replica died mid-post
+        ({"claimed_at": "2099-01-01T00:00:00+00:00", "done": False}, 0),  # another replica is posting now
+        ({"claimed_at": "2020-01-01T00:00:00+00:00"}, 0),  # an older version's claim: it posted
+    ],
+)
+async def test_a_post_claim_left_unfinished_is_taken_over_once(
+    service: HitlService, left_behind: dict[str, object], posts: int
+) -> None:
+    request = make_request(service.store)
+    await service.store.put_request(request)
+    crashed_claim(service.store, request.request_id, left_behind)
+    sent: list[str] = []
+    assert await post(service, request.request_id, sent) is (posts == 1)
+    assert await post(replica_of(service), request.request_id, sent) is False
+    assert len(sent) == posts
