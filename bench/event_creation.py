@@ -43,7 +43,7 @@ VARIANTS = {
     "ours_notify": "our `new_event`, bot notified over HTTP",
     "ours_store": "our store write only (`new_event` without a bot to notify)",
     "stock": "stock: `flyte.storage.put_stream` of the same JSON",
-    "settings": "diagnostic: one `load_settings()` (`new_event` calls it twice)",
+    "settings": "diagnostic: one `load_settings()` (`new_event` calls it once)",
 }
 
 EVENT = {"prompt": "How many replicas?", "data_type": "int", "min_value": 1, "max_value": 10}

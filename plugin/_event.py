@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from datetime import timedelta
@@ -57,7 +58,7 @@ class Event(Generic[T]):
         recreates (see `_create`), so a restarted task keeps waiting for the same event.
         """
         await _write_report(self)
-        store = Store(_settings().store)
+        store = _store(_settings().store)
         request_id = self.request.request_id
         while True:
             response = await store.get_response(request_id)
@@ -121,7 +122,7 @@ async def new_event(
         "details": details,
         "run": _run_info().model_dump(),
     }
-    request = Request.model_validate_json(await _create(json.dumps(fields)))
+    request = Request.model_validate_json(await _create(json.dumps(fields), settings.store))
     local = _is_local()
     bot = endpoint(settings, local_run=local)
     if bot is not None:
@@ -134,14 +135,14 @@ async def new_event(
 
 
 @flyte.trace
-async def _create(fields_json: str) -> str:
+async def _create(fields_json: str, store_url: str) -> str:
     """Write the request and mark it pending, once per event.
 
     Traced: a restarted task replays this step and gets the same request back, instead of
     asking a second question; the notify that follows is idempotent.
     """
     fields = json.loads(fields_json)
-    store = Store(_settings().store)
+    store = _store(store_url)
     request_id = new_request_id()
     now = utcnow()
     request = Request(
@@ -195,6 +196,12 @@ def _typed(value: Any, kind: DataType) -> Any:
 
 def _settings() -> Settings:
     return load_settings()
+
+
+@functools.lru_cache(maxsize=8)
+def _store(url: str) -> Store:
+    """One `Store` per URL in this process: an S3 client is costly to build, and a read answer never changes."""
+    return Store(url)
 
 
 def _is_local() -> bool:
