@@ -31,7 +31,8 @@ from .values import Rejected, parse_answer
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
-# A post not done after this lost its replica mid-post (Slack's client gives up within 30 s).
+# A post not done after this lost its replica mid-post; a live one ends well within it (30 s
+# request timeouts, a few retries).
 STALE_POST_SECONDS = 120.0
 _POST_ATTEMPTS = 3  # a target whose posts keep dying mid-way is given up after this many
 
