@@ -208,7 +208,7 @@ class HitlService:
 
     def announce_later(self, request_id: str) -> None:
         """`announce` without holding up the caller (a Flyte task) while chat platforms answer."""
-        self._spawn(self.announce(request_id))
+        self.spawn(self.announce(request_id))
 
     async def post_once(self, request_id: str, platform: str, target: str, send: Callable[[], Awaitable[None]]) -> bool:
         """Run `send` unless this target already has (or is getting) the message, on any replica.
@@ -301,10 +301,10 @@ class HitlService:
                 with contextlib.suppress(StoreError):
                     await self.store.put_outbox(request.request_id, what)
 
-        self._spawn(update())
+        self.spawn(update())
 
-    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
-        """Run `work` in the background; `drain` waits for it, and a failure is logged (the reconciler repairs)."""
+    def spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run `work` in the background; shutdown (`drain`) waits for it, and a failure is logged."""
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._finished)

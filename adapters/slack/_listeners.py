@@ -8,7 +8,6 @@ no polling for the ack. Refusals come from the core as `UserError`s; nothing her
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Coroutine
@@ -47,7 +46,6 @@ class Listeners:
     def __init__(self, service: HitlService, command: str) -> None:
         self.service = service
         self.command = command
-        self._work: set[asyncio.Task[None]] = set()
 
     def register(self, app: AsyncApp) -> None:
         app.action(re.compile(rf"^{_blocks.ANSWER_ACTION}_\d+$"))(self.on_answer)
@@ -58,15 +56,8 @@ class Listeners:
         app.command(self.command)(self.on_command)
 
     def _after_ack(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` once the listener has returned (and bolt has sent the ack), keeping a reference."""
-        task = asyncio.create_task(work)
-        self._work.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._work.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("slack listener work failed", exc_info=error)
+        """Run `work` once the listener has returned and bolt has sent the ack (shutdown waits for it)."""
+        self.service.spawn(work)
 
     # -- message controls ------------------------------------------------------------------
 
