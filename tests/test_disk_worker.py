@@ -72,7 +72,7 @@ def test_a_closed_loop_does_not_stop_the_worker() -> None:
 
     asyncio.run(leave_early())  # its loop is closed before the job finishes
     gate.set()
-    assert asyncio.run(worker.run(lambda: 42)) == 42  # type: ignore[arg-type]
+    assert asyncio.run(worker.run(lambda: 42)) == 42
 
 
 @pytest.fixture(params=["syncfs", "fsync each"])
