@@ -15,6 +15,7 @@ import platform
 import subprocess
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -127,6 +128,34 @@ def slack_click_body(request_id: str, n: int) -> str:
 
 
 # -- statistics ----------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadSample:
+    """One server's measurements under load, over all its rounds (one latency per answer)."""
+
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    errors: int = 0
+    per_round: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def throughput(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU (user + system, all threads) per answer."""
+        return self.cpu_seconds / self.count * 1000 if self.count else 0.0
+
+    def ms(self, pct: float) -> float:
+        return percentile(self.latencies, pct) * 1000
 
 
 def percentile(samples: Sequence[float], pct: float) -> float:

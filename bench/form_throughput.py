@@ -20,11 +20,10 @@ import json
 import secrets
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from _common import bench_parser, create_events, machine_lines, per_round_ratios, percentile, publish
+from _common import LoadSample, bench_parser, create_events, machine_lines, per_round_ratios, publish
 from _peer import Server, start_ours, start_stock
 
 from hitl_chatops.bot.links import form_url
@@ -33,33 +32,6 @@ from hitl_chatops.bot.store import Store
 
 ANSWER = 7
 EVENT = {"prompt": "How many replicas?", "data_type": "int", "min_value": 1, "max_value": 10}
-
-
-@dataclass
-class Sample:
-    """One server's measurements, over all its rounds."""
-
-    name: str
-    latencies: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    errors: int = 0
-    per_round: list[float] = field(default_factory=list)
-    cpu_seconds: float = 0.0
-
-    @property
-    def count(self) -> int:
-        return len(self.latencies)
-
-    @property
-    def throughput(self) -> float:
-        return self.count / self.seconds if self.seconds else 0.0
-
-    @property
-    def cpu_ms_per_answer(self) -> float:
-        return self.cpu_seconds / self.count * 1000 if self.count else 0.0
-
-    def ms(self, pct: float) -> float:
-        return percentile(self.latencies, pct) * 1000
 
 
 async def answer_ours(session: aiohttp.ClientSession, server: Server, secret: str, event: Request) -> bool:
@@ -82,7 +54,7 @@ async def answer_stock(session: aiohttp.ClientSession, server: Server, _: str, e
 
 
 async def run_round(
-    server: Server, secret: str, events: list[Request], concurrency: int, sample: Sample | None
+    server: Server, secret: str, events: list[Request], concurrency: int, sample: LoadSample | None
 ) -> None:
     """Answer every event once with `concurrency` clients in flight; record into `sample` if given."""
     answer = answer_ours if server.name == "ours" else answer_stock
@@ -120,14 +92,14 @@ async def check_answers(store: Store, events: list[Request]) -> int:
     return sum(await asyncio.gather(*map(ok, events)))
 
 
-async def bench(events: int, concurrency: int, rounds: int, warmup: int) -> tuple[list[Sample], list[str], int]:
+async def bench(events: int, concurrency: int, rounds: int, warmup: int) -> tuple[list[LoadSample], list[str], int]:
     folder = Path(tempfile.mkdtemp(prefix="hitl-bench-store-"))
     store_url = folder.as_uri()
     store = Store(store_url)
     secret = secrets.token_urlsafe(32)
     servers = [start_ours(store_url, secret), start_stock()]
     try:
-        samples = {s.name: Sample(s.name) for s in servers}
+        samples = {s.name: LoadSample(s.name) for s in servers}
         answered: list[Request] = []
         for server in servers:
             await run_round(server, secret, await create_events(store, warmup, **EVENT), concurrency, None)
@@ -143,7 +115,7 @@ async def bench(events: int, concurrency: int, rounds: int, warmup: int) -> tupl
             server.stop()
 
 
-def report(samples: list[Sample], notes: list[str], unreadable: int, args: argparse.Namespace) -> list[str]:
+def report(samples: list[LoadSample], notes: list[str], unreadable: int, args: argparse.Namespace) -> list[str]:
     ours, stock = samples
     lines = [
         "# Form answer throughput: ours vs stock flyteplugins-hitl",
@@ -160,7 +132,7 @@ def report(samples: list[Sample], notes: list[str], unreadable: int, args: argpa
     for s in samples:
         lines.append(
             f"| {s.name} | {endpoints[s.name]} | {s.count} | {s.errors} | {s.ms(50):.2f} | {s.ms(99):.2f} "
-            f"| {s.throughput:.0f} | {s.cpu_ms_per_answer:.2f} |"
+            f"| {s.throughput:.0f} | {s.cpu_ms:.2f} |"
         )
     lines += [
         "",
@@ -168,7 +140,7 @@ def report(samples: list[Sample], notes: list[str], unreadable: int, args: argpa
         "",
         f"**ours/stock: throughput {ours.throughput / stock.throughput:.2f}x, "
         f"p50 latency {ours.ms(50) / stock.ms(50):.2f}x, p99 latency {ours.ms(99) / stock.ms(99):.2f}x, "
-        f"server CPU per answer {ours.cpu_ms_per_answer / stock.cpu_ms_per_answer:.2f}x**",
+        f"server CPU per answer {ours.cpu_ms / stock.cpu_ms:.2f}x**",
         "",
         f"Responses read back through our `Store` as value {ANSWER}: "
         + ("all" if unreadable == 0 else f"{unreadable} missing or wrong"),

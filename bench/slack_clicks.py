@@ -21,15 +21,14 @@ import secrets
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import (
+    LoadSample,
     bench_parser,
     create_events,
     machine_lines,
     per_round_ratios,
-    percentile,
     publish,
     slack_click_body,
 )
@@ -40,29 +39,6 @@ from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.store import Store
 
 SIGNING_SECRET = "bench-signing-secret"
-
-
-@dataclass
-class Sample:
-    name: str
-    latencies: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    clicks: int = 0
-    errors: int = 0
-    cpu_seconds: float = 0.0
-    per_round: list[float] = field(default_factory=list)
-
-    @property
-    def throughput(self) -> float:
-        return self.clicks / self.seconds if self.seconds else 0.0
-
-    @property
-    def cpu_ms(self) -> float:
-        """Server CPU (all threads, plus the fake Slack's for ours) per click."""
-        return self.cpu_seconds / self.clicks * 1000 if self.clicks else 0.0
-
-    def ms(self, pct: float) -> float:
-        return percentile(self.latencies, pct) * 1000
 
 
 # -- the fake Slack Web API child ------------------------------------------------------------
@@ -147,7 +123,7 @@ async def all_written(events: list[Request]) -> None:
     raise TimeoutError(f"{len(missing)} answers never written")
 
 
-async def run_round(server: Server, events: list[Request], sample: Sample | None, helpers: list[Server]) -> None:
+async def run_round(server: Server, events: list[Request], sample: LoadSample | None, helpers: list[Server]) -> None:
     """One click per event, every click in flight at once; `helpers` count towards the server's CPU."""
     build = click_stock if server.name == "stock" else click_ours
     requests = [build(event, n) for n, event in enumerate(events)]
@@ -162,7 +138,6 @@ async def run_round(server: Server, events: list[Request], sample: Sample | None
         sample.cpu_seconds += sum(s.cpu_seconds() for s in [server, *helpers]) - cpu_before
         sample.latencies += [latency for latency, _ in results]
         sample.errors += sum(not ok for _, ok in results)
-        sample.clicks += len(events)
         sample.seconds += elapsed
         sample.per_round.append(len(events) / elapsed)
 
@@ -176,7 +151,7 @@ async def read_back(store: Store, events: list[Request]) -> int:
     return good
 
 
-async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[Sample], list[str], int, int]:
+async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[LoadSample], list[str], int, int]:
     folder = Path(tempfile.mkdtemp(prefix="hitl-bench-slack-"))
     store = Store(folder.as_uri())
     secret = secrets.token_urlsafe(32)
@@ -187,7 +162,7 @@ async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[Sample], li
     servers: list[Server] = []
     try:
         servers = [start_ours(folder.as_uri(), secret), start_stock(), start_fake("floor")]
-        samples = {s.name: Sample(s.name) for s in servers}
+        samples = {s.name: LoadSample(s.name) for s in servers}
         answered: list[Request] = []
         for server in servers:
             await run_round(server, await create_events(store, warmup), None, [])
@@ -203,7 +178,7 @@ async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[Sample], li
             server.stop()
 
 
-def report(samples: list[Sample], notes: list[str], good: int, total: int, args: argparse.Namespace) -> list[str]:
+def report(samples: list[LoadSample], notes: list[str], good: int, total: int, args: argparse.Namespace) -> list[str]:
     ours, stock, floor = samples
     endpoints = {
         "ours": "`POST /slack/events` (signed block_actions, bolt)",
@@ -223,7 +198,7 @@ def report(samples: list[Sample], notes: list[str], good: int, total: int, args:
     ]
     for s in samples:
         lines.append(
-            f"| {s.name} | {endpoints[s.name]} | {s.clicks} | {s.errors} | {s.ms(50):.1f} | {s.ms(99):.1f} "
+            f"| {s.name} | {endpoints[s.name]} | {s.count} | {s.errors} | {s.ms(50):.1f} | {s.ms(99):.1f} "
             f"| {s.throughput:.0f}{'' if s.name != 'floor' else ' (acks/s)'} | {s.cpu_ms:.2f} |"
         )
     lines += [
