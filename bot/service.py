@@ -45,11 +45,11 @@ class Surface(Protocol):
     async def post(self, request: Request) -> None:
         """Post the event to this platform's targets among `request.channels` (and defaults)."""
 
-    async def answered(self, request: Request, response: Response) -> None:
-        """Replace every message of the event by the answer's summary."""
+    async def answered(self, request: Request, response: Response, messages: list[MessageRef]) -> None:
+        """Replace `messages` (this platform's copies of the event) by the answer's summary."""
 
-    async def expired(self, request: Request) -> None:
-        """Mark every message of the event as expired."""
+    async def expired(self, request: Request, messages: list[MessageRef]) -> None:
+        """Mark `messages` (this platform's copies of the event) as expired."""
 
     async def group_members(self, group: str) -> set[str] | None:
         """User ids in `group` if this platform knows the group, else None."""
@@ -273,9 +273,17 @@ class HitlService:
         """
         what = "answered" if response else "expired"
         ok = True
+        try:
+            messages = await self.store.messages(request.request_id)  # one listing for every surface
+        except StoreError as error:
+            self._log_failure(what, request, "store", error)
+            return False
         for surface in self._surfaces:
+            mine = [m for m in messages if m.platform == surface.name]
+            if not mine:
+                continue
             try:
-                await (surface.answered(request, response) if response else surface.expired(request))
+                await (surface.answered(request, response, mine) if response else surface.expired(request, mine))
             except Exception as error:
                 ok = False
                 self._log_failure(what, request, surface.name, error)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -79,14 +79,12 @@ class SlackSurface:
                     extra={"request_id": request.request_id, "channel": channel, "error": api_error(error)},
                 )
 
-    async def answered(self, request: Request, response: Response) -> None:
-        await self._rewrite(
-            request,
-            lambda: (_blocks.answered_summary(request, response), _blocks.answered_blocks(request, response)),
-        )
+    async def answered(self, request: Request, response: Response, messages: list[MessageRef]) -> None:
+        text = _blocks.answered_summary(request, response)
+        await self._rewrite(request, messages, text, _blocks.answered_blocks(request, response))
 
-    async def expired(self, request: Request) -> None:
-        await self._rewrite(request, lambda: (_blocks.expired_summary(request), _blocks.expired_blocks(request)))
+    async def expired(self, request: Request, messages: list[MessageRef]) -> None:
+        await self._rewrite(request, messages, _blocks.expired_summary(request), _blocks.expired_blocks(request))
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Slack user group (`S…`), cached for a minute; None for anything else."""
@@ -104,16 +102,8 @@ class SlackSurface:
         self._groups[group] = (time.monotonic(), members)
         return members
 
-    async def _rewrite(self, request: Request, render: Callable[[], tuple[str, Sequence[Block]]]) -> None:
-        """Replace every stored Slack message of the event; one failure does not stop the others.
-
-        Rendering waits until there is a message to rewrite: most answers of events posted
-        nowhere in Slack (form, API, Teams only) then cost one listing and no Block Kit work.
-        """
-        refs = [ref for ref in await self.service.store.messages(request.request_id) if ref.platform == "slack"]
-        if not refs:
-            return
-        text, blocks = render()
+    async def _rewrite(self, request: Request, refs: list[MessageRef], text: str, blocks: Sequence[Block]) -> None:
+        """Replace the event's Slack messages `refs`; one failure does not stop the others."""
         payload = as_dicts(blocks)
 
         async def update(ref: MessageRef) -> bool:

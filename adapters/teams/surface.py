@@ -60,11 +60,11 @@ class TeamsSurface:
                     exc_info=True,
                 )
 
-    async def answered(self, request: Request, response: Response) -> None:
-        await self.replace_all(request, answered_card_for(request, response))
+    async def answered(self, request: Request, response: Response, messages: list[MessageRef]) -> None:
+        await self._replace_all(request, messages, answered_card_for(request, response))
 
-    async def expired(self, request: Request) -> None:
-        await self.replace_all(request, expired_card(request))
+    async def expired(self, request: Request, messages: list[MessageRef]) -> None:
+        await self._replace_all(request, messages, expired_card(request))
 
     async def group_members(self, group: str) -> set[str] | None:
         return None  # Teams group membership needs Graph permissions; responders list user ids or names
@@ -80,8 +80,7 @@ class TeamsSurface:
         )
         await self._service.record_message(request, ref)
 
-    async def replace_all(self, request: Request, card: Card) -> None:
-        copies = [m for m in await self._service.store.messages(request.request_id) if m.platform == PLATFORM]
+    async def _replace_all(self, request: Request, copies: list[MessageRef], card: Card) -> None:
         results = await asyncio.gather(*(self._replace(m, card) for m in copies), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         for result in failed:
