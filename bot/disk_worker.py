@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import threading
 import uuid
@@ -151,10 +150,14 @@ def _sync(fds: list[int]) -> OSError | None:
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
-    """glibc's `syncfs(2)` (Linux); Python's `os` has no binding for it."""
+    """libc's `syncfs(2)` (Linux); Python's `os` has no binding for it.
+
+    `CDLL(None)` is the process's own symbol table, which holds libc: no `find_library`, which
+    would run `ldconfig` in a subprocess at import.
+    """
     try:
-        function: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).syncfs
-    except (OSError, AttributeError, TypeError):
+        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
         return None
     return function
 
