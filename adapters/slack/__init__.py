@@ -7,7 +7,9 @@ It only translates: events become Block Kit messages, clicks and modal submissio
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -48,6 +50,17 @@ def web_client(settings: Settings) -> AsyncWebClient:
     )
 
 
+async def _pooled(client: AsyncWebClient) -> AsyncIterator[None]:
+    """One connection pool for every Web API call while the bot runs.
+
+    Without a session slack_sdk opens a new one per call: a TCP connect and TLS handshake for every
+    `chat.update`. A running session ignores the client's timeout, so the session carries it.
+    """
+    timeout = aiohttp.ClientTimeout(total=client.timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as client.session:
+        yield
+
+
 def bolt_secret(settings: Settings) -> str:
     return settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
 
@@ -78,6 +91,7 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
     """Mount Slack on the bot: `POST /slack/events`, or a Socket Mode connection if `SLACK_APP_TOKEN` is set."""
     client = web_client(settings)
     bolt = bolt_app(service, settings, client)
+    app.cleanup_ctx.append(lambda _: _pooled(client))
     service.add_surface(SlackSurface(client, service, default_channel=settings.slack_channel))
     if settings.slack_app_token is None:
         verifier = SignatureVerifier(signing_secret=bolt_secret(settings))

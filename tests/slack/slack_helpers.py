@@ -37,6 +37,7 @@ class Call:
     method: str
     params: dict[str, Any]
     status: int
+    peer: tuple[str, int]  # the client's address and port: which connection the call came over
 
 
 @dataclass
@@ -91,6 +92,11 @@ class FakeSlack:
     def hold(self, method: str) -> threading.Event:
         """Calls to `method` get no answer until the returned event is set (10 s at most)."""
         return self._held.setdefault(method, threading.Event())
+
+    def connections(self) -> set[tuple[str, int]]:
+        """The client connections that Web API calls came over."""
+        with self._lock:
+            return {c.peer for c in self.calls}
 
     def of(self, method: str, *, ok_only: bool = True) -> list[dict[str, Any]]:
         with self._lock:
@@ -148,20 +154,21 @@ class FakeSlack:
         elif request.can_read_body:
             params.update(await request.post())
         params["_authorization"] = request.headers.get("Authorization", "")
+        peer = tuple(request.transport.get_extra_info("peername")) if request.transport else ("", 0)
         if (held := self._held.get(method)) is not None:
             await asyncio.get_running_loop().run_in_executor(None, held.wait, 10)
         failures = self._failures.get(method)
         if failures:
             status = failures.pop(0)
             with self._lock:
-                self.calls.append(Call(method, params, status))
+                self.calls.append(Call(method, params, status, peer))
             if status == 429:
                 return web.json_response(
                     {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
                 )
             return web.json_response({"ok": False, "error": "fatal_error"}, status=status)
         with self._lock:
-            self.calls.append(Call(method, params, 200))
+            self.calls.append(Call(method, params, 200, peer))
         return web.json_response(self._answer(method, params))
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:

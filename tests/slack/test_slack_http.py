@@ -61,6 +61,18 @@ async def test_forged_and_stale_signatures_get_401_and_write_nothing(
     assert fake_slack.of("chat.update") == [] and fake_slack.of("chat.postEphemeral") == []
 
 
+async def test_web_api_calls_share_one_pooled_connection(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
+    """slack_sdk opens a connection (a TLS handshake, on real Slack) per call unless given a session."""
+    bot = slack_bot()
+    request_id = await create_event("pooled", bool)
+    approve = find_element((await fake_slack.wait_for("chat.postMessage"))[0]["blocks"], "hitl_answer")[0]
+    assert (await post_signed(bot.url, click("U0ALICE", approve)))[0] == 200
+    await wait_response(request_id)
+    await fake_slack.wait_for("chat.update")
+
+    assert len(fake_slack.calls) >= 2 and len(fake_slack.connections()) == 1, fake_slack.calls
+
+
 async def test_bool_event_approve_click_writes_the_slack_responder_and_updates_the_message(
     slack_bot: BotFactory, fake_slack: FakeSlack
 ) -> None:
