@@ -1,9 +1,10 @@
 """Signed Slack clicks: our `POST /slack/events` (slack_bolt) vs stock flyteplugins-hitl's `POST /submit/json`.
 
 Three child processes on loopback: our bot with Slack on (HTTP mode, `SLACK_API_URL` pointing at a
-tiny fake Web API child), stock `flyteplugins.hitl._app:app` under uvicorn, and the fake. Both
-answer servers write into one local store folder. Every round creates fresh pending bool events and
-fires one click per event, all in flight at once (default 200); rounds alternate ours/stock.
+tiny fake Web API child), stock `flyteplugins.hitl._app:app` under uvicorn, and the fake. Every
+round creates fresh pending bool events and fires one click per event, all in flight at once
+(default 200); rounds alternate ours/stock. Each server has its own store folder on the same
+filesystem.
 
 Measured per click: the ack latency (HTTP response time; Slack wants it under 3 s). Our bot acks
 before it writes (bolt runs the listener on after `ack()`), so throughput is measured end to end:
@@ -142,18 +143,20 @@ async def run_round(server: Server, events: list[Request], sample: LoadSample | 
         sample.per_round.append(len(events) / elapsed)
 
 
-async def read_back(store: Store, events: list[Request]) -> int:
+async def read_back(stores: dict[str, Store], answered: list[tuple[str, Request]]) -> int:
     """How many answers our `Store` reads back as True (ours also with the Slack responder)."""
     good = 0
-    for event in events:
-        response = await store.get_response(event.request_id)
+    for name, event in answered:
+        response = await stores[name].get_response(event.request_id)
         good += response is not None and response.value is True
     return good
 
 
 async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[LoadSample], list[str], int, int]:
+    # One store folder per server, on the same filesystem: our bot's reconciler then sees only its
+    # own events, not stock's (whose pending markers stock never drops) or the floor's (never answered).
     folder = Path(tempfile.mkdtemp(prefix="hitl-bench-slack-"))
-    store = Store(folder.as_uri())
+    stores = {name: Store((folder / name).as_uri()) for name in ("ours", "stock", "floor")}
     secret = secrets.token_urlsafe(32)
     fake = start_fake("fake slack")
     os.environ.update(
@@ -161,17 +164,17 @@ async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[LoadSample]
     )
     servers: list[Server] = []
     try:
-        servers = [start_ours(folder.as_uri(), secret), start_stock(), start_fake("floor")]
+        servers = [start_ours((folder / "ours").as_uri(), secret), start_stock(), start_fake("floor")]
         samples = {s.name: LoadSample(s.name) for s in servers}
-        answered: list[Request] = []
+        answered: list[tuple[str, Request]] = []
         for server in servers:
-            await run_round(server, await create_events(store, warmup), None, [])
+            await run_round(server, await create_events(stores[server.name], warmup), None, [])
         for _ in range(rounds):
             for server in servers:
-                batch = await create_events(store, clicks)
+                batch = await create_events(stores[server.name], clicks)
                 await run_round(server, batch, samples[server.name], [fake] if server.name == "ours" else [])
-                answered += batch if server.name != "floor" else []
-        good = await read_back(store, answered)
+                answered += [(server.name, event) for event in batch] if server.name != "floor" else []
+        good = await read_back(stores, answered)
         return list(samples.values()), [f"{s.name}: {s.note}" for s in servers], good, len(answered)
     finally:
         for server in [*servers, fake]:
@@ -191,7 +194,7 @@ def report(samples: list[LoadSample], notes: list[str], good: int, total: int, a
         *machine_lines(["aiohttp", "slack-bolt", "slack-sdk", "fastapi", "uvicorn", "flyteplugins-hitl"]),
         f"- load: {args.rounds} alternating rounds x {args.clicks} distinct bool events per server, "
         f"all {args.clicks} clicks in flight at once; {args.warmup} warm-up clicks each (not counted)",
-        "- store: one local folder shared by both servers; Slack Web API: a fake child process on loopback",
+        "- store: a local folder per server on one filesystem; Slack Web API: a fake child process on loopback",
         "",
         "| server | endpoint | clicks | errors | ack p50 ms | ack p99 ms | written/s (end to end) | CPU ms/click |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
