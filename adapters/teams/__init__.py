@@ -14,7 +14,7 @@ from botbuilder.core import TurnContext
 from botbuilder.core.invoke_response import InvokeResponse
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import Activity, ActivityTypes
-from jwt import PyJWTError
+from botframework.connector.auth import AuthenticateRequestResult
 
 from hitl_chatops.bot.config import Settings
 from hitl_chatops.bot.service import HitlService
@@ -37,9 +37,37 @@ class _AdapterConfig:
         self.APP_TENANTID = settings.teams_tenant_id or ""
 
 
+class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
+    """botbuilder's token check, where every way a token can be bad is a `PermissionError` (a 401).
+
+    botbuilder itself lets some bad tokens escape as other errors, which CloudAdapter answers
+    with a 500: a malformed token (PyJWT's DecodeError), an unknown signing key (IndexError), a key
+    not endorsed for the channel or a disallowed algorithm (bare `Exception`).
+    """
+
+    async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        try:
+            return await super().authenticate_request(activity, auth_header)
+        except PermissionError as error:  # botbuilder's own refusal
+            _refused(error)
+            raise
+        except OSError:
+            raise  # the signing keys could not be fetched (requests' errors are OSErrors): a 500, the channel retries
+        except Exception as error:
+            _refused(error)
+            raise PermissionError("invalid Bot Framework token") from error
+
+
+def _refused(error: Exception) -> None:
+    log.warning(
+        "teams request refused: missing or invalid Bot Framework token",
+        extra={"route": ROUTE, "reason": f"{type(error).__name__}: {error}"[:200]},
+    )
+
+
 def attach(app: web.Application, service: HitlService, settings: Settings) -> None:
     """Mount `POST /api/messages` and register the Teams surface with the core."""
-    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(_AdapterConfig(settings)))
+    adapter = CloudAdapter(_Authentication(_AdapterConfig(settings)))
     adapter.on_turn_error = _on_turn_error
     surface = TeamsSurface(adapter, service, settings.teams_app_id)
     bot = TeamsBot(service, surface)
@@ -56,11 +84,7 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
         if request.content_type != "application/json":
             return web.json_response({"error": "Send activities as application/json."}, status=415)
         try:
-            response = await adapter.process(request, bot)
-        except (web.HTTPUnauthorized, PyJWTError):
-            # botbuilder lets a malformed token escape as a PyJWT error (a 500); it is a 401.
-            log.warning("teams request refused: missing or invalid Bot Framework token", extra={"route": ROUTE})
-            raise web.HTTPUnauthorized() from None
+            response = await adapter.process(request, bot)  # a refused token raises HTTPUnauthorized (401)
         except json.JSONDecodeError:
             return web.json_response({"error": "The body is not JSON."}, status=400)
         return response if response is not None else web.Response(status=201)

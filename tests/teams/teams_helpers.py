@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import jwt
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.server import BotThread, free_port
@@ -28,6 +32,32 @@ BOT = {"id": "28:hitl-bot", "name": "hitl"}
 ALICE = {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice Example"}
 BOB = {"id": "29:bob", "aadObjectId": "aad-bob", "name": "Bob Example"}
 CHANNEL = "19:ops-general@thread.tacv2"
+
+
+TOKEN_ISSUER = "https://api.botframework.com"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An RSA key like the Bot Framework's token signing keys, published by the fake's JWKS."""
+
+    kid: str
+    private: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
+
+    def jwk(self, endorsements: list[str]) -> dict[str, Any]:
+        public = json.loads(RSAAlgorithm.to_jwk(self.private.public_key()))
+        return public | {"kid": self.kid, "use": "sig", "endorsements": endorsements}
+
+    def token(self, app_id: str, service_url: str, **claims: Any) -> str:
+        """A channel token as the Bot Connector sends it; `claims` override (None drops a claim)."""
+        now = int(time.time())
+        payload = {"iss": TOKEN_ISSUER, "aud": app_id, "serviceurl": service_url, "nbf": now - 5, "exp": now + 3600}
+        payload = {k: v for k, v in (payload | claims).items() if v is not None}
+        return jwt.encode(payload, self.private, algorithm="RS256", headers={"kid": self.kid})
+
+
+SIGNING_KEY = SigningKey("hitl-test-key")  # endorsed for msteams
+SKYPE_KEY = SigningKey("hitl-skype-key")  # published, but endorsed for another channel only
 
 
 @dataclass
@@ -69,6 +99,8 @@ class FakeConnector:
         app.router.add_post("/v3/conversations/{conversation}/activities", self._send)
         app.router.add_post("/v3/conversations/{conversation}/activities/{activity}", self._send)
         app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._update)
+        app.router.add_get("/openid/configuration", self._openid_configuration)
+        app.router.add_get("/openid/keys", self._openid_keys)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         port = free_port("127.0.0.1")
@@ -101,6 +133,17 @@ class FakeConnector:
     async def _update(self, request: web.Request) -> web.Response:
         call = await self._record(request)
         return web.json_response({"id": call.activity_id})
+
+    async def _openid_configuration(self, _: web.Request) -> web.Response:
+        return web.json_response({"issuer": TOKEN_ISSUER, "jwks_uri": f"{self.url}openid/keys"})
+
+    async def _openid_keys(self, _: web.Request) -> web.Response:
+        return web.json_response({"keys": [SIGNING_KEY.jwk(["msteams"]), SKYPE_KEY.jwk(["skype"])]})
+
+    @property
+    def openid_url(self) -> str:
+        """Bot Framework's OpenID metadata, as login.botframework.com serves it, with our keys."""
+        return f"{self.url}openid/configuration"
 
     # -- reading what the bot did ---------------------------------------------------------
 
@@ -184,10 +227,16 @@ class Teams:
         status, _ = await self.post(self.activity("conversationUpdate", conversation_id, membersAdded=[BOT]))
         assert status in (200, 201)
 
-    async def invoke(self, data: dict[str, Any], user: dict[str, str] | None = None, conversation_id: str = CHANNEL):
+    async def invoke(
+        self,
+        data: dict[str, Any],
+        user: dict[str, str] | None = None,
+        conversation_id: str = CHANNEL,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         value = {"action": {"type": "Action.Execute", "verb": "hitl.answer", "data": data}, "trigger": "manual"}
         activity = self.activity("invoke", conversation_id, user, name="adaptiveCard/action", value=value)
-        return await self.post(activity)
+        return await self.post(activity, headers)
 
     async def say(self, text: str, conversation_id: str = CHANNEL, user: dict[str, str] | None = None):
         return await self.post(self.activity("message", conversation_id, user, text=text))

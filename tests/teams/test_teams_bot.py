@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from pydantic import SecretStr
 
 from hitl_chatops.bot.protocol import utcnow
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.helpers import recorded_messages
-from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, TENANT, FakeConnector, Teams, card_of, make_event, texts
+from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, TENANT, Teams, card_of, make_event, texts
 
 PERSONAL = "a:1personal-chat-with-alice"
 
@@ -252,19 +250,6 @@ async def test_requests_that_are_not_json_are_refused(teams: Teams) -> None:
         session.post(f"{teams.bot.url}/api/messages", data="type=message") as reply,
     ):
         assert reply.status == 415
-
-
-async def test_with_an_app_id_a_request_without_a_valid_token_is_401(
-    connector: FakeConnector, start_bot: Callable[..., BotThread]
-) -> None:
-    bot = start_bot(teams_app_id="3f2504e0-4f89-41d3-9a0c-0305e82c3301", teams_app_password=SecretStr("pw"))
-    teams = Teams(bot, connector)
-    status, _ = await teams.say("pending")
-    assert status == 401
-    status, _ = await teams.post(teams.activity("message", text="pending"), headers={"Authorization": "Bearer nope"})
-    assert status == 401
-    assert connector.calls == []
-    assert (await Store(bot.settings.store).get_conversation("teams", CHANNEL)) is None
 
 
 async def run_on_bot(bot: BotThread, coroutine: Any) -> Any:
