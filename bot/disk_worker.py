@@ -43,6 +43,11 @@ class DiskWorker:
     """`run(func)` and `put(...)` run on the disk thread; their results come back to the caller's loop."""
 
     def __init__(self) -> None:
+        self._start_empty()
+
+    def _start_empty(self) -> None:
+        """Also run in a forked child: its thread did not survive, queued jobs belong to the parent's
+        loops, and a lock held by a parent thread at the fork would stay locked forever."""
         self._queue: SimpleQueue[_Job] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -71,7 +76,7 @@ class DiskWorker:
         if self._thread is not None and self._thread.is_alive():
             return
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():  # first use, or after a fork
+            if self._thread is None or not self._thread.is_alive():  # first use
                 self._thread = threading.Thread(target=self._drain, name="hitl-disk", daemon=True)
                 self._thread.start()
 
@@ -187,3 +192,5 @@ def _settle(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
 
 
 DISK = DiskWorker()
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=DISK._start_empty)

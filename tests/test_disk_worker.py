@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -112,3 +113,22 @@ async def test_a_failed_sync_publishes_nothing(tmp_path: Path, monkeypatch: pyte
         await worker.put(str(target), b"answer", durable=True, publish=os.link)
     await worker.put(str(tmp_path / "marker"), b"{}", durable=False, publish=os.replace)  # needs no sync
     assert await worker.run(lambda: sorted(p.name for p in tmp_path.iterdir())) == ["marker"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_child_gets_a_working_worker_even_if_the_fork_caught_its_lock(tmp_path: Path) -> None:
+    target = tmp_path / "from-child.json"
+    asyncio.run(disk_worker.DISK.put(str(tmp_path / "warm"), b"1", durable=False, publish=os.replace))
+    with disk_worker.DISK._lock:  # another thread is starting the disk thread at the moment of the fork
+        pid = os.fork()
+        if pid == 0:  # the child: a put must work, not hang on the inherited lock
+            signal.alarm(5)  # a hang kills the child (and fails the test) instead of hanging the suite
+            try:
+                put = disk_worker.DISK.put(str(target), b"child", durable=True, publish=os.link)
+                asyncio.run(asyncio.wait_for(put, 5))
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert target.read_bytes() == b"child"
