@@ -22,6 +22,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 from _common import (
@@ -114,14 +115,19 @@ async def send(port: int, request: bytes) -> tuple[float, bool]:
 
 
 async def all_written(events: list[Request]) -> None:
-    """Poll the store folder until every event has its response.json (a minute at most)."""
-    missing = [Path(e.response_path) for e in events]
-    for _ in range(30_000):
-        missing = [p for p in missing if not p.exists()]
-        if not missing:
-            return
+    """Poll the store folder until every event has its response.json (a minute at most).
+
+    A poll stats files only up to the first one still missing, so waiting costs the load generator
+    almost no CPU (stat-ing every missing file every 2 ms took CPU from the servers it measures).
+    """
+    missing = deque(Path(e.response_path) for e in events)
+    deadline = time.monotonic() + 60
+    while missing:
+        while missing and missing[0].exists():
+            missing.popleft()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(missing)} answers never written")
         await asyncio.sleep(0.002)
-    raise TimeoutError(f"{len(missing)} answers never written")
 
 
 async def run_round(server: Server, events: list[Request], sample: LoadSample | None, helpers: list[Server]) -> None:
