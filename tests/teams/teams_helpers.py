@@ -167,6 +167,14 @@ class FakeConnector:
         raise AssertionError(f"timed out waiting; calls so far: {[(c.method, c.conversation_id) for c in self.calls]}")
 
 
+def answer(request_id: str, value: Any = None) -> dict[str, Any]:
+    """The data of a card's answer action (`Action.Execute`), with the typed `value` if any."""
+    data: dict[str, Any] = {"hitl": "answer", "request_id": request_id}
+    if value is not None:
+        data["value"] = value
+    return data
+
+
 def card_of(activity: dict[str, Any]) -> dict[str, Any]:
     [attachment] = activity["attachments"]
     assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"

@@ -28,9 +28,9 @@ from tests.teams.teams_helpers import (
     FakeConnector,
     SigningKey,
     Teams,
+    answer,
     texts,
 )
-from tests.teams.test_teams_bot import answer
 
 APP_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 ATTACKER = "https://attacker.example/"

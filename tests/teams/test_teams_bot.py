@@ -11,16 +11,9 @@ from hitl_chatops.bot.protocol import utcnow
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.helpers import recorded_messages
-from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, TENANT, Teams, card_of, make_event, texts
+from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, TENANT, Teams, answer, card_of, make_event, texts
 
 PERSONAL = "a:1personal-chat-with-alice"
-
-
-def answer(request_id: str, value: Any = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"hitl": "answer", "request_id": request_id}
-    if value is not None:
-        data["value"] = value
-    return data
 
 
 def store_of(teams: Teams) -> Store:
