@@ -257,10 +257,10 @@ class HitlService:
         request = await self.store.get_request(request_id)
         if not request.expired() or await self.store.get_response(request_id):
             return False
-        if not await self.store.claim(request_id, "expired"):  # the claim is also the record of expiry
-            await self.store.drop_pending(request_id)
-            return False
+        first = await self.store.claim(request_id, "expired")  # the claim is also the record of expiry
         await self.store.drop_pending(request_id)
+        if not first:
+            return False
         log.info("event expired", extra={"request_id": request_id, "outcome": "expired"})
         self.metrics.expired.inc()
         self._fan_out("expired", request, None)

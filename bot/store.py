@@ -135,7 +135,7 @@ class Store:
             raise AlreadyAnswered(first or response) from None
         self._remember(path, response)
         with contextlib.suppress(StoreError):
-            await self._mutate(self._remove, self._path(PENDING, response.request_id))
+            await self.drop_pending(response.request_id)
 
     # -- chat messages -----------------------------------------------------------------
 
