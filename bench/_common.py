@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 if TYPE_CHECKING:
-    from hitl_chatops.bot.protocol import Request
+    from hitl_chatops.bot.protocol import MessageRef, Request
     from hitl_chatops.bot.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,8 +86,11 @@ async def create_events(store: Store, count: int, **fields: Any) -> list[Request
     return events
 
 
-def event_objects(root: str, answered: bool) -> dict[str, bytes]:
-    """The S3 objects of one bool event under `root` as the plugin and bot write them (request, response or marker)."""
+def event_objects(root: str, answered: bool, *, posted: bool = False) -> dict[str, bytes]:
+    """The S3 objects of one bool event under `root` as the plugin and bot write them (request, response or marker).
+
+    `posted` adds the record of the Slack message the bot posted (`SLACK_MESSAGE`), which an answer updates.
+    """
     from hitl_chatops.bot.protocol import Responder, Response, utcnow
 
     request_id = str(uuid.uuid4())
@@ -108,21 +111,76 @@ def event_objects(root: str, answered: bool) -> dict[str, bytes]:
     else:
         marker = {"created_at": now.isoformat(), "deadline": request.deadline.isoformat()}
         objects[f"{root}/hitl-pending/{request_id}"] = json.dumps(marker).encode()
+    if posted:
+        message = slack_message()
+        objects[f"{folder}/messages/slack-{message.key}.json"] = message.model_dump_json().encode()
     return objects
 
 
-def slack_click_body(request_id: str, n: int) -> str:
-    """A Slack `block_actions` click on an event's "true" button by user `U0BENCH<n>`, form-encoded, unsigned."""
+SLACK_CHANNEL, SLACK_TS = "C0BENCH", "1700000000.000100"
+
+
+def slack_message() -> MessageRef:
+    """The record of the Slack message the bot posted for an event: what an answer `chat.update`s."""
+    from hitl_chatops.bot.protocol import MessageRef
+
+    data = {"channel": SLACK_CHANNEL, "ts": SLACK_TS}
+    return MessageRef(platform="slack", key=f"{SLACK_CHANNEL}-{SLACK_TS}", data=data)
+
+
+async def record_slack_messages(store: Store, events: Sequence[Request]) -> None:
+    """Each event gets the message record the bot writes when it posts, so every answer updates it."""
+    await asyncio.gather(*(store.put_message(event.request_id, slack_message()) for event in events))
+
+
+def slack_click_body(request: Request, n: int) -> str:
+    """A Slack `block_actions` click on the event's Approve button by user `U0BENCH<n>`, form-encoded, unsigned.
+
+    Shaped like Slack's own: it carries the whole message clicked in (our blocks for the event), so
+    the bot parses as much as it would in production (about 4 KB).
+    """
+    from hitl_chatops.adapters.slack._blocks import ANSWER_ACTION, action_value, event_blocks
+
     user = f"U0BENCH{n:04d}"
-    payload = {
+    form = f"https://hitl.example.com/form/{request.request_id}?sig={'0' * 43}"
+    blocks = [block.to_dict() for block in event_blocks(request, form)]
+    payload: dict[str, Any] = {
         "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "team_id": "T0"},
-        "team": {"id": "T0"},
-        "api_app_id": "A0",
-        "container": {"type": "message", "channel_id": "C0BENCH", "message_ts": "1.0"},
-        "channel": {"id": "C0BENCH"},
-        "trigger_id": "1.2.3",
-        "actions": [{"action_id": "hitl_answer_0", "value": f"{request_id}|true", "type": "button"}],
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0BENCH"},
+        "api_app_id": "A0BENCH",
+        "token": "verification-token-unused",
+        "container": {
+            "type": "message",
+            "message_ts": SLACK_TS,
+            "channel_id": SLACK_CHANNEL,
+            "is_ephemeral": False,
+        },
+        "trigger_id": "1700000000100.1234567890.0123456789abcdef0123456789abcdef",
+        "team": {"id": "T0BENCH", "domain": "bench"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": SLACK_CHANNEL, "name": "deploys"},
+        "message": {
+            "type": "message",
+            "subtype": "bot_message",
+            "text": "Deploy?",
+            "ts": SLACK_TS,
+            "bot_id": "B0BENCH",
+            "blocks": blocks,
+        },
+        "state": {"values": {}},
+        "response_url": "https://hooks.slack.com/actions/T0BENCH/1700000000100/abcdefABCDEF0123456789",
+        "actions": [
+            {
+                "action_id": f"{ANSWER_ACTION}_0",
+                "block_id": blocks[-1]["block_id"],
+                "text": {"type": "plain_text", "text": "Approve", "emoji": True},
+                "value": action_value(request.request_id, "true"),
+                "style": "primary",
+                "type": "button",
+                "action_ts": "1700000000.200000",
+            }
+        ],
     }
     return urlencode({"payload": json.dumps(payload)})
 

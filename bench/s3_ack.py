@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import secrets
@@ -31,7 +30,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from _common import REPO, bench_parser, event_objects, machine_lines, percentile, publish, slack_click_body
@@ -40,6 +39,9 @@ from _peer import BUCKET, MotoChild, Server, make_bucket, s3fs_client, start_our
 sys.path.insert(0, str(REPO))
 
 from tests.slack.slack_helpers import SIGNING_SECRET, FakeSlack, signed_headers
+
+if TYPE_CHECKING:
+    from hitl_chatops.bot.protocol import Request
 
 READ_BACK = 100
 SIDES = ("form", "api", "slack", "stock")
@@ -75,50 +77,46 @@ class Sample:
         return sum(self.requests.values()) / self.answers if self.answers else 0.0
 
 
-@dataclass
-class Event:
-    request_id: str
-    response_path: str
+def create_events(fs: Any, root: str, count: int) -> list[Request]:
+    """Pending bool events as posted to Slack: the objects `Store.put_request` and `put_message` write,
+    sent in one concurrent `pipe`."""
+    from hitl_chatops.bot.protocol import Request
 
-
-def create_events(fs: Any, root: str, count: int) -> list[Event]:
-    """Pending bool events, the objects `Store.put_request` writes, sent in one concurrent `pipe`."""
     objects: dict[str, bytes] = {}
     events = []
     for _ in range(count):
-        written = event_objects(root, answered=False)
-        request = json.loads(next(v for k, v in written.items() if k.endswith("request.json")))
-        events.append(Event(request["request_id"], request["response_path"]))
+        written = event_objects(root, answered=False, posted=True)
+        events.append(Request.model_validate_json(next(v for k, v in written.items() if k.endswith("request.json"))))
         objects.update(written)
     fs.pipe(objects)
     return events
 
 
-Answer = Callable[[aiohttp.ClientSession, Event, int], Awaitable[int]]
+Answer = Callable[[aiohttp.ClientSession, "Request", int], Awaitable[int]]
 
 
 def answerers(ours: Server, stock: Server, secret: str) -> dict[str, Answer]:
     from hitl_chatops.bot.links import form_url
 
-    async def form(session: aiohttp.ClientSession, event: Event, _: int) -> int:
+    async def form(session: aiohttp.ClientSession, event: Request, _: int) -> int:
         async with session.post(form_url(ours.url, secret, event.request_id), data={"value": "true"}) as reply:
             await reply.read()
             return reply.status
 
-    async def api(session: aiohttp.ClientSession, event: Event, _: int) -> int:
+    async def api(session: aiohttp.ClientSession, event: Request, _: int) -> int:
         url = f"{ours.url}/api/v1/events/{event.request_id}/response"
         body = {"value": True, "responder": "bench"}
         async with session.post(url, json=body, headers={"Authorization": f"Bearer {secret}"}) as reply:
             await reply.read()
             return reply.status
 
-    async def slack(session: aiohttp.ClientSession, event: Event, n: int) -> int:
-        body = slack_click_body(event.request_id, n)
+    async def slack(session: aiohttp.ClientSession, event: Request, n: int) -> int:
+        body = slack_click_body(event, n)
         async with session.post(f"{ours.url}/slack/events", data=body.encode(), headers=signed_headers(body)) as reply:
             await reply.read()
             return reply.status
 
-    async def submit(session: aiohttp.ClientSession, event: Event, _: int) -> int:
+    async def submit(session: aiohttp.ClientSession, event: Request, _: int) -> int:
         body = {"request_id": event.request_id, "value": "true", "data_type": "bool"}
         async with session.post(
             f"{stock.url}/submit/json", json=body | {"response_path": event.response_path}
@@ -132,7 +130,7 @@ def answerers(ours: Server, stock: Server, secret: str) -> dict[str, Answer]:
 _OK = {"form": 200, "api": 201, "slack": 200, "stock": 200}
 
 
-async def all_written(store: Any, events: list[Event]) -> int:
+async def all_written(store: Any, events: list[Request]) -> int:
     """Wait until no event of the batch is left in the pending index; returns the LISTs it cost.
 
     The marker goes after response.json is created, so an empty index means every answer is in.
@@ -157,12 +155,12 @@ async def settle(moto: MotoChild, quiet: float = 0.5) -> Counter[str]:
 
 
 async def run_round(
-    side: str, answer: Answer, events: list[Event], moto: MotoChild, server: Server, store: Any, sample: Sample | None
+    side: str, answer: Answer, events: list[Request], moto: MotoChild, server: Server, store: Any, sample: Sample | None
 ) -> None:
     connector = aiohttp.TCPConnector(limit=len(events))
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
 
-        async def one(event: Event, n: int) -> tuple[float, int]:
+        async def one(event: Request, n: int) -> tuple[float, int]:
             started = time.perf_counter()
             try:
                 status = await answer(session, event, n)
@@ -193,7 +191,7 @@ async def run_round(
         sample.answers += len(events)
 
 
-async def read_back(fs: Any, root: str, store: Any, events: list[Event], sample: int) -> tuple[int, int]:
+async def read_back(fs: Any, root: str, store: Any, events: list[Request], sample: int) -> tuple[int, int]:
     """Every answer exists (one paginated listing), and a random `sample` reads back True via `Store`."""
     listed = {p.rsplit("/", 2)[-2] for p in fs.find(f"{root}/hitl-requests") if p.endswith("/response.json")}
     present = sum(e.request_id in listed for e in events)
@@ -235,7 +233,7 @@ async def bench(
         for side in sides:
             events = create_events(fs, root, warmup)
             await run_round(side, answer[side], events, moto, server_of[side], store, None)
-        answered: list[Event] = []
+        answered: list[Request] = []
         setup = 0.0
         for _ in range(rounds):
             for side in sides:
@@ -319,8 +317,9 @@ def report(
         "fresh), no read of response.json first (the exclusive create refuses a second answer by itself; the "
         "response is read only when an answer is refused), one exclusive-create PUT of response.json "
         "(`If-None-Match: *`), one DELETE of the pending marker, and in the background one LIST (prefix "
-        "`messages/`) of the event's chat messages; stock does one unconditional PUT to whatever path the "
-        "client sent. Acks/s and written/s are medians over rounds; they differ only for "
+        "`messages/`) and one GET of the event's chat message record (every event here was posted to Slack), "
+        "then its `chat.update`; stock does one unconditional PUT to whatever path the client sent. "
+        "Acks/s and written/s are medians over rounds; they differ only for "
         "Slack, whose written/s runs until the last pending marker is gone (polled every 50 ms). CPU is "
         "user+system of the server process and of moto's process over the round, from `/proc`.",
         "",
