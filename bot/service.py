@@ -31,8 +31,7 @@ from .values import Rejected, parse_answer
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
-# A post not done after this lost its replica mid-post; a live one ends well within it (30 s
-# request timeouts, a few retries).
+# A post not done after this lost its replica mid-post: a live one gives up at `post_send_seconds`.
 STALE_POST_SECONDS = 120.0
 _POST_ATTEMPTS = 3  # a target whose posts keep dying mid-way is given up after this many
 
@@ -65,6 +64,9 @@ class HitlService:
         self._surfaces: list[Surface] = []
         self._background: set[asyncio.Task[object]] = set()
         self.metrics = Metrics()
+        # Slack's client alone may retry for longer (30 s timeouts, Retry-After waits); cut off
+        # well before anyone may take the claim over, so a slow post is never doubled.
+        self.post_send_seconds = STALE_POST_SECONDS / 2
 
     def add_surface(self, surface: Surface) -> None:
         self._surfaces.append(surface)
@@ -214,10 +216,10 @@ class HitlService:
         """Run `send` unless this target already has (or is getting) the message, on any replica.
 
         A claim object makes the first caller the only poster, and is marked done after `send`.
-        A failed send releases it, so the reconciler tries again. A claim still not done after
-        `STALE_POST_SECONDS` lost its replica mid-post: the next numbered claim takes over, so a
-        crash costs a late message (at worst a second one), never a missing one.
-        Returns whether `send` ran.
+        A failed send, or one still running after `post_send_seconds` (`TimeoutError`), releases
+        it, so the reconciler tries again. A claim still not done after `STALE_POST_SECONDS` lost
+        its replica mid-post: the next numbered claim takes over, so a crash costs a late message
+        (at worst a second one), never a missing one. Returns whether `send` ran.
         """
         base = f"post-{platform}-{hashlib.sha256(target.encode()).hexdigest()[:24]}"
         for attempt in range(1, _POST_ATTEMPTS + 1):
@@ -230,7 +232,8 @@ class HitlService:
         else:
             return False
         try:
-            await send()
+            async with asyncio.timeout(self.post_send_seconds):
+                await send()
         except BaseException:
             await self.store.release(request_id, name)
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
@@ -104,6 +105,26 @@ async def test_a_target_is_posted_once_and_a_failed_post_is_tried_again(service:
     assert await post(service, request.request_id, sent) is True
     assert await post(service, request.request_id, sent) is False
     assert await post(replica_of(service), request.request_id, sent) is False  # another replica, cold caches
+    assert sent == ["posted"]
+
+
+async def test_a_post_still_running_at_its_time_limit_is_cut_off_and_tried_again(service: HitlService) -> None:
+    """A live holder gives up long before anyone may take its claim over, so a slow post is never doubled."""
+    request = make_request(service.store)
+    await service.store.put_request(request)
+    service.post_send_seconds = 0.1
+
+    async def hang() -> None:
+        await asyncio.Event().wait()
+
+    attempt = asyncio.create_task(service.post_once(request.request_id, "slack", "C0DEPLOYS", hang))
+    done, _ = await asyncio.wait({attempt}, timeout=10)
+    attempt.cancel()
+    assert attempt in done, "the post was never cut off"
+    assert isinstance(attempt.exception(), TimeoutError)
+    sent: list[str] = []
+    assert await post(service, request.request_id, sent) is True  # the claim was released
+    assert await post(replica_of(service), request.request_id, sent) is False
     assert sent == ["posted"]
 
 

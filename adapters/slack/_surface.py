@@ -73,10 +73,12 @@ class SlackSurface:
             try:
                 # Once per channel across notifies, the reconciler and replicas.
                 await self.service.post_once(request.request_id, "slack", channel, send)
-            except SlackApiError as error:
+            except Exception as error:  # one channel's trouble must not stop the others; the reconciler retries it
+                code = api_error(error) if isinstance(error, SlackApiError) else None
                 log.warning(
                     "slack post failed",
-                    extra={"request_id": request.request_id, "channel": channel, "error": api_error(error)},
+                    extra={"request_id": request.request_id, "channel": channel, "error": code or type(error).__name__},
+                    exc_info=code is None,  # a Slack error code says it all; anything else needs its traceback
                 )
 
     async def answered(self, request: Request, response: Response, messages: list[MessageRef]) -> None:

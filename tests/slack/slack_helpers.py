@@ -87,6 +87,7 @@ class FakeSlack:
         self._loop.call_soon_threadsafe(self._loop.stop)
 
     def fail_next(self, method: str, status: int = 429) -> None:
+        """Answer the next call of `method` with HTTP `status`; 0 drops the connection unanswered."""
         self._failures.setdefault(method, []).append(status)
 
     def hold(self, method: str) -> threading.Event:
@@ -162,6 +163,9 @@ class FakeSlack:
             status = failures.pop(0)
             with self._lock:
                 self.calls.append(Call(method, params, status, peer))
+            if status == 0 and request.transport is not None:  # the connection drops without an answer
+                request.transport.close()
+                return web.Response()
             if status == 429:
                 return web.json_response(
                     {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}

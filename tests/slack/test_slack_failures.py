@@ -41,6 +41,20 @@ async def test_server_error_once_on_post_message_is_retried_and_posted_once(
     assert [a["channel"] for a in fake_slack.of("chat.postMessage")] == [CHANNEL]
 
 
+async def test_a_channel_whose_post_fails_does_not_stop_the_next_channel(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    for _ in range(2):  # the client retries a dropped connection once: not a Slack error, an aiohttp one
+        fake_slack.fail_next("chat.postMessage", 0)
+    slack_bot(reconcile_seconds=0)  # only the notify's own pass may post here
+    request_id = await create_event("two-channels", bool, channels=[f"slack:{CHANNEL}", "slack:C0OTHER"])
+
+    [posted] = await recorded_messages(store(), request_id)
+    assert posted.data["channel"] == "C0OTHER"
+    attempts = [a["channel"] for a in fake_slack.of("chat.postMessage", ok_only=False)]
+    assert attempts == [CHANNEL, CHANNEL, "C0OTHER"]
+
+
 async def test_rate_limited_update_after_an_answer_is_retried_and_the_answer_kept(
     slack_bot: BotFactory, fake_slack: FakeSlack
 ) -> None:
