@@ -89,7 +89,7 @@ async def create_events(store: Store, count: int, **fields: Any) -> list[Request
 def event_objects(root: str, answered: bool, *, posted: bool = False) -> dict[str, bytes]:
     """The S3 objects of one bool event under `root` as the plugin and bot write them (request, response or marker).
 
-    `posted` adds the record of the Slack message the bot posted (`SLACK_MESSAGE`), which an answer updates.
+    `posted` adds the record of the Slack message the bot posted (`slack_message()`), which an answer updates.
     """
     from hitl_chatops.bot.protocol import Responder, Response, utcnow
 

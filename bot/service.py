@@ -65,7 +65,7 @@ class HitlService:
         self._background: set[asyncio.Task[object]] = set()
         self.metrics = Metrics()
         # Slack's client alone may retry for longer (30 s timeouts, Retry-After waits); cut off
-        # well before anyone may take the claim over, so a slow post is never doubled.
+        # well before anyone may take the claim over, so nobody posts again while it still runs.
         self.post_send_seconds = STALE_POST_SECONDS / 2
 
     def add_surface(self, surface: Surface) -> None:

@@ -109,7 +109,7 @@ async def test_a_target_is_posted_once_and_a_failed_post_is_tried_again(service:
 
 
 async def test_a_post_still_running_at_its_time_limit_is_cut_off_and_tried_again(service: HitlService) -> None:
-    """A live holder gives up long before anyone may take its claim over, so a slow post is never doubled."""
+    """A live holder gives up long before anyone may take its claim over: nobody posts while it still runs."""
     request = make_request(service.store)
     await service.store.put_request(request)
     service.post_send_seconds = 0.1
