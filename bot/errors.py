@@ -42,6 +42,14 @@ class NotAllowed(UserError):
     """This person may not answer the event."""
 
 
+class MembershipUnknown(UserError):
+    """A group's members could not be read just now (the chat platform failed); a retry may work."""
+
+    def __init__(self, group: str) -> None:
+        super().__init__(f"Could not check who is in {group} just now. Please try again in a moment.")
+        self.group = group
+
+
 class EventExpired(UserError):
     def __init__(self, deadline_text: str) -> None:
         super().__init__(f"This event expired at {deadline_text}; the workflow no longer waits for an answer.")

@@ -18,6 +18,7 @@ from .errors import (
     AlreadyAnswered,
     EventExpired,
     InvalidValue,
+    MembershipUnknown,
     NotAllowed,
     StoreError,
     StoreUnavailable,
@@ -51,7 +52,10 @@ class Surface(Protocol):
         """Mark `messages` (this platform's copies of the event) as expired."""
 
     async def group_members(self, group: str) -> set[str] | None:
-        """User ids in `group` if this platform knows the group, else None."""
+        """User ids in `group` if this platform knows the group, else None.
+
+        Raises `MembershipUnknown` when the platform could not answer just now.
+        """
 
 
 class HitlService:
@@ -159,6 +163,9 @@ class HitlService:
     async def may_answer(self, request: Request, responder: Responder) -> bool:
         """Empty `responders` (or "*") means anyone; entries are user or group ids, optionally
         prefixed with the platform (`slack:U123`). Display names never count: people can change them.
+
+        Raises `MembershipUnknown` if only a group that could not be read might let them in, so the
+        person is asked to retry rather than told they may not answer.
         """
         allowed = request.responders
         if not allowed or "*" in allowed:
@@ -170,10 +177,17 @@ class HitlService:
         surface = self._surface(responder.platform)
         if surface is None:
             return False
+        unknown: MembershipUnknown | None = None
         for entry in allowed:
-            members = await surface.group_members(entry.removeprefix(f"{responder.platform}:"))
+            try:
+                members = await surface.group_members(entry.removeprefix(f"{responder.platform}:"))
+            except MembershipUnknown as error:
+                unknown = error  # another entry may still let them in
+                continue
             if members and responder.user_id in members:
                 return True
+        if unknown is not None:
+            raise unknown
         return False
 
     # -- listing, announcing, expiring ---------------------------------------------------
@@ -191,9 +205,15 @@ class HitlService:
                     log.warning("pending event unreadable", extra={"request_id": request_id})
                     return None
 
+        async def listed(request: Request, responder: Responder) -> bool:
+            try:
+                return await self.may_answer(request, responder)
+            except MembershipUnknown:  # cannot tell now: list it; answering checks again
+                return True
+
         requests = [r for r in await asyncio.gather(*map(load, ids)) if r and not r.expired()]
         if responder is not None:
-            allowed = await asyncio.gather(*(self.may_answer(r, responder) for r in requests))
+            allowed = await asyncio.gather(*(listed(r, responder) for r in requests))
             requests = [r for r, ok in zip(requests, allowed, strict=True) if ok]
         return sorted(requests, key=lambda r: r.created_at, reverse=True)
 

@@ -321,8 +321,7 @@ def pending_blocks(requests: Sequence[Request], form_url: Any) -> list[Block]:
     if not requests:
         return [SectionBlock(text=MarkdownTextObject(text="Nothing is waiting for your answer. :tada:"))]
     shown = requests[:PENDING_SHOWN]
-    noun = "event waits" if len(requests) == 1 else "events wait"
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{len(requests)} {noun} for your answer*"))]
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{pending_text(requests)}*"))]
     for request in shown:
         text = f"*{escape(request.event_name)}*\n{clip(request.prompt, 500)}\nAnswer by {date_token(request.deadline)}"
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(text, _SECTION_LIMIT))))
@@ -336,7 +335,10 @@ def pending_blocks(requests: Sequence[Request], form_url: Any) -> list[Block]:
 
 
 def pending_text(requests: Sequence[Request]) -> str:
-    return f"{len(requests)} events wait for your answer" if requests else "Nothing is waiting for your answer."
+    """The list's headline, and its notification text."""
+    if not requests:
+        return "Nothing is waiting for your answer."
+    return f"{len(requests)} {'event waits' if len(requests) == 1 else 'events wait'} for your answer"
 
 
 def help_text(command: str) -> str:

@@ -9,10 +9,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
+from hitl_chatops.bot.errors import MembershipUnknown
 from hitl_chatops.bot.protocol import MessageRef, Request, Response
 from hitl_chatops.bot.service import HitlService
 
@@ -89,7 +91,12 @@ class SlackSurface:
         await self._rewrite(request, messages, _blocks.expired_summary(request), _blocks.expired_blocks(request))
 
     async def group_members(self, group: str) -> set[str] | None:
-        """Members of a Slack user group (`S…`), cached for a minute; None for anything else."""
+        """Members of a Slack user group (`S…`), cached for a minute; None for anything else.
+
+        Slack's refusal (`no_such_subteam`, `missing_scope`) is an answer: nobody gets in through
+        that group. Slack failing to answer (5xx or 429 after the client's retries, a dropped
+        connection, a timeout) raises `MembershipUnknown`, so the person is asked to retry.
+        """
         if not _GROUP_ID.fullmatch(group):
             return None
         cached = self._groups.get(group)
@@ -99,7 +106,12 @@ class SlackSurface:
             reply = await self.client.usergroups_users_list(usergroup=group)
         except SlackApiError as error:
             log.warning("slack user group lookup failed", extra={"group": group, "error": api_error(error)})
+            if error.response.status_code >= 500 or error.response.status_code == 429:
+                raise MembershipUnknown(group) from error
             return None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            log.warning("slack user group lookup failed", extra={"group": group, "error": type(error).__name__})
+            raise MembershipUnknown(group) from error
         members = {str(user) for user in reply.get("users") or []}
         self._groups[group] = (time.monotonic(), members)
         return members

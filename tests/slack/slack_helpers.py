@@ -86,9 +86,12 @@ class FakeSlack:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
 
-    def fail_next(self, method: str, status: int = 429) -> None:
-        """Answer the next call of `method` with HTTP `status`; 0 drops the connection unanswered."""
-        self._failures.setdefault(method, []).append(status)
+    def fail_next(self, method: str, status: int = 429, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` with HTTP `status`; 0 drops the connection unanswered."""
+        self._failures.setdefault(method, []).extend([status] * times)
+
+    def stop_failing(self, method: str) -> None:
+        self._failures.pop(method, None)
 
     def hold(self, method: str) -> threading.Event:
         """Calls to `method` get no answer until the returned event is set (10 s at most)."""

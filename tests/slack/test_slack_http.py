@@ -248,6 +248,57 @@ async def test_user_group_responders_are_resolved_through_usergroups_users_list(
     assert len(lookups) == 1  # cached between the two clicks
 
 
+@pytest.mark.parametrize("status", [500, 0], ids=["server-error", "dropped-connection"])
+async def test_a_group_member_is_asked_to_retry_when_slack_cannot_list_the_group(
+    slack_bot: BotFactory, fake_slack: FakeSlack, status: int
+) -> None:
+    """Slack failing is not a refusal: the person is not told they may not answer, and retrying works."""
+    fake_slack.groups["S0ONCALL"] = ["U0CAROL"]
+    bot = slack_bot()
+    request_id = await create_event("failover", bool, responders=["S0ONCALL"])
+    approve = find_element((await fake_slack.wait_for("chat.postMessage"))[0]["blocks"], "hitl_answer")[0]
+    fake_slack.fail_next("usergroups.users.list", status, times=10)  # more than the clients' retries
+
+    await post_signed(bot.url, click("U0CAROL", approve))
+    [note] = await fake_slack.wait_for("chat.postEphemeral")
+    assert note["text"] == "Could not check who is in S0ONCALL just now. Please try again in a moment."
+    assert await store().get_response(request_id) is None
+
+    fake_slack.stop_failing("usergroups.users.list")
+    await post_signed(bot.url, click("U0CAROL", approve))
+    assert (await wait_response(request_id)).responder.user_id == "U0CAROL"  # type: ignore[union-attr]
+
+
+async def test_the_pending_list_keeps_a_group_event_while_slack_cannot_list_the_group(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    """Listing it costs nothing (answering checks again); hiding it would look like the event is gone."""
+    bot = slack_bot()
+    await create_event("failover", bool, responders=["S0ONCALL"])
+    await fake_slack.wait_for("chat.postMessage")
+    fake_slack.fail_next("usergroups.users.list", 500, times=10)
+
+    await post_signed(bot.url, slash_command("U0CAROL", "", f"{fake_slack.url}/response/1"))
+    for _ in range(500):
+        if fake_slack.responses:
+            break
+        await asyncio.sleep(0.02)
+    [listing] = fake_slack.responses
+    assert listing["text"] == "1 event waits for your answer"
+    assert len(find_element(listing["blocks"], "hitl_answer")) == 2
+
+
+async def test_a_group_slack_says_does_not_exist_lets_nobody_in(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
+    bot = slack_bot()
+    request_id = await create_event("ghost-team", bool, responders=["S0GHOSTS"])
+    approve = find_element((await fake_slack.wait_for("chat.postMessage"))[0]["blocks"], "hitl_answer")[0]
+
+    await post_signed(bot.url, click("U0CAROL", approve))
+    [note] = await fake_slack.wait_for("chat.postEphemeral")
+    assert note["text"] == "Only S0GHOSTS may answer this event."
+    assert await store().get_response(request_id) is None
+
+
 async def test_twenty_concurrent_clicks_make_one_response_and_everyone_else_is_told(
     slack_bot: BotFactory, fake_slack: FakeSlack
 ) -> None:
