@@ -56,6 +56,7 @@ class SlackSurface:
         self.service = service
         self.default_channel = default_channel
         self._groups: dict[str, tuple[float, set[str]]] = {}
+        self._lookups: dict[str, asyncio.Task[set[str] | None]] = {}
 
     async def post(self, request: Request) -> None:
         targets = slack_targets(request, self.default_channel)
@@ -93,15 +94,25 @@ class SlackSurface:
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Slack user group (`S…`), cached for a minute; None for anything else.
 
-        Slack's refusal (`no_such_subteam`, `missing_scope`) is an answer: nobody gets in through
-        that group. Slack failing to answer (5xx or 429 after the client's retries, a dropped
-        connection, a timeout) raises `MembershipUnknown`, so the person is asked to retry.
+        One lookup per group at a time: `/hitl` asks once per listed event, and a burst of the same
+        call would run into Slack's rate limit for it.
         """
         if not _GROUP_ID.fullmatch(group):
             return None
         cached = self._groups.get(group)
         if cached and time.monotonic() - cached[0] < _GROUP_TTL_SECONDS:
             return cached[1]
+        lookup = self._lookups.get(group)
+        if lookup is None:
+            lookup = self._lookups[group] = asyncio.create_task(self._read_group(group))
+            lookup.add_done_callback(lambda done: self._forget(group, done))
+        return await asyncio.shield(lookup)  # one caller giving up does not cancel the others' lookup
+
+    async def _read_group(self, group: str) -> set[str] | None:
+        """Slack's refusal (`no_such_subteam`, `missing_scope`) is an answer: nobody gets in through
+        that group. Slack failing to answer (5xx or 429 after the client's retries, a dropped
+        connection, a timeout) raises `MembershipUnknown`, so the person is asked to retry.
+        """
         try:
             reply = await self.client.usergroups_users_list(usergroup=group)
         except SlackApiError as error:
@@ -115,6 +126,11 @@ class SlackSurface:
         members = {str(user) for user in reply.get("users") or []}
         self._groups[group] = (time.monotonic(), members)
         return members
+
+    def _forget(self, group: str, lookup: asyncio.Task[set[str] | None]) -> None:
+        self._lookups.pop(group, None)
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved even if every caller gave up, so asyncio does not warn
 
     async def _rewrite(self, request: Request, refs: list[MessageRef], text: str, blocks: Sequence[Block]) -> None:
         """Replace the event's Slack messages `refs`; one failure does not stop the others."""

@@ -114,6 +114,16 @@ class FakeSlack:
             await asyncio.sleep(0.02)
         return found
 
+    async def wait_for_responses(self, count: int = 1, seconds: float = 10) -> list[dict[str, Any]]:
+        """What the bot sent to `response_url`s (slash command replies) once `count` arrived."""
+        deadline = time.monotonic() + seconds
+        while len(self.responses) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} response_url posts, saw {self.responses}")
+            await asyncio.sleep(0.02)
+        with self._lock:
+            return list(self.responses)
+
     def push(self, envelope: dict[str, Any]) -> None:
         """Send a Socket Mode envelope to every connected client."""
 

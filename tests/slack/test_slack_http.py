@@ -279,13 +279,24 @@ async def test_the_pending_list_keeps_a_group_event_while_slack_cannot_list_the_
     fake_slack.fail_next("usergroups.users.list", 500, times=10)
 
     await post_signed(bot.url, slash_command("U0CAROL", "", f"{fake_slack.url}/response/1"))
-    for _ in range(500):
-        if fake_slack.responses:
-            break
-        await asyncio.sleep(0.02)
-    [listing] = fake_slack.responses
+    [listing] = await fake_slack.wait_for_responses()
     assert listing["text"] == "1 event waits for your answer"
     assert len(find_element(listing["blocks"], "hitl_answer")) == 2
+
+
+async def test_the_pending_list_reads_a_group_once_for_all_its_events(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    fake_slack.groups["S0ONCALL"] = ["U0CAROL"]
+    bot = slack_bot()
+    for n in range(5):
+        await create_event(f"incident-{n}", bool, responders=["S0ONCALL"])
+    await fake_slack.wait_for("chat.postMessage", 5)
+
+    await post_signed(bot.url, slash_command("U0CAROL", "", f"{fake_slack.url}/response/1"))
+    [listing] = await fake_slack.wait_for_responses()
+    assert listing["text"] == "5 events wait for your answer"
+    assert len(fake_slack.of("usergroups.users.list")) == 1  # not one per event
 
 
 async def test_a_group_slack_says_does_not_exist_lets_nobody_in(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
@@ -390,11 +401,7 @@ async def test_slash_command_lists_newest_twenty_with_controls_and_help(
 
     status, body = await post_signed(bot.url, slash_command("U0ALICE", "", response_url))
     assert (status, body) == (200, "")
-    for _ in range(200):
-        if fake_slack.responses:
-            break
-        await asyncio.sleep(0.02)
-    [listing] = fake_slack.responses
+    [listing] = await fake_slack.wait_for_responses()
     assert listing["response_type"] == "ephemeral" and listing["text"] == "22 events wait for your answer"
     blocks = listing["blocks"]
     assert len(blocks) <= 50
@@ -413,11 +420,7 @@ async def test_slash_command_lists_newest_twenty_with_controls_and_help(
     assert note["text"].startswith("Saved: *Approve* by <@U0ALICE>")
 
     await post_signed(bot.url, slash_command("U0ALICE", "help", f"{fake_slack.url}/response/2"))
-    for _ in range(200):
-        if len(fake_slack.responses) > 1:
-            break
-        await asyncio.sleep(0.02)
-    assert "/hitl pending" in fake_slack.responses[1]["text"]
+    assert "/hitl pending" in (await fake_slack.wait_for_responses(2))[1]["text"]
 
 
 async def test_respond_button_refuses_before_the_modal_opens(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
