@@ -215,6 +215,13 @@ class LoadSample:
     def ms(self, pct: float) -> float:
         return percentile(self.latencies, pct) * 1000
 
+    def row(self, endpoint: str, *, unit: str = "") -> str:
+        """A row of the load table: server | endpoint | count | errors | p50 ms | p99 ms | per s | CPU ms."""
+        return (
+            f"| {self.name} | {endpoint} | {self.count} | {self.errors} | {self.ms(50):.1f} | {self.ms(99):.1f} "
+            f"| {self.throughput:.0f}{unit} | {self.cpu_ms:.2f} |"
+        )
+
 
 def percentile(samples: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile: with 500 samples, p99 is the 5th slowest, not an interpolation."""

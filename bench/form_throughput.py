@@ -129,11 +129,7 @@ def report(samples: list[LoadSample], notes: list[str], unreadable: int, args: a
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     endpoints = {"ours": "`POST /form/<id>?sig=…` (form-encoded `value`)", "stock": "`POST /submit/json`"}
-    for s in samples:
-        lines.append(
-            f"| {s.name} | {endpoints[s.name]} | {s.count} | {s.errors} | {s.ms(50):.2f} | {s.ms(99):.2f} "
-            f"| {s.throughput:.0f} | {s.cpu_ms:.2f} |"
-        )
+    lines += [s.row(endpoints[s.name]) for s in samples]
     lines += [
         "",
         per_round_ratios("answers/s", ours.per_round, stock.per_round),

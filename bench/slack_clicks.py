@@ -265,11 +265,7 @@ def report(
         "| server | endpoint | clicks | errors | ack p50 ms | ack p99 ms | written/s (end to end) | CPU ms/click |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for s in samples:
-        lines.append(
-            f"| {s.name} | {endpoints[s.name]} | {s.count} | {s.errors} | {s.ms(50):.1f} | {s.ms(99):.1f} "
-            f"| {s.throughput:.0f}{'' if s.name != 'floor' else ' (acks/s)'} | {s.cpu_ms:.2f} |"
-        )
+    lines += [s.row(endpoints[s.name], unit=" (acks/s)" if s.name == "floor" else "") for s in samples]
     lines += [
         "",
         per_round_ratios("written/s", ours.per_round, stock.per_round),
