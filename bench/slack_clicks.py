@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -45,6 +46,7 @@ from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.store import Store
 
 SIGNING_SECRET = "bench-signing-secret"
+FLOORS = ("floor", "bolt")  # servers that only ack
 
 
 # -- the fake Slack Web API child ------------------------------------------------------------
@@ -53,11 +55,16 @@ SIGNING_SECRET = "bench-signing-secret"
 def serve_fake(port: int) -> None:
     """Answers every Web API method with ok (auth.test, chat.update, chat.postEphemeral) and counts them.
 
-    Also the floor: `POST /slack/events` reads the body and answers 200, nothing else.
+    Also the two floors: `POST /slack/events` reads the body and answers 200, nothing else;
+    `POST /bolt/events` runs the request through a bolt app configured as ours (signature check,
+    payload parsing, middleware, a listener) whose listener only acks.
     """
     from collections import Counter
 
     from aiohttp import web
+    from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+    from slack_bolt.async_app import AsyncAck, AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
 
     calls: Counter[str] = Counter()
 
@@ -73,11 +80,22 @@ def serve_fake(port: int) -> None:
         await request.read()
         return web.Response()
 
+    client = AsyncWebClient(token="xoxb-bench", base_url=f"http://127.0.0.1:{port}/api/")
+    bolt = AsyncApp(client=client, signing_secret=SIGNING_SECRET, process_before_response=True)
+
+    @bolt.action(re.compile(".*"))
+    async def only_ack(ack: AsyncAck) -> None:
+        await ack()
+
+    async def bolt_floor(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
     app = web.Application()
     app.router.add_route("*", "/api/{method}", api)
     app.router.add_get("/count/{method}", count)
     app.router.add_post("/slack/events", floor)
-    print("an aiohttp handler that reads the body and answers 200 (same backlog as ours)", flush=True)
+    app.router.add_post("/bolt/events", bolt_floor)
+    print("aiohttp: one handler reads the body and answers 200, one runs bolt to an ack (backlog as ours)", flush=True)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=2048)
 
 
@@ -96,7 +114,8 @@ def raw_post(path: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def click_ours(event: Request, n: int) -> bytes:
+def click_slack(event: Request, n: int, path: str = "/slack/events") -> bytes:
+    """A signed click, as Slack sends it, on `path`."""
     body = slack_click_body(event, n)
     timestamp = str(int(time.time()))
     signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body) or ""
@@ -105,7 +124,7 @@ def click_ours(event: Request, n: int) -> bytes:
         "X-Slack-Signature": signature,
         "Content-Type": "application/x-www-form-urlencoded",
     }
-    return raw_post("/slack/events", body.encode(), headers)
+    return raw_post(path, body.encode(), headers)
 
 
 def click_stock(event: Request, _: int) -> bytes:
@@ -168,13 +187,16 @@ async def run_round(
     Throughput stops when the last answer is written. The CPU count also covers what `settle` waits
     for (our message updates, sent after the answer), so none of that work spills into the next round.
     """
-    build = click_stock if server.name == "stock" else click_ours
-    requests = [build(event, n) for n, event in enumerate(events)]
+    if server.name == "stock":
+        requests = [click_stock(event, n) for n, event in enumerate(events)]
+    else:
+        path = "/bolt/events" if server.name == "bolt" else "/slack/events"
+        requests = [click_slack(event, n, path) for n, event in enumerate(events)]
     port = int(server.url.rsplit(":", 1)[1])
     cpu_before = server.cpu_seconds()
     started = time.perf_counter()
     results = await asyncio.gather(*(send(port, request) for request in requests))
-    if server.name != "floor":  # it writes nothing
+    if server.name not in FLOORS:  # they write nothing
         await all_written(events)
     elapsed = time.perf_counter() - started
     if settle is not None:
@@ -199,9 +221,9 @@ async def read_back(stores: dict[str, Store], answered: list[tuple[str, Request]
 async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[LoadSample], list[str], int, int, float]:
     """The samples, notes, answers read back as True of all answered, and the fake's CPU ms per click of ours."""
     # One store folder per server, on the same filesystem: our bot's reconciler then sees only its
-    # own events, not stock's (whose pending markers stock never drops) or the floor's (never answered).
+    # own events, not stock's (whose pending markers stock never drops) or the floors' (never answered).
     folder = Path(tempfile.mkdtemp(prefix="hitl-bench-slack-"))
-    stores = {name: Store((folder / name).as_uri()) for name in ("ours", "stock", "floor")}
+    stores = {name: Store((folder / name).as_uri()) for name in ("ours", "stock", *FLOORS)}
     secret = secrets.token_urlsafe(32)
     fake = start_fake("fake slack")
     os.environ.update(
@@ -224,7 +246,7 @@ async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[LoadSample]
         return (lambda: updates_sent(fake, updates)) if server.name == "ours" else None
 
     try:
-        servers = [start_ours((folder / "ours").as_uri(), secret), start_stock(), start_fake("floor")]
+        servers = [start_ours((folder / "ours").as_uri(), secret), start_stock(), *map(start_fake, FLOORS)]
         samples = {s.name: LoadSample(s.name) for s in servers}
         answered: list[tuple[str, Request]] = []
         for server in servers:
@@ -236,7 +258,7 @@ async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[LoadSample]
                 await run_round(server, batch, samples[server.name], settle(server))
                 if server.name == "ours":
                     fake_cpu += fake.cpu_seconds() - fake_before
-                answered += [(server.name, event) for event in batch] if server.name != "floor" else []
+                answered += [(server.name, event) for event in batch] if server.name not in FLOORS else []
         good = await read_back(stores, answered)
         notes = [f"{s.name}: {s.note}" for s in servers]
         return list(samples.values()), notes, good, len(answered), fake_cpu * 1000 / samples["ours"].count
@@ -248,11 +270,12 @@ async def bench(clicks: int, rounds: int, warmup: int) -> tuple[list[LoadSample]
 def report(
     samples: list[LoadSample], notes: list[str], good: int, total: int, fake_ms: float, args: argparse.Namespace
 ) -> list[str]:
-    ours, stock, floor = samples
+    ours, stock, floor, bolt = samples
     endpoints = {
         "ours": "`POST /slack/events` (signed block_actions, bolt)",
         "stock": "`POST /submit/json`",
         "floor": "`POST /slack/events` (read, answer 200)",
+        "bolt": "`POST /bolt/events` (bolt, listener only acks)",
     }
     lines = [
         "# Slack clicks: ours (signed, via slack_bolt) vs stock flyteplugins-hitl `/submit/json`",
@@ -265,7 +288,7 @@ def report(
         "| server | endpoint | clicks | errors | ack p50 ms | ack p99 ms | written/s (end to end) | CPU ms/click |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    lines += [s.row(endpoints[s.name], unit=" (acks/s)" if s.name == "floor" else "") for s in samples]
+    lines += [s.row(endpoints[s.name], unit=" (acks/s)" if s.name in FLOORS else "") for s in samples]
     lines += [
         "",
         per_round_ratios("written/s", ours.per_round, stock.per_round),
@@ -279,6 +302,11 @@ def report(
         f"The floor is what this machine allows any Python server under this load: p99 {floor.ms(99):.0f} ms "
         f"for a handler that does nothing; ours acks at {ours.ms(99) / floor.ms(99):.1f}x the floor's p99 and "
         f"uses {ours.cpu_ms / floor.cpu_ms:.1f}x its CPU per click.",
+        "",
+        f"Bolt alone, configured as ours with a listener that only acks, acks {bolt.throughput:.0f} clicks/s at "
+        f"{bolt.cpu_ms:.2f} ms CPU per click: {bolt.throughput / stock.throughput:.2f}x stock's throughput and "
+        f"{bolt.cpu_ms / stock.cpu_ms:.2f}x its CPU per click, before any of our work. It is the ceiling for any "
+        "bolt-based handler on this machine.",
         "",
         "What each side does per click: ours verifies Slack's HMAC signature and timestamp, parses the "
         "form-encoded payload (shaped like Slack's, with the clicked message's blocks: about 4 KB), runs "
