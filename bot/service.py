@@ -35,6 +35,7 @@ _READ_CONCURRENCY = 32
 # A post not done after this lost its replica mid-post: a live one gives up at `post_send_seconds`.
 STALE_POST_SECONDS = 120.0
 _POST_ATTEMPTS = 3  # a target whose posts keep dying mid-way is given up after this many
+_RECORD_ATTEMPTS = 3  # saving where a posted message went; each wait doubles from `record_retry_seconds`
 
 
 class Surface(Protocol):
@@ -71,6 +72,7 @@ class HitlService:
         # Slack's client alone may retry for longer (30 s timeouts, Retry-After waits); cut off
         # well before anyone may take the claim over, so nobody posts again while it still runs.
         self.post_send_seconds = STALE_POST_SECONDS / 2
+        self.record_retry_seconds = 1.0
 
     def add_surface(self, surface: Surface) -> None:
         self._surfaces.append(surface)
@@ -232,36 +234,56 @@ class HitlService:
         """`announce` without holding up the caller (a Flyte task) while chat platforms answer."""
         self.spawn(self.announce(request_id))
 
-    async def post_once(self, request_id: str, platform: str, target: str, send: Callable[[], Awaitable[None]]) -> bool:
+    async def post_once(
+        self, request: Request, platform: str, target: str, send: Callable[[], Awaitable[MessageRef]]
+    ) -> bool:
         """Run `send` unless this target already has (or is getting) the message, on any replica.
 
-        A claim object makes the first caller the only poster, and is marked done after `send`.
-        A failed send, or one still running after `post_send_seconds` (`TimeoutError`), releases
-        it, so the reconciler tries again. A claim still not done after `STALE_POST_SECONDS` lost
-        its replica mid-post: the next numbered claim takes over, so a crash costs a late message
-        (at worst a second one), never a missing one. Returns whether `send` ran.
+        A claim object makes the first caller the only poster. A failed send, or one still running
+        after `post_send_seconds` (`TimeoutError`), releases it, so the reconciler tries again. A
+        claim still not done after `STALE_POST_SECONDS` lost its replica mid-post: the next numbered
+        claim takes over, so a crash costs a late message (at worst a second one), never a missing
+        one. Once `send` returns, the message exists: its record is saved and the claim is marked
+        done, and neither failing frees the claim (that would post a second copy). Returns whether
+        `send` ran.
         """
         base = f"post-{platform}-{hashlib.sha256(target.encode()).hexdigest()[:24]}"
         for attempt in range(1, _POST_ATTEMPTS + 1):
             name = base if attempt == 1 else f"{base}.{attempt}"
-            if await self.store.claim(request_id, name):
+            if await self.store.claim(request.request_id, name):
                 break
-            claim = await self.store.get_claim(request_id, name)
+            claim = await self.store.get_claim(request.request_id, name)
             if claim is None or claim.done or utcnow() - claim.claimed_at < timedelta(seconds=STALE_POST_SECONDS):
                 return False  # posted, being posted, or released a moment ago (the next pass retries)
         else:
             return False
         try:
             async with asyncio.timeout(self.post_send_seconds):
-                await send()
+                message = await send()
         except BaseException:
-            await self.store.release(request_id, name)
+            await self.store.release(request.request_id, name)
             raise
+        await self._record_posted(request, message)
         try:
-            await self.store.finish_claim(request_id, name)
+            await self.store.finish_claim(request.request_id, name)
         except StoreError:  # posted all the same; the claim may be taken over later (a second copy)
-            log.warning("post claim not marked done", extra={"request_id": request_id, "platform": platform})
+            log.warning("post claim not marked done", extra={"request_id": request.request_id, "platform": platform})
         return True
+
+    async def _record_posted(self, request: Request, message: MessageRef) -> None:
+        """`record_message`, retried: storage hiccups are common, and an unrecorded copy is never updated."""
+        for attempt in range(1, _RECORD_ATTEMPTS + 1):
+            try:
+                await self.record_message(request, message)
+                return
+            except StoreError:
+                if attempt == _RECORD_ATTEMPTS:
+                    log.error(
+                        "message posted but not recorded: it will keep its buttons after the answer",
+                        extra={"request_id": request.request_id, "platform": message.platform, "key": message.key},
+                    )
+                    return
+                await asyncio.sleep(self.record_retry_seconds * 2 ** (attempt - 1))
 
     async def record_message(self, request: Request, message: MessageRef) -> None:
         """Remember where a copy of the event went, so any replica can update it.

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
 from hitl_chatops.bot.errors import AlreadyAnswered, NotAllowed
-from hitl_chatops.bot.protocol import Responder, Response, utcnow
+from hitl_chatops.bot.protocol import MessageRef, Request, Responder, Response, utcnow
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
 from tests.helpers import make_request
@@ -85,26 +86,30 @@ def replica_of(service: HitlService) -> HitlService:
     return HitlService(Store(service.store.url), secret="s" * 32, form_base_url="http://127.0.0.1")
 
 
-async def post(service: HitlService, request_id: str, sent: list[str]) -> bool:
-    async def send() -> None:
-        sent.append("posted")
+POSTED = MessageRef(platform="slack", key="C0DEPLOYS-1.0", data={"channel": "C0DEPLOYS", "ts": "1.0"})
 
-    return await service.post_once(request_id, "slack", "C0DEPLOYS", send)
+
+async def post(service: HitlService, request: Request, sent: list[str]) -> bool:
+    async def send() -> MessageRef:
+        sent.append("posted")
+        return POSTED
+
+    return await service.post_once(request, "slack", "C0DEPLOYS", send)
 
 
 async def test_a_target_is_posted_once_and_a_failed_post_is_tried_again(service: HitlService) -> None:
     request = make_request(service.store)
     await service.store.put_request(request)
 
-    async def fail() -> None:
+    async def fail() -> MessageRef:
         raise ConnectionError("slack is down")
 
     with pytest.raises(ConnectionError):
-        await service.post_once(request.request_id, "slack", "C0DEPLOYS", fail)
+        await service.post_once(request, "slack", "C0DEPLOYS", fail)
     sent: list[str] = []
-    assert await post(service, request.request_id, sent) is True
-    assert await post(service, request.request_id, sent) is False
-    assert await post(replica_of(service), request.request_id, sent) is False  # another replica, cold caches
+    assert await post(service, request, sent) is True
+    assert await post(service, request, sent) is False
+    assert await post(replica_of(service), request, sent) is False  # another replica, cold caches
     assert sent == ["posted"]
 
 
@@ -114,17 +119,18 @@ async def test_a_post_still_running_at_its_time_limit_is_cut_off_and_tried_again
     await service.store.put_request(request)
     service.post_send_seconds = 0.1
 
-    async def hang() -> None:
+    async def hang() -> MessageRef:
         await asyncio.Event().wait()
+        return POSTED
 
-    attempt = asyncio.create_task(service.post_once(request.request_id, "slack", "C0DEPLOYS", hang))
+    attempt = asyncio.create_task(service.post_once(request, "slack", "C0DEPLOYS", hang))
     done, _ = await asyncio.wait({attempt}, timeout=10)
     attempt.cancel()
     assert attempt in done, "the post was never cut off"
     assert isinstance(attempt.exception(), TimeoutError)
     sent: list[str] = []
-    assert await post(service, request.request_id, sent) is True  # the claim was released
-    assert await post(replica_of(service), request.request_id, sent) is False
+    assert await post(service, request, sent) is True  # the claim was released
+    assert await post(replica_of(service), request, sent) is False
     assert sent == ["posted"]
 
 
@@ -143,6 +149,34 @@ async def test_a_post_claim_left_unfinished_is_taken_over_once(
     await service.store.put_request(request)
     crashed_claim(service.store, request.request_id, left_behind)
     sent: list[str] = []
-    assert await post(service, request.request_id, sent) is (posts == 1)
-    assert await post(replica_of(service), request.request_id, sent) is False
+    assert await post(service, request, sent) is (posts == 1)
+    assert await post(replica_of(service), request, sent) is False
     assert len(sent) == posts
+
+
+@pytest.mark.parametrize("store_heals", [True, False])
+async def test_a_posted_message_whose_record_fails_is_not_posted_again(
+    store_url: str, store_heals: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Releasing the claim would post a second copy next to the unrecorded one: the record is retried instead."""
+    service = HitlService(Store(store_url), secret="s" * 32, form_base_url="http://127.0.0.1")
+    service.record_retry_seconds = 0.05
+    request = make_request(service.store)
+    await service.store.put_request(request)
+    # A file where the event's messages folder belongs: every record write fails, as on a sick disk.
+    obstacle = Path(service.store.root) / "hitl-requests" / request.request_id / "messages"
+    obstacle.write_text("in the way")
+    sent: list[str] = []
+
+    async def send() -> MessageRef:
+        sent.append("posted")
+        if store_heals:  # before the first retry (timers fire in order)
+            asyncio.get_running_loop().call_later(0.01, obstacle.unlink)
+        return POSTED
+
+    assert await service.post_once(request, "slack", "C0DEPLOYS", send) is True
+    assert await post(service, request, sent) is False
+    assert await post(replica_of(service), request, sent) is False
+    assert sent == ["posted"]
+    assert await service.store.messages(request.request_id) == ([POSTED] if store_heals else [])
+    assert ("message posted but not recorded" in caplog.text) is not store_heals

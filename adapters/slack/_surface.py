@@ -66,16 +66,15 @@ class SlackSurface:
         text = _blocks.event_text(request)
         for channel in targets:
 
-            async def send(channel: str = channel) -> None:
+            async def send(channel: str = channel) -> MessageRef:
                 reply = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
                 ts, where = str(reply["ts"]), str(reply.get("channel") or channel)
-                ref = MessageRef(platform="slack", key=f"{where}-{ts}", data={"channel": where, "ts": ts})
-                await self.service.record_message(request, ref)
                 log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "ts": ts})
+                return MessageRef(platform="slack", key=f"{where}-{ts}", data={"channel": where, "ts": ts})
 
             try:
                 # Once per channel across notifies, the reconciler and replicas.
-                await self.service.post_once(request.request_id, "slack", channel, send)
+                await self.service.post_once(request, "slack", channel, send)
             except Exception as error:  # one channel's trouble must not stop the others; the reconciler retries it
                 code = api_error(error) if isinstance(error, SlackApiError) else None
                 log.warning(

@@ -28,6 +28,15 @@ def card_activity(card: Card, tenant_id: str | None = None) -> Activity:
     return activity
 
 
+def card_ref(conversation_id: str, activity_id: str, kind: str) -> MessageRef:
+    """Where a card of the event is, so any replica can update it later."""
+    return MessageRef(
+        platform=PLATFORM,
+        key=message_key(conversation_id, activity_id),
+        data={"conversation_id": conversation_id, "activity_id": activity_id, "kind": kind},
+    )
+
+
 class TeamsSurface:
     """Posts to `teams:<conversation id>` targets and keeps every posted card current."""
 
@@ -47,12 +56,12 @@ class TeamsSurface:
         card = event_card(request, self._service.form_url(request.request_id))
         for conversation_id in dict.fromkeys(targets):
 
-            async def send(conversation_id: str = conversation_id) -> None:
-                await self._post_one(request, conversation_id, card)
+            async def send(conversation_id: str = conversation_id) -> MessageRef:
+                return await self._post_one(request, conversation_id, card)
 
             try:
                 # Once per conversation across notifies, the reconciler and replicas.
-                await self._service.post_once(request.request_id, PLATFORM, conversation_id, send)
+                await self._service.post_once(request, PLATFORM, conversation_id, send)
             except Exception as error:  # one unreachable conversation must not stop the others
                 log.warning(
                     "teams post failed",
@@ -73,12 +82,7 @@ class TeamsSurface:
 
     async def record(self, request: Request, conversation_id: str, activity_id: str, kind: str) -> None:
         """Remember where a card of the event is, so any replica can update it later."""
-        ref = MessageRef(
-            platform=PLATFORM,
-            key=message_key(conversation_id, activity_id),
-            data={"conversation_id": conversation_id, "activity_id": activity_id, "kind": kind},
-        )
-        await self._service.record_message(request, ref)
+        await self._service.record_message(request, card_ref(conversation_id, activity_id, kind))
 
     async def _replace_all(self, request: Request, copies: list[MessageRef], card: Card) -> None:
         results = await asyncio.gather(*(self._replace(m, card) for m in copies), return_exceptions=True)
@@ -92,7 +96,7 @@ class TeamsSurface:
         if failed:  # the core keeps the event in its outbox and the reconciler retries
             raise RuntimeError(f"{len(failed)} of {len(copies)} Teams cards could not be updated")
 
-    async def _post_one(self, request: Request, conversation_id: str, card: Card) -> None:
+    async def _post_one(self, request: Request, conversation_id: str, card: Card) -> MessageRef:
         found = await recall(self._service.store, conversation_id)
         if found is None:
             # Raised, not returned: the post claim is released so the reconciler posts after installation.
@@ -109,8 +113,8 @@ class TeamsSurface:
         await self._continue(reference, send)
         if not sent:
             raise RuntimeError("Teams accepted the card but returned no activity id")
-        await self.record(request, conversation_id, sent[0], "post")
         log.info("teams card posted", extra={"request_id": request.request_id, "conversation_id": conversation_id})
+        return card_ref(conversation_id, sent[0], "post")
 
     async def _replace(self, message: MessageRef, card: Card) -> None:
         conversation_id = str(message.data.get("conversation_id", ""))
