@@ -19,6 +19,7 @@ from botframework.connector.auth import AuthenticateRequestResult
 from hitl_chatops.bot.config import Settings
 from hitl_chatops.bot.service import HitlService
 
+from .credentials import KeptCredentialsFactory, signing_keys_kept
 from .handler import TeamsBot
 from .surface import TeamsSurface
 
@@ -67,7 +68,8 @@ def _refused(error: Exception) -> None:
 
 def attach(app: web.Application, service: HitlService, settings: Settings) -> None:
     """Mount `POST /api/messages` and register the Teams surface with the core."""
-    adapter = CloudAdapter(_Authentication(_AdapterConfig(settings)))
+    config = _AdapterConfig(settings)
+    adapter = CloudAdapter(_Authentication(config, credentials_factory=KeptCredentialsFactory(config)))
     adapter.on_turn_error = _on_turn_error
     surface = TeamsSurface(adapter, service, settings.teams_app_id)
     bot = TeamsBot(service, surface)
@@ -79,6 +81,8 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
             "MicrosoftAppId and MicrosoftAppPassword for real Teams.",
             extra={"route": ROUTE},
         )
+    else:
+        app.cleanup_ctx.append(signing_keys_kept)
 
     async def messages(request: web.Request) -> web.StreamResponse:
         if request.content_type != "application/json":

@@ -75,6 +75,7 @@ class FakeConnector:
     """`POST /v3/conversations/{id}/activities[/{activityId}]` and `PUT .../{activityId}`, recorded."""
 
     calls: list[Call] = field(default_factory=list)
+    key_fetches: int = 0  # GETs of the published signing keys
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
@@ -138,6 +139,7 @@ class FakeConnector:
         return web.json_response({"issuer": TOKEN_ISSUER, "jwks_uri": f"{self.url}openid/keys"})
 
     async def _openid_keys(self, _: web.Request) -> web.Response:
+        self.key_fetches += 1
         return web.json_response({"keys": [SIGNING_KEY.jwk(["msteams"]), SKYPE_KEY.jwk(["skype"])]})
 
     @property

@@ -85,6 +85,20 @@ async def test_a_valid_channel_token_is_accepted_and_the_answer_saved(secured: T
     assert response.responder is not None and response.responder.user_id == "aad-alice"
 
 
+async def test_signing_keys_are_fetched_before_the_first_request_not_during_it(secured: Teams) -> None:
+    """botbuilder would fetch them with blocking calls inside the first request, stalling the whole bot."""
+    await secured.connector.wait_for(lambda: secured.connector.key_fetches)
+    fetched = secured.connector.key_fetches
+    event = await pending_event(secured)
+
+    status, body = await secured.invoke(
+        answer(event.request_id, "3"), headers=bearer(SIGNING_KEY.token(APP_ID, secured.connector.url))
+    )
+
+    assert status == 200, body
+    assert secured.connector.key_fetches == fetched
+
+
 @pytest.mark.parametrize("make_token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
 async def test_a_forged_or_stale_token_is_401_and_writes_nothing(
     secured: Teams, make_token: Callable[[str], str]
