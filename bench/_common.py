@@ -215,6 +215,15 @@ class LoadSample:
     def ms(self, pct: float) -> float:
         return percentile(self.latencies, pct) * 1000
 
+    def versus(self, peer: LoadSample) -> str:
+        """The bold summary of this side against `peer`, as ratios (above 1 = this side is higher)."""
+        return (
+            f"**{self.name}/{peer.name}: throughput {self.throughput / peer.throughput:.2f}x, "
+            f"p50 latency {self.ms(50) / peer.ms(50):.2f}x, p99 latency {self.ms(99) / peer.ms(99):.2f}x, "
+            f"server CPU per answer {self.cpu_ms / peer.cpu_ms:.2f}x** "
+            "(throughput above 1 and the others below 1 favour ours)"
+        )
+
     def row(self, endpoint: str, *, unit: str = "") -> str:
         """A row of the load table: server | endpoint | count | errors | p50 ms | p99 ms | per s | CPU ms."""
         return (

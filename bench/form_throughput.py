@@ -134,9 +134,7 @@ def report(samples: list[LoadSample], notes: list[str], unreadable: int, args: a
         "",
         per_round_ratios("answers/s", ours.per_round, stock.per_round),
         "",
-        f"**ours/stock: throughput {ours.throughput / stock.throughput:.2f}x, "
-        f"p50 latency {ours.ms(50) / stock.ms(50):.2f}x, p99 latency {ours.ms(99) / stock.ms(99):.2f}x, "
-        f"server CPU per answer {ours.cpu_ms / stock.cpu_ms:.2f}x**",
+        ours.versus(stock),
         "",
         f"Responses read back through our `Store` as value {ANSWER}: "
         + ("all" if unreadable == 0 else f"{unreadable} missing or wrong"),

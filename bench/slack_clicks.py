@@ -293,9 +293,7 @@ def report(
         "",
         per_round_ratios("written/s", ours.per_round, stock.per_round),
         "",
-        f"**ours/stock: throughput {ours.throughput / stock.throughput:.2f}x, "
-        f"ack p50 {ours.ms(50) / stock.ms(50):.2f}x, ack p99 {ours.ms(99) / stock.ms(99):.2f}x** "
-        "(throughput above 1 and latency below 1 favour ours)",
+        ours.versus(stock),
         "",
         f"Answers read back through our `Store` as True: {good} of {total}.",
         "",
