@@ -14,11 +14,13 @@ from botbuilder.core import TurnContext
 from botbuilder.core.invoke_response import InvokeResponse
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import Activity, ActivityTypes
-from botframework.connector.auth import AuthenticateRequestResult
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import AuthenticateRequestResult, ClaimsIdentity, ConnectorFactory
 
 from hitl_chatops.bot.config import Settings
 from hitl_chatops.bot.service import HitlService
 
+from .connectors import ClientKey, KeptConnectorFactory, app_id_of
 from .credentials import KeptCredentialsFactory, signing_keys_kept
 from .handler import TeamsBot
 from .surface import TeamsSurface
@@ -39,16 +41,31 @@ class _AdapterConfig:
 
 
 class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
-    """botbuilder's token check, where every way a token can be bad is a `PermissionError` (a 401).
+    """botbuilder's authentication, with kept credentials and connector clients, where every way a
+    token can be bad is a `PermissionError` (a 401).
 
     botbuilder itself lets some bad tokens escape as other errors, which CloudAdapter answers
     with a 500: a malformed token (PyJWT's DecodeError), an unknown signing key (IndexError), a key
     not endorsed for the channel or a disallowed algorithm (bare `Exception`).
     """
 
+    def __init__(self, config: _AdapterConfig) -> None:
+        super().__init__(config, credentials_factory=KeptCredentialsFactory(config))
+        self._connectors: dict[ClientKey, ConnectorClient] = {}
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        """For proactive messages."""
+        return self._kept(super().create_connector_factory(claims_identity), claims_identity)
+
+    def _kept(self, factory: ConnectorFactory, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return KeptConnectorFactory(
+            factory, app_id_of(claims_identity), self.get_originating_audience(), self._connectors
+        )
+
     async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        """The token check for incoming turns, whose result carries their connector factory."""
         try:
-            return await super().authenticate_request(activity, auth_header)
+            result = await super().authenticate_request(activity, auth_header)
         except PermissionError as error:  # botbuilder's own refusal
             _refused(error)
             raise
@@ -57,6 +74,8 @@ class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[
         except Exception as error:
             _refused(error)
             raise PermissionError("invalid Bot Framework token") from error
+        result.connector_factory = self._kept(result.connector_factory, result.claims_identity)
+        return result
 
 
 def _refused(error: Exception) -> None:
@@ -69,7 +88,7 @@ def _refused(error: Exception) -> None:
 def attach(app: web.Application, service: HitlService, settings: Settings) -> None:
     """Mount `POST /api/messages` and register the Teams surface with the core."""
     config = _AdapterConfig(settings)
-    adapter = CloudAdapter(_Authentication(config, credentials_factory=KeptCredentialsFactory(config)))
+    adapter = CloudAdapter(_Authentication(config))
     adapter.on_turn_error = _on_turn_error
     surface = TeamsSurface(adapter, service, settings.teams_app_id)
     bot = TeamsBot(service, surface)

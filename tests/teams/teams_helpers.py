@@ -67,6 +67,7 @@ class Call:
     activity_id: str | None
     body: dict[str, Any]
     headers: dict[str, str]
+    connection: int  # which TCP connection it came over (the client's port)
     created_id: str | None = None
 
 
@@ -120,6 +121,7 @@ class FakeConnector:
             activity_id=request.match_info.get("activity"),
             body=await request.json(),
             headers=dict(request.headers),
+            connection=request.transport.get_extra_info("peername")[1] if request.transport else 0,
         )
         with self._lock:
             self.calls.append(call)

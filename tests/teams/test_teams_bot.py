@@ -88,6 +88,22 @@ async def test_a_repeated_notify_does_not_post_twice(teams: Teams) -> None:
     assert len([c for c in teams.connector.sent(CHANNEL) if c.body.get("attachments")]) == 1
 
 
+async def test_bot_connector_calls_reuse_one_connection(teams: Teams) -> None:
+    """botbuilder builds a new connector client, with a new HTTP session, for every turn and every
+    proactive message: a TCP connect and, in Teams, a TLS handshake per card posted or updated."""
+    await teams.install()
+    for posted in range(1, 4):
+        event = await make_event(teams.bot, channels=[f"teams:{CHANNEL}"])
+        await teams.connector.wait_for(lambda n=posted: len(teams.connector.cards(teams.connector.sent(CHANNEL))) == n)
+        await recorded_messages(store_of(teams), event.request_id)
+    status, _ = await teams.invoke(answer(event.request_id, "3"))
+    assert status == 200
+    await teams.connector.wait_for(teams.connector.updates)
+
+    assert len(teams.connector.calls) == 5  # the welcome, three cards, one update
+    assert len({call.connection for call in teams.connector.calls}) == 1
+
+
 async def test_unknown_conversation_is_skipped_without_failing_the_notify(teams: Teams) -> None:
     await make_event(teams.bot, channels=["teams:19:never-installed@thread.tacv2"])
     await asyncio.sleep(0.3)  # the announce runs after the notify's 202
