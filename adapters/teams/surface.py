@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
@@ -19,6 +19,7 @@ from .references import PLATFORM, message_key, recall
 
 log = logging.getLogger(__name__)
 TARGET_PREFIX = f"{PLATFORM}:"
+Callback = Callable[[TurnContext], Awaitable[None]]
 
 
 def card_activity(card: Card, tenant_id: str | None = None) -> Activity:
@@ -131,5 +132,20 @@ class TeamsSurface:
 
         await self._continue(reference, update)
 
-    async def _continue(self, reference: ConversationReference, callback: Any) -> None:
-        await self._adapter.continue_conversation(reference, callback, self._app_id)
+    async def _continue(self, reference: ConversationReference, callback: Callback) -> None:
+        """Run `callback` in the conversation and raise what it raised.
+
+        botbuilder hands a proactive turn's error to `on_turn_error`, which only logs it: a failed
+        post or card update would look done, and the reconciler would never retry it.
+        """
+        failed: list[Exception] = []
+
+        async def guarded(context: TurnContext) -> None:
+            try:
+                await callback(context)
+            except Exception as error:
+                failed.append(error)
+
+        await self._adapter.continue_conversation(reference, guarded, self._app_id)
+        if failed:
+            raise failed[0]

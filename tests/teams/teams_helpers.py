@@ -77,6 +77,7 @@ class FakeConnector:
 
     calls: list[Call] = field(default_factory=list)
     key_fetches: int = 0  # GETs of the published signing keys
+    failures: dict[str, list[int]] = field(default_factory=dict)  # HTTP method -> statuses to answer next
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
@@ -127,13 +128,30 @@ class FakeConnector:
             self.calls.append(call)
         return call
 
+    def fail_next(self, method: str, status: int, times: int = 1) -> None:
+        """Answer the next `times` calls with `method` with `status`, as the Bot Connector's errors."""
+        with self._lock:
+            self.failures.setdefault(method, []).extend([status] * times)
+
+    def _failure(self, request: web.Request) -> web.Response | None:
+        with self._lock:
+            statuses = self.failures.get(request.method)
+            status = statuses.pop(0) if statuses else None
+        if status is None:
+            return None
+        return web.json_response({"error": {"code": "BotNotInConversationRoster", "message": "refused"}}, status=status)
+
     async def _send(self, request: web.Request) -> web.Response:
+        if failure := self._failure(request):
+            return failure
         call = await self._record(request)
         with self._lock:
             call.created_id = f"1:activity-{next(self._ids)}"
         return web.json_response({"id": call.created_id}, status=201)
 
     async def _update(self, request: web.Request) -> web.Response:
+        if failure := self._failure(request):
+            return failure
         call = await self._record(request)
         return web.json_response({"id": call.activity_id})
 

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import pytest
 
 from hitl_chatops.bot.protocol import utcnow
+from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.helpers import recorded_messages
-from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, TENANT, Teams, answer, card_of, make_event, texts
+from tests.teams.teams_helpers import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    TENANT,
+    FakeConnector,
+    Teams,
+    answer,
+    card_of,
+    make_event,
+    texts,
+)
 
 PERSONAL = "a:1personal-chat-with-alice"
 
@@ -102,6 +117,61 @@ async def test_bot_connector_calls_reuse_one_connection(teams: Teams) -> None:
 
     assert len(teams.connector.calls) == 5  # the welcome, three cards, one update
     assert len({call.connection for call in teams.connector.calls}) == 1
+
+
+@pytest.fixture
+def quiet_teams(connector: FakeConnector, start_bot: Callable[..., BotThread]) -> Teams:
+    """A Teams bot whose reconciler only runs when a test steps it."""
+    return Teams(start_bot(teams_emulator=True, reconcile_seconds=0), connector)
+
+
+def step(teams: Teams) -> Any:
+    return teams.bot.call(Reconciler(teams.bot.service, 1).step())
+
+
+async def test_a_refused_post_is_logged_with_its_cause_and_posted_by_the_next_pass(
+    quiet_teams: Teams, caplog: pytest.LogCaptureFixture
+) -> None:
+    """botbuilder hands a proactive turn's error to on_turn_error, which used to hide the cause."""
+    teams = quiet_teams
+    await teams.install()
+    teams.connector.fail_next("POST", 403)
+    event = await make_event(teams.bot, channels=[f"teams:{CHANNEL}"])
+    [failed] = await teams.connector.wait_for(
+        lambda: [r for r in caplog.records if r.getMessage() == "teams post failed"]
+    )
+    assert failed.__dict__["error"] == "ErrorResponseException"  # the Bot Connector's refusal
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+    report = await asyncio.to_thread(step, teams)
+
+    assert report.announced == 1
+    activity_id, _ = await posted_card(teams)
+    [copy] = await recorded_messages(store_of(teams), event.request_id)
+    assert copy.data["activity_id"] == activity_id
+
+
+async def test_a_failed_card_update_stays_in_the_outbox_until_a_pass_makes_it(quiet_teams: Teams) -> None:
+    """It used to count as done: botbuilder's on_turn_error swallowed the error of the update."""
+    teams = quiet_teams
+    await teams.install()
+    event = await make_event(teams.bot, channels=[f"teams:{CHANNEL}"])
+    activity_id, _ = await posted_card(teams)
+    await recorded_messages(store_of(teams), event.request_id)
+    teams.connector.fail_next("PUT", 403)
+
+    status, _ = await teams.invoke(answer(event.request_id, "3"))
+    assert status == 200
+    await asyncio.to_thread(teams.bot.call, teams.bot.service.drain())
+    assert teams.connector.updates() == []
+    assert await store_of(teams).outbox_ids() == [event.request_id]
+
+    report = await asyncio.to_thread(step, teams)
+
+    assert report.updated == 1
+    [update] = teams.connector.updates(activity_id)
+    assert "Alice Example" in texts(card_of(update.body))
+    assert await store_of(teams).outbox_ids() == []
 
 
 async def test_unknown_conversation_is_skipped_without_failing_the_notify(teams: Teams) -> None:
