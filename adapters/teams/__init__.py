@@ -21,7 +21,7 @@ from hitl_chatops.bot.config import Settings
 from hitl_chatops.bot.service import HitlService
 
 from .connectors import ClientKey, KeptConnectorFactory, app_id_of
-from .credentials import KeptCredentialsFactory, signing_keys_kept
+from .credentials import KeptCredentialsFactory, TokenBeforeSend, signing_keys_kept
 from .handler import TeamsBot
 from .surface import TeamsSurface
 
@@ -89,6 +89,7 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
     """Mount `POST /api/messages` and register the Teams surface with the core."""
     config = _AdapterConfig(settings)
     adapter = CloudAdapter(_Authentication(config))
+    adapter.use(TokenBeforeSend())
     adapter.on_turn_error = _on_turn_error
     surface = TeamsSurface(adapter, service, settings.teams_app_id)
     bot = TeamsBot(service, surface)

@@ -5,11 +5,14 @@ from inside its async code, so each one stalls the whole bot, Slack included:
 
 - For every turn and every proactive message it builds new app credentials, each with a new
   MSAL app and an empty token cache: one AAD token request per Bot Connector call.
+- It signs each Bot Connector request with a token from MSAL, called on the event loop and with
+  no timeout: an authority that hangs hangs the bot.
 - It fetches the channel's token signing keys on the first request, then once a day, and at most
   hourly when a token names an unknown key, with no timeout at all.
 
 Here the credentials are built once per audience, so MSAL's cache serves their token until it
-nears expiry (its hourly renewal still blocks, once); the signing keys are refreshed in the
+nears expiry; before a turn sends or updates an activity, that token is fetched in a worker thread
+with a timeout, so botbuilder's own call finds it cached. The signing keys are refreshed in the
 background with aiohttp, more often than botbuilder's own limits, so its blocking fetch never runs.
 """
 
@@ -18,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from botbuilder.core import BotAdapter, Middleware, TurnContext
 from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
+from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.auth import (
     AppCredentials,
     AuthenticationConstants,
@@ -39,6 +44,7 @@ log = logging.getLogger(__name__)
 KEYS_REFRESH_SECONDS = 45 * 60.0
 KEYS_RETRY_SECONDS = 60.0
 _KEYS_TIMEOUT = aiohttp.ClientTimeout(total=30)
+TOKEN_TIMEOUT_SECONDS = 30.0
 
 
 class KeptCredentialsFactory(ConfigurationServiceClientCredentialFactory):  # type: ignore[misc]
@@ -59,6 +65,47 @@ class KeptCredentialsFactory(ConfigurationServiceClientCredentialFactory):  # ty
         if key not in self._kept:
             self._kept[key] = await super().create_credentials(app_id, oauth_scope, login_endpoint, validate_authority)
         return self._kept[key]
+
+
+class TokenBeforeSend(Middleware):  # type: ignore[misc]
+    """Gets the bot's token off the event loop before a turn (incoming or proactive) calls the Bot Connector."""
+
+    async def on_turn(self, context: TurnContext, logic: Callable[[], Awaitable[None]]) -> None:
+        context.on_send_activities(_before_send)
+        context.on_update_activity(_before_update)
+        await logic()
+
+
+async def _before_send(context: TurnContext, activities: list[Activity], send: Callable[[], Awaitable[None]]) -> None:
+    if any(activity.type != ActivityTypes.invoke_response for activity in activities):  # those go in the HTTP answer
+        await token_ready(context)
+    await send()
+
+
+async def _before_update(context: TurnContext, _: Activity, update: Callable[[], Awaitable[None]]) -> None:
+    await token_ready(context)
+    await update()
+
+
+async def token_ready(context: TurnContext) -> None:
+    """Have MSAL fetch (or find cached) the token of this turn's connector client, in a thread.
+
+    A timeout fails this one send; the bot goes on, and the caller retries (the reconciler for a
+    post, the channel for a turn).
+    """
+    client = context.turn_state.get(BotAdapter.BOT_CONNECTOR_CLIENT_KEY)
+    credentials = getattr(getattr(client, "config", None), "credentials", None)
+    if not isinstance(credentials, AppCredentials) or not credentials.microsoft_app_id:
+        return  # emulator mode: no token
+    try:
+        async with asyncio.timeout(TOKEN_TIMEOUT_SECONDS):
+            await asyncio.to_thread(credentials.get_access_token)
+    except TimeoutError:
+        log.error(
+            "no Bot Framework token: the Microsoft login endpoint did not answer in time",
+            extra={"authority": credentials.oauth_endpoint, "timeout_seconds": TOKEN_TIMEOUT_SECONDS},
+        )
+        raise
 
 
 class _OpenIdConfiguration(BaseModel):
