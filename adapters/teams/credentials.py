@@ -7,8 +7,9 @@ from inside its async code, so each one stalls the whole bot, Slack included:
   MSAL app and an empty token cache: one AAD token request per Bot Connector call.
 - It signs each Bot Connector request with a token from MSAL, called on the event loop and with
   no timeout: an authority that hangs hangs the bot.
-- It fetches the channel's token signing keys on the first request, then once a day, and at most
-  hourly when a token names an unknown key, with no timeout at all.
+- It fetches the token signing keys (the channel's, or the Emulator's for a token that claims to
+  come from it) on the first such request, then once a day, and at most hourly when a token names
+  an unknown key, with no timeout at all.
 
 Here the credentials are built once per audience, so MSAL's cache serves their token until it
 nears expiry; before a turn sends or updates an activity, that token is fetched in a worker thread
@@ -19,7 +20,6 @@ background with aiohttp, more often than botbuilder's own limits, so its blockin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -116,10 +116,18 @@ class _KeySet(BaseModel):
     keys: list[dict[str, Any]]
 
 
-def signing_keys_url() -> str:
-    """Where botbuilder's channel token check reads the signing keys' metadata (its own hook first)."""
+def signing_keys_urls() -> list[str]:
+    """Where botbuilder's token checks read the signing keys' metadata: the channel's (its own hook
+    first) and the Bot Framework Emulator's.
+
+    Teams never sends Emulator tokens, but anyone can send a token whose issuer says Emulator, and
+    botbuilder would then fetch the Emulator's keys inside that request.
+    """
     hook: str | None = ChannelValidation.open_id_metadata_endpoint
-    return hook or str(AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL)
+    return [
+        hook or str(AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL),
+        str(AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL),
+    ]
 
 
 async def fetch_signing_keys(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
@@ -152,9 +160,9 @@ async def keep_signing_keys(url: str) -> None:
 
 
 async def signing_keys_kept(_: web.Application) -> AsyncIterator[None]:
-    """An aiohttp cleanup context: the key refresher runs while the bot does."""
-    task = asyncio.create_task(keep_signing_keys(signing_keys_url()))
+    """An aiohttp cleanup context: the key refreshers run while the bot does."""
+    tasks = [asyncio.create_task(keep_signing_keys(url)) for url in signing_keys_urls()]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -17,7 +17,9 @@ from typing import Any
 
 import aiohttp
 import jwt
+import pytest
 from aiohttp import web
+from botframework.connector.auth import AuthenticationConstants, ChannelValidation
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -166,6 +168,12 @@ class FakeConnector:
     def openid_url(self) -> str:
         """Bot Framework's OpenID metadata, as login.botframework.com serves it, with our keys."""
         return f"{self.url}openid/configuration"
+
+    def publish_keys(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Have botbuilder's token checks, the channel's and the Emulator's, read this fake's keys."""
+        monkeypatch.setattr(ChannelValidation, "open_id_metadata_endpoint", self.openid_url)
+        emulator = f"{self.openid_url}?for=emulator"  # another URL, so botbuilder keeps another copy
+        monkeypatch.setattr(AuthenticationConstants, "TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL", emulator)
 
     # -- reading what the bot did ---------------------------------------------------------
 

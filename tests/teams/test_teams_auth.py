@@ -2,8 +2,9 @@
 
 The bot runs with a MicrosoftAppId, so CloudAdapter validates every channel token exactly as in
 production (the public-cloud path). Only where the signing keys come from changes: botbuilder's
-hook `ChannelValidation.open_id_metadata_endpoint` points at the fake Bot Connector, which
-publishes the test keys the way login.botframework.com publishes Microsoft's.
+hook `ChannelValidation.open_id_metadata_endpoint`, and its Emulator metadata URL, point at the
+fake Bot Connector, which publishes the test keys the way login.botframework.com publishes
+Microsoft's.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from tests.teams.teams_helpers import (
 
 APP_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 ATTACKER = "https://attacker.example/"
+EMULATOR_ISSUER = "https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a935871db/"
 
 
 @pytest.fixture
 def secured(connector: FakeConnector, start_bot: Callable[..., BotThread], monkeypatch: pytest.MonkeyPatch) -> Teams:
-    monkeypatch.setattr(ChannelValidation, "open_id_metadata_endpoint", connector.openid_url)
+    connector.publish_keys(monkeypatch)
     return Teams(start_bot(teams_app_id=APP_ID, teams_app_password=SecretStr("app-password")), connector)
 
 
@@ -85,10 +87,14 @@ async def test_a_valid_channel_token_is_accepted_and_the_answer_saved(secured: T
     assert response.responder is not None and response.responder.user_id == "aad-alice"
 
 
+async def keys_kept(teams: Teams) -> int:
+    """Wait until the bot has fetched both sets of keys, the channel's and the Emulator's."""
+    return int(await teams.connector.wait_for(lambda: teams.connector.key_fetches >= 2 and teams.connector.key_fetches))
+
+
 async def test_signing_keys_are_fetched_before_the_first_request_not_during_it(secured: Teams) -> None:
     """botbuilder would fetch them with blocking calls inside the first request, stalling the whole bot."""
-    await secured.connector.wait_for(lambda: secured.connector.key_fetches)
-    fetched = secured.connector.key_fetches
+    fetched = await keys_kept(secured)
     event = await pending_event(secured)
 
     status, body = await secured.invoke(
@@ -97,6 +103,20 @@ async def test_signing_keys_are_fetched_before_the_first_request_not_during_it(s
 
     assert status == 200, body
     assert secured.connector.key_fetches == fetched
+
+
+async def test_a_token_that_claims_the_emulator_fetches_no_keys_either(secured: Teams) -> None:
+    """Anyone can name the Emulator as issuer; botbuilder then checks the token against the
+    Emulator's keys, which it would have fetched, blocking, inside that request."""
+    fetched = await keys_kept(secured)
+    event = await pending_event(secured)
+    forged = SigningKey("unknown-key").token(APP_ID, secured.connector.url, iss=EMULATOR_ISSUER, appid=APP_ID)
+
+    status, _ = await secured.invoke(answer(event.request_id, "3"), headers=bearer(forged))
+
+    assert status == 401
+    assert secured.connector.key_fetches == fetched
+    assert await Store(secured.bot.settings.store).get_response(event.request_id) is None
 
 
 @pytest.mark.parametrize("make_token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())

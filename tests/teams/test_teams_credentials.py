@@ -22,7 +22,7 @@ import trustme
 from aiohttp import web
 from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
 from botbuilder.schema import Activity
-from botframework.connector.auth import AuthenticationConstants, ChannelValidation
+from botframework.connector.auth import AuthenticationConstants
 from pydantic import SecretStr
 
 from hitl_chatops.adapters.teams.credentials import KeptCredentialsFactory
@@ -112,7 +112,7 @@ async def test_a_hanging_microsoft_login_does_not_stall_the_bot(
     login hung, every request to the bot (Slack's, the form's) hung with it."""
     # Public cloud, as in production, except that Microsoft's login and keys are the fakes.
     monkeypatch.setattr(AuthenticationConstants, "TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX", f"{authority.url}/")
-    monkeypatch.setattr(ChannelValidation, "open_id_metadata_endpoint", connector.openid_url)
+    connector.publish_keys(monkeypatch)
     bot = start_bot(teams_app_id=APP_ID, teams_app_password=SecretStr("app-password"))
     installed = Activity().deserialize(Teams(bot, connector).activity("conversationUpdate"))
     await remember(Store(bot.settings.store), installed)
