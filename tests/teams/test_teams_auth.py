@@ -89,7 +89,8 @@ async def test_a_valid_channel_token_is_accepted_and_the_answer_saved(secured: T
 
 async def keys_kept(teams: Teams) -> int:
     """Wait until the bot has fetched both sets of keys, the channel's and the Emulator's."""
-    return int(await teams.connector.wait_for(lambda: teams.connector.key_fetches >= 2 and teams.connector.key_fetches))
+    await teams.connector.wait_for(lambda: teams.connector.key_fetches >= 2)
+    return teams.connector.key_fetches
 
 
 async def test_signing_keys_are_fetched_before_the_first_request_not_during_it(secured: Teams) -> None:

@@ -125,10 +125,6 @@ def quiet_teams(connector: FakeConnector, start_bot: Callable[..., BotThread]) -
     return Teams(start_bot(teams_emulator=True, reconcile_seconds=0), connector)
 
 
-def step(teams: Teams) -> Any:
-    return teams.bot.call(Reconciler(teams.bot.service, 1).step())
-
-
 async def test_a_refused_post_is_logged_with_its_cause_and_posted_by_the_next_pass(
     quiet_teams: Teams, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -143,7 +139,7 @@ async def test_a_refused_post_is_logged_with_its_cause_and_posted_by_the_next_pa
     assert failed.__dict__["error"] == "ErrorResponseException"  # the Bot Connector's refusal
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
-    report = await asyncio.to_thread(step, teams)
+    report = await asyncio.to_thread(teams.bot.call, Reconciler(teams.bot.service, 1).step())
 
     assert report.announced == 1
     activity_id, _ = await posted_card(teams)
@@ -166,7 +162,7 @@ async def test_a_failed_card_update_stays_in_the_outbox_until_a_pass_makes_it(qu
     assert teams.connector.updates() == []
     assert await store_of(teams).outbox_ids() == [event.request_id]
 
-    report = await asyncio.to_thread(step, teams)
+    report = await asyncio.to_thread(teams.bot.call, Reconciler(teams.bot.service, 1).step())
 
     assert report.updated == 1
     [update] = teams.connector.updates(activity_id)

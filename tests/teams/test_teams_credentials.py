@@ -2,9 +2,9 @@
 
 botbuilder's own credential factory builds new credentials, with a new MSAL app and an empty token
 cache, for every turn and every proactive message; each then fetched a token with blocking HTTP,
-without a timeout, on the event loop. The fake authority below is a real HTTPS server (a test CA from trustme) that MSAL
-talks to through `requests`, as it would to login.microsoftonline.com; its ADFS-style path spares
-MSAL's instance discovery, which would go to Microsoft.
+without a timeout, on the event loop. The fake authority below is a real HTTPS server (a test CA
+from trustme) that MSAL talks to through `requests`, as it would to login.microsoftonline.com; its
+ADFS-style path spares MSAL's instance discovery, which would go to Microsoft.
 """
 
 from __future__ import annotations
