@@ -26,7 +26,8 @@ def json_lines() -> Iterator[Callable[[], list[dict[str, object]]]]:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.addHandler(handler)
-    level, root.level = root.level, logging.INFO
+    level = root.level
+    root.setLevel(logging.INFO)  # setLevel, not `.level =`: loggers cache what was enabled
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     root.removeHandler(handler)
     root.setLevel(level)
