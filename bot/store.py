@@ -268,7 +268,7 @@ class Store:
         """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
         if self._local and not os.path.isdir(self.root):
             log.warning("store folder missing", extra={"url": self.url})
-            raise StoreError(f"the store folder {self.root} is missing")
+            raise StoreError(f"the store folder {self.root} is missing: put it back, or restart to begin an empty one")
 
     def _list_ids(self, folder: str) -> list[str]:
         try:
