@@ -85,6 +85,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    """On the public port (Slack and browsers reach it) only with the token; see `open_metrics`."""
+    _authorized(request)
+    return await open_metrics(request)
+
+
+async def open_metrics(request: web.Request) -> web.Response:
+    """Prometheus text, to anyone: served alone on `HITL_CHATOPS_METRICS_PORT`, a port kept inside the cluster."""
     body = request.app[SERVICE].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 

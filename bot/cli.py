@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the bot (HTTP server, Slack, Teams)")
     serve.add_argument("--host", help="address to bind (HITL_CHATOPS_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (HITL_CHATOPS_PORT, default 8080)")
+    serve.add_argument(
+        "--metrics-port", type=int, help="also serve /metrics without a token on this port (HITL_CHATOPS_METRICS_PORT)"
+    )
     serve.add_argument("--teams", action="store_true", help="enable Teams without credentials (local emulator)")
     serve.set_defaults(run=_serve)
 
@@ -52,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = load_settings(host=args.host, port=args.port, teams_emulator=args.teams or None)
+    settings = load_settings(
+        host=args.host, port=args.port, metrics_port=args.metrics_port, teams_emulator=args.teams or None
+    )
     settings.secret_value()  # fail now, with the variable's name, not on the first request
     setup_logging(settings.log_format)
     from .server import serve

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     bot_url: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_URL"))
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("HITL_CHATOPS_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=AliasChoices("HITL_CHATOPS_PORT"))
+    metrics_port: int | None = Field(None, ge=0, le=65535, validation_alias=AliasChoices("HITL_CHATOPS_METRICS_PORT"))
     reconcile_seconds: float = Field(15, ge=0, validation_alias=AliasChoices("HITL_CHATOPS_RECONCILE_SECONDS"))
     log_format: Literal["json", "text"] = Field("json", validation_alias=AliasChoices("HITL_CHATOPS_LOG_FORMAT"))
 

@@ -6,6 +6,7 @@ Every answer goes through `HitlService.respond`, like Slack's and Teams'.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from aiohttp import web
@@ -16,14 +17,35 @@ from .errors import AlreadyAnswered, EventExpired, EventNotFound, InvalidValue, 
 from .links import form_signature_ok
 from .protocol import Request, Responder, Response, format_time
 from .store import check_request_id
-from .templates import render
+from .templates import page_style_hash, render
 from .values import MAX_TEXT_LENGTH, display, format_number, number_hint
 
 routes = web.RouteTableDef()
 
 
+@cache
+def _page_headers() -> dict[str, str]:
+    """The signed URL is the credential: never passed on as a Referer, kept in a cache, or framed.
+
+    The strict CSP lets the page load nothing but its own inline stylesheet (by hash) and post
+    only back to itself.
+    """
+    policy = (
+        f"default-src 'none'; style-src {page_style_hash()}; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
 def _page(template: str, status: int = 200, **context: Any) -> web.Response:
-    return web.Response(text=render(template, **context), status=status, content_type="text/html")
+    html = render(template, **context)
+    return web.Response(text=html, status=status, content_type="text/html", headers=_page_headers())
 
 
 def _outcome(kind: str, status: int, title: str, message: str, event: Request | None = None) -> web.Response:

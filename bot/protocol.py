@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -38,6 +39,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
+_URL_KEEP = "%:/?#[]@!$&'*+,;=~"  # RFC 3986's reserved characters but ( and ), and existing escapes
+
+
 class RunInfo(_Model):
     """Where the event came from, when the plugin knows it."""
 
@@ -46,6 +50,23 @@ class RunInfo(_Model):
     run_name: str | None = None
     action: str | None = None
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _web_link_only(cls, url: str | None) -> str | None:
+        """Only an http(s) URL with a host is kept, since every surface shows `url` as a link.
+
+        Any other (`javascript:`, `data:`, unparseable) is dropped, never refused: a request.json
+        from another writer stays readable. Characters that could end a link in HTML, Slack's
+        `<url|text>` or Markdown's `[text](url)` are percent-encoded.
+        """
+        try:
+            parts = urlsplit((url or "").strip())
+        except ValueError:
+            return None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        return quote(urlunsplit(parts), safe=_URL_KEEP)
 
 
 class Request(_Model):

@@ -67,6 +67,13 @@ class Store:
         self.fs, root = _filesystem(url)
         self.root = root.rstrip("/")
         self._local = isinstance(self.fs, LocalFileSystem)
+        if self._local:  # made now, so that a folder that disappears later is noticed (`ping`)
+            try:
+                self.fs.makedirs(self.root, exist_ok=True)
+            except OSError as error:
+                raise ConfigError(
+                    f"HITL_CHATOPS_STORE: cannot create the folder {self.root} ({error.strerror})."
+                ) from None
         # Requests and answers are written once, so a replica may keep them; absence never is.
         self._known: OrderedDict[str, Request | Response | Claim] = OrderedDict()
 
@@ -220,7 +227,8 @@ class Store:
     # -- health ------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        """Raise `StoreError` unless the root can be listed."""
+        """Raise `StoreError` unless the root can be listed (a local folder must still be there)."""
+        self._require_folder()
         await self._run(lambda: self.fs.ls(self.root, detail=False) if self.fs.exists(self.root) else None)
 
     # -- primitives --------------------------------------------------------------------
@@ -256,6 +264,12 @@ class Store:
             log.warning("store operation failed", extra={"error": type(error).__name__, "url": self.url})
             raise StoreError(f"object storage at {self.url} failed: {type(error).__name__}") from error
 
+    def _require_folder(self) -> None:
+        """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
+        if self._local and not os.path.isdir(self.root):
+            log.warning("store folder missing", extra={"url": self.url})
+            raise StoreError(f"the store folder {self.root} is missing: put it back, or restart to begin an empty one")
+
     def _list_ids(self, folder: str) -> list[str]:
         try:
             names = self.fs.ls(folder, detail=False)
@@ -282,6 +296,7 @@ class Store:
         if not self._local:
             await self._run(self.fs.pipe_file, path, data)
             return
+        self._require_folder()
         with self._errors():
             await DISK.put(path, data, durable=durable, publish=os.replace)
 
@@ -291,6 +306,7 @@ class Store:
         if not self._local:
             await self._run(self._create_remote, path, data)
             return
+        self._require_folder()
         with self._errors():
             # link is atomic and exclusive, unlike pipe_file(mode="create") on a local folder
             await DISK.put(path, data, durable=True, publish=os.link)

@@ -54,6 +54,12 @@ def test_wheel_installs_only_hitl_chatops(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"hitl_chatops", next(t for t in tops if t.endswith(".dist-info"))}
-    for expected in ("bot/service.py", "bot/templates/form.html", "plugin/__init__.py", "adapters/__init__.py"):
+    for expected in (
+        "bot/service.py",
+        "bot/templates/form.html",
+        "bot/templates/page.css",
+        "plugin/__init__.py",
+        "adapters/__init__.py",
+    ):
         assert f"hitl_chatops/{expected}" in names
     assert not any(n.startswith("hitl_chatops/tests") for n in names)

@@ -69,7 +69,9 @@ class SlackSurface:
             async def send(channel: str = channel) -> MessageRef:
                 reply = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
                 ts, where = str(reply["ts"]), str(reply.get("channel") or channel)
-                log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "ts": ts})
+                log.info(
+                    "slack message posted", extra={"request_id": request.request_id, "channel": where, "message_ts": ts}
+                )
                 return MessageRef(platform="slack", key=f"{where}-{ts}", data={"channel": where, "ts": ts})
 
             try:
