@@ -1,7 +1,7 @@
 """A fake Bot Connector service and helpers that talk to a real bot over real sockets.
 
 The fake runs aiohttp on 127.0.0.1 in its own thread (like the bot), records every call the
-bot's botbuilder connector client makes, and answers like the Bot Connector does.
+bot's Agents SDK connector client makes, and answers like the Bot Connector does.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from typing import Any
 
 import aiohttp
 import jwt
-import pytest
 from aiohttp import web
-from botframework.connector.auth import AuthenticationConstants, ChannelValidation
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -166,14 +164,9 @@ class FakeConnector:
 
     @property
     def openid_url(self) -> str:
-        """Bot Framework's OpenID metadata, as login.botframework.com serves it, with our keys."""
+        """Bot Framework's OpenID metadata, as login.botframework.com serves it, with our keys
+        (the bot reads it from `HITL_CHATOPS_TEAMS_OPENID_URL`)."""
         return f"{self.url}openid/configuration"
-
-    def publish_keys(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Have botbuilder's token checks, the channel's and the Emulator's, read this fake's keys."""
-        monkeypatch.setattr(ChannelValidation, "open_id_metadata_endpoint", self.openid_url)
-        emulator = f"{self.openid_url}?for=emulator"  # another URL, so botbuilder keeps another copy
-        monkeypatch.setattr(AuthenticationConstants, "TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL", emulator)
 
     # -- reading what the bot did ---------------------------------------------------------
 

@@ -1,10 +1,10 @@
-"""Outgoing Bot Connector calls reuse one AAD token, fetched off the event loop.
+"""Outgoing Bot Connector calls reuse one Microsoft Entra token, fetched off the event loop.
 
-botbuilder's own credential factory builds new credentials, with a new MSAL app and an empty token
-cache, for every turn and every proactive message; each then fetched a token with blocking HTTP,
-without a timeout, on the event loop. The fake authority below is a real HTTPS server (a test CA
-from trustme) that MSAL talks to through `requests`, as it would to login.microsoftonline.com; its
-ADFS-style path spares MSAL's instance discovery, which would go to Microsoft.
+botbuilder fetched a token for every turn and every proactive message with blocking HTTP, without
+a timeout, on the event loop. The fake authority below is a real HTTPS server (a test CA from
+trustme) that MSAL talks to through `requests`, as it would to login.microsoftonline.com; its
+ADFS-style path spares MSAL's instance discovery, which would go to Microsoft. The bot reads it
+from the Agents SDK's `CONNECTIONS__SERVICE_CONNECTION__SETTINGS__AUTHORITY`.
 """
 
 from __future__ import annotations
@@ -14,25 +14,17 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import aiohttp
 import pytest
 import trustme
 from aiohttp import web
-from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
-from botbuilder.schema import Activity
-from botframework.connector.auth import AuthenticationConstants
 from pydantic import SecretStr
 
-from hitl_chatops.adapters.teams.credentials import KeptCredentialsFactory
-from hitl_chatops.adapters.teams.references import remember
 from hitl_chatops.bot.server import BotThread, free_port
-from hitl_chatops.bot.store import Store
-from tests.teams.teams_helpers import CHANNEL, FakeConnector, Teams, make_event
+from tests.teams.teams_helpers import CHANNEL, SIGNING_KEY, FakeConnector, Teams, make_event
 
 APP_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
-SCOPE = "https://api.botframework.com"
 
 
 @dataclass
@@ -74,7 +66,6 @@ async def authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
 
     app = web.Application()
     app.router.add_get("/adfs/.well-known/openid-configuration", configuration)
-    app.router.add_get("/adfs/{tenant}/.well-known/openid-configuration", configuration)  # botbuilder names one
     app.router.add_post("/adfs/oauth2/token", token)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -83,53 +74,67 @@ async def authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
     await runner.cleanup()
 
 
-@pytest.mark.parametrize(
-    ("factory", "token_requests"),
-    [(KeptCredentialsFactory, 1), (ConfigurationServiceClientCredentialFactory, 5)],  # ours, then botbuilder's
-)
-async def test_five_bot_connector_calls_fetch_one_token(
-    authority: FakeAuthority, factory: type[ConfigurationServiceClientCredentialFactory], token_requests: int
-) -> None:
-    config = SimpleNamespace(APP_ID=APP_ID, APP_PASSWORD="app-password", APP_TYPE="MultiTenant", APP_TENANTID="")
-    credentials_factory = factory(config)
-    tokens = []
-    for _ in range(5):  # what CloudAdapter does for each turn or proactive message
-        credentials = await credentials_factory.create_credentials(APP_ID, SCOPE, authority.url, True)
-        # In the bot, botbuilder calls this (blocking) when it signs a request to the Bot Connector.
-        tokens.append(await asyncio.to_thread(credentials.get_access_token))
+def signed_in_bot(start_bot: Callable[..., BotThread], authority: FakeAuthority, connector: FakeConnector) -> Teams:
+    """A bot as in production (public cloud) but for Microsoft's login and keys, which are the fakes."""
+    bot = start_bot(
+        teams_app_id=APP_ID,
+        teams_app_password=SecretStr("app-password"),
+        teams_authority=authority.url,
+        teams_openid_url=connector.openid_url,
+    )
+    return Teams(bot, connector)
 
-    assert authority.token_requests == token_requests
-    assert tokens[-1] == f"token-{token_requests}"
+
+async def install(teams: Teams) -> None:
+    """Install the app in CHANNEL (signed, as Teams sends it); the bot sends nothing back."""
+    activity = teams.activity("installationUpdate", action="add")
+    headers = {"Authorization": f"Bearer {SIGNING_KEY.token(APP_ID, teams.connector.url)}"}
+    await teams.connector.wait_for(lambda: teams.connector.key_fetches)
+    for _ in range(50):  # the keys are stored right after the fake answered
+        status, _ = await teams.post(activity, headers)
+        if status != 503:
+            break
+        await asyncio.sleep(0.05)
+    assert status == 201
+
+
+async def test_five_bot_connector_calls_fetch_one_token(
+    authority: FakeAuthority, connector: FakeConnector, start_bot: Callable[..., BotThread]
+) -> None:
+    teams = signed_in_bot(start_bot, authority, connector)
+    await install(teams)
+    for posted in range(1, 6):
+        await make_event(teams.bot, channels=[f"teams:{CHANNEL}"])
+        await connector.wait_for(lambda n=posted: len(connector.cards(connector.sent(CHANNEL))) == n)
+
+    assert len(connector.sent(CHANNEL)) == 5
+    assert {call.headers["Authorization"] for call in connector.calls} == {"Bearer token-1"}
+    assert authority.token_requests == 1
 
 
 async def test_a_hanging_microsoft_login_does_not_stall_the_bot(
     authority: FakeAuthority,
     connector: FakeConnector,
     start_bot: Callable[..., BotThread],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """botbuilder asked MSAL for the token on the event loop, without a timeout: while Microsoft's
     login hung, every request to the bot (Slack's, the form's) hung with it."""
-    # Public cloud, as in production, except that Microsoft's login and keys are the fakes.
-    monkeypatch.setattr(AuthenticationConstants, "TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX", f"{authority.url}/")
-    connector.publish_keys(monkeypatch)
-    bot = start_bot(teams_app_id=APP_ID, teams_app_password=SecretStr("app-password"))
-    installed = Activity().deserialize(Teams(bot, connector).activity("conversationUpdate"))
-    await remember(Store(bot.settings.store), installed)
+    teams = signed_in_bot(start_bot, authority, connector)
     authority.answering.clear()
     try:
-        await make_event(bot, channels=[f"teams:{CHANNEL}"])  # its card is posted with the bot's token
+        await install(teams)
+        await make_event(teams.bot, channels=[f"teams:{CHANNEL}"])  # its card is posted with the bot's token
         await connector.wait_for(lambda: authority.token_requests)
 
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
-            session.get(f"{bot.url}/healthz") as reply,
+            session.get(f"{teams.bot.url}/healthz") as reply,
         ):
             assert reply.status == 200, "the bot answers while the token request hangs"
         assert connector.sent() == []
     finally:
         authority.answering.set()
 
-    [post] = await connector.wait_for(connector.sent)
+    [post] = await connector.wait_for(lambda: connector.cards(connector.sent()) and connector.sent())
     assert post.headers["Authorization"] == "Bearer token-1"
     assert authority.token_requests == 1
