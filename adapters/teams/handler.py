@@ -28,6 +28,7 @@ from hitl_chatops.bot.errors import (
     EventNotFound,
     InvalidValue,
     NotAllowed,
+    StoreError,
     StoreUnavailable,
     UserError,
 )
@@ -60,7 +61,10 @@ class TeamsBot(ActivityHandler):
 
     async def on_turn(self, turn_context: Turn) -> None:
         if turn_context.activity.type in _REMEMBERED:
-            await remember(self._service, turn_context.activity)
+            try:
+                await remember(self._service, turn_context.activity)
+            except StoreError as error:  # the next activity from there saves it; this one is still answered
+                log.warning("teams conversation reference not saved", extra={"error": type(error).__name__})
         await super().on_turn(turn_context)
 
     # -- installation ------------------------------------------------------------------------
