@@ -6,21 +6,19 @@ Needs the application permission `GroupMember.Read.All` (admin consent) in the a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
 
 import aiohttp
 from microsoft_agents.authentication.msal import MsalAuth
 from pydantic import BaseModel, Field
 
 from hitl_chatops.bot.errors import MembershipUnknown
+from hitl_chatops.bot.groups import GroupCache
 
 from .tokens import token
 
 log = logging.getLogger(__name__)
-GROUP_TTL_SECONDS = 60.0
 _GROUP_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _MOST_PAGES = 50  # 999 members a page: groups far larger than anyone lists as responders
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -36,13 +34,12 @@ class _Page(BaseModel):
 
 
 class GroupMembers:
-    """Group id → member ids, cached for a minute, one Graph lookup per group at a time."""
+    """Group id → member ids through Graph, kept a minute (`GroupCache`)."""
 
     def __init__(self, tokens: MsalAuth | None, graph_url: str) -> None:
         self._tokens = tokens
         self._graph_url = graph_url.rstrip("/")
-        self._cache: dict[str, tuple[float, set[str] | None]] = {}
-        self._lookups: dict[str, asyncio.Task[set[str] | None]] = {}
+        self._groups = GroupCache(self._read)
         self._session: aiohttp.ClientSession | None = None
 
     async def members(self, group: str) -> set[str] | None:
@@ -52,14 +49,7 @@ class GroupMembers:
         """
         if self._tokens is None or not _GROUP_ID.fullmatch(group):
             return None
-        cached = self._cache.get(group)
-        if cached and time.monotonic() - cached[0] < GROUP_TTL_SECONDS:
-            return cached[1]
-        lookup = self._lookups.get(group)
-        if lookup is None:
-            lookup = self._lookups[group] = asyncio.create_task(self._read(group))
-            lookup.add_done_callback(lambda done: self._forget(group, done))
-        return await asyncio.shield(lookup)  # one caller giving up does not cancel the others' lookup
+        return await self._groups.members(group)
 
     async def _read(self, group: str) -> set[str] | None:
         try:
@@ -70,7 +60,6 @@ class GroupMembers:
         except (aiohttp.ClientError, OSError, ValueError) as error:  # OSError: timeouts, MSAL's requests
             log.warning("teams group lookup failed", extra={"group": group, "error": type(error).__name__})
             raise MembershipUnknown(group) from error
-        self._cache[group] = (time.monotonic(), members)
         return members
 
     async def _transitive_members(self, group: str) -> set[str]:
@@ -91,11 +80,6 @@ class GroupMembers:
             members |= {member.id for member in page.value}
             url = page.next_link
         return members
-
-    def _forget(self, group: str, lookup: asyncio.Task[set[str] | None]) -> None:
-        self._lookups.pop(group, None)
-        if not lookup.cancelled():
-            lookup.exception()  # retrieved even if every caller gave up, so asyncio does not warn
 
     async def close(self) -> None:
         if self._session is not None:

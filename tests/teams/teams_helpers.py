@@ -28,6 +28,7 @@ from tests.conftest import SECRET
 from tests.helpers import make_request
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
+APP_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 BOT = {"id": "28:hitl-bot", "name": "hitl"}
 ALICE = {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice Example"}
 BOB = {"id": "29:bob", "aadObjectId": "aad-bob", "name": "Bob Example"}
@@ -58,6 +59,15 @@ class SigningKey:
 
 SIGNING_KEY = SigningKey("hitl-test-key")  # endorsed for msteams
 SKYPE_KEY = SigningKey("hitl-skype-key")  # published, but endorsed for another channel only
+
+
+@dataclass
+class FakeAuthority:
+    """The fake Microsoft login (the `authority` fixture): counts token requests, can hang them."""
+
+    url: str
+    token_requests: int = 0
+    answering: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: token requests hang
 
 
 @dataclass
@@ -286,3 +296,16 @@ async def make_event(bot: BotThread, *, timeout_seconds: float = 600, **fields: 
     ):
         assert reply.status == 202, await reply.text()
     return request
+
+
+async def install(teams: Teams, app_id: str) -> None:
+    """Install the app in CHANNEL (signed, as Teams sends it); the bot sends nothing back."""
+    activity = teams.activity("installationUpdate", action="add")
+    headers = {"Authorization": f"Bearer {SIGNING_KEY.token(app_id, teams.connector.url)}"}
+    await teams.connector.wait_for(lambda: teams.connector.key_fetches)
+    for _ in range(50):  # the keys are stored right after the fake answered
+        status, _ = await teams.post(activity, headers)
+        if status != 503:
+            break
+        await asyncio.sleep(0.05)
+    assert status == 201

@@ -24,6 +24,7 @@ from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.helpers import make_request
 from tests.teams.teams_helpers import (
+    APP_ID,
     CHANNEL,
     SIGNING_KEY,
     SKYPE_KEY,
@@ -35,7 +36,6 @@ from tests.teams.teams_helpers import (
     texts,
 )
 
-APP_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 ATTACKER = "https://attacker.example/"
 EMULATOR_ISSUER = "https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a935871db/"
 
