@@ -13,7 +13,7 @@ import aiohttp
 from microsoft_agents.authentication.msal import MsalAuth
 from pydantic import BaseModel, Field
 
-from hitl_chatops.bot.errors import MembershipUnknown
+from hitl_chatops.bot.errors import MembershipUnknown, PlatformError
 from hitl_chatops.bot.groups import GroupCache
 
 from .tokens import token
@@ -57,7 +57,7 @@ class GroupMembers:
         except _NotReadable as refusal:  # an answer: nobody gets in through this entry
             log.warning("teams group not readable", extra={"group": group, "status": refusal.status})
             members = None
-        except (aiohttp.ClientError, OSError, ValueError) as error:  # OSError: timeouts, MSAL's requests
+        except (aiohttp.ClientError, TimeoutError, ValueError, PlatformError) as error:  # PlatformError: no token
             log.warning("teams group lookup failed", extra={"group": group, "error": type(error).__name__})
             raise MembershipUnknown(group) from error
         return members

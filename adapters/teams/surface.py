@@ -158,7 +158,7 @@ class TeamsSurface:
         continuation.id = None  # a new message in the conversation, not a reply to the continuation
         try:
             await self._adapter.continue_conversation(self._app_id, continuation, guarded)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:  # the bot's token, or the connection
+        except (aiohttp.ClientError, TimeoutError) as error:  # the connection
             failed.append(error)
         if failed:
             raise _platform_error(failed[0]) from failed[0]

@@ -3,7 +3,7 @@
 MSAL is synchronous. The SDK's `MsalAuth` asks it for tokens in a worker thread, but builds its
 MSAL client (which discovers the authority over the network) on the event loop, and sets no
 timeout: `token` builds the client in a thread too, and gives up after `TOKEN_TIMEOUT_SECONDS`
-(tests/teams/test_teams_credentials.py, a hanging Microsoft login).
+(tests/teams/test_teams_credentials.py, a hanging Microsoft login). Every failure is a `PlatformError`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from microsoft_agents.authentication.msal import MsalAuth
 from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, AuthTypes
 
 from hitl_chatops.bot.config import Settings
-from hitl_chatops.bot.errors import ConfigError
+from hitl_chatops.bot.errors import ConfigError, PlatformError
 
 log = logging.getLogger(__name__)
 TOKEN_TIMEOUT_SECONDS = 30.0
@@ -46,9 +46,9 @@ def app_tokens(settings: Settings, tenant: str | None = None) -> MsalAuth | None
 
 
 async def token(tokens: MsalAuth, resource: str, scopes: list[str]) -> str:
-    """A token for `scopes`, from MSAL's cache or fetched in a thread; `TimeoutError` past the limit.
+    """A token for `scopes`, from MSAL's cache or fetched in a thread; `PlatformError` if none came.
 
-    A timeout fails this one call and the bot goes on; the caller retries (the reconciler for a
+    A failure fails this one call and the bot goes on; the caller retries (the reconciler for a
     post, the channel for a turn, the person for a group check).
     """
     try:
@@ -60,4 +60,10 @@ async def token(tokens: MsalAuth, resource: str, scopes: list[str]) -> str:
             "no Microsoft Entra token: the Microsoft login endpoint did not answer in time",
             extra={"resource": resource, "timeout_seconds": TOKEN_TIMEOUT_SECONDS},
         )
-        raise
+        raise PlatformError("no Microsoft Entra token: the Microsoft login endpoint did not answer") from None
+    except (OSError, ValueError) as error:  # unreachable (requests' errors are OSErrors), or refused
+        log.error(
+            "no Microsoft Entra token: check MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppTenantId",
+            extra={"resource": resource, "error": type(error).__name__, "reason": str(error)[:300]},
+        )
+        raise PlatformError(f"no Microsoft Entra token ({type(error).__name__})") from error

@@ -58,6 +58,9 @@ async def authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
         assert form["grant_type"] == "client_credentials" and form["client_id"] == APP_ID
         fake.token_requests += 1
         await fake.answering.wait()
+        if form["client_secret"] != "app-password":
+            body = {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}
+            return web.json_response(body, status=401)
         return web.json_response(
             {"access_token": f"token-{fake.token_requests}", "token_type": "Bearer", "expires_in": 3600}
         )

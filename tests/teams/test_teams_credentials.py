@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import aiohttp
+import pytest
 from pydantic import SecretStr
 
 from hitl_chatops.bot.server import BotThread
@@ -23,11 +24,16 @@ from tests.teams.teams_helpers import (
 )
 
 
-def signed_in_bot(start_bot: Callable[..., BotThread], authority: FakeAuthority, connector: FakeConnector) -> Teams:
+def signed_in_bot(
+    start_bot: Callable[..., BotThread],
+    authority: FakeAuthority,
+    connector: FakeConnector,
+    password: str = "app-password",
+) -> Teams:
     """A bot as in production (public cloud) but for Microsoft's login and keys, which are the fakes."""
     bot = start_bot(
         teams_app_id=APP_ID,
-        teams_app_password=SecretStr("app-password"),
+        teams_app_password=SecretStr(password),
         teams_authority=authority.url,
         teams_openid_url=connector.openid_url,
     )
@@ -74,3 +80,22 @@ async def test_a_hanging_microsoft_login_does_not_stall_the_bot(
     [post] = await connector.wait_for(lambda: connector.cards(connector.sent()) and connector.sent())
     assert post.headers["Authorization"] == "Bearer token-1"
     assert authority.token_requests == 1
+
+
+async def test_a_wrong_app_password_is_logged_as_such_and_posts_nothing(
+    authority: FakeAuthority,
+    connector: FakeConnector,
+    start_bot: Callable[..., BotThread],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    teams = signed_in_bot(start_bot, authority, connector, password="wrong-password")
+    await install(teams, APP_ID)
+
+    await make_event(teams.bot, channels=[f"teams:{CHANNEL}"])
+
+    [failed] = await connector.wait_for(lambda: [r for r in caplog.records if r.getMessage() == "teams post failed"])
+    assert failed.__dict__["reason"] == "no Microsoft Entra token (ValueError)"
+    [login] = [r for r in caplog.records if r.getMessage().startswith("no Microsoft Entra token")]
+    assert "MicrosoftAppPassword" in login.getMessage() and "invalid_client" in login.__dict__["reason"]
+    assert "wrong-password" not in caplog.text
+    assert connector.calls == []
