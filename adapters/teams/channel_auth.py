@@ -31,9 +31,8 @@ from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
-# Where Microsoft publishes the keys that sign the tokens of the Bot Connector (public cloud).
+# Where Microsoft publishes the issuer and keys of the Bot Connector's tokens (public cloud).
 OPENID_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
-ISSUER = "https://api.botframework.com"
 REFRESH_SECONDS = 3600.0
 RETRY_SECONDS = 10.0
 UNKNOWN_KEY_REFRESH_SECONDS = 300.0  # a token naming a key we lack refreshes at most this often
@@ -50,6 +49,7 @@ class KeysUnavailable(Exception):
 
 
 class _OpenIdConfiguration(BaseModel):
+    issuer: str
     jwks_uri: str
 
 
@@ -63,6 +63,7 @@ class ChannelTokens:
 
     app_id: str
     openid_url: str = OPENID_URL
+    _issuer: str = ""
     _keys: dict[str, dict[str, Any]] | None = None
     _fetched_at: float = 0.0
     _refresh: asyncio.Event = field(default_factory=asyncio.Event)
@@ -77,9 +78,7 @@ class ChannelTokens:
             unverified = jwt.decode(token.strip(), options={"verify_signature": False})
         except jwt.PyJWTError as error:
             raise TokenRefused(f"malformed token ({type(error).__name__})") from None
-        if unverified.get("iss") != ISSUER:  # Emulator and other issuers: refused before any key is looked at
-            raise TokenRefused("issuer is not the Bot Connector")
-        key = self._key(str(header.get("kid", "")))
+        key = self._key(str(header.get("kid", "")), unverified.get("iss"))
         if channel_id not in key.get("endorsements", [channel_id]):
             raise TokenRefused(f"signing key not endorsed for channel {channel_id!r}")
         try:
@@ -88,7 +87,7 @@ class ChannelTokens:
                 jwt.PyJWK(key, "RS256"),
                 algorithms=["RS256"],
                 audience=self.app_id,
-                issuer=ISSUER,
+                issuer=self._issuer,
                 leeway=CLOCK_SKEW_SECONDS,
                 options={"require": ["exp", "aud", "iss"]},
             )
@@ -98,9 +97,11 @@ class ChannelTokens:
             raise TokenRefused("token issued for another service URL")
         return claims
 
-    def _key(self, kid: str) -> dict[str, Any]:
+    def _key(self, kid: str, issuer: object) -> dict[str, Any]:
         if self._keys is None:  # `keep_fresh` retries on its own; requests never fetch
             raise KeysUnavailable()
+        if issuer != self._issuer:  # the Emulator's and any other: refused before any key is looked at
+            raise TokenRefused("issuer is not the Bot Connector")
         key = self._keys.get(kid)
         if key is None:
             if time.monotonic() - self._fetched_at > UNKNOWN_KEY_REFRESH_SECONDS:
@@ -114,7 +115,7 @@ class ChannelTokens:
             while True:
                 self._refresh.clear()
                 try:
-                    keys = await fetch_signing_keys(session, self.openid_url)
+                    self._issuer, keys = await fetch_signing_keys(session, self.openid_url)
                 except (aiohttp.ClientError, TimeoutError, ValueError) as error:  # ValueError: not the shape
                     log.warning(
                         "signing keys not fetched", extra={"url": self.openid_url, "error": type(error).__name__}
@@ -135,10 +136,11 @@ class ChannelTokens:
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def fetch_signing_keys(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
+async def fetch_signing_keys(session: aiohttp.ClientSession, url: str) -> tuple[str, list[dict[str, Any]]]:
+    """The issuer the OpenID configuration at `url` names, and its signing keys."""
     async with session.get(url) as reply:
         reply.raise_for_status()
-        jwks_uri = _OpenIdConfiguration.model_validate(await reply.json(content_type=None)).jwks_uri
-    async with session.get(jwks_uri) as reply:
+        configuration = _OpenIdConfiguration.model_validate(await reply.json(content_type=None))
+    async with session.get(configuration.jwks_uri) as reply:
         reply.raise_for_status()
-        return _KeySet.model_validate(await reply.json(content_type=None)).keys
+        return configuration.issuer, _KeySet.model_validate(await reply.json(content_type=None)).keys
