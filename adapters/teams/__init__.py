@@ -43,23 +43,12 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
     groups = None
     if app_id and settings.teams_tenant_id:  # Graph reads the groups of the app's own tenant
         groups = GroupMembers(app_tokens(settings, settings.teams_tenant_id), settings.teams_graph_url)
-    surface = TeamsSurface(adapter, service, app_id, groups)
-    bot = TeamsBot(service, surface)
-    service.add_surface(surface)
-    app.on_cleanup.append(lambda _: clients.close())
-    if groups is not None:
         app.on_cleanup.append(lambda _: groups.close())
-    channel: ChannelTokens | None = None
-    if not app_id:
-        log.warning(
-            "TEAMS EMULATOR MODE: MicrosoftAppId is not set, so Bot Framework authentication is OFF and anyone "
-            "who reaches /api/messages can answer as any user. Use only on a developer machine; set "
-            "MicrosoftAppId and MicrosoftAppPassword for real Teams.",
-            extra={"route": ROUTE},
-        )
-    else:
-        channel = ChannelTokens(app_id, settings.teams_openid_url or OPENID_URL)
-        app.cleanup_ctx.append(channel.running)
+    surface = TeamsSurface(adapter, service, app_id, groups)
+    service.add_surface(surface)
+    bot = TeamsBot(service, surface)
+    app.on_cleanup.append(lambda _: clients.close())
+    channel = _channel_tokens(app, settings)
 
     async def messages(request: web.Request) -> web.StreamResponse:
         if request.content_type != "application/json":
@@ -67,19 +56,9 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
         activity = await _activity(request)
         if activity is None:
             return _error(400, "The body is not a Bot Framework activity.")
-        identity = ClaimsIdentity()  # anonymous: emulator mode
-        if channel is not None:
-            try:
-                claims = channel.check(
-                    request.headers.get("Authorization"), str(activity.channel_id), activity.service_url or ""
-                )
-            except TokenRefused as error:
-                _refused(str(error))
-                return _error(401, "Missing or invalid Bot Framework token.")
-            except KeysUnavailable:
-                log.error("teams request not checked: no Bot Framework signing keys yet", extra={"route": ROUTE})
-                return _error(503, "The bot cannot check tokens yet; retry shortly.")
-            identity = ClaimsIdentity(claims, authentication_type="Bearer")
+        identity = _identity(channel, request, activity)
+        if isinstance(identity, web.Response):
+            return identity
         answer = await adapter.process_activity(identity, activity, bot.on_turn)
         if activity.type == ActivityTypes.invoke:
             status = answer.status if answer is not None and answer.status else 501
@@ -87,6 +66,39 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
         return web.Response(status=201)
 
     app.router.add_post(ROUTE, messages)
+
+
+def _channel_tokens(app: web.Application, settings: Settings) -> ChannelTokens | None:
+    """The token check, its keys kept while the app runs; None (and a loud warning) in emulator mode."""
+    if not settings.teams_app_id:
+        log.warning(
+            "TEAMS EMULATOR MODE: MicrosoftAppId is not set, so Bot Framework authentication is OFF and anyone "
+            "who reaches /api/messages can answer as any user. Use only on a developer machine; set "
+            "MicrosoftAppId and MicrosoftAppPassword for real Teams.",
+            extra={"route": ROUTE},
+        )
+        return None
+    channel = ChannelTokens(settings.teams_app_id, settings.teams_openid_url or OPENID_URL)
+    app.cleanup_ctx.append(channel.running)
+    return channel
+
+
+def _identity(channel: ChannelTokens | None, request: web.Request, activity: Activity) -> ClaimsIdentity | web.Response:
+    """Who sent `activity` (anonymous in emulator mode), or the 401 / 503 to answer instead."""
+    if channel is None:
+        return ClaimsIdentity()
+    try:
+        claims = channel.check(
+            request.headers.get("Authorization"), str(activity.channel_id), activity.service_url or ""
+        )
+    except TokenRefused as error:
+        reason = {"route": ROUTE, "reason": str(error)}
+        log.warning("teams request refused: missing or invalid Bot Framework token", extra=reason)
+        return _error(401, "Missing or invalid Bot Framework token.")
+    except KeysUnavailable:  # `keep_fresh` logs why
+        log.warning("teams request not checked: no Bot Framework signing keys yet", extra={"route": ROUTE})
+        return _error(503, "The bot cannot check tokens yet; retry shortly.")
+    return ClaimsIdentity(claims, authentication_type="Bearer")
 
 
 async def _activity(request: web.Request) -> Activity | None:
@@ -103,12 +115,6 @@ async def _activity(request: web.Request) -> Activity | None:
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def _refused(reason: str) -> None:
-    log.warning(
-        "teams request refused: missing or invalid Bot Framework token", extra={"route": ROUTE, "reason": reason}
-    )
 
 
 async def _on_turn_error(context: TurnContext, error: Exception) -> None:

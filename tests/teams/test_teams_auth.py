@@ -156,18 +156,19 @@ async def test_a_forged_token_while_the_keys_cannot_be_fetched_is_answered_at_on
     event = await pending_event(teams)
     forged = SigningKey("attacker-key").token(APP_ID, connector.url)
 
+    invoke = teams.activity("invoke", name="adaptiveCard/action", value={"action": answer(event.request_id, 3)})
+
+    async def post(session: aiohttp.ClientSession) -> int:
+        async with session.post(f"{teams.bot.url}/api/messages", json=invoke, headers=bearer(forged)) as reply:
+            return reply.status
+
+    # Every reply within a second, or the session's timeout fails the test.
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
-        url = f"{teams.bot.url}/api/messages"
-        invoke = teams.activity("invoke", name="adaptiveCard/action", value={"action": answer(event.request_id, 3)})
-        started = time.monotonic()
-        forged_posts = [session.post(url, json=invoke, headers=bearer(forged)) for _ in range(20)]
-        replies = await asyncio.gather(*(post.__aenter__() for post in forged_posts))
+        statuses = await asyncio.gather(*(post(session) for _ in range(20)))
         async with session.get(f"{teams.bot.url}/healthz") as health:
             assert health.status == 200
-        elapsed = time.monotonic() - started  # the session's 1 s timeout already fails a slow reply
 
-    assert {reply.status for reply in replies} == {503}  # no key was ever fetched: the channel retries
-    assert elapsed < 1
+    assert set(statuses) == {503}  # no key was ever fetched: the channel retries
     assert await Store(teams.bot.settings.store).get_response(event.request_id) is None
 
 
