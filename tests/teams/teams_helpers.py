@@ -298,14 +298,24 @@ async def make_event(bot: BotThread, *, timeout_seconds: float = 600, **fields: 
     return request
 
 
-async def install(teams: Teams, app_id: str) -> None:
-    """Install the app in CHANNEL (signed, as Teams sends it); the bot sends nothing back."""
-    activity = teams.activity("installationUpdate", action="add")
+async def keys_ready(teams: Teams, app_id: str) -> None:
+    """Wait until the bot has the fake's signing keys: a signed card action stops being a 503."""
+    value = {"action": {"type": "Action.Execute", "verb": "hitl.probe", "data": {}}}
+    probe = teams.activity("invoke", name="adaptiveCard/action", value=value)  # answered in the reply alone
     headers = {"Authorization": f"Bearer {SIGNING_KEY.token(app_id, teams.connector.url)}"}
     await teams.connector.wait_for(lambda: teams.connector.key_fetches)
-    for _ in range(50):  # the keys are stored right after the fake answered
-        status, _ = await teams.post(activity, headers)
+    for _ in range(100):
+        status, _ = await teams.post(probe, headers)
         if status != 503:
-            break
+            assert status == 200
+            return
         await asyncio.sleep(0.05)
+    raise AssertionError("the bot never got the signing keys")
+
+
+async def install(teams: Teams, app_id: str) -> None:
+    """Install the app in CHANNEL (signed, as Teams sends it); the bot sends nothing back."""
+    await keys_ready(teams, app_id)
+    headers = {"Authorization": f"Bearer {SIGNING_KEY.token(app_id, teams.connector.url)}"}
+    status, _ = await teams.post(teams.activity("installationUpdate", action="add"), headers)
     assert status == 201

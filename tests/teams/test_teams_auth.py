@@ -33,6 +33,7 @@ from tests.teams.teams_helpers import (
     SigningKey,
     Teams,
     answer,
+    keys_ready,
     texts,
 )
 
@@ -45,8 +46,10 @@ def secured_bot(start_bot: Callable[..., BotThread], openid_url: str) -> BotThre
 
 
 @pytest.fixture
-def secured(connector: FakeConnector, start_bot: Callable[..., BotThread]) -> Teams:
-    return Teams(secured_bot(start_bot, connector.openid_url), connector)
+async def secured(connector: FakeConnector, start_bot: Callable[..., BotThread]) -> Teams:
+    teams = Teams(secured_bot(start_bot, connector.openid_url), connector)
+    await keys_ready(teams, APP_ID)
+    return teams
 
 
 async def pending_event(teams: Teams) -> Request:
@@ -93,9 +96,8 @@ async def test_a_valid_channel_token_is_accepted_and_the_answer_saved(secured: T
 
 
 async def keys_kept(teams: Teams) -> int:
-    """Wait until the bot has fetched the channel's signing keys."""
-    await teams.connector.wait_for(lambda: teams.connector.key_fetches >= 1)
-    await asyncio.sleep(0.1)  # the bot stores them right after the reply
+    """Wait until the bot has the channel's signing keys; how often it fetched them."""
+    await keys_ready(teams, APP_ID)
     return teams.connector.key_fetches
 
 
