@@ -24,6 +24,11 @@ class StoreError(HitlError):
     """Object storage could not be read or written; safe to retry."""
 
 
+class PlatformError(HitlError):
+    """A chat platform failed or refused a call (post, card update, lookup); logged, and retried
+    by the outbox or the reconciler."""
+
+
 class UserError(HitlError):
     """An outcome a person must see; `str(error)` is safe to show."""
 

@@ -192,6 +192,22 @@ class HitlService:
             raise unknown
         return False
 
+    async def event(self, request_id: str) -> Request:
+        """The event, for a surface to show; storage trouble is `StoreUnavailable` ("try again")."""
+        try:
+            return await self.store.get_request(request_id)
+        except StoreError:
+            raise StoreUnavailable() from None
+
+    # -- where a platform may post -------------------------------------------------------
+
+    async def save_conversation(self, platform: str, conversation_id: str, data: dict[str, Any]) -> None:
+        """Keep what a platform needs to post into a conversation later (Teams' reference)."""
+        await self.store.put_conversation(platform, conversation_id, data)
+
+    async def conversation(self, platform: str, conversation_id: str) -> dict[str, Any] | None:
+        return await self.store.get_conversation(platform, conversation_id)
+
     # -- listing, announcing, expiring ---------------------------------------------------
 
     async def pending(self, responder: Responder | None = None) -> list[Request]:

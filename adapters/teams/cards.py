@@ -1,6 +1,6 @@
 """Adaptive Cards (schema 1.5) for an event, its answer and its end, as plain dicts.
 
-Pure functions of core objects: no botbuilder here, so cards are easy to test and to validate
+Pure functions of core objects: no Teams SDK here, so cards are easy to test and to validate
 against the official schema. Every decision about values stays in the core; a card only asks.
 """
 
