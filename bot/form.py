@@ -11,13 +11,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .answers import MAX_TEXT_LENGTH, display, number_hint
 from .appkeys import SERVICE, SETTINGS
 from .errors import AlreadyAnswered, EventExpired, EventNotFound, InvalidValue, StoreError, StoreUnavailable, UserError
 from .links import form_signature_ok
 from .protocol import Request, Responder, Response, format_time
 from .store import check_request_id
 from .templates import render
-from .values import MAX_TEXT_LENGTH, display, format_number, number_hint
+from .text import format_number
 
 routes = web.RouteTableDef()
 

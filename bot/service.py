@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Protocol
 
+from .answers import Rejected, parse_answer
 from .errors import (
     AlreadyAnswered,
     EventExpired,
@@ -28,7 +29,6 @@ from .links import form_url
 from .metrics import Metrics
 from .protocol import MessageRef, Request, Responder, Response, Via, format_time, utcnow
 from .store import Store
-from .values import Rejected, parse_answer
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
@@ -118,11 +118,11 @@ class HitlService:
             await self._admit(request, responder, trusted)
             outcome = parse_answer(request, raw_value)
             if isinstance(outcome, Rejected):
-                raise InvalidValue(outcome.message)
+                raise InvalidValue(outcome.message, outcome.errors)
         except UserError:
             # Who answered matters more than why this answer would be refused: tell that first.
             if existing := await self.store.get_response(request_id):
-                raise AlreadyAnswered(existing) from None
+                raise AlreadyAnswered.of(existing) from None
             raise
         response = Response(
             value=outcome.value,
@@ -143,7 +143,7 @@ class HitlService:
         """
         request = await self.store.get_request(request_id)
         if existing := await self.store.get_response(request_id):
-            raise AlreadyAnswered(existing)
+            raise AlreadyAnswered.of(existing)
         await self._admit(request, responder, trusted)
         return request
 

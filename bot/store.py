@@ -132,7 +132,7 @@ class Store:
             await self._create(path, _dump(response))
         except FileExistsError:
             first = await self.get_response(response.request_id)
-            raise AlreadyAnswered(first or response) from None
+            raise AlreadyAnswered.of(first or response) from None
         self._remember(path, response)
         with contextlib.suppress(StoreError):
             await self.drop_pending(response.request_id)

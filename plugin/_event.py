@@ -13,11 +13,11 @@ import flyte
 import flyte.report
 from flyte.syncify import syncify
 
+from hitl_chatops.bot.answers import Accepted, parse_answer, type_name
 from hitl_chatops.bot.config import Settings, load_settings
 from hitl_chatops.bot.protocol import DataType, Request, RunInfo, format_time, utcnow
 from hitl_chatops.bot.store import Store, new_request_id
 from hitl_chatops.bot.templates import render
-from hitl_chatops.bot.values import Accepted, parse_value, type_name
 
 from ._runtime import announce_link, endpoint
 
@@ -64,7 +64,7 @@ class Event(Generic[T]):
             response = await store.get_response(request_id)
             if response is not None and response.status == "completed":
                 log.info("event answered", extra={"request_id": request_id, "event": self.name})
-                return cast(T, _typed(response.value, self.request.data_type))
+                return cast(T, _typed(response.value, self.request))
             remaining = (self.request.deadline - utcnow()).total_seconds()
             if remaining <= 0:
                 raise TimeoutError(
@@ -178,20 +178,20 @@ def _check_arguments(
     if choices is not None:
         if kind not in ("str", "int") or not choices:
             raise ValueError("choices need data_type str or int and at least one entry")
-        if any(not isinstance(parse_value(c, data_type=kind), Accepted) for c in choices):
-            raise ValueError(f"every choice must be a valid {kind}")
+        if any(type(c).__name__ != kind for c in choices):  # exact: True is no int, "1" no int
+            raise ValueError(f"every choice must be a {kind} (got {choices!r})")
     if (min_value is not None or max_value is not None) and kind not in ("int", "float"):
         raise ValueError("min_value/max_value apply only to int and float events")
     if min_value is not None and max_value is not None and min_value > max_value:
         raise ValueError(f"min_value ({min_value}) is greater than max_value ({max_value})")
 
 
-def _typed(value: Any, kind: DataType) -> Any:
+def _typed(value: Any, request: Request) -> Any:
     """Responses carry converted values; stock answers may not (a str "42"): convert them too."""
-    outcome = parse_value(value, data_type=kind)
+    outcome = parse_answer(request, value)
     if isinstance(outcome, Accepted):
         return outcome.value
-    raise ValueError(f"the stored answer {value!r} is not a valid {kind}")
+    raise ValueError(f"the stored answer {value!r} is not a valid {request.data_type}")
 
 
 def _settings() -> Settings:

@@ -3,7 +3,7 @@
 Whatever arrives (junk bytes, wrong content types, invalid UTF-8, 300 KB values, forged links,
 random Slack payloads), the bot must answer with a status below 500 and must never store a
 response that breaks its event's type, bounds or choices. Every stored value is re-checked
-with `parse_value`, the one function every surface validates with.
+with `parse_answer`, the one function every surface (and `wait()`) validates with.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, Accepted, parse_answer
 from hitl_chatops.bot.links import form_signature
 from hitl_chatops.bot.protocol import Request, Response
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import REQUESTS, Store
-from hitl_chatops.bot.values import MAX_TEXT_LENGTH, Accepted, parse_value
 from tests.conftest import SECRET
 from tests.helpers import make_request
 from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
@@ -165,14 +165,8 @@ def put_event(store: Store, spec: dict[str, Any]) -> Request:
 
 
 def assert_valid(event: Request, response: Response) -> None:
-    """The stored answer is exactly what `parse_value` accepts for this event, with the event's type."""
-    outcome = parse_value(
-        response.value,
-        data_type=event.data_type,
-        choices=event.choices,
-        min_value=event.min_value,
-        max_value=event.max_value,
-    )
+    """The stored answer is exactly what `parse_answer` accepts for this event, with the event's type."""
+    outcome = parse_answer(event, response.value)
     assert isinstance(outcome, Accepted), (event.data_type, response.value, outcome)
     assert outcome.value == response.value and type(outcome.value) is type(response.value)
     assert response.request_id == event.request_id and response.data_type == event.data_type
