@@ -151,9 +151,40 @@ class Response(_Model):
     via: Via | None = None
     reason: str | None = None
 
+    @classmethod
+    def cancellation(cls, request: Request, reason: str, responder: Responder, via: str) -> Response:
+        return cls(
+            status="cancelled",
+            reason=reason,
+            request_id=request.request_id,
+            data_type=request.data_type,
+            responder=responder,
+            responded_at=utcnow(),
+            via=via,
+        )
+
+    @classmethod
+    def timeout_default(cls, request: Request) -> Response:
+        """The `on_timeout` outcome; the same object whoever writes it (the plugin or any replica)."""
+        assert request.on_timeout is not None
+        return cls(
+            value=request.on_timeout.value,
+            request_id=request.request_id,
+            data_type=request.data_type,
+            responded_at=request.deadline,
+            via="timeout",
+        )
+
     @property
     def cancelled(self) -> bool:
         return self.status == "cancelled"
+
+    @property
+    def outcome(self) -> OutcomeKind:
+        """Where the event is listed: `completed`, `cancelled`, or `expired` (a default applied)."""
+        if self.cancelled:
+            return "cancelled"
+        return "expired" if self.defaulted else "completed"
 
     @property
     def defaulted(self) -> bool:
@@ -169,6 +200,25 @@ class Response(_Model):
     @property
     def responded_text(self) -> str:
         return format_time(self.responded_at) if self.responded_at else "an unknown time"
+
+
+OutcomeKind = Literal["completed", "cancelled", "expired"]
+
+
+class OutcomeRecord(_Model):
+    """`hitl-outcomes/<outcome>/<day>/<newest-first key>`: one line of the recent-outcomes index.
+
+    Written when the outcome is, so listing recent events reads a page of these, not every event.
+    """
+
+    request_id: str
+    event_name: str = ""
+    outcome: OutcomeKind
+    at: AwareDatetime
+    via: Via | None = None
+    responder: Responder | None = None
+    value: Any = None
+    reason: str | None = None
 
 
 class MessageRef(_Model):
