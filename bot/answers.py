@@ -255,7 +255,7 @@ def _field_from(name: str, prop: Mapping[str, Any], listed: bool, defs: Mapping[
     has_default = "default" in prop
     common: dict[str, Any] = {
         "name": name,
-        "label": str(prop.get("title") or name.replace("_", " ").capitalize()),
+        "label": _label(name, prop.get("title")),
         "description": prop.get("description") or None,
         "has_default": has_default,
         "default": prop.get("default"),
@@ -278,6 +278,14 @@ def _field_from(name: str, prop: Mapping[str, Any], listed: bool, defs: Mapping[
         multiline=multiline and kind == "str",
         **common,
     )
+
+
+def _label(name: str, title: object) -> str:
+    """The field's title, or its name in sentence case where pydantic only title-cased the name."""
+    words = name.replace("_", " ").strip()
+    if not title or title == words.title():
+        return words.capitalize() or name
+    return str(title)
 
 
 _JSON_KINDS: dict[str, FieldKind] = {"boolean": "bool", "integer": "int", "number": "float", "string": "str"}

@@ -89,7 +89,8 @@ def _context_rows(event: Request) -> list[tuple[str, str]]:
     """The event's context as label/value rows; nested values as JSON, nothing clipped."""
     rows = []
     for key, value in (event.context or {}).items():
-        rows.append((str(key), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)))
+        plain = isinstance(value, str | bool | int | float) or value is None
+        rows.append((str(key), field_text(value) if plain else json.dumps(value, ensure_ascii=False)))
     return rows
 
 
