@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from tests.test_flyte_e2e import pending_event
 
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {SECRET}"}
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "expense_approval.py"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -118,3 +120,21 @@ async def test_on_timeout_returns_the_default_and_refuses_a_late_answer(start_bo
     async with aiohttp.ClientSession() as http, http.get(bot.service.form_url(result["request_id"])) as reply:
         page = await reply.text()
     assert "This event has expired" in page and "the default answer 3 was applied" in page
+
+
+async def test_the_expense_example_runs_as_the_demo_runs_it(start_bot: Callable[..., BotThread]) -> None:
+    """`hitl-chatops demo --workflow examples/expense_approval.py`, answered through the form."""
+    from hitl_chatops.bot.cli import _load_workflow
+
+    bot = start_bot()
+    main = _load_workflow(EXAMPLE)
+    run = Run(main)
+    event = await pending_event(bot, "expense_approval")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(event["form_url"]) as reply:
+            page = await reply.text()
+        assert "Approve Expense Request" in page and "GPU hours for the Q4 retraining" in page
+        form = {"approved": "true", "amount": "1000", "notes": ""}
+        async with http.post(event["form_url"], data=form) as reply:
+            assert reply.status == 200
+    assert await run.finish() == "EXP-1042: approved 1000.0 by web form via web"
