@@ -159,7 +159,9 @@ def schema_from_type(data_type: object) -> AnswerSchema:
     """
     if isinstance(data_type, type) and issubclass(data_type, BaseModel):
         _check_model(data_type)
-        return _from_json_schema(data_type.model_json_schema())
+        schema = _from_json_schema(data_type.model_json_schema())
+        _check_defaults(data_type.__name__, schema)
+        return schema
     kind = type_name(data_type)
     assert kind != "object"
     return _scalar_schema(kind)
@@ -205,8 +207,7 @@ def _check_model(model: type[BaseModel]) -> None:
         raise TypeError(f"{model.__name__} has no fields to ask for")
     for name, info in model.model_fields.items():
         where = f"{model.__name__}.{name}"
-        inner = _unwrap_optional(info.annotation)
-        if _value_types(inner) is None:
+        if not _supported(_unwrap_optional(info.annotation)):
             raise TypeError(f"{where}: {_type_text(info.annotation)} is not supported; {_SUPPORTED}")
         for constraint in info.metadata:
             if type(constraint).__name__ not in ("Ge", "Le", "MaxLen"):
@@ -220,18 +221,36 @@ def _unwrap_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _value_types(annotation: Any) -> set[type] | None:
-    """The one scalar type behind a supported annotation (a set of one), or None if unsupported."""
+def _supported(annotation: Any) -> bool:
+    """A scalar type, or a Literal/Enum whose values all have one scalar type."""
     if annotation in _TYPE_NAMES:
-        return {annotation}
+        return True
     if get_origin(annotation) is Literal:
         values: list[Any] = list(get_args(annotation))
     elif isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         values = [member.value for member in annotation]
     else:
-        return None
+        return False
     found = {type(v) for v in values}
-    return found if len(found) == 1 and found <= set(_TYPE_NAMES) else None
+    return len(found) == 1 and found <= set(_TYPE_NAMES)
+
+
+def _check_defaults(model_name: str, schema: AnswerSchema) -> None:
+    """A default is handed to the model like any answer, so it must be one (pydantic never checks it)."""
+    for answer_field in schema.fields:
+        default = answer_field.default
+        if not answer_field.has_default or (answer_field.kind == "str" and default == ""):
+            continue  # "" is how a text field says "nothing"; the model takes it as is
+        if default is None:
+            fits = answer_field.nullable
+        else:
+            strict = answer_field.model_copy(update={"required": True})
+            fits = isinstance(_parse_field(strict, answer_field.default), Accepted)
+        if not fits:
+            raise TypeError(
+                f"{model_name}.{answer_field.name}: the default {answer_field.default!r} is not a valid answer "
+                "for the field (check its type, bounds and choices)"
+            )
 
 
 def _type_text(annotation: Any) -> str:

@@ -290,3 +290,22 @@ def test_outcome_labels() -> None:
     assert outcome_label(Response(value=True, request_id=rid)) == "Answered"
     assert outcome_label(Response(request_id=rid, status="cancelled", reason="no")) == "Cancelled"
     assert outcome_label(Response(value=1, request_id=rid, via="timeout")) == "Expired: default applied"
+
+
+class BadDefaultBounds(BaseModel):
+    amount: float = Field(default=-1, ge=0)
+
+
+class BadDefaultNone(BaseModel):
+    notes: str = None  # type: ignore[assignment]
+
+
+class BadDefaultChoice(BaseModel):
+    region: Literal["eu", "us"] = "ap"  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("model", [BadDefaultBounds, BadDefaultNone, BadDefaultChoice])
+def test_defaults_must_be_valid_answers(model: type[BaseModel]) -> None:
+    field = next(iter(model.model_fields))
+    with pytest.raises(TypeError, match=rf"{model.__name__}\.{field}: the default .* is not a valid answer"):
+        type_name(model)
