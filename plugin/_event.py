@@ -184,7 +184,7 @@ class Event(Generic[T]):
         Raises `AlreadyAnswered` if someone answered (or cancelled) first.
         """
         run = self.request.run
-        by = run.run_name or "the workflow"
+        by = f"run {run.run_name}" if run.run_name else "the workflow"
         if self._bot is not None and await self._bot.cancel(self.request_id, reason, by):
             response = await _store(_settings().store).get_response(self.request_id)
             if response is not None and not (response.cancelled and response.reason == reason):

@@ -6,6 +6,7 @@ Service calls run against the real store (a folder and the S3 server); the API r
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -183,3 +184,29 @@ async def test_recent_outcomes_newest_first_in_pages(bot: BotThread, http: aioht
     for bad in ("status=answered", "status=completed&limit=0", "status=completed&cursor=../../x"):
         async with http.get(f"{bot.url}/api/v1/events?{bad}", headers=AUTH) as reply:
             assert reply.status == 400
+
+
+# -- the plugin's sync spellings -------------------------------------------------------------------
+
+
+def test_sync_cancel_and_result(bot: BotThread) -> None:
+    import hitl_chatops.plugin as hitl
+
+    event = hitl.new_event("gate", bool, prompt="Go?", poll_interval_seconds=0.05)
+    event.cancel("not today")
+    with pytest.raises(hitl.EventCancelled, match=r"cancelled by the workflow at .*: not today"):
+        event.result()
+    with pytest.raises(hitl.EventCancelled):
+        event.cancel("twice")
+
+
+def test_sync_human_step_with_a_default() -> None:
+    """No bot configured and no answer: the step still ends, with its default and `via` timeout."""
+    import hitl_chatops.plugin as hitl
+
+    step = hitl.Human("fallback_step", "Pick replicas", int, timeout=1, on_timeout=2, poll_interval_seconds=0.05)
+    result = step.run({"service": "api"})
+    assert (result.output, result.via, result.completed_by) == (2, "timeout", None)
+    request_id = result.request_id
+    stored_request = asyncio.run(Store(os.environ["HITL_CHATOPS_STORE"]).get_request(request_id))
+    assert (stored_request.title, stored_request.context) == ("Pick replicas", {"service": "api"})
