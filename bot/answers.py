@@ -17,7 +17,7 @@ The contract every surface builds on:
   or a dict of every field) or `Rejected(errors, message)`: field name → a message a person can
   act on (scalar events use the key `value`, as does a structured answer that is not a mapping
   at all), and all of them in one line. `input_text` writes a value as a control holds it.
-- `describe_answer` / `answer_text` render an answer for people (`outcome_label` titles the
+- `describe_answer` / `answer_text` render an answer for people, `context_rows` the context (`outcome_label` titles the
   outcome: answered, cancelled, default applied at the deadline); `is_approval` tells the
   "approve, with a reason" shape (one bool plus optional text) that keeps Approve/Reject buttons;
   `prefill` gives each field's proposed value (the request's `initial`, else the default).
@@ -26,6 +26,7 @@ The contract every surface builds on:
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 import types
@@ -50,6 +51,7 @@ __all__ = [
     "Outcome",
     "Rejected",
     "answer_text",
+    "context_rows",
     "describe_answer",
     "display",
     "field_text",
@@ -533,6 +535,16 @@ def describe_answer(request: Request, value: object) -> list[tuple[str, str]]:
         return [("Answer", display(value))]
     given = value if isinstance(value, Mapping) else {}
     return [(f.label, field_text(given.get(f.name))) for f in schema.fields]
+
+
+def context_rows(request: Request) -> list[tuple[str, str]]:
+    """The event's `context` as (label, text) rows: scalars as `field_text` shows them, nested
+    values as JSON. Nothing is clipped or escaped here: each surface does both its own way."""
+    rows = []
+    for key, value in (request.context or {}).items():
+        plain = isinstance(value, str | bool | int | float) or value is None
+        rows.append((str(key), field_text(value) if plain else json.dumps(value, ensure_ascii=False)))
+    return rows
 
 
 def answer_text(request: Request, value: object) -> str:

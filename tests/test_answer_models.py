@@ -309,3 +309,18 @@ def test_defaults_must_be_valid_answers(model: type[BaseModel]) -> None:
     field = next(iter(model.model_fields))
     with pytest.raises(TypeError, match=rf"{model.__name__}\.{field}: the default .* is not a valid answer"):
         type_name(model)
+
+
+def test_context_rows_for_people() -> None:
+    from hitl_chatops.bot.answers import context_rows
+
+    request = request_for(
+        Approval, context={"amount": 120.0, "ok": True, "who": "<dana>", "tags": ["a", "b"], "x": None}
+    )
+    assert context_rows(request) == [
+        ("amount", "120"),
+        ("ok", "Yes"),
+        ("who", "<dana>"),
+        ("tags", '["a", "b"]'),
+        ("x", "—"),
+    ]
