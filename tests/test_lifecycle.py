@@ -210,3 +210,15 @@ def test_sync_human_step_with_a_default() -> None:
     request_id = result.request_id
     stored_request = asyncio.run(Store(os.environ["HITL_CHATOPS_STORE"]).get_request(request_id))
     assert (stored_request.title, stored_request.context) == ("Pick replicas", {"service": "api"})
+
+
+async def test_form_shows_context_escaped_and_whole(bot: BotThread, http: aiohttp.ClientSession) -> None:
+    long = "x" * 5000
+    request = await stored(
+        bot.service, data_type="bool", context={"<b>who</b>": "<script>alert(1)</script>", "log": long, "n": 3}
+    )
+    async with http.get(bot.service.form_url(request.request_id)) as reply:
+        page = await reply.text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+    assert "&lt;b&gt;who&lt;/b&gt;" in page
+    assert long in page, "the form shows the full context"
