@@ -65,10 +65,7 @@ async def new_event(
     kind = type_name(data_type)
     schema = schema_from_type(data_type)
     _check_arguments(name, kind, scope, timeout_seconds, poll_interval_seconds, choices, min_value, max_value)
-    for channel in channels or []:
-        platform, _, target = channel.partition(":")
-        if platform not in ("slack", "teams") or not target:
-            raise ValueError(f'channels entries look like "slack:C0123" or "teams:<conversation id>" (got {channel!r})')
+    _check_channels(channels or [])
     settings = _settings()
     fields = {
         "event_name": name,
@@ -98,6 +95,13 @@ async def new_event(
         announce_link(name, url, request.request_id)
     api = f"{bot.public_url}/api/v1/events/{request.request_id}/response" if bot else None
     return Event(request, data_type, poll_interval_seconds, url, api, bot)
+
+
+def _check_channels(channels: list[str]) -> None:
+    for channel in channels:
+        platform, _, target = channel.partition(":")
+        if platform not in ("slack", "teams") or not target:
+            raise ValueError(f'channels entries look like "slack:C0123" or "teams:<conversation id>" (got {channel!r})')
 
 
 def _context(context: BaseModel | Mapping[str, Any] | None) -> dict[str, Any] | None:
