@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import StoreError
 from .protocol import Scalar, ScalarType
 from .text import clip, format_number
 
@@ -170,9 +171,18 @@ def schema_from_type(data_type: object) -> AnswerSchema:
 
 
 def schema_of(request: Request) -> AnswerSchema:
-    """The schema of a stored event (scalar fields of the request, or its `answer_schema`)."""
+    """The schema of a stored event (scalar fields of the request, or its `answer_schema`).
+
+    A hand-written `answer_schema` the bot cannot ask for makes the event unreadable (`StoreError`),
+    like any other malformed object in the store.
+    """
     if request.data_type == "object":
-        return _from_json_schema(request.answer_schema or {})
+        try:
+            return _from_json_schema(request.answer_schema or {})
+        except (ValueError, TypeError, AttributeError) as error:
+            raise StoreError(
+                f"event {request.request_id} has an answer_schema hitl-chatops cannot use: {error}"
+            ) from None
     return _scalar_schema(
         request.data_type, choices=request.choices, min_value=request.min_value, max_value=request.max_value
     )

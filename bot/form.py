@@ -100,7 +100,9 @@ async def _load(request: web.Request) -> Request | web.Response:
     if not form_signature_ok(secret, request_id, request.query.get("sig")):
         return _outcome("error", 403, "This link is not valid", "Open the link exactly as it was posted in chat.")
     try:
-        return await request.app[SERVICE].store.get_request(check_request_id(request_id))
+        event = await request.app[SERVICE].store.get_request(check_request_id(request_id))
+        schema_of(event)  # an event whose answer cannot be asked for is as unreadable as a broken object
+        return event
     except EventNotFound as error:
         return _outcome("error", 404, "Event not found", str(error))
     except StoreError:

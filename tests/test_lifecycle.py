@@ -222,3 +222,17 @@ async def test_form_shows_context_escaped_and_whole(bot: BotThread, http: aiohtt
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
     assert "&lt;b&gt;who&lt;/b&gt;" in page
     assert long in page, "the form shows the full context"
+
+
+async def test_a_hand_written_schema_the_bot_cannot_use_is_an_unreadable_event_not_a_500(
+    bot: BotThread, http: aiohttp.ClientSession
+) -> None:
+    schema = {"type": "object", "properties": {"when": {"type": "string", "format": "date"}, "tags": {"type": "array"}}}
+    request = await stored(bot.service, data_type="object", answer_schema=schema)
+    async with http.post(
+        f"{bot.url}/api/v1/events/{request.request_id}/response", headers=AUTH, json={"value": {"when": "x"}}
+    ) as reply:
+        assert reply.status == 503
+    async with http.get(bot.service.form_url(request.request_id)) as reply:
+        assert reply.status == 503 and "Please try again" in await reply.text()
+    assert await bot.service.store.get_response(request.request_id) is None
