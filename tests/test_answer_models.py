@@ -7,6 +7,8 @@ import enum
 from typing import Any, Literal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field, field_validator
 
 from hitl_chatops.bot.answers import (
@@ -324,3 +326,36 @@ def test_context_rows_for_people() -> None:
         ("tags", '["a", "b"]'),
         ("x", "—"),
     ]
+
+
+NEAR = {
+    "approved": st.sampled_from([True, False, "true", "no", "maybe", None, 1, 2]),
+    "amount": st.one_of(st.floats(-100, 20_000), st.integers(-5, 20_000), st.sampled_from(["120.5", "nan", "", "1e3"])),
+    "color": st.sampled_from(["red", "GREEN", "blue", "", None, 1]),
+    "answer": st.sampled_from(["yes", "no", "later", "Later", True, ""]),
+    "nights": st.one_of(st.integers(-2, 20), st.sampled_from(["3", "2.5", "1e19", 1e19, "", 3.0])),
+    "notes": st.one_of(st.text(max_size=30), st.sampled_from(["x" * 600, "  ", None, 5])),
+    "code": st.sampled_from([None, "", "AB-1", "123456789", " ab "]),
+    "priority": st.sampled_from(["low", "high", "HIGH", "urgent", ""]),
+    "level": st.sampled_from([1, 5, "5", "3", None, "", True, 1.0]),
+    "flag": st.sampled_from([0, 1, 5, "1", True, 2, ""]),
+    "extra": st.text(max_size=5),
+}
+REQUIRED = ("approved", "amount", "color", "answer")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.fixed_dictionaries(
+        {name: NEAR[name] for name in REQUIRED},
+        optional={name: strategy for name, strategy in NEAR.items() if name not in REQUIRED},
+    )
+)
+def test_accepted_means_the_model_validates_it_and_parsing_again_changes_nothing(raw: dict[str, Any]) -> None:
+    request = request_for(Expense)
+    outcome = parse_answer(request, raw)
+    if isinstance(outcome, Accepted):
+        Expense.model_validate(outcome.value)
+        assert parse_answer(request, outcome.value) == outcome
+    else:
+        assert outcome.errors and set(outcome.errors) <= set(Expense.model_fields)
