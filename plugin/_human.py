@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from ._event import new_event
 from ._result import EventResult
 
+__all__ = ["Human"]
+
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
 

@@ -8,6 +8,8 @@ from typing import Generic, TypeVar
 
 from hitl_chatops.bot.protocol import Responder
 
+__all__ = ["EventResult"]
+
 T = TypeVar("T")
 
 
