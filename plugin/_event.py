@@ -258,7 +258,10 @@ async def _record(request: Request, response: Response) -> None:
     the message updates to the bot's reconciler through the outbox."""
     store = _store(_settings().store)
     await store.put_response(response, request.event_name)
-    await store.put_outbox(request.request_id, "answered")
+    try:
+        await store.put_outbox(request.request_id, "answered")
+    except StoreError:  # the outcome stands; its chat copies keep their buttons, and clicks are refused
+        log.warning("chat copies not queued for an update", extra={"request_id": request.request_id})
 
 
 @flyte.trace
