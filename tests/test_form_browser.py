@@ -235,3 +235,67 @@ def test_run_link_sends_no_referer_with_the_signed_url(bot: BotThread, browser: 
         server.server_close()
     assert "/runs/r-42" in seen and seen["/runs/r-42"] is None, seen
     page.context.close()
+
+
+def pending_form_url(bot: BotThread, name: str, seconds: float = 20) -> str:
+    """The form link of the run's event once the bot lists it (sync: Playwright's loop runs here)."""
+    import json
+    import time
+    import urllib.request
+
+    from tests.conftest import SECRET
+
+    ask = urllib.request.Request(f"{bot.url}/api/v1/events", headers={"Authorization": f"Bearer {SECRET}"})
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(ask, timeout=5) as reply:
+            events = [e for e in json.load(reply)["events"] if e["event_name"] == name]
+        if events:
+            return str(events[0]["form_url"])
+        time.sleep(0.1)
+    raise AssertionError(f"event {name} never appeared")
+
+
+def test_structured_form_per_field_errors_then_success(bot: BotThread, browser: Browser) -> None:
+    """A Flyte run asks for a model; the person fixes one bad field and the run gets the instance."""
+    import json
+
+    import flyte
+
+    from tests import lifecycle_workflows as flows
+    from tests.helpers import Run
+
+    flyte.init()
+    run = Run(flows.decide_expense)
+    page = open_page(browser, "laptop")
+    page.goto(pending_form_url(bot, "expense_decision"))
+    context = page.locator("table.context")
+    expect(context).to_contain_text("GPU hours")
+    expect(context).to_contain_text("120.5")
+    expect(page.locator("#approved")).to_have_attribute("name", "approved")
+    expect(page.locator("#approved")).to_have_value("true")  # the proposal, pre-filled
+    expect(page.locator("#approved_amount")).to_have_value("100")
+    expect(page.locator("#notes")).to_have_attribute("name", "notes")
+    expect(page.get_by_label("Approved amount")).to_have_attribute("type", "number")
+
+    page.locator("#approved_amount").fill("20000")
+    page.locator("#notes").fill("only the GPU part")
+    assert submit(page) == 422
+    expect(page.locator("#approved_amount-error")).to_have_text("Enter a number from 0 to 10000.")
+    expect(page.locator("#approved-error")).to_have_count(0)
+    expect(page.locator("#notes")).to_have_value("only the GPU part")  # what was typed stays
+    expect(page.locator("#approved_amount")).to_have_value("20000")
+    assert run.running
+    shoot(page, "form-structured-error-laptop")
+
+    page.locator("#approved_amount").fill("80")
+    assert submit(page) == 200
+    expect(
+        page.get_by_text("You answered Approved: Yes · Approved amount: 80 · Notes: only the GPU part.")
+    ).to_be_visible()
+    shoot(page, "form-structured-success-laptop")
+    result = json.loads(run.join())
+    assert result["type"] == "ExpenseDecision"
+    assert result["output"] == {"approved": True, "approved_amount": 80.0, "notes": "only the GPU part"}
+    assert result["via"] == "web" and result["by"]["platform"] == "web"
+    page.context.close()

@@ -29,8 +29,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, display, number_hint
 from hitl_chatops.bot.protocol import Request, Response, format_time
-from hitl_chatops.bot.values import MAX_TEXT_LENGTH, display, format_number, number_hint
+from hitl_chatops.bot.text import format_number
 
 ANSWER_ACTION = "hitl_answer"  # + "_<n>": ids must be unique within a block
 SELECT_ACTION = "hitl_select"

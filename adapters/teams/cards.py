@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, display, number_hint
 from hitl_chatops.bot.protocol import Request, Response, format_time
-from hitl_chatops.bot.values import MAX_TEXT_LENGTH, display, number_hint
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 VERB = "hitl.answer"
