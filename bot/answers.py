@@ -26,6 +26,7 @@ The contract every surface builds on:
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 import types
@@ -50,6 +51,7 @@ __all__ = [
     "Outcome",
     "Rejected",
     "answer_text",
+    "context_rows",
     "describe_answer",
     "display",
     "field_text",
@@ -522,6 +524,15 @@ def answer_text(request: Request, value: object) -> str:
     if schema_of(request).scalar:
         return pairs[0][1]
     return " · ".join(f"{label}: {text}" for label, text in pairs)
+
+
+def context_rows(request: Request) -> list[tuple[str, str]]:
+    """The event's context as (label, text) rows, unclipped: plain values as people read them, the rest as JSON."""
+    rows = []
+    for key, value in (request.context or {}).items():
+        plain = isinstance(value, str | bool | int | float) or value is None
+        rows.append((str(key), field_text(value) if plain else json.dumps(value, ensure_ascii=False)))
+    return rows
 
 
 def outcome_label(response: Response) -> str:

@@ -6,14 +6,13 @@ Every answer goes through `HitlService.respond`, like Slack's and Teams'.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .answers import AnswerField, answer_text, field_text, input_text, number_hint, prefill, schema_of
+from .answers import AnswerField, answer_text, context_rows, field_text, input_text, number_hint, prefill, schema_of
 from .appkeys import SERVICE, SETTINGS
 from .errors import AlreadyAnswered, EventExpired, EventNotFound, InvalidValue, StoreError, StoreUnavailable, UserError
 from .links import form_signature_ok
@@ -85,15 +84,6 @@ def _controls(event: Request, typed: Mapping[str, str], errors: Mapping[str, str
     ]
 
 
-def _context_rows(event: Request) -> list[tuple[str, str]]:
-    """The event's context as label/value rows; nested values as JSON, nothing clipped."""
-    rows = []
-    for key, value in (event.context or {}).items():
-        plain = isinstance(value, str | bool | int | float) or value is None
-        rows.append((str(key), field_text(value) if plain else json.dumps(value, ensure_ascii=False)))
-    return rows
-
-
 async def _load(request: web.Request) -> Request | web.Response:
     """Check the link, then load the event; a web.Response means stop and show it."""
     request_id = request.match_info["request_id"]
@@ -125,7 +115,7 @@ def _form(
         status,
         event=event,
         controls=_controls(event, typed, errors or {}),
-        context_rows=_context_rows(event),
+        context_rows=context_rows(event),
         notice=notice,
         deadline=format_time(event.deadline),
     )
