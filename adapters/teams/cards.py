@@ -77,15 +77,14 @@ def event_card(
     shown.update({str(k): v for k, v in kept.items()})
     decision = _decision(schema)
     problems = dict(errors or {})
-    if error and not problems:
-        problems[schema.fields[0].name] = error
     body = [*_header(request), *_context(request), _facts(_event_facts(request))]
     if notice:
         body.append(_text(notice, color="attention", weight="bolder"))
     for answer_field in schema.fields:
         if answer_field is not decision:
             body += field_input(answer_field, shown.get(answer_field.name), problems.pop(answer_field.name, None))
-    body += [_text(message, color="attention") for message in problems.values()]  # the buttons' field
+    # What no input shows: the buttons' field (Approve/Reject), or the answer as a whole.
+    body += [_text(message, color="attention") for message in [*problems.values(), *filter(None, [error])]]
     if decision is None:
         actions = [_execute(request, "Submit", None, style="positive")]
     else:
@@ -110,14 +109,14 @@ def field_input(answer_field: AnswerField, value: object, error: str | None = No
     description and, after a refused answer, its error right below it."""
     base: Element = {"id": answer_field.name, "label": answer_field.label, "isRequired": answer_field.required}
     shown = "" if value is None else value if isinstance(value, str) else input_text(value)
-    if answer_field.kind == "bool":
+    if answer_field.kind == "bool":  # always a value: the switch's title is its label
         element: Element = {
             "type": "Input.Toggle",
+            "id": answer_field.name,
             "title": answer_field.label,
             "valueOn": "true",
             "valueOff": "false",
             "value": "true" if shown.strip().lower() == "true" else "false",
-            **base,
         }
     elif answer_field.kind == "choice":
         choices = [{"title": field_text(c), "value": input_text(c)} for c in answer_field.choices or []]
