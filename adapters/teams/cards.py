@@ -69,7 +69,7 @@ def event_card(
 
     `errors` (field name → message) are shown next to their inputs, with what was `typed` (the
     submitted `{field: value}` object, or a scalar event's value) kept in them; `error` is about
-    the answer as a whole; `notice` is shown above the actions (for example "only X may answer").
+    the answer as a whole; `notice` is shown above the inputs (for example "only X may answer").
     """
     schema = schema_of(request)
     kept = typed if isinstance(typed, Mapping) else {} if typed is None else {"value": typed}
@@ -79,7 +79,7 @@ def event_card(
     problems = dict(errors or {})
     body = [*_header(request), *_context(request), _facts(_event_facts(request))]
     if notice:
-        body.append(_text(notice, color="attention", weight="bolder"))
+        body.append(_literal(_run(notice, color="attention", weight="bolder")))
     for answer_field in schema.fields:
         if answer_field is not decision:
             body += field_input(answer_field, shown.get(answer_field.name), problems.pop(answer_field.name, None))
@@ -181,8 +181,8 @@ def answered_card(request: Request, response: Response, *, notice: str | None = 
         else:
             body += _rows(describe_answer(request, response.value))
         body.append(_facts(facts + _run_facts(request)))
-    if notice:
-        body.append(_text(notice, color="attention"))
+    if notice:  # the core's words, with names and reasons people typed: never markdown
+        body.append(_literal(_run(notice, color="attention")))
     return _card(body, [])
 
 
@@ -190,8 +190,8 @@ def expired_card(request: Request, *, notice: str | None = None) -> Card:
     body = _header(request, subtitle="Expired")
     body.append(_text(f"This event expired at {format_time(request.deadline)} without an answer.", color="warning"))
     body.append(_facts(_run_facts(request)))
-    if notice:
-        body.append(_text(notice, color="attention"))
+    if notice:  # the core's words, with names and reasons people typed: never markdown
+        body.append(_literal(_run(notice, color="attention")))
     return _card(body, [])
 
 

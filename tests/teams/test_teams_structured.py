@@ -172,6 +172,12 @@ def test_outcome_cards_show_each_field_the_cancellation_or_the_default() -> None
     assert line["inlines"][0]["text"].startswith("Cancelled by run-42 at ")
     assert line["inlines"][0]["text"].endswith(": budget *frozen*")
 
+    told = valid(answered_card(decision, outcome(status="cancelled", reason="x"), notice="cancelled: *not* [me]"))
+    assert told["body"][-1] == {
+        "type": "RichTextBlock",
+        "inlines": [{"type": "TextRun", "text": "cancelled: *not* [me]", "color": "attention"}],
+    }, "the core's refusal, with a reason someone typed, is shown literally"
+
     default = {"approved": False, "approved_amount": 0.0, "notes": ""}
     expired = valid(answered_card(decision, outcome(value=default, via="timeout", responded_at=decision.deadline)))
     assert "actions" not in expired and "Expired: default applied" in expired["body"][0]["text"]
