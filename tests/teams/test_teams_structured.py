@@ -26,6 +26,7 @@ from tests.helpers import Run
 from tests.lifecycle_workflows import ExpenseDecision
 from tests.slack.test_slack_structured import EveryKind
 from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, FakeConnector, Teams, card_of, texts
+from tests.teams.test_teams_bot import PERSONAL
 from tests.teams.test_teams_cards import FORM, SCHEMA, request, strip_msteams
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")
@@ -216,12 +217,15 @@ async def test_reject_with_a_reason_answers_and_every_copy_shows_both(teams: Tea
 
 async def test_cancel_rewrites_the_card_and_a_late_click_is_told_why(teams: Teams) -> None:
     await teams.install()
-    event = await hitl.new_event.aio("expense", ExpenseDecision, prompt="Pay?", channels=[f"teams:{CHANNEL}"])
-    [post] = await posted(teams)
+    await teams.install(PERSONAL)
+    channels = [f"teams:{CHANNEL}", f"teams:{PERSONAL}"]
+    event = await hitl.new_event.aio("expense", ExpenseDecision, prompt="Pay?", channels=channels)
+    post, other = await posted(teams, 2)
     await event.cancel.aio("superseded by build 43")
-    [update] = await teams.connector.wait_for(lambda: teams.connector.updates(post.created_id))
-    card = card_of(update.body)
-    assert "actions" not in card and "superseded by build 43" in texts(card) and "Cancelled by " in texts(card)
+    for copy in (post, other):
+        [update] = await teams.connector.wait_for(lambda copy=copy: teams.connector.updates(copy.created_id))
+        card = card_of(update.body)
+        assert "actions" not in card and "superseded by build 43" in texts(card) and "Cancelled by " in texts(card)
 
     submit = next(a for a in card_of(post.body)["actions"] if a["type"] == "Action.Execute")
     _, late = await teams.invoke({**submit["data"], "approved": "true", "approved_amount": "5"})
