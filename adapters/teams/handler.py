@@ -125,7 +125,9 @@ class TeamsBot(ActivityHandler):
             return Outcome(notice_card("Not answered", str(error)), False)
         try:
             response = await self._service.respond(request_id, raw, responder, "teams")
-        except (InvalidValue, StoreUnavailable) as error:
+        except InvalidValue as error:
+            return Outcome(self._event_card(request, errors=error.errors, typed=raw), False)
+        except StoreUnavailable as error:
             return Outcome(self._event_card(request, error=str(error), typed=raw), False)
         except NotAllowed as error:
             return Outcome(self._event_card(request, notice=str(error)), False)
@@ -138,9 +140,16 @@ class TeamsBot(ActivityHandler):
         return Outcome(answered_card(request, response), True)
 
     def _event_card(
-        self, request: Request, *, error: str | None = None, notice: str | None = None, typed: object = None
+        self,
+        request: Request,
+        *,
+        errors: dict[str, str] | None = None,
+        error: str | None = None,
+        notice: str | None = None,
+        typed: object = None,
     ) -> Card:
-        return event_card(request, self._service.form_url(request.request_id), error=error, notice=notice, typed=typed)
+        form_url = self._service.form_url(request.request_id)
+        return event_card(request, form_url, errors=errors, error=error, notice=notice, typed=typed)
 
     # -- pending -----------------------------------------------------------------------------
 

@@ -307,21 +307,46 @@ def click(user_id: str, element: dict[str, Any]) -> str:
 
 
 def view_submission(user_id: str, request_id: str, state: dict[str, Any]) -> str:
+    view = {"private_metadata": request_id, "state": {"values": {"hitl_value": {"value": state}}}}
+    return _submission(user_id, view)
+
+
+def _submission(user_id: str, view: dict[str, Any]) -> str:
     payload = {
         "type": "view_submission",
         "user": user(user_id),
         "api_app_id": "A0",
         "team": {"id": "T0", "domain": "test"},
         "trigger_id": "3333.4444.trigger",
-        "view": {
-            "id": "V0001",
-            "type": "modal",
-            "callback_id": "hitl_submit",
-            "private_metadata": request_id,
-            "state": {"values": {"hitl_value": {"value": state}}},
-        },
+        "view": {"type": "modal", "callback_id": "hitl_submit", **view, "id": "V0001"},
     }
     return urlencode({"payload": json.dumps(payload)})
+
+
+def modal_state(view: dict[str, Any], typed: dict[str, str]) -> dict[str, Any]:
+    """`view.state.values` as Slack sends them for a modal the bot opened.
+
+    Each input holds `typed[block_id]` (the text typed, or the visible text of the option picked);
+    inputs not in `typed` keep what the bot pre-filled.
+    """
+    values: dict[str, Any] = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        element, given = block["element"], typed.get(block["block_id"])
+        state: dict[str, Any] = {"type": element["type"]}
+        if "options" in element:
+            picked = [o for o in element["options"] if o["text"]["text"] == given]
+            state["selected_option"] = picked[0] if given is not None else element.get("initial_option")
+        else:
+            state["value"] = given if given is not None else element.get("initial_value")
+        values[block["block_id"]] = {element["action_id"]: state}
+    return values
+
+
+def modal_submission(user_id: str, view: dict[str, Any], typed: dict[str, str]) -> str:
+    """Submit a modal the bot opened (as `views.open` received it) with `typed` entered (see `modal_state`)."""
+    return _submission(user_id, {**view, "state": {"values": modal_state(view, typed)}})
 
 
 def slash_command(user_id: str, text: str, response_url: str, command: str = "/hitl") -> str:

@@ -189,7 +189,7 @@ async def test_valid_answer_is_saved_and_every_copy_shows_it(teams: Teams) -> No
     assert status == 200
     assert body["statusCode"] == 200 and body["type"] == "application/vnd.microsoft.card.adaptive"
     shown = texts(body["value"])
-    assert "Answered" in shown and "Alice Example" in shown and "Microsoft Teams" in shown
+    assert "Answered" in shown and "Alice Example" in shown and "Teams" in shown
     response = await store_of(teams).get_response(event.request_id)
     assert response is not None and response.value == 3
     assert response.responder is not None and response.responder.user_id == "aad-alice"
