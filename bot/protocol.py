@@ -16,7 +16,7 @@ SCHEMA_VERSION = 1
 REQUEST_ID_PATTERN = re.compile(r"^[0-9a-f-]{36}$")
 
 DataType = Literal["int", "float", "str", "bool"]
-Via = Literal["slack", "teams", "web", "api"]
+Via = Literal["slack", "teams", "web", "api", "flyte"]
 Value = bool | int | float | str
 Scalar = Annotated[Value, Field(union_mode="left_to_right")]
 
@@ -48,6 +48,16 @@ class RunInfo(_Model):
     url: str | None = None
 
 
+class ConditionRef(_Model):
+    """Where the native Flyte condition an event mirrors lives (`action_name`: the task's action, its parent)."""
+
+    project: str
+    domain: str
+    run_name: str
+    action_name: str
+    name: str
+
+
 class Request(_Model):
     """`hitl-requests/<id>/request.json`: written once by the plugin."""
 
@@ -70,6 +80,7 @@ class Request(_Model):
     channels: list[str] = Field(default_factory=list)
     details: str | None = None
     run: RunInfo = Field(default_factory=RunInfo)
+    condition: ConditionRef | None = None  # a native Flyte condition mirrors the event (bot/conditions.py)
 
     @field_validator("request_id")
     @classmethod

@@ -29,6 +29,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, Response, format_time
 from hitl_chatops.bot.values import MAX_TEXT_LENGTH, display, format_number, number_hint
 
@@ -43,7 +44,7 @@ MAX_BUTTONS = 5
 MAX_OPTIONS = 100
 PENDING_SHOWN = 20
 _SECTION_LIMIT = 3000
-_SURFACES = {"slack": "Slack", "teams": "Teams", "web": "the web form", "api": "the API"}
+_SURFACES = {"slack": "Slack", "teams": "Teams", "web": "the web form", "api": "the API", "flyte": "Flyte"}
 
 
 # -- values carried by actions ---------------------------------------------------------------
@@ -151,6 +152,8 @@ def _context(request: Request) -> ContextBlock:
         parts.append(f"Run: {escape(run.run_name)}")
     parts.append(f"Answer by {date_token(request.deadline)}")
     parts.append(f"Who may answer: {who_may_answer(request)}")
+    if note := flyte_note(request):
+        parts.append(note)
     return ContextBlock(elements=[MarkdownTextObject(text=clip(" · ".join(parts), _SECTION_LIMIT))])
 
 

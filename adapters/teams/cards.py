@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, Response, format_time
 from hitl_chatops.bot.values import MAX_TEXT_LENGTH, display, number_hint
 
@@ -135,7 +136,8 @@ def _facts(facts: list[tuple[str, str]]) -> dict[str, Any]:
 
 def _event_facts(request: Request) -> list[tuple[str, str]]:
     who = ", ".join(escape(r) for r in request.responders) if request.responders else "anyone"
-    return [*_run_facts(request), ("Deadline", format_time(request.deadline)), ("Who may answer", who)]
+    flyte = [("Flyte", text)] if (text := flyte_note(request)) else []
+    return [*_run_facts(request), ("Deadline", format_time(request.deadline)), ("Who may answer", who), *flyte]
 
 
 def _run_facts(request: Request) -> list[tuple[str, str]]:
@@ -214,7 +216,8 @@ def _execute(request: Request, title: str, value: bool | None, *, style: str | N
 
 
 def _via_name(via: str | None) -> str:
-    return {"slack": "Slack", "teams": "Microsoft Teams", "web": "web form", "api": "API"}.get(via or "", "unknown")
+    names = {"slack": "Slack", "teams": "Microsoft Teams", "web": "web form", "api": "API", "flyte": "Flyte"}
+    return names.get(via or "", "unknown")
 
 
 def _clip(text: str, limit: int) -> str:

@@ -1,0 +1,73 @@
+"""The part of condition signalling that talks to Flyte's control plane through `flyte.remote`.
+
+Imported only when the bot's Flyte connection is configured (and by the plugin, which always
+has flyte): the rest of the core runs without the flyte package.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import flyte
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from flyte._initialize import get_init_config, init_config_context  # scoping one call to a project
+from flyte.remote import Condition
+from flyte.syncify import syncify
+
+from .conditions import Payload
+from .errors import ConfigError, HitlError
+from .protocol import ConditionRef
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+Signalled = Literal["signalled", "resolved", "timed_out", "not_found"]
+_TIMED_OUT = "ACTION_PHASE_TIMED_OUT"
+_DONE = frozenset({"ACTION_PHASE_SUCCEEDED", "ACTION_PHASE_FAILED", "ACTION_PHASE_ABORTED", _TIMED_OUT})
+
+
+class SignalFailed(HitlError):
+    """The control plane could not be reached or refused for a reason a retry may fix."""
+
+
+@syncify
+async def signal_condition(ref: ConditionRef, value: Payload) -> Signalled:
+    """Find the condition by name among its run's condition actions and signal it, once.
+
+    Runs on flyte's own event loop (where its client lives); the run's project and domain are
+    scoped to this call, so one bot serves every project. A condition that no longer waits
+    (answered in Flyte, timed out) is reported, not signalled.
+    """
+    scoped = get_init_config().replace(project=ref.project, domain=ref.domain)
+    try:
+        with init_config_context(scoped):
+            condition = await Condition.get.aio(ref.name, run_name=ref.run_name, action_name=ref.action_name)
+            if condition is None:
+                return "not_found"
+            phase = condition.phase
+            if phase == _TIMED_OUT:
+                return "timed_out"
+            if phase in _DONE:
+                return "resolved"
+            await condition.signal.aio(value)
+    except ConnectError as error:
+        if error.code in (Code.FAILED_PRECONDITION, Code.ALREADY_EXISTS):
+            return "resolved"
+        raise SignalFailed(f"{error.code.name}: {error.message}") from error
+    except Exception as error:  # the client's own transport errors
+        raise SignalFailed(type(error).__name__) from error
+    return "signalled"
+
+
+async def connect(settings: Settings) -> None:
+    """`flyte.init` the way flyte's SDK takes credentials: a config file, an API key, or an endpoint."""
+    api_key = settings.flyte_api_key.get_secret_value() if settings.flyte_api_key else None
+    if settings.flyte_config:
+        await flyte.init_from_config.aio(settings.flyte_config)
+    elif api_key and not settings.flyte_endpoint:
+        await flyte.init_from_api_key.aio(api_key)
+    elif settings.flyte_endpoint:
+        await flyte.init.aio(endpoint=settings.flyte_endpoint, insecure=settings.flyte_insecure, api_key=api_key)
+    else:
+        raise ConfigError("Set HITL_CHATOPS_FLYTE_ENDPOINT (or FLYTE_API_KEY, or HITL_CHATOPS_FLYTE_CONFIG).")
