@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._ask import ask
 from ._event import Event, EventScope, new_event
 
-__all__ = ["Event", "EventScope", "env", "new_event"]
+__all__ = ["Event", "EventScope", "ask", "env", "new_event"]
 
 
 def __getattr__(name: str) -> Any:

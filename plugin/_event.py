@@ -19,6 +19,7 @@ from hitl_chatops.bot.store import Store, new_request_id
 from hitl_chatops.bot.templates import render
 from hitl_chatops.bot.values import Accepted, parse_value, type_name
 
+from ._conditions import condition_ref, mirror, wait_either
 from ._runtime import announce_link, endpoint
 
 T = TypeVar("T")
@@ -36,12 +37,14 @@ class Event(Generic[T]):
         poll_interval_seconds: float,
         form_url: str | None,
         api_url: str | None = None,
+        condition: Any = None,
     ):
         self.request = request
         self.data_type = data_type
         self.poll_interval_seconds = poll_interval_seconds
         self.form_url = form_url
         self.api_url = api_url  # POST {"value": ...} with the bot's token, like stock's /submit/json
+        self.condition = condition  # the native Flyte condition this event mirrors (remote runs only)
 
     name = property(lambda self: self.request.event_name)
     scope = property(lambda self: self.request.scope)
@@ -58,6 +61,13 @@ class Event(Generic[T]):
         recreates (see `_create`), so a restarted task keeps waiting for the same event.
         """
         await _write_report(self)
+        if self.condition is not None:  # whichever comes first: the store or the condition (plugin/_conditions.py)
+            settings = _settings()
+            bot = endpoint(settings, local_run=False)
+            return cast(T, await wait_either(self.request, self.condition, self._poll(), _store(settings.store), bot))
+        return await self._poll()
+
+    async def _poll(self) -> T:
         store = _store(_settings().store)
         request_id = self.request.request_id
         while True:
@@ -104,6 +114,40 @@ async def new_event(
     """
     kind = type_name(data_type)
     _check_arguments(name, kind, scope, timeout_seconds, poll_interval_seconds, choices, min_value, max_value)
+    condition = None if _is_local() else await mirror(name, kind, prompt, timeout_seconds)
+    return await open_event(
+        name,
+        data_type,
+        prompt,
+        timeout_seconds,
+        poll_interval_seconds,
+        condition,
+        channels=channels,
+        choices=choices,
+        min_value=min_value,
+        max_value=max_value,
+        responders=responders,
+        details=details,
+    )
+
+
+async def open_event(
+    name: str,
+    data_type: type[T],
+    prompt: str,
+    timeout_seconds: float,
+    poll_interval_seconds: float,
+    condition: Any,
+    *,
+    channels: list[str] | None,
+    choices: list[Any] | None,
+    min_value: float | None,
+    max_value: float | None,
+    responders: list[str] | None,
+    details: str | None,
+) -> Event[T]:
+    """Write the request (with where its native `condition` lives, if any), notify the bot, return the event."""
+    kind = type_name(data_type)
     for channel in channels or []:
         platform, _, target = channel.partition(":")
         if platform not in ("slack", "teams") or not target:
@@ -121,6 +165,7 @@ async def new_event(
         "responders": list(responders or []),
         "details": details,
         "run": _run_info().model_dump(),
+        "condition": condition_ref(condition).model_dump() if condition is not None else None,
     }
     request = Request.model_validate_json(await _create(json.dumps(fields), settings.store))
     local = _is_local()
@@ -131,7 +176,7 @@ async def new_event(
     if local:
         announce_link(name, url, request.request_id)
     api = f"{bot.public_url}/api/v1/events/{request.request_id}/response" if bot else None
-    return Event(request, data_type, poll_interval_seconds, url, api)
+    return Event(request, data_type, poll_interval_seconds, url, api, condition)
 
 
 @flyte.trace

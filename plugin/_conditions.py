@@ -1,0 +1,123 @@
+"""The task's side of native Flyte conditions, in remote runs (local runs keep our own path).
+
+An event mirrors a native condition: the same name, prompt, type and timeout. `wait_either`
+returns whichever answer comes first. An answer from chat is signalled into the condition (by
+the bot; by the task itself if the bot has not within `SETTLE_SECONDS`), so no condition is
+left paused; an answer signalled in Flyte is validated by the core, written as the event's
+response (`via: "flyte"`) and handed to the bot, which updates every chat copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import flyte
+
+from hitl_chatops.bot.conditions import check_value, condition_type, payload
+from hitl_chatops.bot.errors import AlreadyAnswered, StoreError
+from hitl_chatops.bot.flyte_signal import SignalFailed, signal_condition
+from hitl_chatops.bot.protocol import ConditionRef, Request, Responder, Response, utcnow
+from hitl_chatops.bot.store import Store
+from hitl_chatops.bot.values import Rejected
+
+from ._runtime import BotEndpoint
+
+log = logging.getLogger(__name__)
+SETTLE_SECONDS = 10.0  # how long the bot has to signal a chat answer before the task does it itself
+FLYTE_RESPONDER = Responder(platform="flyte", user_name="someone in Flyte")
+
+
+async def mirror(name: str, data_type: str, prompt: str, timeout_seconds: float) -> Any:
+    """Register the native condition an event mirrors (structured answers: a `str` holding JSON)."""
+    return await flyte.new_condition.aio(
+        name, prompt=prompt, data_type=condition_type(data_type), timeout=timeout_seconds
+    )
+
+
+def condition_ref(condition: Any) -> ConditionRef:
+    """Where `condition` lives: this task's run, with this task's action as its parent."""
+    ctx = flyte.ctx()
+    action = ctx.action if ctx else None
+    if action is None or not (action.project and action.domain and action.run_name):
+        raise RuntimeError("a native condition can only be mirrored inside a task of a remote run")
+    return ConditionRef(
+        project=action.project,
+        domain=action.domain,
+        run_name=action.run_name,
+        action_name=action.name,
+        name=condition.name,
+    )
+
+
+async def wait_either(
+    request: Request, condition: Any, poll: Coroutine[Any, Any, Any], store: Store, bot: BotEndpoint | None
+) -> Any:
+    """The first of: the response in the store (`poll`, which raises `TimeoutError` at the deadline)
+    or the condition signalled in Flyte. Neither wait outlives this call."""
+    polling = asyncio.ensure_future(poll)
+    signalled = asyncio.ensure_future(condition.wait.aio())
+    try:
+        await asyncio.wait({polling, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        if polling.done():
+            value = polling.result()
+            await _settle(request, signalled, value)
+            return value
+        answered = await _from_flyte(request, signalled, store, bot)
+        return answered if answered is not _STILL_WAITING else await polling
+    finally:
+        for task in (polling, signalled):
+            task.cancel()
+
+
+_STILL_WAITING = object()
+
+
+async def _from_flyte(request: Request, signalled: asyncio.Future[Any], store: Store, bot: BotEndpoint | None) -> Any:
+    """The value signalled in Flyte, validated and recorded; `_STILL_WAITING` if chat must still answer."""
+    try:
+        raw = signalled.result()
+    except Exception as error:  # timed out or aborted in Flyte: the store's deadline decides
+        log.info("flyte condition ended unanswered", extra={"request_id": request.request_id, "error": repr(error)})
+        return _STILL_WAITING
+    outcome = check_value(request, raw)
+    if isinstance(outcome, Rejected):
+        log.error(
+            "answer signalled in Flyte refused; waiting for an answer in chat",
+            extra={"request_id": request.request_id, "reason": outcome.message},
+        )
+        return _STILL_WAITING
+    response = Response(
+        value=outcome.value,
+        request_id=request.request_id,
+        data_type=request.data_type,
+        responder=FLYTE_RESPONDER,
+        responded_at=utcnow(),
+        via="flyte",
+    )
+    try:
+        await store.put_response(response)
+    except AlreadyAnswered as first:  # chat was first in the store, which every surface shows
+        return first.response.value
+    with contextlib.suppress(StoreError):  # the reconciler updates the messages if the notify is lost
+        await store.put_outbox(request.request_id, "answered")
+    if bot is not None:
+        await bot.notify(request.request_id)  # the bot updates every copy of an answered event
+    log.info("event answered in flyte", extra={"request_id": request.request_id})
+    return outcome.value
+
+
+async def _settle(request: Request, signalled: asyncio.Future[Any], value: Any) -> None:
+    """Leave no condition paused: give the bot a moment to signal it, then signal it from here."""
+    done, _ = await asyncio.wait({signalled}, timeout=SETTLE_SECONDS)
+    if done or request.condition is None:
+        return
+    try:
+        outcome = await signal_condition.aio(request.condition, payload(request, value))
+    except SignalFailed as error:
+        log.warning("flyte condition not signalled", extra={"request_id": request.request_id, "error": str(error)})
+        return
+    log.info("flyte condition settled by the task", extra={"request_id": request.request_id, "outcome": outcome})
