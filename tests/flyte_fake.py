@@ -8,9 +8,9 @@ signal, can time a condition out, and can be stopped and restarted on the same p
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
@@ -27,6 +27,7 @@ from flyteidl2.workflow import run_service_pb2 as service_pb2
 from flyteidl2.workflow.run_service_connect import RunServiceSync, RunServiceWSGIApplication
 
 from hitl_chatops.bot.server import free_port
+from hitl_chatops.bot.store import Store
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -49,6 +50,7 @@ class FakeCondition:
     phase: int = phase_pb2.ACTION_PHASE_RUNNING
     value: Any = None
     signalled_by: str = ""
+    resolved: threading.Event = field(default_factory=threading.Event)  # set once it no longer waits
 
     def proto(self) -> run_pb2.Action:
         metadata = run_pb2.ActionMetadata(
@@ -90,10 +92,12 @@ class FakeFlyte(RunServiceSync):
         """Someone answers in the Flyte UI (or `flyte signal condition`)."""
         with self._lock:
             condition.phase, condition.value, condition.signalled_by = phase_pb2.ACTION_PHASE_SUCCEEDED, value, who
+        condition.resolved.set()
 
     def time_out(self, condition: FakeCondition) -> None:
         with self._lock:
             condition.phase = phase_pb2.ACTION_PHASE_TIMED_OUT
+        condition.resolved.set()
 
     def signals_to(self, condition: FakeCondition) -> list[Any]:
         """The payload values signalled to `condition` (accepted or not)."""
@@ -101,11 +105,8 @@ class FakeFlyte(RunServiceSync):
             return [_payload(s.payload) for s in self.signals if s.action_id.name == condition.action.name]
 
     def wait_resolved(self, condition: FakeCondition, seconds: float = 30) -> Any:
-        deadline = time.monotonic() + seconds
-        while condition.phase in _ACTIVE:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition {condition.name} was never signalled: {self.signals}")
-            time.sleep(0.02)
+        if not condition.resolved.wait(seconds):
+            raise AssertionError(f"condition {condition.name} was never signalled: {self.signals}")
         return condition.value
 
     @property
@@ -162,6 +163,7 @@ class FakeFlyte(RunServiceSync):
             if condition.phase not in _ACTIVE:
                 raise ConnectError(Code.FAILED_PRECONDITION, f"condition {condition.name} is no longer waiting")
             condition.phase, condition.value = phase_pb2.ACTION_PHASE_SUCCEEDED, _payload(request.payload)
+        condition.resolved.set()
         return service_pb2.SignalEventResponse()
 
     def _find(self, action: identifier_pb2.ActionIdentifier) -> FakeCondition:
@@ -170,6 +172,15 @@ class FakeFlyte(RunServiceSync):
         if condition is None:
             raise ConnectError(Code.NOT_FOUND, f"action {action.name} not found")
         return condition
+
+
+async def signal_record(store: Store, request_id: str, seconds: float = 20) -> dict[str, Any]:
+    """How the bot's signal ended, once it has (the bot signals after the person's reply)."""
+    for _ in range(int(seconds / 0.05)):
+        if record := await store.get_signal_record(request_id):
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no signal record for {request_id}")
 
 
 def _payload(payload: service_pb2.EventPayload) -> Any:

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import flyte
-import pytest
 
 from hitl_chatops.bot.protocol import ConditionRef, Request
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
 from tests.conftest import SECRET
-from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte
+from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte, signal_record
 from tests.helpers import make_request, recorded_messages
 from tests.slack.slack_helpers import (
     CHANNEL,
@@ -35,23 +33,6 @@ from tests.slack.slack_helpers import (
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 RUN = "r-deploy-1"
 PARENT = "a0"
-
-
-@pytest.fixture
-def fake_flyte() -> Iterator[FakeFlyte]:
-    fake = FakeFlyte().start()
-    yield fake
-    fake.stop()
-    flyte.init()  # the bot's flyte.init pointed at the fake: later tests get a plain local config
-
-
-@pytest.fixture
-def flyte_bot(slack_bot: Callable[..., BotThread], fake_flyte: FakeFlyte) -> Callable[..., BotThread]:
-    def start(**overrides: Any) -> BotThread:
-        settings = {"flyte_endpoint": fake_flyte.endpoint, "flyte_insecure": True, "reconcile_seconds": 0}
-        return slack_bot(**(settings | overrides))
-
-    return start
 
 
 async def mirrored_event(
@@ -74,15 +55,6 @@ async def mirrored_event(
     return request, condition
 
 
-async def signal_record(request_id: str, seconds: float = 20) -> dict[str, Any]:
-    """How the bot's signal ended, once it has (signalling runs after the person's reply)."""
-    for _ in range(int(seconds / 0.05)):
-        if record := await store().get_signal_record(request_id):
-            return record
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no signal record for {request_id}")
-
-
 async def test_slack_click_signals_the_bool_condition_once(
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack
 ) -> None:
@@ -93,7 +65,7 @@ async def test_slack_click_signals_the_bool_condition_once(
 
     status, _ = await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_answer")[0]))
     assert status == 200
-    assert (await signal_record(request.request_id))["outcome"] == "signalled"
+    assert (await signal_record(store(), request.request_id))["outcome"] == "signalled"
     assert fake_flyte.signals_to(condition) == [True]
     [signal] = fake_flyte.signals
     assert (signal.action_id.run.name, signal.parent_action_name) == (RUN, PARENT)
@@ -107,7 +79,7 @@ async def test_slack_modal_signals_a_float(
     _, body = await post_signed(bot.url, view_submission("U0ALICE", request.request_id, {"value": "2"}))
     assert "errors" in json.loads(body), "a refused value signals nothing"
     assert (await post_signed(bot.url, view_submission("U0ALICE", request.request_id, {"value": "0.25"})))[1] == ""
-    await signal_record(request.request_id)
+    await signal_record(store(), request.request_id)
     assert fake_flyte.signals_to(condition) == [0.25]
 
 
@@ -122,7 +94,7 @@ async def test_form_answer_signals_an_int(
             assert "Can also be answered in Flyte" in await page.text()
         async with http.post(form, data={"value": "7"}) as reply:
             assert reply.status == 200
-    await signal_record(request.request_id)
+    await signal_record(store(), request.request_id)
     assert fake_flyte.signals_to(condition) == [7]
 
 
@@ -138,7 +110,7 @@ async def test_api_answer_signals_a_str(
         ) as reply,
     ):
         assert reply.status == 201
-    await signal_record(request.request_id)
+    await signal_record(store(), request.request_id)
     assert fake_flyte.signals_to(condition) == ["eu-west"], "the value as validated, not as typed"
 
 
@@ -153,7 +125,7 @@ async def test_twenty_racing_clicks_signal_once(
         clicks = [post_signed(bot.url, click(f"U0USER{i:02d}", buttons[i % 2]), session=http) for i in range(20)]
         assert {status for status, _ in await asyncio.gather(*clicks)} == {200}
     answer = await wait_response(request.request_id)
-    await signal_record(request.request_id)
+    await signal_record(store(), request.request_id)
     await asyncio.to_thread(bot.call, bot.service.drain())
     assert fake_flyte.signals_to(condition) == [answer.value]
 
@@ -192,7 +164,7 @@ async def test_timed_out_condition_is_recorded_not_retried(
     fake_flyte.time_out(condition)
     [posted] = fake_slack.of("chat.postMessage")
     await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_answer")[0]))
-    assert (await signal_record(request.request_id))["outcome"] == "timed_out"
+    assert (await signal_record(store(), request.request_id))["outcome"] == "timed_out"
     assert await store().owed_signal_ids() == []
     await asyncio.to_thread(bot.call, Reconciler(bot.service, 1).step())
     assert fake_flyte.signals == [], "a condition that no longer waits is never signalled"

@@ -1,0 +1,26 @@
+"""Tasks that run as in a Flyte pod (tests/flyte_pod.py): an event mirrored by a condition, and `ask`."""
+
+from __future__ import annotations
+
+import flyte
+
+import hitl_chatops.plugin as hitl
+
+POLL = 0.1
+CHANNELS = ["slack:C0DEPLOYS"]
+env = flyte.TaskEnvironment(name="hitl-chatops-pod-tests")
+
+
+@env.task
+async def deploy_gate() -> bool:
+    event = await hitl.new_event.aio(
+        "deploy_gate", data_type=bool, prompt="Deploy *v2* to prod?", channels=CHANNELS, poll_interval_seconds=POLL
+    )
+    return bool(await event.wait.aio())
+
+
+@env.task
+async def replicas() -> int:
+    condition = await flyte.new_condition.aio("replicas", prompt="How many replicas?", data_type=int, timeout=600)
+    answer = await hitl.ask.aio(condition, channels=CHANNELS, min_value=1, max_value=10, poll_interval_seconds=POLL)
+    return int(answer)

@@ -1,0 +1,119 @@
+"""Native Flyte conditions, task side: the plugin in a remote run, as a Flyte pod runs it.
+
+Seam: flyte's runtime entrypoint `load_and_run_task` with a controller whose conditions live in
+the fake control plane (tests/flyte_pod.py says exactly what stands in for the cluster). The
+bot, its `flyte.remote` client, the plugin's own `flyte.remote` calls and Slack (fake Web API)
+are real, over loopback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import flyte
+import pytest
+
+import hitl_chatops.plugin._conditions as task_side
+from hitl_chatops.bot.server import BotThread
+from tests.flyte_fake import DOMAIN, PROJECT, FakeFlyte, signal_record
+from tests.flyte_pod import Pod
+from tests.slack.slack_helpers import (
+    FakeSlack,
+    click,
+    find_element,
+    post_signed,
+    store,
+    view_submission,
+    wait_response,
+)
+
+WORKFLOWS = "tests.slack.flyte_pod_workflows"
+
+
+@pytest.fixture(autouse=True)
+def in_cluster(fake_flyte: FakeFlyte) -> None:
+    """What `init_in_cluster` gives a pod: a client for the control plane and the run's project."""
+    flyte.init(endpoint=fake_flyte.endpoint, insecure=True, project=PROJECT, domain=DOMAIN)
+
+
+async def test_event_answered_in_slack_signals_the_condition_it_mirrors(
+    flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    bot = flyte_bot()
+    pod = Pod(fake_flyte, WORKFLOWS, "deploy_gate", tmp_path)
+    [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
+    [condition] = fake_flyte.conditions.values()
+    request_id = (await store().pending_ids())[0]
+    mirrored = (await store().get_request(request_id)).condition
+    assert mirrored is not None and mirrored.model_dump() == {
+        "project": PROJECT,
+        "domain": DOMAIN,
+        "run_name": "r-remote-1",
+        "action_name": "a0",
+        "name": "deploy_gate",
+    }
+    assert condition.name == "deploy_gate" and condition.parent == "a0" and condition.data_type is bool
+
+    await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_answer")[0]))
+    assert await pod.finish() is True
+    assert fake_flyte.signals_to(condition) == [True], "signalled once"
+    assert (await signal_record(store(), request_id))["outcome"] == "signalled", "by the bot, which records it"
+
+
+async def test_event_answered_in_flyte_updates_every_copy(
+    flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    bot = flyte_bot()
+    pod = Pod(fake_flyte, WORKFLOWS, "deploy_gate", tmp_path)
+    [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
+    [condition] = fake_flyte.conditions.values()
+
+    fake_flyte.signal_from_ui(condition, False)
+    assert await pod.finish() is False
+    request_id = posted["blocks"][-1]["block_id"].removeprefix("hitl|")
+    response = await wait_response(request_id)
+    assert (response.via, response.value, response.responder_label) == ("flyte", False, "someone in Flyte")
+    [update] = await fake_slack.wait_for("chat.update")
+    assert "someone in Flyte" in json.dumps(update["blocks"]) and "Flyte" in json.dumps(update["blocks"])
+
+    await post_signed(bot.url, click("U0BOB", find_element(posted["blocks"], "hitl_answer")[0]))
+    [told] = await fake_slack.wait_for("chat.postEphemeral")
+    assert "by someone in Flyte" in told["text"] and "via Flyte" in told["text"]
+    assert fake_flyte.signals == [], "an answer from Flyte is not signalled back"
+
+
+async def test_task_signals_the_condition_when_the_bot_has_no_flyte_connection(
+    slack_bot: Callable[..., BotThread],
+    fake_flyte: FakeFlyte,
+    fake_slack: FakeSlack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(task_side, "SETTLE_SECONDS", 0.2)  # how long the task leaves the bot to signal
+    bot = slack_bot()
+    pod = Pod(fake_flyte, WORKFLOWS, "deploy_gate", tmp_path)
+    [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
+    [condition] = fake_flyte.conditions.values()
+    await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_answer")[1]))
+    assert await pod.finish() is False
+    assert fake_flyte.signals_to(condition) == [False], "no condition is left paused"
+
+
+async def test_ask_posts_a_native_condition_and_signals_the_answer(
+    flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    bot = flyte_bot()
+    pod = Pod(fake_flyte, WORKFLOWS, "replicas", tmp_path)
+    [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
+    assert "How many replicas?" in json.dumps(posted["blocks"])
+    assert find_element(posted["blocks"], "hitl_modal"), "an int is asked in a modal"
+    [condition] = fake_flyte.conditions.values()
+    request_id = posted["blocks"][-1]["block_id"].removeprefix("hitl|")
+
+    _, body = await post_signed(bot.url, view_submission("U0ALICE", request_id, {"value": "11"}))
+    assert json.loads(body)["errors"] == {"hitl_value": "Enter a whole number from 1 to 10."}
+    assert (await post_signed(bot.url, view_submission("U0ALICE", request_id, {"value": "3"})))[1] == ""
+    assert await pod.finish() == 3
+    assert fake_flyte.signals_to(condition) == [3]
