@@ -1,4 +1,4 @@
-"""Tasks that run as in a Flyte pod (tests/flyte_pod.py): an event mirrored by a condition, and `ask`."""
+"""A task that runs as in a Flyte pod (tests/flyte_pod.py): `ask` on a native condition."""
 
 from __future__ import annotations
 
@@ -9,14 +9,6 @@ import hitl_chatops.plugin as hitl
 POLL = 0.1
 CHANNELS = ["slack:C0DEPLOYS"]
 env = flyte.TaskEnvironment(name="hitl-chatops-pod-tests")
-
-
-@env.task
-async def deploy_gate() -> bool:
-    event = await hitl.new_event.aio(
-        "deploy_gate", data_type=bool, prompt="Deploy *v2* to prod?", channels=CHANNELS, poll_interval_seconds=POLL
-    )
-    return bool(await event.wait.aio())
 
 
 @env.task

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import flyte
 import pytest
 
 import hitl_chatops.plugin._conditions as task_side
 from hitl_chatops.bot.server import BotThread
-from tests.flyte_fake import DOMAIN, PROJECT, FakeFlyte, signal_record
+from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte, signal_record
 from tests.flyte_pod import Pod
 from tests.slack.slack_helpers import (
     FakeSlack,
@@ -29,7 +30,16 @@ from tests.slack.slack_helpers import (
     wait_response,
 )
 
-WORKFLOWS = "tests.slack.flyte_pod_workflows"
+
+async def start_pod(
+    fake_flyte: FakeFlyte, fake_slack: FakeSlack, workdir: Path, task: str = "deploy_gate"
+) -> tuple[Pod, dict[str, Any], FakeCondition]:
+    """Run `task` as its pod would; its Slack message and its condition once both exist."""
+    module = "tests.slack.slack_workflows" if task == "deploy_gate" else "tests.slack.flyte_pod_workflows"
+    pod = Pod(fake_flyte, module, task, workdir)
+    [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
+    [condition] = fake_flyte.conditions.values()
+    return pod, posted, condition
 
 
 @pytest.fixture(autouse=True)
@@ -42,9 +52,7 @@ async def test_event_answered_in_slack_signals_the_condition_it_mirrors(
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     bot = flyte_bot()
-    pod = Pod(fake_flyte, WORKFLOWS, "deploy_gate", tmp_path)
-    [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
-    [condition] = fake_flyte.conditions.values()
+    pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path)
     request_id = (await store().pending_ids())[0]
     mirrored = (await store().get_request(request_id)).condition
     assert mirrored is not None and mirrored.model_dump() == {
@@ -66,9 +74,7 @@ async def test_event_answered_in_flyte_updates_every_copy(
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     bot = flyte_bot()
-    pod = Pod(fake_flyte, WORKFLOWS, "deploy_gate", tmp_path)
-    [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
-    [condition] = fake_flyte.conditions.values()
+    pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path)
 
     fake_flyte.signal_from_ui(condition, False)
     assert await pod.finish() is False
@@ -93,9 +99,7 @@ async def test_task_signals_the_condition_when_the_bot_has_no_flyte_connection(
 ) -> None:
     monkeypatch.setattr(task_side, "SETTLE_SECONDS", 0.2)  # how long the task leaves the bot to signal
     bot = slack_bot()
-    pod = Pod(fake_flyte, WORKFLOWS, "deploy_gate", tmp_path)
-    [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
-    [condition] = fake_flyte.conditions.values()
+    pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path)
     await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_answer")[1]))
     assert await pod.finish() is False
     assert fake_flyte.signals_to(condition) == [False], "no condition is left paused"
@@ -105,11 +109,9 @@ async def test_ask_posts_a_native_condition_and_signals_the_answer(
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     bot = flyte_bot()
-    pod = Pod(fake_flyte, WORKFLOWS, "replicas", tmp_path)
-    [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
+    pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "replicas")
     assert "How many replicas?" in json.dumps(posted["blocks"])
     assert find_element(posted["blocks"], "hitl_modal"), "an int is asked in a modal"
-    [condition] = fake_flyte.conditions.values()
     request_id = posted["blocks"][-1]["block_id"].removeprefix("hitl|")
 
     _, body = await post_signed(bot.url, view_submission("U0ALICE", request_id, {"value": "11"}))
