@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import flyte
 import pytest
 from pydantic import SecretStr
 
@@ -35,14 +34,6 @@ def slack_bot(fake_slack: FakeSlack, start_bot: Callable[..., BotThread]) -> Cal
         return start_bot(**(settings | overrides))
 
     return start
-
-
-@pytest.fixture
-def fake_flyte() -> Iterator[FakeFlyte]:
-    fake = FakeFlyte().start()
-    yield fake
-    fake.stop()
-    flyte.init()  # the bot's flyte.init pointed at the fake: later tests get a plain local config
 
 
 @pytest.fixture
