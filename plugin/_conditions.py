@@ -32,10 +32,18 @@ FLYTE_RESPONDER = Responder(platform="flyte", user_name="someone in Flyte")
 
 
 async def mirror(name: str, data_type: str, prompt: str, timeout_seconds: float) -> Any:
-    """Register the native condition an event mirrors (structured answers: a `str` holding JSON)."""
-    return await flyte.new_condition.aio(
-        name, prompt=prompt, data_type=condition_type(data_type), timeout=timeout_seconds
-    )
+    """Register the native condition an event mirrors (structured answers: a `str` holding JSON).
+
+    None where the run cannot hold one (a task without a controller, such as a clustered worker):
+    the event then works as in a local run, through the store alone.
+    """
+    try:
+        return await flyte.new_condition.aio(
+            name, prompt=prompt, data_type=condition_type(data_type), timeout=timeout_seconds
+        )
+    except RuntimeError as error:
+        log.warning("no native condition for this event", extra={"event": name, "error": str(error)})
+        return None
 
 
 def condition_ref(condition: Any) -> ConditionRef:

@@ -48,7 +48,8 @@ class PodController(LocalController):  # type: ignore[misc]
 
     async def wait_for_condition(self, condition: Any) -> Any:
         registered = self.registered.pop(condition.name)
-        await asyncio.to_thread(self.fake.wait_resolved, registered, 600)  # the informer's ActionUpdate
+        while not await asyncio.to_thread(registered.resolved.wait, 0.1):  # the informer's ActionUpdate
+            pass  # short waits: a cancelled wait leaves no thread behind for long
         if registered.phase == phase_pb2.ACTION_PHASE_TIMED_OUT:
             raise flyte.errors.ConditionTimedoutError(f"Condition '{condition.name}' was not signaled in time.")
         return condition.data_type(registered.value)
