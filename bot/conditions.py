@@ -21,6 +21,8 @@ from .protocol import Request, Response, utcnow
 from .values import Outcome, parse_answer
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .config import Settings
     from .service import HitlService
     from .store import Store
@@ -73,6 +75,23 @@ class ConditionSignaller:
         self._settings = settings
         self._connected = False
 
+    async def connect(self) -> None:
+        """`flyte.init` from the settings, once; a bad setting is a `ConfigError` naming what to fix."""
+        if self._connected:
+            return
+        try:
+            from .flyte_signal import connect
+        except ImportError as error:
+            raise ConfigError("Signalling Flyte conditions needs flyte: pip install 'hitl-chatops[flyte]'.") from error
+        try:
+            await connect(self._settings)
+        except Exception as error:  # the type only: flyte's message may quote the credential
+            raise ConfigError(
+                f"Could not set up the Flyte connection ({type(error).__name__}). Check "
+                "HITL_CHATOPS_FLYTE_ENDPOINT, FLYTE_API_KEY or HITL_CHATOPS_FLYTE_CONFIG."
+            ) from None
+        self._connected = True
+
     async def answered(self, request: Request, response: Response) -> None:
         """After an answer the bot wrote: signal its condition (an answer from Flyte needs none)."""
         if request.condition is None or response.via == "flyte":
@@ -99,12 +118,10 @@ class ConditionSignaller:
 
     async def _attempt(self, request: Request, response: Response) -> bool:
         assert request.condition is not None
-        from .flyte_signal import SignalFailed, connect, signal_condition
+        from .flyte_signal import SignalFailed, signal_condition
 
         try:
-            if not self._connected:
-                await connect(self._settings)
-                self._connected = True
+            await self.connect()
             outcome = await signal_condition.aio(request.condition, payload(request, response.value))
             if outcome == "not_found":
                 raise SignalFailed("the condition is not (yet) registered in its run")
@@ -125,9 +142,15 @@ class ConditionSignaller:
         await self.store.drop_owed_signal(request.request_id)
 
 
-def attach(service: HitlService, settings: Settings) -> ConditionSignaller:
-    """Signal conditions after every answer, and retry owed ones on every reconciler pass."""
+def attach(app: web.Application, service: HitlService, settings: Settings) -> ConditionSignaller:
+    """Signal conditions after every answer, retry owed ones on every reconciler pass, and check
+    the Flyte settings at start-up."""
     signaller = ConditionSignaller(service.store, settings)
     service.answered_hooks.append(signaller.answered)
     service.repairs.append(signaller.retry_owed)
+
+    async def connect(app: web.Application) -> None:
+        await signaller.connect()
+
+    app.on_startup.append(connect)
     return signaller

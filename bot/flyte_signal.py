@@ -12,7 +12,7 @@ import flyte
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from flyte._initialize import get_init_config, init_config_context  # scoping one call to a project
-from flyte.remote import Condition
+from flyte.remote import ActionDetails, Condition
 from flyte.syncify import syncify
 
 from .conditions import Payload
@@ -58,6 +58,19 @@ async def signal_condition(ref: ConditionRef, value: Payload) -> Signalled:
     except Exception as error:  # the client's own transport errors
         raise SignalFailed(type(error).__name__) from error
     return "signalled"
+
+
+@syncify
+async def signalled_by(ref: ConditionRef) -> str:
+    """Who signalled the condition, as Flyte tells it: a name, an email or a handle ("" if unknown)."""
+    with init_config_context(get_init_config().replace(project=ref.project, domain=ref.domain)):
+        condition = await Condition.get.aio(ref.name, run_name=ref.run_name, action_name=ref.action_name)
+        if condition is None:
+            return ""
+        details = await ActionDetails.get_details.aio(condition.pb2.id)
+    user = details.pb2.signal_info.signalled_by.user.spec
+    full_name = " ".join(part for part in (user.first_name, user.last_name) if part)
+    return str(full_name or user.email or user.user_handle)
 
 
 async def connect(settings: Settings) -> None:

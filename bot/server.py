@@ -53,7 +53,7 @@ def build_app(settings: Settings) -> web.Application:
     if settings.flyte_enabled:
         from .conditions import attach as attach_flyte
 
-        attach_flyte(service, settings)
+        attach_flyte(app, service, settings)
 
     if settings.reconcile_seconds > 0:
         app.cleanup_ctx.append(_reconciling(Reconciler(service, settings.reconcile_seconds)))

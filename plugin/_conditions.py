@@ -19,7 +19,7 @@ import flyte
 
 from hitl_chatops.bot.conditions import check_value, condition_type, payload
 from hitl_chatops.bot.errors import AlreadyAnswered, StoreError
-from hitl_chatops.bot.flyte_signal import SignalFailed, signal_condition
+from hitl_chatops.bot.flyte_signal import SignalFailed, signal_condition, signalled_by
 from hitl_chatops.bot.protocol import ConditionRef, Request, Responder, Response, utcnow
 from hitl_chatops.bot.store import Store
 from hitl_chatops.bot.values import Rejected
@@ -28,7 +28,6 @@ from ._runtime import BotEndpoint
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 10.0  # how long the bot has to signal a chat answer before the task does it itself
-FLYTE_RESPONDER = Responder(platform="flyte", user_name="someone in Flyte")
 
 
 async def mirror(name: str, data_type: str, prompt: str, timeout_seconds: float) -> Any:
@@ -102,7 +101,7 @@ async def _from_flyte(request: Request, signalled: asyncio.Future[Any], store: S
         value=outcome.value,
         request_id=request.request_id,
         data_type=request.data_type,
-        responder=FLYTE_RESPONDER,
+        responder=await _flyte_responder(request),
         responded_at=utcnow(),
         via="flyte",
     )
@@ -116,6 +115,19 @@ async def _from_flyte(request: Request, signalled: asyncio.Future[Any], store: S
         await bot.notify(request.request_id)  # the bot updates every copy of an answered event
     log.info("event answered in flyte", extra={"request_id": request.request_id})
     return outcome.value
+
+
+async def _flyte_responder(request: Request) -> Responder:
+    """Who answered in Flyte, "someone in Flyte" when Flyte does not say (or cannot be asked)."""
+    who = ""
+    if request.condition is not None:
+        try:
+            who = await signalled_by.aio(request.condition)
+        except Exception as error:  # only a name is lost: the answer stands
+            log.warning(
+                "could not ask flyte who answered", extra={"request_id": request.request_id, "error": repr(error)}
+            )
+    return Responder(platform="flyte", user_id=who, user_name=f"{who or 'someone'} in Flyte")
 
 
 async def _settle(request: Request, signalled: asyncio.Future[Any], value: Any) -> None:

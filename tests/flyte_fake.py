@@ -20,7 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-from flyteidl2.common import identifier_pb2, phase_pb2
+from flyteidl2.common import identifier_pb2, identity_pb2, phase_pb2
 from flyteidl2.core import types_pb2
 from flyteidl2.workflow import run_definition_pb2 as run_pb2
 from flyteidl2.workflow import run_service_pb2 as service_pb2
@@ -152,6 +152,9 @@ class FakeFlyte(RunServiceSync):
         with self._lock:
             action = condition.proto()
             details = run_pb2.ActionDetails(id=action.id, metadata=action.metadata, status=action.status)
+            if condition.signalled_by:
+                who = identity_pb2.User(spec=identity_pb2.UserSpec(first_name=condition.signalled_by))
+                details.signal_info.signalled_by.user.CopyFrom(who)
         return service_pb2.GetActionDetailsResponse(details=details)
 
     def signal_event(

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import pytest
 
+from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.protocol import ConditionRef, Request
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
@@ -168,3 +170,9 @@ async def test_timed_out_condition_is_recorded_not_retried(
     assert await store().owed_signal_ids() == []
     await asyncio.to_thread(bot.call, Reconciler(bot.service, 1).step())
     assert fake_flyte.signals == [], "a condition that no longer waits is never signalled"
+
+
+def test_unusable_flyte_credentials_stop_the_bot_at_start(start_bot: Callable[..., BotThread]) -> None:
+    with pytest.raises(ConfigError, match="FLYTE_API_KEY") as refused:
+        start_bot(flyte_api_key="not-an-api-key")
+    assert "not-an-api-key" not in str(refused.value)

@@ -76,17 +76,19 @@ async def test_event_answered_in_flyte_updates_every_copy(
     bot = flyte_bot()
     pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path)
 
-    fake_flyte.signal_from_ui(condition, False)
+    fake_flyte.signal_from_ui(condition, False, who="Dana")
     assert await pod.finish() is False
     request_id = posted["blocks"][-1]["block_id"].removeprefix("hitl|")
     response = await wait_response(request_id)
-    assert (response.via, response.value, response.responder_label) == ("flyte", False, "someone in Flyte")
+    assert (response.via, response.value, response.responder_label) == ("flyte", False, "Dana in Flyte")
     [update] = await fake_slack.wait_for("chat.update")
-    assert "someone in Flyte" in json.dumps(update["blocks"]) and "Flyte" in json.dumps(update["blocks"])
+    assert update["text"].startswith("deploy_gate: answered Reject by Dana in Flyte at")
+    fields = [field["text"] for block in update["blocks"] for field in block.get("fields", [])]
+    assert "*By*\nDana in Flyte (Flyte)" in fields and "*Via*\nFlyte" in fields
 
     await post_signed(bot.url, click("U0BOB", find_element(posted["blocks"], "hitl_answer")[0]))
     [told] = await fake_slack.wait_for("chat.postEphemeral")
-    assert "by someone in Flyte" in told["text"] and "via Flyte" in told["text"]
+    assert "by Dana in Flyte" in told["text"] and "via Flyte" in told["text"]
     assert fake_flyte.signals == [], "an answer from Flyte is not signalled back"
 
 
