@@ -79,12 +79,12 @@ class ConditionSignaller:
         """`flyte.init` from the settings, once; a bad setting is a `ConfigError` naming what to fix."""
         if self._connected:
             return
-        try:
-            from .flyte_signal import connect
-        except ImportError as error:
-            raise ConfigError("Signalling Flyte conditions needs flyte: pip install 'hitl-chatops[flyte]'.") from error
+        from .flyte_signal import connect
+
         try:
             await connect(self._settings)
+        except ImportError as error:
+            raise ConfigError("Signalling Flyte conditions needs flyte: pip install 'hitl-chatops[flyte]'.") from error
         except Exception as error:  # the type only: flyte's message may quote the credential
             raise ConfigError(
                 f"Could not set up the Flyte connection ({type(error).__name__}). Check "
@@ -122,7 +122,7 @@ class ConditionSignaller:
 
         try:
             await self.connect()
-            outcome = await signal_condition.aio(request.condition, payload(request, response.value))
+            outcome = await signal_condition(request.condition, payload(request, response.value))
             if outcome == "not_found":
                 raise SignalFailed("the condition is not (yet) registered in its run")
         except (SignalFailed, ConfigError) as error:

@@ -1,25 +1,20 @@
 """The part of condition signalling that talks to Flyte's control plane through `flyte.remote`.
 
-Imported only when the bot's Flyte connection is configured (and by the plugin, which always
-has flyte): the rest of the core runs without the flyte package.
+Used by the bot when its Flyte connection is configured and by the plugin (which always has
+flyte). flyte is imported inside the functions, so the core still imports without it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
 
-import flyte
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
-from flyte._initialize import get_init_config, init_config_context  # scoping one call to a project
-from flyte.remote import ActionDetails, Condition
-from flyte.syncify import syncify
-
-from .conditions import Payload
 from .errors import ConfigError, HitlError
 from .protocol import ConditionRef
 
 if TYPE_CHECKING:
+    from .conditions import Payload
     from .config import Settings
 
 Signalled = Literal["signalled", "resolved", "timed_out", "not_found"]
@@ -31,24 +26,22 @@ class SignalFailed(HitlError):
     """The control plane could not be reached or refused for a reason a retry may fix."""
 
 
-@syncify
 async def signal_condition(ref: ConditionRef, value: Payload) -> Signalled:
     """Find the condition by name among its run's condition actions and signal it, once.
 
-    Runs on flyte's own event loop (where its client lives); the run's project and domain are
-    scoped to this call, so one bot serves every project. A condition that no longer waits
-    (answered in Flyte, timed out) is reported, not signalled.
+    A condition that no longer waits (answered in Flyte, timed out) is reported, not signalled.
     """
-    scoped = get_init_config().replace(project=ref.project, domain=ref.domain)
+    from connectrpc.code import Code
+    from connectrpc.errors import ConnectError
+
     try:
-        with init_config_context(scoped):
-            condition = await Condition.get.aio(ref.name, run_name=ref.run_name, action_name=ref.action_name)
+        with _in_project(ref):
+            condition = await _find(ref)
             if condition is None:
                 return "not_found"
-            phase = condition.phase
-            if phase == _TIMED_OUT:
+            if condition.phase == _TIMED_OUT:
                 return "timed_out"
-            if phase in _DONE:
+            if condition.phase in _DONE:
                 return "resolved"
             await condition.signal.aio(value)
     except ConnectError as error:
@@ -60,11 +53,12 @@ async def signal_condition(ref: ConditionRef, value: Payload) -> Signalled:
     return "signalled"
 
 
-@syncify
 async def signalled_by(ref: ConditionRef) -> str:
     """Who signalled the condition, as Flyte tells it: a name, an email or a handle ("" if unknown)."""
-    with init_config_context(get_init_config().replace(project=ref.project, domain=ref.domain)):
-        condition = await Condition.get.aio(ref.name, run_name=ref.run_name, action_name=ref.action_name)
+    from flyte.remote import ActionDetails
+
+    with _in_project(ref):
+        condition = await _find(ref)
         if condition is None:
             return ""
         details = await ActionDetails.get_details.aio(condition.pb2.id)
@@ -73,8 +67,27 @@ async def signalled_by(ref: ConditionRef) -> str:
     return str(full_name or user.email or user.user_handle)
 
 
+async def _find(ref: ConditionRef) -> Any:
+    """The condition action named `ref.name` under the task's action (ListActions), or None."""
+    from flyte.remote import Condition
+
+    return await Condition.get.aio(ref.name, run_name=ref.run_name, action_name=ref.action_name)
+
+
+@contextlib.contextmanager
+def _in_project(ref: ConditionRef) -> Iterator[None]:
+    """flyte.remote reads project and domain from its init config: scope them to this call (and the
+    calls it makes on flyte's own loop, which copy the context), so one bot serves every project."""
+    from flyte._initialize import get_init_config, init_config_context
+
+    with init_config_context(get_init_config().replace(project=ref.project, domain=ref.domain)):
+        yield
+
+
 async def connect(settings: Settings) -> None:
     """`flyte.init` the way flyte's SDK takes credentials: a config file, an API key, or an endpoint."""
+    import flyte
+
     api_key = settings.flyte_api_key.get_secret_value() if settings.flyte_api_key else None
     if settings.flyte_config:
         await flyte.init_from_config.aio(settings.flyte_config)

@@ -20,7 +20,7 @@ import flyte
 from hitl_chatops.bot.conditions import check_value, condition_type, payload
 from hitl_chatops.bot.errors import AlreadyAnswered, StoreError
 from hitl_chatops.bot.flyte_signal import SignalFailed, signal_condition, signalled_by
-from hitl_chatops.bot.protocol import ConditionRef, Request, Responder, Response, utcnow
+from hitl_chatops.bot.protocol import ConditionRef, Request, Responder, Response, RunInfo, utcnow
 from hitl_chatops.bot.store import Store
 from hitl_chatops.bot.values import Rejected
 
@@ -58,6 +58,18 @@ def condition_ref(condition: Any) -> ConditionRef:
         action_name=action.name,
         name=condition.name,
     )
+
+
+def run_url(run: RunInfo) -> str | None:
+    """The run's page in the Flyte UI, from the task's own client (None where it has none)."""
+    if not (run.project and run.domain and run.run_name):
+        return None
+    try:
+        from flyte._initialize import get_client  # the client `init_in_cluster` made for this pod
+
+        return str(get_client().console.run_url(project=run.project, domain=run.domain, run_name=run.run_name))
+    except Exception:  # no client, or one that cannot tell: the messages go without a link
+        return None
 
 
 async def wait_either(
@@ -122,7 +134,7 @@ async def _flyte_responder(request: Request) -> Responder:
     who = ""
     if request.condition is not None:
         try:
-            who = await signalled_by.aio(request.condition)
+            who = await signalled_by(request.condition)
         except Exception as error:  # only a name is lost: the answer stands
             log.warning(
                 "could not ask flyte who answered", extra={"request_id": request.request_id, "error": repr(error)}
@@ -136,7 +148,7 @@ async def _settle(request: Request, signalled: asyncio.Future[Any], value: Any) 
     if done or request.condition is None:
         return
     try:
-        outcome = await signal_condition.aio(request.condition, payload(request, value))
+        outcome = await signal_condition(request.condition, payload(request, value))
     except SignalFailed as error:
         log.warning("flyte condition not signalled", extra={"request_id": request.request_id, "error": str(error)})
         return

@@ -19,7 +19,7 @@ from hitl_chatops.bot.store import Store, new_request_id
 from hitl_chatops.bot.templates import render
 from hitl_chatops.bot.values import Accepted, parse_value, type_name
 
-from ._conditions import condition_ref, mirror, wait_either
+from ._conditions import condition_ref, mirror, run_url, wait_either
 from ._runtime import announce_link, endpoint
 
 T = TypeVar("T")
@@ -164,7 +164,7 @@ async def open_event(
         "max_value": max_value,
         "responders": list(responders or []),
         "details": details,
-        "run": _run_info().model_dump(),
+        "run": _run_info(linked=condition is not None).model_dump(),
         "condition": condition_ref(condition).model_dump() if condition is not None else None,
     }
     request = Request.model_validate_json(await _create(json.dumps(fields), settings.store))
@@ -254,12 +254,14 @@ def _is_local() -> bool:
     return not ctx or ctx.mode == "local"
 
 
-def _run_info() -> RunInfo:
+def _run_info(*, linked: bool = False) -> RunInfo:
+    """Where the event comes from; `linked` adds the run's Flyte UI link (remote runs)."""
     ctx = flyte.ctx()
     action = ctx.action if ctx else None
     if action is None:
         return RunInfo()
-    return RunInfo(project=action.project, domain=action.domain, run_name=action.run_name, action=action.name)
+    run = RunInfo(project=action.project, domain=action.domain, run_name=action.run_name, action=action.name)
+    return run.model_copy(update={"url": run_url(run)}) if linked else run
 
 
 async def _write_report(event: Event[Any]) -> None:

@@ -63,6 +63,8 @@ async def test_event_answered_in_slack_signals_the_condition_it_mirrors(
         "name": "deploy_gate",
     }
     assert condition.name == "deploy_gate" and condition.parent == "a0" and condition.data_type is bool
+    run_link = f"/v2/domain/{DOMAIN}/project/{PROJECT}/runs/r-remote-1"
+    assert f"{run_link}|r-remote-1>" in json.dumps(posted["blocks"]), "the run's Flyte UI link"
 
     await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_answer")[0]))
     assert await pod.finish() is True
