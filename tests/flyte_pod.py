@@ -91,6 +91,7 @@ class Pod:
         """The task's output; its error (as the pod uploads it) re-raised as an AssertionError."""
         await asyncio.to_thread(self._thread.join, seconds)
         assert not self.running, "the task did not finish"
+        _ControllerState.controller = None  # the pod is gone; later local runs make their own
         if (self.outputs / "error.pb").exists():
             error = await load_error(str(self.outputs / "error.pb"))
             raise AssertionError(f"the task failed: {error}")
