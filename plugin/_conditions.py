@@ -139,7 +139,7 @@ async def _flyte_responder(request: Request) -> Responder:
             log.warning(
                 "could not ask flyte who answered", extra={"request_id": request.request_id, "error": repr(error)}
             )
-    return Responder(platform="flyte", user_id=who, user_name=f"{who or 'someone'} in Flyte")
+    return Responder(platform="flyte", user_name=f"{who or 'someone'} in Flyte")
 
 
 async def _settle(request: Request, signalled: asyncio.Future[Any], value: Any) -> None:

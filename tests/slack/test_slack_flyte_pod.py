@@ -8,6 +8,7 @@ are real, over loopback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -123,3 +124,26 @@ async def test_ask_posts_a_native_condition_and_signals_the_answer(
     assert (await post_signed(bot.url, view_submission("U0ALICE", request_id, {"value": "3"})))[1] == ""
     assert await pod.finish() == 3
     assert fake_flyte.signals_to(condition) == [3]
+
+
+async def test_a_value_from_flyte_the_event_refuses_keeps_the_question_open_in_chat(
+    flyte_bot: Callable[..., BotThread],
+    fake_flyte: FakeFlyte,
+    fake_slack: FakeSlack,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot = flyte_bot()
+    pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "replicas")
+    request_id = posted["blocks"][-1]["block_id"].removeprefix("hitl|")
+    fake_flyte.signal_from_ui(condition, 42)  # outside 1..10: Flyte's UI does not know the bounds
+    for _ in range(400):  # the task has seen it and refused it
+        if any("refused" in r.getMessage() and r.name.endswith("_conditions") for r in caplog.records):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the task never saw the value signalled in Flyte")
+    assert pod.running and await store().get_response(request_id) is None
+    assert (await post_signed(bot.url, view_submission("U0ALICE", request_id, {"value": "3"})))[1] == ""
+    assert await pod.finish() == 3
+    assert (await wait_response(request_id)).via == "slack"
