@@ -115,5 +115,5 @@ def fake_flyte() -> Iterator[FakeFlyte]:
     """A fake Flyte control plane (RunService) on loopback, for the real `flyte.remote` client."""
     fake = FakeFlyte().start()
     yield fake
-    fake.stop()
+    fake.stop(keep_port=False)
     flyte.init()  # the bot's flyte.init pointed at the fake: later tests get a plain local config

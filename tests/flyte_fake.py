@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class FakeFlyte(RunServiceSync):
     signals: list[service_pb2.SignalEventRequest] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: WSGIServer | None = None
+    _reserved: socket.socket | None = None
     port: int = 0
 
     # -- what tests do ----------------------------------------------------------------
@@ -115,17 +117,27 @@ class FakeFlyte(RunServiceSync):
 
     def start(self) -> FakeFlyte:
         self.port = self.port or free_port("127.0.0.1")
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None
         app = _bounded_input(RunServiceWSGIApplication(self))
         self._server = make_server("localhost", self.port, app, server_class=_Server, handler_class=_Quiet)
         threading.Thread(target=self._server.serve_forever, name="fake-flyte", daemon=True).start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, keep_port: bool = True) -> None:
         """The control plane goes down: the port refuses connections until `start()` again."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+            if not keep_port:
+                return
+            # Keep the port: bound but not listening, so connections are refused and no other
+            # socket on this busy machine takes the port before `start()` comes back to it.
+            self._reserved = socket.socket()
+            self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._reserved.bind(("localhost", self.port))
 
     # -- RunService -------------------------------------------------------------------
 
