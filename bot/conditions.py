@@ -16,9 +16,9 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .answers import Outcome, Rejected, parse_answer
 from .errors import ConfigError, HitlError
 from .protocol import Request, Response, utcnow
-from .values import Outcome, parse_answer
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Payload = bool | int | float | str
+FLYTE_NOTE = "Can also be answered in Flyte"
 _PYTHON_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
 
@@ -36,11 +37,18 @@ _PYTHON_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float, "str
 
 
 def check_value(request: Request, raw: object) -> Outcome:
-    """Validate a value for an event mirrored by a condition: the ONE call into the core parser.
+    """Validate a value signalled into an event's condition: the ONE call into the core parser.
 
-    Answers signalled in Flyte and answers to `ask(condition)` go through here, so they are
-    accepted and refused exactly as Slack, Teams and the form are.
+    Answers signalled in Flyte go through here, so they are accepted and refused exactly as
+    Slack, Teams and the form are. A structured event's condition is a `str` holding the
+    answer's JSON object (see `payload`): it is decoded, then checked field by field.
     """
+    if request.data_type == "object" and isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            message = "Send the answer as a JSON object, one key per field."
+            return Rejected({"value": message}, message)
     return parse_answer(request, raw)
 
 
@@ -61,7 +69,7 @@ def flyte_note(request: Request) -> str | None:
     """The line every surface shows under an event that Flyte can answer too."""
     if request.condition is None:
         return None
-    return "Can also be answered in Flyte"
+    return FLYTE_NOTE
 
 
 # -- the bot's side --------------------------------------------------------------------------
@@ -94,7 +102,7 @@ class ConditionSignaller:
 
     async def answered(self, request: Request, response: Response) -> None:
         """After an answer the bot wrote: signal its condition (an answer from Flyte needs none)."""
-        if request.condition is None or response.via == "flyte":
+        if request.condition is None or response.via == "flyte" or response.cancelled:
             return
         await self._attempt(request, response)
 

@@ -63,6 +63,7 @@ class Reconciler:
         if response := await store.get_response(request_id):
             # Answered, but the marker outlived it (crash, or an answer written by stock code).
             await self.service.update_messages(request, response)
+            await store.index_outcome(response, request.event_name)
             await store.drop_pending(request_id)
             report.repaired += 1
         elif request.expired():

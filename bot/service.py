@@ -1,4 +1,4 @@
-"""The chat-agnostic core: answer, list and expire events.
+"""The chat-agnostic core: answer, cancel, list and expire events.
 
 Every decision lives here (expiry, authorization, validation, first answer wins); adapters
 implement `Surface` to post and re-render messages and never decide anything themselves.
@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Protocol
 
+from .answers import Rejected, parse_answer
 from .errors import (
     AlreadyAnswered,
     EventExpired,
@@ -26,9 +27,8 @@ from .errors import (
 )
 from .links import form_url
 from .metrics import Metrics
-from .protocol import MessageRef, Request, Responder, Response, Via, format_time, utcnow
-from .store import Store
-from .values import Rejected, parse_answer
+from .protocol import MessageRef, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
+from .store import Page, Store
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
@@ -123,11 +123,11 @@ class HitlService:
             await self._admit(request, responder, trusted)
             outcome = parse_answer(request, raw_value)
             if isinstance(outcome, Rejected):
-                raise InvalidValue(outcome.message)
+                raise InvalidValue(outcome.message, outcome.errors)
         except UserError:
             # Who answered matters more than why this answer would be refused: tell that first.
             if existing := await self.store.get_response(request_id):
-                raise AlreadyAnswered(existing) from None
+                raise AlreadyAnswered.of(existing) from None
             raise
         response = Response(
             value=outcome.value,
@@ -138,8 +138,24 @@ class HitlService:
             via=via,
         )
         # No read of response.json first: the exclusive create refuses a second answer by itself.
-        await self.store.put_response(response)
+        await self.store.put_response(response, request.event_name)
         return request, response
+
+    async def cancel(self, request_id: str, reason: str, responder: Responder, via: Via) -> Response:
+        """End a pending event without an answer; the first outcome wins, as for answers.
+
+        Raises `AlreadyAnswered` (or `EventCancelled`) when the event already has its outcome.
+        """
+        try:
+            request = await self.store.get_request(request_id)
+            response = Response.cancellation(request, reason, responder, via)
+            await self.store.put_response(response, request.event_name)
+        except StoreError:
+            raise StoreUnavailable() from None
+        log.info("event cancelled", extra={"request_id": request_id, "via": via, "outcome": "cancelled"})
+        self.metrics.cancelled.inc()
+        self._fan_out("answered", request, response)
+        return response
 
     async def check(self, request_id: str, responder: Responder, *, trusted: bool = False) -> Request:
         """Everything `respond` checks before the value: raise if answered, expired or not allowed.
@@ -148,7 +164,7 @@ class HitlService:
         """
         request = await self.store.get_request(request_id)
         if existing := await self.store.get_response(request_id):
-            raise AlreadyAnswered(existing)
+            raise AlreadyAnswered.of(existing)
         await self._admit(request, responder, trusted)
         return request
 
@@ -196,6 +212,22 @@ class HitlService:
         if unknown is not None:
             raise unknown
         return False
+
+    async def event(self, request_id: str) -> Request:
+        """The event, for a surface to show; storage trouble is `StoreUnavailable` ("try again")."""
+        try:
+            return await self.store.get_request(request_id)
+        except StoreError:
+            raise StoreUnavailable() from None
+
+    # -- where a platform may post -------------------------------------------------------
+
+    async def save_conversation(self, platform: str, conversation_id: str, data: dict[str, Any]) -> None:
+        """Keep what a platform needs to post into a conversation later (Teams' reference)."""
+        await self.store.put_conversation(platform, conversation_id, data)
+
+    async def conversation(self, platform: str, conversation_id: str) -> dict[str, Any] | None:
+        return await self.store.get_conversation(platform, conversation_id)
 
     # -- listing, announcing, expiring ---------------------------------------------------
 
@@ -309,11 +341,20 @@ class HitlService:
             self._fan_out("expired", request, None)
 
     async def expire(self, request_id: str) -> bool:
-        """Close an unanswered event past its deadline, once across replicas; True if done now."""
+        """Close an unanswered event past its deadline, once across replicas; True if done now.
+
+        An event with `on_timeout` gets that value as its outcome (via `timeout`), written like any
+        answer, so a late answer and the default cannot both win; the copies then show it.
+        """
         request = await self.store.get_request(request_id)
         if not request.expired() or await self.store.get_response(request_id):
             return False
+        if request.on_timeout is not None:
+            return await self._apply_default(request)
         first = await self.store.claim(request_id, "expired")  # the claim is also the record of expiry
+        if first:
+            with contextlib.suppress(StoreError):  # only the list of recent outcomes misses it
+                await self.store.index_expired(request)
         await self.store.drop_pending(request_id)
         if not first:
             return False
@@ -321,6 +362,21 @@ class HitlService:
         self.metrics.expired.inc()
         self._fan_out("expired", request, None)
         return True
+
+    async def _apply_default(self, request: Request) -> bool:
+        response = Response.timeout_default(request)
+        try:
+            await self.store.put_response(response, request.event_name)
+        except AlreadyAnswered:
+            return False  # the plugin's wait (or another replica) applied it first, or someone answered
+        log.info("event expired", extra={"request_id": request.request_id, "outcome": "default applied"})
+        self.metrics.expired.inc()
+        self._fan_out("answered", request, response)
+        return True
+
+    async def recent(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
+        """Recently ended events with who/when/via, newest first (see `Store.outcomes`)."""
+        return await self.store.outcomes(outcome, limit=limit, after=after)
 
     async def update_messages(self, request: Request, response: Response | None) -> bool:
         """Re-render every copy of the event (answered, or expired when `response` is None).

@@ -2,7 +2,8 @@
 
 Layout (DESIGN.md, contract) under one root URL:
 `hitl-requests/<id>/request.json`, `hitl-requests/<id>/response.json`,
-`hitl-requests/<id>/messages/<platform>-<key>.json` and the index `hitl-pending/<id>`.
+`hitl-requests/<id>/messages/<platform>-<key>.json`, the index `hitl-pending/<id>` and the
+recent-outcomes index `hitl-outcomes/<outcome>/<YYYY-MM-DD>/<newest-first key>`.
 Every path is derived here from a validated request id; none comes from a client.
 """
 
@@ -21,6 +22,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from typing import Any, TypeVar
 
 import fsspec
@@ -31,15 +33,28 @@ from pydantic import ValidationError
 
 from .disk_worker import DISK
 from .errors import AlreadyAnswered, ConfigError, EventNotFound, HitlError, StoreError
-from .protocol import Claim, MessageRef, Request, Response, is_request_id, utcnow
+from .protocol import (
+    Claim,
+    MessageRef,
+    OutcomeKind,
+    OutcomeRecord,
+    Request,
+    Response,
+    is_request_id,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Known = TypeVar("Known", Request, Response, Claim)
+Page = tuple[list[OutcomeRecord], str | None]
 
 REQUESTS = "hitl-requests"
 PENDING = "hitl-pending"
 OUTBOX = "hitl-outbox"
+OUTCOMES = "hitl-outcomes"
+_OUTCOME_KEY = re.compile(r"\d{4}-\d{2}-\d{2}/\d{16}-[0-9a-f-]{36}")
+_KEY_EPOCH_MICROS = 10**16  # outcome keys count down from here, so names sort newest first
 CONVERSATIONS = "hitl-conversations"
 SIGNALS = "hitl-signals"  # Flyte condition signals still owed
 _CONFLICT_RETRIES = 3
@@ -68,6 +83,13 @@ class Store:
         self.fs, root = _filesystem(url)
         self.root = root.rstrip("/")
         self._local = isinstance(self.fs, LocalFileSystem)
+        if self._local:  # made now, so that a folder that disappears later is noticed (`ping`)
+            try:
+                self.fs.makedirs(self.root, exist_ok=True)
+            except OSError as error:
+                raise ConfigError(
+                    f"HITL_CHATOPS_STORE: cannot create the folder {self.root} ({error.strerror})."
+                ) from None
         # Requests and answers are written once, so a replica may keep them; absence never is.
         self._known: OrderedDict[str, Request | Response | Claim] = OrderedDict()
 
@@ -123,20 +145,83 @@ class Store:
         data = await self._read(path)
         return None if data is None else self._remember(path, _load(Response, data, request_id))
 
-    async def put_response(self, response: Response) -> None:
-        """Exclusive create: the first answer wins, a later one raises `AlreadyAnswered`.
+    async def put_response(self, response: Response, event_name: str = "") -> None:
+        """Exclusive create: the first outcome wins, a later one raises `AlreadyAnswered` (or `EventCancelled`).
 
-        If dropping the pending marker fails, the answer still stands; the reconciler drops it later.
+        Then the outcome is indexed and the pending marker dropped. If either fails, the outcome
+        still stands; the marker stays, and the reconciler indexes it and drops the marker later.
         """
         path = self._event_path(response.request_id, "response.json")
         try:
             await self._create(path, _dump(response))
         except FileExistsError:
             first = await self.get_response(response.request_id)
-            raise AlreadyAnswered(first or response) from None
+            raise AlreadyAnswered.of(first or response) from None
         self._remember(path, response)
         with contextlib.suppress(StoreError):
+            await self.index_outcome(response, event_name)
             await self.drop_pending(response.request_id)
+
+    # -- the recent-outcomes index -------------------------------------------------------
+
+    async def index_outcome(self, response: Response, event_name: str = "") -> None:
+        """Add an event's outcome to `hitl-outcomes/` (idempotent for a response with a time)."""
+        record = OutcomeRecord(
+            request_id=response.request_id,
+            event_name=event_name,
+            outcome=response.outcome,
+            at=response.responded_at or utcnow(),
+            via=response.via,
+            responder=response.responder,
+            value=response.value,
+            reason=response.reason,
+        )
+        await self._put_outcome(record)
+
+    async def index_expired(self, request: Request) -> None:
+        """Record an event that reached its deadline without an answer or a default."""
+        record = OutcomeRecord(
+            request_id=request.request_id, event_name=request.event_name, outcome="expired", at=request.deadline
+        )
+        await self._put_outcome(record)
+
+    async def _put_outcome(self, record: OutcomeRecord) -> None:
+        at = record.at.astimezone(UTC)
+        countdown = _KEY_EPOCH_MICROS - int(at.timestamp() * 1_000_000)
+        key = f"{at:%Y-%m-%d}/{countdown:016d}-{check_request_id(record.request_id)}"
+        await self._write(self._path(OUTCOMES, record.outcome, key), _dump(record))
+
+    async def outcomes(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
+        """Newest first, `limit` at a time: the records and the cursor of the next page (None at the end).
+
+        Reads one listing per day visited and one object per record returned, never every event.
+        """
+        if after is not None and not _OUTCOME_KEY.fullmatch(after):
+            raise ValueError("not a cursor this bot returned")
+        folder = self._path(OUTCOMES, outcome)
+
+        def page() -> tuple[list[bytes], str | None]:
+            keys: list[str] = []
+            for day in sorted(self._names(folder), reverse=True):
+                if after is not None and day > after[:10]:
+                    continue  # newer than the cursor: on earlier pages
+                names = sorted(self._names(f"{folder}/{day}"))
+                keys += [k for k in (f"{day}/{n}" for n in names) if _listed_after(k, after)]
+                if len(keys) > limit:
+                    break
+            shown = keys[:limit]
+            found = self.fs.cat([f"{folder}/{k}" for k in shown]) if shown else {}
+            blobs = [found[p] for p in (f"{folder}/{k}" for k in shown) if p in found]
+            return blobs, (shown[-1] if len(keys) > limit else None)
+
+        blobs, cursor = await self._run(page)
+        return [_load(OutcomeRecord, blob, "outcomes") for blob in blobs], cursor
+
+    def _names(self, folder: str) -> list[str]:
+        try:
+            return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)]
+        except FileNotFoundError:
+            return []
 
     # -- chat messages -----------------------------------------------------------------
 
@@ -240,7 +325,8 @@ class Store:
     # -- health ------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        """Raise `StoreError` unless the root can be listed."""
+        """Raise `StoreError` unless the root can be listed (a local folder must still be there)."""
+        self._require_folder()
         await self._run(lambda: self.fs.ls(self.root, detail=False) if self.fs.exists(self.root) else None)
 
     # -- primitives --------------------------------------------------------------------
@@ -276,6 +362,12 @@ class Store:
             log.warning("store operation failed", extra={"error": type(error).__name__, "url": self.url})
             raise StoreError(f"object storage at {self.url} failed: {type(error).__name__}") from error
 
+    def _require_folder(self) -> None:
+        """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
+        if self._local and not os.path.isdir(self.root):
+            log.warning("store folder missing", extra={"url": self.url})
+            raise StoreError(f"the store folder {self.root} is missing: put it back, or restart to begin an empty one")
+
     def _list_ids(self, folder: str) -> list[str]:
         try:
             names = self.fs.ls(folder, detail=False)
@@ -302,6 +394,7 @@ class Store:
         if not self._local:
             await self._run(self.fs.pipe_file, path, data)
             return
+        self._require_folder()
         with self._errors():
             await DISK.put(path, data, durable=durable, publish=os.replace)
 
@@ -311,6 +404,7 @@ class Store:
         if not self._local:
             await self._run(self._create_remote, path, data)
             return
+        self._require_folder()
         with self._errors():
             # link is atomic and exclusive, unlike pipe_file(mode="create") on a local folder
             await DISK.put(path, data, durable=True, publish=os.link)
@@ -357,17 +451,25 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     return cls(**options), str(cls._strip_protocol(url))
 
 
+def _listed_after(key: str, cursor: str | None) -> bool:
+    """Whether `key` follows `cursor` in listing order: days newest first, then keys ascending (newest first)."""
+    if cursor is None:
+        return True
+    day, cursor_day = key[:10], cursor[:10]
+    return day < cursor_day or (day == cursor_day and key > cursor)
+
+
 def _safe_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", name):
         raise ValueError(f"claim name {name!r} may only hold letters, digits and . _ -")
     return name
 
 
-def _dump(model: Request | Response | MessageRef | Claim) -> bytes:
+def _dump(model: Request | Response | MessageRef | Claim | OutcomeRecord) -> bytes:
     return model.model_dump_json(exclude_none=False).encode()
 
 
-M = TypeVar("M", Request, Response, MessageRef, Claim)
+M = TypeVar("M", Request, Response, MessageRef, Claim, OutcomeRecord)
 
 
 def _load(model: type[M], data: bytes, request_id: str) -> M:

@@ -7,9 +7,9 @@ from typing import Any
 
 from flyte.syncify import syncify
 
-from hitl_chatops.bot.values import type_name
+from hitl_chatops.bot.answers import type_name
 
-from ._event import _check_arguments, _is_local, open_event
+from ._event import _check_arguments, _fields, _is_local, open_event
 
 DEFAULT_TIMEOUT_SECONDS = 3600  # a condition without a timeout is asked for an hour, like new_event
 
@@ -38,13 +38,11 @@ async def ask(
     timeout = condition.timeout
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout or DEFAULT_TIMEOUT_SECONDS
     _check_arguments(condition.name, kind, "run", seconds, poll_interval_seconds, choices, min_value, max_value)
-    event = await open_event(
+    fields = _fields(
         condition.name,
         condition.data_type,
         condition.prompt,
         seconds,
-        poll_interval_seconds,
-        None if _is_local() else condition,
         channels=channels,
         choices=choices,
         min_value=min_value,
@@ -52,4 +50,5 @@ async def ask(
         responders=responders,
         details=details,
     )
+    event = await open_event(condition.data_type, fields, poll_interval_seconds, None if _is_local() else condition)
     return await event.wait.aio()

@@ -1,30 +1,27 @@
 """The task's side of native Flyte conditions, in remote runs (local runs keep our own path).
 
-An event mirrors a native condition: the same name, prompt, type and timeout. `wait_either`
-returns whichever answer comes first. An answer from chat is signalled into the condition (by
-the bot; by the task itself if the bot has not within `SETTLE_SECONDS`), so no condition is
-left paused; an answer signalled in Flyte is validated by the core, written as the event's
-response (`via: "flyte"`) and handed to the bot, which updates every chat copy.
+An event mirrors a native condition: the same name, prompt, type (a structured event: a `str`
+holding the answer's JSON) and timeout. `wait_either` returns whichever outcome comes first.
+An answer from chat is signalled into the condition (by the bot; by the task itself if the bot
+has not within `SETTLE_SECONDS`), so no condition is left paused; an answer signalled in Flyte
+is validated by the core (`parse_answer`), written as the event's response (`via: "flyte"`) and
+handed to the bot, which updates every chat copy. A cancel or the `on_timeout` default signals
+nothing: the condition ends with its task, or at its own timeout, which is the event's deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import flyte
 
+from hitl_chatops.bot.answers import Rejected
 from hitl_chatops.bot.conditions import check_value, condition_type, payload
-from hitl_chatops.bot.errors import AlreadyAnswered, StoreError
 from hitl_chatops.bot.flyte_signal import SignalFailed, signal_condition, signalled_by
 from hitl_chatops.bot.protocol import ConditionRef, Request, Responder, Response, RunInfo, utcnow
-from hitl_chatops.bot.store import Store
-from hitl_chatops.bot.values import Rejected
-
-from ._runtime import BotEndpoint
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 10.0  # how long the bot has to signal a chat answer before the task does it itself
@@ -73,43 +70,45 @@ def run_url(run: RunInfo) -> str | None:
 
 
 async def wait_either(
-    request: Request, condition: Any, poll: Coroutine[Any, Any, Any], store: Store, bot: BotEndpoint | None
-) -> Any:
-    """The first of: the response in the store (`poll`, which raises `TimeoutError` at the deadline)
-    or the condition signalled in Flyte. Neither wait outlives this call."""
+    request: Request,
+    condition: Any,
+    poll: Coroutine[Any, Any, Response],
+    record: Callable[[Response], Awaitable[Response]],
+) -> Response:
+    """The event's outcome: the first of the store's (`poll`: an answer, a cancel, the deadline's
+    default or `TimeoutError`) and a value signalled in Flyte, which `record` writes like any
+    outcome (returning the one that stands). Neither wait outlives this call."""
     polling = asyncio.ensure_future(poll)
     signalled = asyncio.ensure_future(condition.wait.aio())
     try:
         await asyncio.wait({polling, signalled}, return_when=asyncio.FIRST_COMPLETED)
         if polling.done():
-            value = polling.result()
-            await _settle(request, signalled, value)
-            return value
-        answered = await _from_flyte(request, signalled, store, bot)
-        return answered if answered is not _STILL_WAITING else await polling
+            response = polling.result()
+            await _settle(request, signalled, response)
+            return response
+        answered = await _from_flyte(request, signalled)
+        return await record(answered) if answered is not None else await polling
     finally:
         for task in (polling, signalled):
             task.cancel()
 
 
-_STILL_WAITING = object()
-
-
-async def _from_flyte(request: Request, signalled: asyncio.Future[Any], store: Store, bot: BotEndpoint | None) -> Any:
-    """The value signalled in Flyte, validated and recorded; `_STILL_WAITING` if chat must still answer."""
+async def _from_flyte(request: Request, signalled: asyncio.Future[Any]) -> Response | None:
+    """The value signalled in Flyte as the event's response (`via: "flyte"`); None if chat must still answer."""
     try:
         raw = signalled.result()
     except Exception as error:  # timed out or aborted in Flyte: the store's deadline decides
         log.info("flyte condition ended unanswered", extra={"request_id": request.request_id, "error": repr(error)})
-        return _STILL_WAITING
+        return None
     outcome = check_value(request, raw)
     if isinstance(outcome, Rejected):
         log.error(
             "answer signalled in Flyte refused; waiting for an answer in chat",
-            extra={"request_id": request.request_id, "reason": outcome.message},
+            extra={"request_id": request.request_id, "reason": outcome.message, "errors": outcome.errors},
         )
-        return _STILL_WAITING
-    response = Response(
+        return None
+    log.info("event answered in flyte", extra={"request_id": request.request_id})
+    return Response(
         value=outcome.value,
         request_id=request.request_id,
         data_type=request.data_type,
@@ -117,16 +116,6 @@ async def _from_flyte(request: Request, signalled: asyncio.Future[Any], store: S
         responded_at=utcnow(),
         via="flyte",
     )
-    try:
-        await store.put_response(response)
-    except AlreadyAnswered as first:  # chat was first in the store, which every surface shows
-        return first.response.value
-    with contextlib.suppress(StoreError):  # the reconciler updates the messages if the notify is lost
-        await store.put_outbox(request.request_id, "answered")
-    if bot is not None:
-        await bot.notify(request.request_id)  # the bot updates every copy of an answered event
-    log.info("event answered in flyte", extra={"request_id": request.request_id})
-    return outcome.value
 
 
 async def _flyte_responder(request: Request) -> Responder:
@@ -142,13 +131,17 @@ async def _flyte_responder(request: Request) -> Responder:
     return Responder(platform="flyte", user_name=f"{who or 'someone'} in Flyte")
 
 
-async def _settle(request: Request, signalled: asyncio.Future[Any], value: Any) -> None:
-    """Leave no condition paused: give the bot a moment to signal it, then signal it from here."""
+async def _settle(request: Request, signalled: asyncio.Future[Any], response: Response) -> None:
+    """Leave no condition paused after a person's answer: give the bot a moment to signal it, then
+    signal it from here. A cancel or the deadline's default signals nothing: a condition holds only
+    a value someone gave, and it ends with its task or at its own timeout (the event's deadline)."""
+    if response.cancelled or response.defaulted or request.condition is None:
+        return
     done, _ = await asyncio.wait({signalled}, timeout=SETTLE_SECONDS)
-    if done or request.condition is None:
+    if done:
         return
     try:
-        outcome = await signal_condition(request.condition, payload(request, value))
+        outcome = await signal_condition(request.condition, payload(request, response.value))
     except SignalFailed as error:
         log.warning("flyte condition not signalled", extra={"request_id": request.request_id, "error": str(error)})
         return

@@ -29,9 +29,10 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, display, number_hint
 from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, Response, format_time
-from hitl_chatops.bot.values import MAX_TEXT_LENGTH, display, format_number, number_hint
+from hitl_chatops.bot.text import VIA_NAMES, format_number
 
 ANSWER_ACTION = "hitl_answer"  # + "_<n>": ids must be unique within a block
 SELECT_ACTION = "hitl_select"
@@ -44,7 +45,7 @@ MAX_BUTTONS = 5
 MAX_OPTIONS = 100
 PENDING_SHOWN = 20
 _SECTION_LIMIT = 3000
-_SURFACES = {"slack": "Slack", "teams": "Teams", "web": "the web form", "api": "the API", "flyte": "Flyte"}
+_SURFACES = VIA_NAMES  # how people read each `via` (bot/text.py)
 
 
 # -- values carried by actions ---------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Adaptive Cards (schema 1.5) for an event, its answer and its end, as plain dicts.
 
-Pure functions of core objects: no botbuilder here, so cards are easy to test and to validate
+Pure functions of core objects: no Teams SDK here, so cards are easy to test and to validate
 against the official schema. Every decision about values stays in the core; a card only asks.
 """
 
@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, display, number_hint
 from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, Response, format_time
-from hitl_chatops.bot.values import MAX_TEXT_LENGTH, display, number_hint
+from hitl_chatops.bot.text import via_name
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 VERB = "hitl.answer"
@@ -216,8 +217,8 @@ def _execute(request: Request, title: str, value: bool | None, *, style: str | N
 
 
 def _via_name(via: str | None) -> str:
-    names = {"slack": "Slack", "teams": "Microsoft Teams", "web": "web form", "api": "API", "flyte": "Flyte"}
-    return names.get(via or "", "unknown")
+    names = {"slack": "Slack", "teams": "Microsoft Teams", "web": "web form", "api": "API"}
+    return names.get(via or "", via_name(via) if via else "unknown")
 
 
 def _clip(text: str, limit: int) -> str:
