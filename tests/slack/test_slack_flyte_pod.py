@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import flyte
 import pytest
 
 import hitl_chatops.plugin._conditions as task_side
 from hitl_chatops.bot.server import BotThread
+from tests.conftest import SECRET
 from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte, signal_record
 from tests.flyte_pod import Pod
 from tests.slack.slack_helpers import (
     FakeSlack,
+    api_answer,
     click,
     find_element,
     post_signed,
@@ -41,6 +45,19 @@ async def start_pod(
     [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
     [condition] = fake_flyte.conditions.values()
     return pod, posted, condition
+
+
+AUTH = {"Authorization": f"Bearer {SECRET}"}
+
+
+async def refused_in_task(caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
+    """The task's log line for a value signalled in Flyte that the event refused, once it is written."""
+    for _ in range(400):
+        for record in caplog.records:
+            if "refused" in record.getMessage() and record.name.endswith("_conditions"):
+                return record
+        await asyncio.sleep(0.05)
+    raise AssertionError("the task never saw the value signalled in Flyte")
 
 
 @pytest.fixture(autouse=True)
@@ -137,13 +154,93 @@ async def test_a_value_from_flyte_the_event_refuses_keeps_the_question_open_in_c
     pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "replicas")
     request_id = posted["blocks"][-1]["block_id"].removeprefix("hitl|")
     fake_flyte.signal_from_ui(condition, 42)  # outside 1..10: Flyte's UI does not know the bounds
-    for _ in range(400):  # the task has seen it and refused it
-        if any("refused" in r.getMessage() and r.name.endswith("_conditions") for r in caplog.records):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the task never saw the value signalled in Flyte")
+    await refused_in_task(caplog)
     assert pod.running and await store().get_response(request_id) is None
     assert (await post_signed(bot.url, view_submission("U0ALICE", request_id, {"value": "3"})))[1] == ""
     assert await pod.finish() == 3
     assert (await wait_response(request_id)).via == "slack"
+
+
+# -- structured answers: a `str` condition holding the answer's JSON -------------------------
+
+
+async def test_structured_answer_signalled_in_flyte_as_json_is_validated_and_returned(
+    flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    flyte_bot()
+    pod, _, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "approve_spend")
+    assert condition.data_type is str, "a structured event is mirrored as a str condition"
+    request_id = (await store().pending_ids())[0]
+
+    fake_flyte.signal_from_ui(condition, '{"approved": true, "amount": "40"}', who="Dana")
+    answer = {"approved": True, "amount": 40.0, "notes": ""}
+    assert json.loads(await pod.finish()) == answer, "validated like any answer: defaults filled, types converted"
+    response = await wait_response(request_id)
+    assert (response.via, response.value, response.responder_label) == ("flyte", answer, "Dana in Flyte")
+    [update] = await fake_slack.wait_for("chat.update")
+    assert "Dana in Flyte" in update["text"]
+    assert fake_flyte.signals == [], "an answer from Flyte is not signalled back"
+
+
+async def test_structured_json_from_flyte_the_event_refuses_is_logged_per_field_and_chat_still_answers(
+    flyte_bot: Callable[..., BotThread],
+    fake_flyte: FakeFlyte,
+    fake_slack: FakeSlack,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot = flyte_bot()
+    pod, _, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "approve_spend")
+    request_id = (await store().pending_ids())[0]
+
+    fake_flyte.signal_from_ui(condition, '{"approved": true, "amount": 500}')  # over the model's 100
+    refused = await refused_in_task(caplog)
+    assert set(refused.errors) == {"amount"}, "the errors name the field"
+    assert pod.running and await store().get_response(request_id) is None
+    assert await api_answer(bot, request_id, {"value": {"approved": False, "amount": 0}}) == 201
+    assert json.loads(await pod.finish()) == {"approved": False, "amount": 0.0, "notes": ""}
+    assert (await wait_response(request_id)).via == "api"
+
+
+async def test_structured_answer_in_chat_signals_its_json(
+    flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    bot = flyte_bot()
+    pod, _, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "approve_spend")
+    request_id = (await store().pending_ids())[0]
+
+    answer = {"approved": True, "amount": 12.5, "notes": "within budget"}
+    assert await api_answer(bot, request_id, {"value": answer}) == 201
+    assert json.loads(await pod.finish()) == answer
+    [signalled] = fake_flyte.signals_to(condition)
+    assert json.loads(signalled) == answer, "the condition holds the answer's JSON"
+
+
+# -- outcomes that are not a person's answer signal nothing ----------------------------------
+
+
+async def test_a_cancelled_event_leaves_its_condition_unsignalled(
+    flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    bot = flyte_bot()
+    pod, _, condition = await start_pod(fake_flyte, fake_slack, tmp_path)
+    request_id = (await store().pending_ids())[0]
+    url = f"{bot.url}/api/v1/events/{request_id}/cancel"
+    async with aiohttp.ClientSession() as http, http.post(url, headers=AUTH, json={"reason": "rolled back"}) as reply:
+        assert reply.status == 200
+    with pytest.raises(AssertionError, match="rolled back"):
+        await pod.finish()
+    assert fake_flyte.signals == [], "a condition holds only a value someone gave"
+    assert not condition.resolved.is_set()
+
+
+async def test_the_default_at_the_deadline_leaves_its_condition_to_time_out(
+    flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    flyte_bot()
+    pod, _, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "gate_with_default")
+    request_id = (await store().pending_ids())[0]
+    assert await pod.finish() is False
+    assert (await wait_response(request_id)).defaulted
+    assert fake_flyte.signals == [], "nobody answered: the condition times out, it is not signalled"
+    assert not condition.resolved.is_set()
