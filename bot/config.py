@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     )
     teams_emulator: bool = Field(False, validation_alias=AliasChoices("HITL_CHATOPS_TEAMS_EMULATOR"))
 
+    # Native Flyte conditions (bot/conditions.py): where and how the bot signals them.
+    flyte_endpoint: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_ENDPOINT"))
+    flyte_insecure: bool = Field(False, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_INSECURE"))
+    flyte_config: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_CONFIG"))
+    flyte_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("FLYTE_API_KEY"))
+
     @field_validator("public_url", "bot_url", "slack_api_url", "teams_authority", "teams_openid_url", "teams_graph_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -70,6 +76,10 @@ class Settings(BaseSettings):
     @property
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None
+
+    @property
+    def flyte_enabled(self) -> bool:
+        return bool(self.flyte_endpoint or self.flyte_config or self.flyte_api_key)
 
     @property
     def teams_enabled(self) -> bool:

@@ -93,6 +93,16 @@ class Default(_Model):
     value: Any
 
 
+class ConditionRef(_Model):
+    """Where the native Flyte condition an event mirrors lives (`action_name`: the task's action, its parent)."""
+
+    project: str
+    domain: str
+    run_name: str
+    action_name: str
+    name: str
+
+
 class Request(_Model):
     """`hitl-requests/<id>/request.json`: written once by the plugin."""
 
@@ -121,6 +131,7 @@ class Request(_Model):
     context: dict[str, Any] | None = None  # shown to the person as labelled fields
     initial: Any = None  # a proposed answer, pre-filled (None: nothing proposed)
     on_timeout: Default | None = None  # the answer applied at the deadline (None: the wait raises)
+    condition: ConditionRef | None = None  # a native Flyte condition mirrors the event (bot/conditions.py)
 
     @field_validator("request_id")
     @classmethod

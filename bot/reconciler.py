@@ -24,6 +24,7 @@ class StepReport:
     expired: int = 0
     repaired: int = 0
     updated: int = 0
+    signalled: int = 0
     failed: int = 0
 
 
@@ -52,6 +53,8 @@ class Reconciler:
             except HitlError as error:
                 report.failed += 1
                 log.warning("outbox retry failed", extra={"request_id": request_id, "error": type(error).__name__})
+        for repair in self.service.repairs:  # owed work of optional parts (Flyte condition signals)
+            report.signalled += await repair()
         return report
 
     async def _pending(self, request_id: str, report: StepReport) -> None:
@@ -77,7 +80,7 @@ class Reconciler:
             except HitlError as error:  # store down: try again next interval
                 log.warning("reconcile step failed", extra={"error": type(error).__name__})
             else:
-                if report.expired or report.repaired or report.updated or report.failed:
+                if report.expired or report.repaired or report.updated or report.signalled or report.failed:
                     log.info("reconciled", extra=vars(report))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval)

@@ -50,6 +50,10 @@ def build_app(settings: Settings) -> web.Application:
         from ..adapters.teams import attach as attach_teams
 
         attach_teams(app, service, settings)
+    if settings.flyte_enabled:
+        from .conditions import attach as attach_flyte
+
+        attach_flyte(app, service, settings)
 
     if settings.reconcile_seconds > 0:
         app.cleanup_ctx.append(_reconciling(Reconciler(service, settings.reconcile_seconds)))

@@ -73,6 +73,9 @@ class HitlService:
         # well before anyone may take the claim over, so nobody posts again while it still runs.
         self.post_send_seconds = STALE_POST_SECONDS / 2
         self.record_retry_seconds = 1.0
+        # Extra work after an answer the bot wrote, and owed work the reconciler retries (Flyte signals).
+        self.answered_hooks: list[Callable[[Request, Response], Coroutine[Any, Any, None]]] = []
+        self.repairs: list[Callable[[], Awaitable[int]]] = []
 
     def add_surface(self, surface: Surface) -> None:
         self._surfaces.append(surface)
@@ -108,6 +111,8 @@ class HitlService:
             (response.responded_at or utcnow()).timestamp() - request.created_at.timestamp()
         )
         self._fan_out("answered", request, response)
+        for hook in self.answered_hooks:
+            self.spawn(hook(request, response))
         return response
 
     async def _answer(
@@ -252,8 +257,14 @@ class HitlService:
         return sorted(requests, key=lambda r: r.created_at, reverse=True)
 
     async def announce(self, request_id: str) -> Request:
-        """Post an event to every surface; safe to repeat (each target is posted once, see `post_once`)."""
+        """Post an event to every surface; safe to repeat (each target is posted once, see `post_once`).
+
+        An event answered already (in Flyte, written by the task) has its copies updated instead.
+        """
         request = await self.store.get_request(request_id)
+        if response := await self.store.get_response(request_id):  # answered outside the bot (Flyte)
+            self._fan_out("answered", request, response)
+            return request
         for surface in self._surfaces:
             try:
                 await surface.post(request)

@@ -56,6 +56,7 @@ OUTCOMES = "hitl-outcomes"
 _OUTCOME_KEY = re.compile(r"\d{4}-\d{2}-\d{2}/\d{16}-[0-9a-f-]{36}")
 _KEY_EPOCH_MICROS = 10**16  # outcome keys count down from here, so names sort newest first
 CONVERSATIONS = "hitl-conversations"
+SIGNALS = "hitl-signals"  # Flyte condition signals still owed
 _CONFLICT_RETRIES = 3
 _KNOWN_LIMIT = 4096
 # Remote storage calls wait on the network, not the CPU: more threads than asyncio's default
@@ -287,6 +288,25 @@ class Store:
 
     async def drop_outbox(self, request_id: str) -> None:
         await self._mutate(self._remove, self._path(OUTBOX, check_request_id(request_id)))
+
+    # -- native Flyte conditions (bot/conditions.py): signals owed, and how each ended ----
+
+    async def put_owed_signal(self, request_id: str, detail: dict[str, Any]) -> None:
+        path = self._path(SIGNALS, check_request_id(request_id))
+        await self._write(path, json.dumps(detail).encode())
+
+    async def owed_signal_ids(self) -> list[str]:
+        return await self._run(self._list_ids, self._path(SIGNALS))
+
+    async def drop_owed_signal(self, request_id: str) -> None:
+        await self._mutate(self._remove, self._path(SIGNALS, check_request_id(request_id)))
+
+    async def put_signal_record(self, request_id: str, record: dict[str, Any]) -> None:
+        await self._write(self._event_path(request_id, "signal.json"), json.dumps(record).encode())
+
+    async def get_signal_record(self, request_id: str) -> dict[str, Any] | None:
+        raw = await self._read(self._event_path(request_id, "signal.json"))
+        return None if raw is None else dict(json.loads(raw))
 
     # -- platform conversations (where a bot may post proactively) -----------------------
 

@@ -10,6 +10,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from .conditions import flyte_note
+
 
 @cache
 def _environment() -> Environment:
@@ -21,6 +23,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.globals["page_style"] = page_style
+    environment.globals["flyte_note"] = flyte_note  # the same line every surface shows
     return environment
 
 

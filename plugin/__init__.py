@@ -11,6 +11,7 @@ from typing import Any
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled
 from hitl_chatops.bot.protocol import Responder
 
+from ._ask import ask
 from ._event import Event, EventScope, new_event
 from ._human import Human
 from ._result import EventResult
@@ -23,6 +24,7 @@ __all__ = [
     "EventScope",
     "Human",
     "Responder",
+    "ask",
     "env",
     "new_event",
 ]

@@ -22,6 +22,7 @@ from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, for
 from hitl_chatops.bot.store import Store, new_request_id
 from hitl_chatops.bot.templates import render
 
+from ._conditions import condition_ref, mirror, run_url, wait_either
 from ._result import EventResult
 from ._runtime import BotEndpoint, announce_link, endpoint
 
@@ -60,14 +61,53 @@ async def new_event(
     str/int, `min_value`/`max_value` for numbers, `responders` (user or group ids who may answer;
     empty means anyone), `details` (more text), `title` (the heading; default `name`), `context`
     (a model or JSON object shown as labelled fields), `initial` (a proposed answer, pre-filled)
-    and `on_timeout` (the answer `wait()` returns at the deadline instead of raising).
+    and `on_timeout` (the answer `wait()` returns at the deadline instead of raising). In a remote
+    run the event also mirrors a native Flyte condition, answerable in Flyte (plugin/_conditions.py).
     """
     kind = type_name(data_type)
-    schema = schema_from_type(data_type)
     _check_arguments(name, kind, scope, timeout_seconds, poll_interval_seconds, choices, min_value, max_value)
+    fields = _fields(
+        name,
+        data_type,
+        prompt,
+        timeout_seconds,
+        channels=channels,
+        choices=choices,
+        min_value=min_value,
+        max_value=max_value,
+        responders=responders,
+        details=details,
+        title=title,
+        context=context,
+        initial=initial,
+        on_timeout=on_timeout,
+    )
+    condition = None if _is_local() else await mirror(name, kind, prompt, timeout_seconds)
+    return await open_event(data_type, fields, poll_interval_seconds, condition)
+
+
+def _fields(
+    name: str,
+    data_type: type[Any],
+    prompt: str,
+    timeout_seconds: float,
+    *,
+    channels: list[str] | None,
+    choices: list[Any] | None,
+    min_value: float | None,
+    max_value: float | None,
+    responders: list[str] | None,
+    details: str | None,
+    title: str | None = None,
+    context: BaseModel | Mapping[str, Any] | None = None,
+    initial: Any = None,
+    on_timeout: Any = None,
+) -> dict[str, Any]:
+    """The request's fields from `new_event`'s (or `ask`'s) arguments, checked before anything is written."""
+    kind = type_name(data_type)
+    schema = schema_from_type(data_type)
     _check_channels(channels or [])
-    settings = _settings()
-    fields = {
+    return {
         "event_name": name,
         "data_type": kind,
         "prompt": prompt,
@@ -78,14 +118,25 @@ async def new_event(
         "max_value": max_value,
         "responders": list(responders or []),
         "details": details,
-        "run": _run_info().model_dump(),
         "title": title,
         "answer_schema": cast(type[BaseModel], data_type).model_json_schema() if kind == "object" else None,
         "context": _context(context),
         "initial": _proposal("initial", initial, schema, partial=True),
         "on_timeout": None if on_timeout is None else {"value": _proposal("on_timeout", on_timeout, schema)},
     }
+
+
+async def open_event(
+    data_type: type[T], fields: dict[str, Any], poll_interval_seconds: float, condition: Any
+) -> Event[T]:
+    """Write the request (with where its native `condition` lives, if any), notify the bot, return the event."""
+    fields = fields | {
+        "run": _run_info(linked=condition is not None).model_dump(),
+        "condition": condition_ref(condition).model_dump() if condition is not None else None,
+    }
+    settings = _settings()
     request = Request.model_validate_json(await _create(json.dumps(fields), settings.store))
+    name = request.event_name
     local = _is_local()
     bot = endpoint(settings, local_run=local)
     if bot is not None:
@@ -94,7 +145,7 @@ async def new_event(
     if local:
         announce_link(name, url, request.request_id)
     api = f"{bot.public_url}/api/v1/events/{request.request_id}/response" if bot else None
-    return Event(request, data_type, poll_interval_seconds, url, api, bot)
+    return Event(request, data_type, poll_interval_seconds, url, api, bot, condition)
 
 
 def _check_channels(channels: list[str]) -> None:
@@ -140,6 +191,7 @@ class Event(Generic[T]):
         form_url: str | None,
         api_url: str | None = None,
         bot: BotEndpoint | None = None,
+        condition: Any = None,
     ):
         self.request = request
         self.data_type = data_type
@@ -147,6 +199,7 @@ class Event(Generic[T]):
         self.form_url = form_url
         self.api_url = api_url  # POST {"value": ...} with the bot's token, like stock's /submit/json
         self._bot = bot
+        self.condition = condition  # the native Flyte condition this event mirrors (remote runs only)
 
     name = property(lambda self: self.request.event_name)
     scope = property(lambda self: self.request.scope)
@@ -198,23 +251,41 @@ class Event(Generic[T]):
         await _record(self.request, cancellation)
 
     async def _outcome(self) -> Response:
-        """The stored outcome once there is one; cancels the event if the waiting task is cancelled."""
+        """The event's outcome: from the store, or (a mirrored event) from its condition if Flyte answers
+        first (plugin/_conditions.py). Cancels the event if the waiting task is cancelled."""
         await _write_report(self)
-        store = _store(_settings().store)
-        request_id = self.request.request_id
         try:
-            while True:
-                response = await store.get_response(request_id)
-                if response is not None:
-                    log.info("event answered", extra={"request_id": request_id, "event": self.name})
-                    return response
-                remaining = (self.request.deadline - utcnow()).total_seconds()
-                if remaining <= 0:
-                    return await self._at_deadline()
-                await asyncio.sleep(min(self.poll_interval_seconds, remaining))
+            if self.condition is None:
+                return await self._poll()
+            return await wait_either(self.request, self.condition, self._poll(), self._answered_in_flyte)
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel_quietly(_ABORTED))
             raise
+
+    async def _poll(self) -> Response:
+        """Read the store every poll interval until the event has its outcome; the deadline's otherwise."""
+        store = _store(_settings().store)
+        request_id = self.request.request_id
+        while True:
+            response = await store.get_response(request_id)
+            if response is not None:
+                log.info("event answered", extra={"request_id": request_id, "event": self.name})
+                return response
+            remaining = (self.request.deadline - utcnow()).total_seconds()
+            if remaining <= 0:
+                return await self._at_deadline()
+            await asyncio.sleep(min(self.poll_interval_seconds, remaining))
+
+    async def _answered_in_flyte(self, response: Response) -> Response:
+        """Record an answer signalled in Flyte like any outcome and have the bot update every chat copy
+        now (the outbox covers a lost notify); the outcome that stands if chat was first."""
+        try:
+            await _record(self.request, response)
+        except AlreadyAnswered as first:
+            return first.response
+        if self._bot is not None:
+            await self._bot.notify(self.request_id)  # an answered event's copies are updated, not posted
+        return response
 
     async def _at_deadline(self) -> Response:
         if self.request.on_timeout is None:
@@ -339,12 +410,14 @@ def _is_local() -> bool:
     return not ctx or ctx.mode == "local"
 
 
-def _run_info() -> RunInfo:
+def _run_info(*, linked: bool = False) -> RunInfo:
+    """Where the event comes from; `linked` adds the run's Flyte UI link (remote runs)."""
     ctx = flyte.ctx()
     action = ctx.action if ctx else None
     if action is None:
         return RunInfo()
-    return RunInfo(project=action.project, domain=action.domain, run_name=action.run_name, action=action.name)
+    run = RunInfo(project=action.project, domain=action.domain, run_name=action.run_name, action=action.name)
+    return RunInfo.model_validate(run.model_dump() | {"url": run_url(run)}) if linked else run  # url validated
 
 
 async def _write_report(event: Event[Any]) -> None:

@@ -93,6 +93,10 @@ def _start_local_bot(settings: Settings) -> BotThread:
                     "secret": settings.secret or SecretStr(secrets.token_urlsafe(32)),
                     "public_url": None,
                     "bot_url": None,
+                    # Local runs keep our own path (no native conditions): never flyte.init from here.
+                    "flyte_endpoint": None,
+                    "flyte_config": None,
+                    "flyte_api_key": None,
                 }
             )
             bot = _local_bots[settings.store] = BotThread(local).start()

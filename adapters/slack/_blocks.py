@@ -49,6 +49,7 @@ from hitl_chatops.bot.answers import (
     prefill,
     schema_of,
 )
+from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, Response, format_time
 from hitl_chatops.bot.text import clip, format_number, via_name
 
@@ -194,6 +195,8 @@ def _about(request: Request) -> ContextBlock:
         parts.append(f"Run: {escape(run.run_name)}")
     parts.append(f"Answer by {date_token(request.deadline)}")
     parts.append(f"Who may answer: {who_may_answer(request)}")
+    if note := flyte_note(request):
+        parts.append(note)
     return ContextBlock(elements=[MarkdownTextObject(text=clip(" · ".join(parts), _SECTION_LIMIT))])
 
 

@@ -35,6 +35,7 @@ from hitl_chatops.bot.answers import (
     prefill,
     schema_of,
 )
+from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, Response, format_time
 from hitl_chatops.bot.text import clip, via_name
 
@@ -282,7 +283,8 @@ def _facts(facts: list[tuple[str, str]]) -> Element:
 
 def _event_facts(request: Request) -> list[tuple[str, str]]:
     who = ", ".join(escape(r) for r in request.responders) if request.responders else "anyone"
-    return [*_run_facts(request), ("Deadline", format_time(request.deadline)), ("Who may answer", who)]
+    flyte = [("Flyte", text)] if (text := flyte_note(request)) else []
+    return [*_run_facts(request), ("Deadline", format_time(request.deadline)), ("Who may answer", who), *flyte]
 
 
 def _run_facts(request: Request) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from slack_sdk.signature import SignatureVerifier
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.protocol import Response
-from hitl_chatops.bot.server import free_port
+from hitl_chatops.bot.server import BotThread, free_port
 from hitl_chatops.bot.store import Store
 
 BOT_TOKEN = "xoxb-test-token"
@@ -398,3 +399,11 @@ def validate_blocks(blocks: list[dict[str, Any]]) -> None:
 
 def validate_view(view: dict[str, Any]) -> None:
     View(**view).to_dict()
+
+
+async def api_answer(bot: BotThread, request_id: str, body: dict[str, Any]) -> int:
+    """Answer through the bot's JSON API (another surface than Slack); returns the HTTP status."""
+    headers = {"Authorization": f"Bearer {os.environ['HITL_CHATOPS_SECRET']}"}
+    url = f"{bot.url}/api/v1/events/{request_id}/response"
+    async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as reply:
+        return reply.status
