@@ -249,7 +249,7 @@ class MessageRef(_Model):
     `data` holds what the platform needs to address the message again.
     """
 
-    platform: Literal["slack", "teams"]
+    platform: Via
     key: str
     data: dict[str, Any] = Field(default_factory=dict)
 

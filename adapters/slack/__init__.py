@@ -115,7 +115,7 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
     client = web_client(settings)
     bolt = bolt_app(service, settings, client)
     app.cleanup_ctx.append(lambda _: _pooled(client))
-    service.add_surface(SlackSurface(client, service, default_channel=settings.slack_channel))
+    service.add_platform(SlackSurface(client, service, default_channel=settings.slack_channel))
     if settings.slack_app_token is None:
         verifier = SignatureVerifier(signing_secret=bolt_secret(settings))
 

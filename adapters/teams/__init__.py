@@ -45,7 +45,7 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
         groups = GroupMembers(app_tokens(settings, settings.teams_tenant_id), settings.teams_graph_url)
         app.on_cleanup.append(lambda _: groups.close())
     surface = TeamsSurface(adapter, service, app_id, groups)
-    service.add_surface(surface)
+    service.add_platform(surface)
     bot = TeamsBot(service, surface)
     app.on_cleanup.append(lambda _: clients.close())
     channel = _channel_tokens(app, settings)
