@@ -165,7 +165,7 @@ class HitlService:
 
     async def may_answer(self, request: Request, responder: Responder) -> bool:
         """Empty `responders` (or "*") means anyone; entries are user or group ids, optionally
-        prefixed with the platform (`slack:U123`). Display names never count: people can change them.
+        prefixed with the platform (`<platform>:<id>`). Display names never count: people can change them.
 
         Raises `MembershipUnknown` if only a group that could not be read might let them in, so the
         person is asked to retry rather than told they may not answer.

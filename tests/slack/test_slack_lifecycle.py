@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import SecretStr
 
-from hitl_chatops.adapters.slack import web_client
+from hitl_chatops.adapters.slack._app import web_client
 from hitl_chatops.adapters.slack._surface import SlackSurface
 from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.errors import ConfigError
