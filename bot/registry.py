@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .platform import Adapter
 
-_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"  # what a platform name may be (it is part of store keys)
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Registration:
     adapter: str  # "module:attribute" of its `platform.Adapter`; the module must not import the SDK
 
     def __post_init__(self) -> None:
-        if not _NAME.fullmatch(self.name):
+        if not re.fullmatch(NAME_PATTERN, self.name):
             raise ValueError(f"platform name {self.name!r}: lowercase letters, digits and _, starting with a letter")
 
 
@@ -72,10 +72,3 @@ def adapter(registration: Registration) -> Adapter[Any]:
     module, _, attribute = registration.adapter.partition(":")
     found: Adapter[Any] = getattr(importlib.import_module(module), attribute)
     return found
-
-
-def check_name(name: str) -> str:
-    """`name` if a platform is registered under it (a pydantic validator for platform fields)."""
-    if name not in _platforms:
-        raise ValueError(f"unknown chat platform {name!r} (registered: {', '.join(_platforms)})")
-    return name

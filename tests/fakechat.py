@@ -8,9 +8,11 @@ written against the public seam only (`bot.platform`, `HitlService`'s operations
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -162,6 +164,30 @@ class FakeChatApi:
         app.router.add_put("/messages/{id}", self._put)
         app.router.add_get("/groups/{group}", self._group)
         return app
+
+    @classmethod
+    @contextlib.contextmanager
+    def serving(cls) -> Iterator[FakeChatApi]:
+        """The API on its own loop and thread, like the bot: it answers even while a test blocks."""
+        fake = cls()
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="fake-chat-api", daemon=True)
+        thread.start()
+        runner = web.AppRunner(fake.app(), access_log=None)
+
+        async def start() -> str:
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            host, port = runner.addresses[0][:2]
+            return f"http://{host}:{port}"
+
+        fake.url = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+        try:
+            yield fake
+        finally:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
 
     async def wait_for(self, found: Callable[[], T], seconds: float = 10) -> T:
         """`found()` once it is truthy: the bot posts and updates after its HTTP replies."""

@@ -4,15 +4,15 @@ touching any core file, gets every post, record, update, expiry and outbox retry
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot import registry
+from hitl_chatops.bot.protocol import Responder
 from hitl_chatops.bot.reconciler import Reconciler, StepReport
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
@@ -24,16 +24,9 @@ ROOM = "room-1"
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeChatApi]:
-    fake = FakeChatApi()
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.url = f"http://{host}:{port}"
-    yield fake
-    await runner.cleanup()
+def api() -> Iterator[FakeChatApi]:
+    with FakeChatApi.serving() as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -157,3 +150,22 @@ async def test_group_responders_are_read_through_the_platform(fakechat_bot: BotT
     refused = await answer(fakechat_bot, request_id, "u-dev", "true")
     assert refused == {"saved": False, "error": f"Only {NAME}:ops may answer this event."}
     assert (await answer(fakechat_bot, request_id, "u-ops", "true"))["saved"]
+    [update] = await api.wait_for(lambda: api.updates)
+    assert update["text"] == "deploy_gate: True by u-ops"
+
+
+async def test_a_replica_without_the_platform_still_updates_the_other_copies(
+    fakechat_bot: BotThread, api: FakeChatApi, start_bot: Callable[..., BotThread]
+) -> None:
+    """Mid-upgrade, a replica that does not run the platform lists its copies, skips them, and fails nothing."""
+    request_id = await make_event(fakechat_bot)
+    store = Store(fakechat_bot.settings.store)
+    await recorded_messages(store, request_id)
+    registry.unregister(NAME)
+    older = start_bot(reconcile_seconds=0)
+
+    answered = older.service.respond(request_id, "true", Responder(platform="api"), "api", trusted=True)
+    response = await asyncio.to_thread(older.call, answered)
+    updated = older.service.update_messages(await store.get_request(request_id), response)
+    assert await asyncio.to_thread(older.call, updated) is True
+    assert api.updates == []
