@@ -426,24 +426,19 @@ class HitlService:
     def _log_failure(
         self, step: str, request: Request, platform: str, error: Exception, *, target: str | None = None
     ) -> None:
-        """Count and log a failed post or update as our own error; only a surprise gets a traceback.
+        """Count and log a failed post or update as our own error; the outbox or reconciler retries it.
 
-        `HitlError`s (a refusal the adapter explained, a store outage) say it all in one line; any
-        other exception is a bug or an unexpected SDK failure and is logged as `PlatformError`.
+        A `HitlError` (a refusal the adapter explained, a store outage) or a timeout is a warning
+        in one line; anything else is a bug or an SDK surprise: an error, with its traceback.
         """
         self.metrics.update_failures.labels(platform, step).inc()
-        known = isinstance(error, HitlError | TimeoutError)
-        if isinstance(error, HitlError):
-            failure: HitlError = error
-        elif isinstance(error, TimeoutError):
-            failure = PlatformError(f"{platform} did not answer in time")
-        else:
-            failure = PlatformError(f"{platform} {step} failed unexpectedly")
-        log.warning(
+        failure, surprise = _as_platform_error(error, platform, step)
+        log.log(
+            logging.ERROR if surprise else logging.WARNING,
             "%s %s failed",
             platform,
             "post" if step == "post" else "update",
-            exc_info=None if known else error,
+            exc_info=error if surprise else None,
             extra={
                 "request_id": request.request_id,
                 "platform": platform,
@@ -451,6 +446,14 @@ class HitlService:
                 "target": target,
                 "error": type(failure).__name__,
                 "reason": str(failure),
-                "cause": None if known else type(error).__name__,
             },
         )
+
+
+def _as_platform_error(error: Exception, platform: str, step: str) -> tuple[HitlError, bool]:
+    """`error` in our hierarchy, and whether it was a surprise (neither ours nor a timeout)."""
+    if isinstance(error, HitlError):
+        return error, False
+    if isinstance(error, TimeoutError):
+        return PlatformError(f"{platform} did not answer in time"), False
+    return PlatformError(f"{platform} {step} failed unexpectedly ({type(error).__name__})"), True

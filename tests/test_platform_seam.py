@@ -4,6 +4,7 @@ touching any core file, gets every post, record, update, expiry and outbox retry
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -169,3 +170,18 @@ async def test_a_replica_without_the_platform_still_updates_the_other_copies(
     updated = older.service.update_messages(await store.get_request(request_id), response)
     assert await asyncio.to_thread(older.call, updated) is True
     assert api.updates == []
+
+
+async def test_an_adapter_bug_is_logged_as_an_error_with_its_traceback_and_retried(
+    fakechat_bot: BotThread, api: FakeChatApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.fail_next("POST", status=200)  # a reply without the message id: the adapter's `sent["id"]` raises
+    await make_event(fakechat_bot)
+    [failed] = await api.wait_for(lambda: [r for r in caplog.records if r.getMessage() == f"{NAME} post failed"])
+    assert failed.levelno == logging.ERROR and failed.exc_info is not None
+    assert (failed.__dict__["error"], failed.__dict__["reason"]) == (
+        "PlatformError",
+        f"{NAME} post failed unexpectedly (KeyError)",
+    )
+    assert (await step(fakechat_bot)).announced == 1
+    await api.wait_for(lambda: api.posts)
