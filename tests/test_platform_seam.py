@@ -96,27 +96,33 @@ async def test_channels_of_an_unregistered_platform_are_refused_at_the_call_site
         await hitl.new_event.aio("gate", data_type=bool, prompt="Ship it?", channels=[f"{NAME}:{ROOM}"])
 
 
-async def test_cancel_and_expiry_re_render_the_copy(fakechat_bot: BotThread, api: FakeChatApi) -> None:
+def latest_texts(api: FakeChatApi) -> dict[str, str]:
+    """What each message shows now (a copy may be re-rendered more than once: that is idempotent)."""
+    return {update["id"]: update["text"] for update in api.updates}
+
+
+async def test_cancel_expiry_and_the_deadline_default_re_render_the_copies(
+    fakechat_bot: BotThread, api: FakeChatApi
+) -> None:
+    store = Store(fakechat_bot.settings.store)
     cancelled = await make_event(fakechat_bot)
-    await api.wait_for(lambda: len(api.posts) == 1)
+    [cancelled_copy] = await recorded_messages(store, cancelled)
     await api_call(fakechat_bot, f"/api/v1/events/{cancelled}/cancel", {"reason": "rolled back"})
-    [update] = await api.wait_for(lambda: api.updates)
-    assert update["text"] == "deploy_gate: cancelled (rolled back)"
+    await api.wait_for(lambda: latest_texts(api) == {cancelled_copy.key: "deploy_gate: cancelled (rolled back)"})
 
     expiring = await make_event(fakechat_bot, seconds=1)
     defaulted = await make_event(fakechat_bot, seconds=1, on_timeout={"value": False})
-    await api.wait_for(lambda: len(api.posts) == 3)
+    [expired_copy] = await recorded_messages(store, expiring)
+    [defaulted_copy] = await recorded_messages(store, defaulted)
     await asyncio.sleep(1.05)  # both deadlines pass; the reconciler's pass expires them
     assert (await step(fakechat_bot)).expired == 2
-    await api.wait_for(lambda: len(api.updates) == 3)
-    by_id = {u["id"]: u["text"] for u in api.updates}
-    posted = {p["id"] for p in api.posts}
-    store = Store(fakechat_bot.settings.store)
-    [expired_copy] = await store.messages(expiring)
-    [defaulted_copy] = await store.messages(defaulted)
-    assert by_id[expired_copy.key] == "deploy_gate: expired"
-    assert by_id[defaulted_copy.key] == "deploy_gate: default False applied"
-    assert set(by_id) == posted
+    expected = {
+        cancelled_copy.key: "deploy_gate: cancelled (rolled back)",
+        expired_copy.key: "deploy_gate: expired",
+        defaulted_copy.key: "deploy_gate: default False applied",
+    }
+    await api.wait_for(lambda: latest_texts(api) == expected)
+    assert set(expected) == {post["id"] for post in api.posts}
 
 
 async def test_failed_post_and_failed_update_are_retried_by_the_reconciler(
@@ -146,13 +152,12 @@ async def test_failed_post_and_failed_update_are_retried_by_the_reconciler(
 async def test_group_responders_are_read_through_the_platform(fakechat_bot: BotThread, api: FakeChatApi) -> None:
     api.groups["ops"] = ["u-ops"]
     request_id = await make_event(fakechat_bot, responders=[f"{NAME}:ops"])
-    await api.wait_for(lambda: api.posts)
+    await recorded_messages(Store(fakechat_bot.settings.store), request_id)
 
     refused = await answer(fakechat_bot, request_id, "u-dev", "true")
     assert refused == {"saved": False, "error": f"Only {NAME}:ops may answer this event."}
     assert (await answer(fakechat_bot, request_id, "u-ops", "true"))["saved"]
-    [update] = await api.wait_for(lambda: api.updates)
-    assert update["text"] == "deploy_gate: True by u-ops"
+    await api.wait_for(lambda: list(latest_texts(api).values()) == ["deploy_gate: True by u-ops"])
 
 
 async def test_a_replica_without_the_platform_still_updates_the_other_copies(
