@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import registry
 from .config import load_settings
 from .errors import ConfigError
 from .logs import setup_logging
@@ -36,13 +37,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hitl-chatops", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the bot (HTTP server, Slack, Teams)")
+    labels = ", ".join(r.label for r in registry.registrations())
+    serve = commands.add_parser("serve", help=f"run the bot (HTTP server, {labels})")
     serve.add_argument("--host", help="address to bind (HITL_CHATOPS_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (HITL_CHATOPS_PORT, default 8080)")
     serve.add_argument(
         "--metrics-port", type=int, help="also serve /metrics without a token on this port (HITL_CHATOPS_METRICS_PORT)"
     )
-    serve.add_argument("--teams", action="store_true", help="enable Teams without credentials (local emulator)")
+    for registration in _local_modes():
+        serve.add_argument(
+            f"--{registration.name}",
+            action="store_true",
+            help=f"enable {registration.label} without credentials (local development only)",
+        )
     serve.set_defaults(run=_serve)
 
     pending = commands.add_parser("pending", help="list pending events as a table")
@@ -56,15 +63,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = load_settings(
-        host=args.host, port=args.port, metrics_port=args.metrics_port, teams_emulator=args.teams or None
-    )
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port, "metrics_port": args.metrics_port}
+    for registration in _local_modes():
+        if getattr(args, registration.name):
+            overrides.update(registry.adapter(registration).local)
+    settings = load_settings(**overrides)
     settings.secret_value()  # fail now, with the variable's name, not on the first request
     setup_logging(settings.log_format)
     from .server import serve
 
     asyncio.run(serve(settings))
     return 0
+
+
+def _local_modes() -> list[registry.Registration]:
+    """Platforms with a mode for a developer machine: `serve --<name>` turns it on."""
+    return [r for r in registry.registrations() if registry.adapter(r).local]
 
 
 def _pending(_: argparse.Namespace) -> int:

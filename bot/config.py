@@ -6,26 +6,40 @@ Explicit arguments beat environment variables; each ecosystem keeps its own vari
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from . import registry
 from .errors import ConfigError
 
-_AGENTS = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"  # the Agents SDK's prefix for the bot's connection
+# Every settings class of the bot, a platform's included, reads the environment this way.
+SETTINGS_CONFIG = SettingsConfigDict(extra="ignore", frozen=True, validate_by_name=True, env_ignore_empty=True)
 
 
 def default_store_url() -> str:
     return (Path(platformdirs.user_data_dir("hitl-chatops")) / "store").as_uri()
 
 
-class Settings(BaseSettings):
-    """Everything the bot and the plugin can be told; see the README's configuration table."""
+def http_url(value: str | None) -> str | None:
+    """A URL setting: http(s) only, without a trailing slash."""
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/") if value else value
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, validate_by_name=True, env_ignore_empty=True)
+
+class Settings(BaseSettings):
+    """The core's settings; see the README's configuration table.
+
+    `load_settings` returns an instance of a subclass that also holds every registered platform's
+    settings (`slack_…`, `teams_…`: see each adapter's `settings.py`), so one object is validated once.
+    """
+
+    model_config = SETTINGS_CONFIG
 
     store: str = Field(default_factory=default_store_url, validation_alias=AliasChoices("HITL_CHATOPS_STORE"))
     secret: SecretStr | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_SECRET"))
@@ -37,53 +51,20 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(15, ge=0, validation_alias=AliasChoices("HITL_CHATOPS_RECONCILE_SECONDS"))
     log_format: Literal["json", "text"] = Field("json", validation_alias=AliasChoices("HITL_CHATOPS_LOG_FORMAT"))
 
-    slack_bot_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
-    slack_signing_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
-    slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
-    slack_api_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_API_URL"))
-    slack_channel: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_SLACK_CHANNEL"))
-    slack_command: str = Field("/hitl", validation_alias=AliasChoices("HITL_CHATOPS_SLACK_COMMAND"))
-
-    # Bot Framework names first; the Microsoft 365 Agents SDK's own names are read too.
-    teams_app_id: str | None = Field(None, validation_alias=AliasChoices("MicrosoftAppId", f"{_AGENTS}CLIENTID"))
-    teams_app_password: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("MicrosoftAppPassword", f"{_AGENTS}CLIENTSECRET")
-    )
-    teams_app_type: str = Field("MultiTenant", validation_alias=AliasChoices("MicrosoftAppType"))
-    teams_tenant_id: str | None = Field(
-        None, validation_alias=AliasChoices("MicrosoftAppTenantId", f"{_AGENTS}TENANTID")
-    )
-    teams_authority: str | None = Field(None, validation_alias=AliasChoices(f"{_AGENTS}AUTHORITY"))
-    teams_openid_url: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_TEAMS_OPENID_URL"))
-    teams_graph_url: str = Field(
-        "https://graph.microsoft.com/v1.0", validation_alias=AliasChoices("HITL_CHATOPS_GRAPH_URL")
-    )
-    teams_emulator: bool = Field(False, validation_alias=AliasChoices("HITL_CHATOPS_TEAMS_EMULATOR"))
-
     # Native Flyte conditions (bot/conditions.py): where and how the bot signals them.
     flyte_endpoint: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_ENDPOINT"))
     flyte_insecure: bool = Field(False, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_INSECURE"))
     flyte_config: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_CONFIG"))
     flyte_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("FLYTE_API_KEY"))
 
-    @field_validator("public_url", "bot_url", "slack_api_url", "teams_authority", "teams_openid_url", "teams_graph_url")
+    @field_validator("public_url", "bot_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/") if value else value
-
-    @property
-    def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None
+        return http_url(value)
 
     @property
     def flyte_enabled(self) -> bool:
         return bool(self.flyte_endpoint or self.flyte_config or self.flyte_api_key)
-
-    @property
-    def teams_enabled(self) -> bool:
-        return bool(self.teams_app_id) or self.teams_emulator
 
     def secret_value(self) -> str:
         """The shared secret, or a one-line error saying how to set it."""
@@ -104,17 +85,33 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: Any) -> Settings:
     """Read the environment, apply explicit overrides, and turn errors into one line."""
+    kind = settings_class()
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return kind(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as error:
         first = error.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "setting"
-        name = _variable_name(field)
+        name = _variable_name(kind, field)
         raise ConfigError(f"{name} is invalid: {first['msg']}. Fix or unset {name}.") from None
 
 
-def _variable_name(field: str) -> str:
-    info = Settings.model_fields.get(field)
+def settings_class() -> type[Settings]:
+    """`Settings` with the fields of every registered platform (imports their adapters, not their SDKs)."""
+    return _with_platforms(tuple((r.name, registry.adapter(r).settings) for r in registry.registrations()))
+
+
+@functools.cache
+def _with_platforms(platforms: tuple[tuple[str, type[BaseSettings]], ...]) -> type[Settings]:
+    for name, fields in platforms:
+        stray = [field for field in fields.model_fields if not field.startswith(f"{name}_")]
+        if stray:
+            raise ConfigError(f"{fields.__name__}: fields of platform {name!r} must start with {name}_ ({stray})")
+    bases: tuple[type[BaseSettings], ...] = (Settings, *(fields for _, fields in platforms))
+    return cast(type[Settings], create_model("Settings", __base__=bases, __module__=__name__))
+
+
+def _variable_name(kind: type[Settings], field: str) -> str:
+    info = kind.model_fields.get(field)
     alias = info.validation_alias if info else None
     if isinstance(alias, AliasChoices):
         return str(alias.choices[0])

@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from . import registry
+
 SCHEMA_VERSION = 2
 REQUEST_ID_PATTERN = re.compile(r"^[0-9a-f-]{36}$")
 
@@ -34,6 +36,9 @@ DataType = Literal["int", "float", "str", "bool", "object"]
 # Where an outcome came from: a surface (slack, teams, web, api), flyte, or timeout (the default
 # applied at the deadline). A plain name, so platforms added later need no change here.
 Via = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+# A chat platform's name, as the registry defines one. Not checked against the platforms registered
+# here: a copy posted by a replica that runs one more platform (mid-upgrade) stays readable.
+PlatformName = Annotated[str, Field(pattern=registry.NAME_PATTERN)]
 Value = bool | int | float | str
 # Strict members: a choice keeps the exact type it was given ("yes" stays a str, 1 an int),
 # where a lax left-to-right union would turn "yes", "on", "1" and 0/1 into bools.
@@ -256,11 +261,11 @@ class OutcomeRecord(_Model):
 class MessageRef(_Model):
     """Where one chat message of an event was posted, so any replica can update it.
 
-    `key` is unique per platform and message (Slack: channel + ts; Teams: conversation + activity);
-    `data` holds what the platform needs to address the message again.
+    `key` is unique per platform and message (a channel and a timestamp, say); `data` holds what
+    the platform needs to address the message again.
     """
 
-    platform: Literal["slack", "teams"]
+    platform: PlatformName
     key: str
     data: dict[str, Any] = Field(default_factory=dict)
 

@@ -1,6 +1,6 @@
-"""Server assembly: the one composition root that knows which adapters exist.
+"""Server assembly: the core routes, and every enabled platform of the registry.
 
-`build_app` wires the core routes and every enabled platform; `serve` runs it until SIGTERM;
+`build_app` wires the core routes and mounts each enabled platform; `serve` runs it until SIGTERM;
 `BotThread` runs it on loopback inside another program (local Flyte runs, the demo, tests).
 """
 
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from . import api, form
+from . import api, form, registry
 from .appkeys import SERVICE, SETTINGS
 from .config import Settings
 from .reconciler import Reconciler
@@ -35,22 +35,18 @@ def build_service(settings: Settings) -> HitlService:
 
 
 def build_app(settings: Settings) -> web.Application:
-    """The bot as an aiohttp application; adapters attach routes and surfaces for their platform."""
+    """The bot as an aiohttp application; each enabled platform mounts its routes and joins the core."""
     service = build_service(settings)
     app = web.Application(client_max_size=256 * 1024, middlewares=[_timed])
     app[SERVICE] = service
     app[SETTINGS] = settings
     app.add_routes(api.routes)
     app.add_routes(form.routes)
-    if settings.slack_enabled:
-        from ..adapters.slack import attach as attach_slack
-
-        attach_slack(app, service, settings)
-    if settings.teams_enabled:
-        from ..adapters.teams import attach as attach_teams
-
-        attach_teams(app, service, settings)
-    if settings.flyte_enabled:
+    for registration in registry.registrations():
+        adapter = registry.adapter(registration)
+        if adapter.is_enabled(settings):
+            service.add_platform(adapter.attach(app, service, settings))
+    if settings.flyte_enabled:  # not a chat platform: the bot signals native conditions after answers
         from .conditions import attach as attach_flyte
 
         attach_flyte(app, service, settings)

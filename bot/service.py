@@ -1,7 +1,9 @@
 """The chat-agnostic core: answer, cancel, list and expire events.
 
-Every decision lives here (expiry, authorization, validation, first answer wins); adapters
-implement `Surface` to post and re-render messages and never decide anything themselves.
+Every decision lives here (expiry, authorization, validation, first answer wins), and so does every
+step of posting: each target once, recorded, every copy re-rendered when the event ends, failures
+logged, counted and retried through the outbox. Adapters implement `platform.Platform` (send one
+message, re-render one copy) and never decide anything themselves.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from .answers import Rejected, parse_answer
 from .errors import (
     AlreadyAnswered,
     EventExpired,
+    HitlError,
     InvalidValue,
     MembershipUnknown,
     NotAllowed,
+    PlatformError,
     StoreError,
     StoreUnavailable,
     UserError,
 )
 from .links import form_url
 from .metrics import Metrics
+from .platform import Platform
 from .protocol import MessageRef, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
 from .store import Page, Store
 
@@ -38,27 +43,6 @@ _POST_ATTEMPTS = 3  # a target whose posts keep dying mid-way is given up after 
 _RECORD_ATTEMPTS = 3  # saving where a posted message went; each wait doubles from `record_retry_seconds`
 
 
-class Surface(Protocol):
-    """A chat platform as the core sees it; one per adapter."""
-
-    name: str
-
-    async def post(self, request: Request) -> None:
-        """Post the event to this platform's targets among `request.channels` (and defaults)."""
-
-    async def answered(self, request: Request, response: Response, messages: list[MessageRef]) -> None:
-        """Replace `messages` (this platform's copies of the event) by the answer's summary."""
-
-    async def expired(self, request: Request, messages: list[MessageRef]) -> None:
-        """Mark `messages` (this platform's copies of the event) as expired."""
-
-    async def group_members(self, group: str) -> set[str] | None:
-        """User ids in `group` if this platform knows the group, else None.
-
-        Raises `MembershipUnknown` when the platform could not answer just now.
-        """
-
-
 class HitlService:
     """Core operations over the store, shared by every surface and the web form."""
 
@@ -66,7 +50,7 @@ class HitlService:
         self.store = store
         self._secret = secret
         self._form_base_url = form_base_url
-        self._surfaces: list[Surface] = []
+        self._platforms: list[Platform] = []
         self._background: set[asyncio.Task[object]] = set()
         self.metrics = Metrics()
         # Slack's client alone may retry for longer (30 s timeouts, Retry-After waits); cut off
@@ -77,8 +61,9 @@ class HitlService:
         self.answered_hooks: list[Callable[[Request, Response], Coroutine[Any, Any, None]]] = []
         self.repairs: list[Callable[[], Awaitable[int]]] = []
 
-    def add_surface(self, surface: Surface) -> None:
-        self._surfaces.append(surface)
+    def add_platform(self, platform: Platform) -> None:
+        """Post events to `platform` and keep its copies current (the server does this per enabled adapter)."""
+        self._platforms.append(platform)
 
     def form_url(self, request_id: str) -> str:
         return form_url(self._form_base_url, self._secret, request_id)
@@ -185,7 +170,7 @@ class HitlService:
 
     async def may_answer(self, request: Request, responder: Responder) -> bool:
         """Empty `responders` (or "*") means anyone; entries are user or group ids, optionally
-        prefixed with the platform (`slack:U123`). Display names never count: people can change them.
+        prefixed with the platform (`<platform>:<id>`). Display names never count: people can change them.
 
         Raises `MembershipUnknown` if only a group that could not be read might let them in, so the
         person is asked to retry rather than told they may not answer.
@@ -197,13 +182,13 @@ class HitlService:
             return False
         if responder.user_id in allowed or f"{responder.platform}:{responder.user_id}" in allowed:
             return True
-        surface = self._surface(responder.platform)
-        if surface is None:
+        platform = self._platform(responder.platform)
+        if platform is None:
             return False
         unknown: MembershipUnknown | None = None
         for entry in allowed:
             try:
-                members = await surface.group_members(entry.removeprefix(f"{responder.platform}:"))
+                members = await platform.group_members(entry.removeprefix(f"{responder.platform}:"))
             except MembershipUnknown as error:
                 unknown = error  # another entry may still let them in
                 continue
@@ -257,7 +242,7 @@ class HitlService:
         return sorted(requests, key=lambda r: r.created_at, reverse=True)
 
     async def announce(self, request_id: str) -> Request:
-        """Post an event to every surface; safe to repeat (each target is posted once, see `post_once`).
+        """Post an event to every platform; safe to repeat (each target is posted once, see `post_once`).
 
         An event answered already (in Flyte, written by the task) has its copies updated instead.
         """
@@ -265,13 +250,27 @@ class HitlService:
         if response := await self.store.get_response(request_id):  # answered outside the bot (Flyte)
             self._fan_out("answered", request, response)
             return request
-        for surface in self._surfaces:
-            try:
-                await surface.post(request)
-            except Exception as error:
-                self._log_failure("post", request, surface.name, error)
+        for platform in self._platforms:
+            await self._post(platform, request)
         self.metrics.announced.inc()
         return request
+
+    async def _post(self, platform: Platform, request: Request) -> None:
+        """Each of the platform's targets once; one target's trouble does not stop the others."""
+        try:
+            targets = platform.targets(request)
+        except Exception as error:
+            self._log_failure("post", request, platform.name, error)
+            return
+        for target in targets:
+
+            async def send(target: str = target) -> MessageRef:
+                return await platform.send(request, target)
+
+            try:
+                await self.post_once(request, platform.name, target, send)
+            except Exception as error:  # the claim is released: the reconciler posts it on its next pass
+                self._log_failure("post", request, platform.name, error, target=target)
 
     def announce_later(self, request_id: str) -> None:
         """`announce` without holding up the caller (a Flyte task) while chat platforms answer."""
@@ -381,25 +380,26 @@ class HitlService:
     async def update_messages(self, request: Request, response: Response | None) -> bool:
         """Re-render every copy of the event (answered, or expired when `response` is None).
 
-        Returns False if any surface failed; the event then stays in the outbox for a retry.
+        Returns False if any copy failed; the event then stays in the outbox for a retry.
         """
         what = "answered" if response else "expired"
-        ok = True
         try:
-            messages = await self.store.messages(request.request_id)  # one listing for every surface
+            messages = await self.store.messages(request.request_id)  # one listing for every platform
         except StoreError as error:
             self._log_failure(what, request, "store", error)
             return False
-        for surface in self._surfaces:
-            mine = [m for m in messages if m.platform == surface.name]
-            if not mine:
-                continue
+        platforms = {p.name: p for p in self._platforms}
+
+        async def rerender(message: MessageRef, platform: Platform) -> bool:
             try:
-                await (surface.answered(request, response, mine) if response else surface.expired(request, mine))
+                await platform.rerender(request, response, message)
             except Exception as error:
-                ok = False
-                self._log_failure(what, request, surface.name, error)
-        return ok
+                self._log_failure(what, request, platform.name, error, target=message.key)
+                return False
+            return True
+
+        copies = [(m, platforms[m.platform]) for m in messages if m.platform in platforms]
+        return all(await asyncio.gather(*(rerender(m, p) for m, p in copies)))
 
     async def drain(self) -> None:
         """Wait for message updates still running (shutdown, tests)."""
@@ -408,12 +408,12 @@ class HitlService:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _surface(self, name: str) -> Surface | None:
-        return next((s for s in self._surfaces if s.name == name), None)
+    def _platform(self, name: str) -> Platform | None:
+        return next((p for p in self._platforms if p.name == name), None)
 
     def _fan_out(self, what: str, request: Request, response: Response | None) -> None:
         """Update messages without holding up the person's answer; what fails goes to the outbox."""
-        if not self._surfaces:
+        if not self._platforms:
             return
 
         async def update() -> None:
@@ -434,10 +434,37 @@ class HitlService:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.warning("background work failed", extra={"error": type(error).__name__})
 
-    def _log_failure(self, step: str, request: Request, platform: str, error: Exception) -> None:
+    def _log_failure(
+        self, step: str, request: Request, platform: str, error: Exception, *, target: str | None = None
+    ) -> None:
+        """Count and log a failed post or update as our own error; the outbox or reconciler retries it.
+
+        A `HitlError` (a refusal the adapter explained, a store outage) or a timeout is a warning
+        in one line; anything else is a bug or an SDK surprise: an error, with its traceback.
+        """
         self.metrics.update_failures.labels(platform, step).inc()
-        log.error(
-            "surface call failed",
-            exc_info=error,
-            extra={"request_id": request.request_id, "platform": platform, "step": step, "error": type(error).__name__},
+        failure, surprise = _as_platform_error(error, platform, step)
+        log.log(
+            logging.ERROR if surprise else logging.WARNING,
+            "%s %s failed",
+            platform,
+            "post" if step == "post" else "update",
+            exc_info=error if surprise else None,
+            extra={
+                "request_id": request.request_id,
+                "platform": platform,
+                "step": step,
+                "target": target,
+                "error": type(failure).__name__,
+                "reason": str(failure),
+            },
         )
+
+
+def _as_platform_error(error: Exception, platform: str, step: str) -> tuple[HitlError, bool]:
+    """`error` in our hierarchy, and whether it was a surprise (neither ours nor a timeout)."""
+    if isinstance(error, HitlError):
+        return error, False
+    if isinstance(error, TimeoutError):
+        return PlatformError(f"{platform} did not answer in time"), False
+    return PlatformError(f"{platform} {step} failed unexpectedly ({type(error).__name__})"), True

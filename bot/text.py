@@ -1,10 +1,10 @@
-"""Small text helpers every surface shares, so Slack, Teams, the form and the CLI read alike."""
+"""Small text helpers every surface shares, so chat messages, the form and the CLI read alike."""
 
 from __future__ import annotations
 
-VIA_NAMES = {
-    "slack": "Slack",
-    "teams": "Teams",
+from . import registry
+
+VIA_NAMES = {  # besides the chat platforms, named by the registry
     "web": "the web form",
     "api": "the API",
     "flyte": "Flyte",
@@ -21,7 +21,7 @@ def via_name(via: str | None) -> str:
     """How people read a surface or `via` value ("the web form"); unknown names are shown as given."""
     if not via:
         return "another surface"
-    return VIA_NAMES.get(via, via)
+    return registry.label(via) or VIA_NAMES.get(via, via)
 
 
 def format_number(number: float) -> str:

@@ -15,6 +15,7 @@ import flyte.report
 from flyte.syncify import syncify
 from pydantic import BaseModel, ValidationError
 
+from hitl_chatops.bot import registry
 from hitl_chatops.bot.answers import Accepted, AnswerSchema, parse_answer, parse_fields, schema_from_type, type_name
 from hitl_chatops.bot.config import Settings, load_settings
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, StoreError
@@ -151,8 +152,9 @@ async def open_event(
 def _check_channels(channels: list[str]) -> None:
     for channel in channels:
         platform, _, target = channel.partition(":")
-        if platform not in ("slack", "teams") or not target:
-            raise ValueError(f'channels entries look like "slack:C0123" or "teams:<conversation id>" (got {channel!r})')
+        if platform not in registry.names() or not target:
+            shapes = " or ".join(f'"{r.name}:{r.example}"' for r in registry.registrations())
+            raise ValueError(f"channels entries look like {shapes} (got {channel!r})")
 
 
 def _context(context: BaseModel | Mapping[str, Any] | None) -> dict[str, Any] | None:

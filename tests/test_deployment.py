@@ -33,7 +33,7 @@ import yaml
 from kubernetes_validate import utils as kubernetes_validate
 from pydantic import AliasChoices
 
-from hitl_chatops.bot.config import Settings
+from hitl_chatops.bot.config import settings_class
 from hitl_chatops.bot.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +98,7 @@ def healthcheck_command() -> list[str]:
 def setting_names() -> set[str]:
     """Every environment variable the bot's Settings read (their `validation_alias` choices)."""
     names: set[str] = set()
-    for info in Settings.model_fields.values():
+    for info in settings_class().model_fields.values():
         alias = info.validation_alias
         if isinstance(alias, AliasChoices):
             names.update(choice for choice in alias.choices if isinstance(choice, str))

@@ -1,153 +1,32 @@
 """Slack adapter: a slack_bolt app on the bot's aiohttp server (`POST /slack/events`) or Socket Mode.
 
 It only translates: events become Block Kit messages, clicks and modal submissions become
-`HitlService.respond` calls, and the core's answered/expired notices become `chat.update`s.
+`HitlService` calls, and the core's outcomes become `chat.update`s. Importing this package imports
+no Slack SDK (the registry reads `adapter` where slack-bolt is not installed); `_app` does.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 
-import aiohttp
-from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.signature import SignatureVerifier
-from slack_sdk.web.async_client import AsyncWebClient
+from hitl_chatops.bot.platform import Adapter, Platform
 
-from hitl_chatops.bot.config import Settings
-from hitl_chatops.bot.errors import ConfigError
-from hitl_chatops.bot.service import HitlService
+from .settings import SlackSettings
 
-from ._listeners import Listeners
-from ._surface import SlackSurface
+if TYPE_CHECKING:
+    from aiohttp import web
 
-log = logging.getLogger(__name__)
+    from hitl_chatops.bot.service import HitlService
+
 EVENTS_PATH = "/slack/events"
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds since 1970; bounded so int() stays cheap
-SOCKET_HANDLER = web.AppKey("slack_socket_handler", AsyncSocketModeHandler)
 
 
-def web_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client: `SLACK_API_URL` if set; retries 429 (honouring Retry-After), 5xx and resets."""
-    if settings.slack_bot_token is None:
-        raise ConfigError("Set SLACK_BOT_TOKEN (xoxb-…, from OAuth & Permissions in your Slack app).")
-    base_url = f"{settings.slack_api_url}/" if settings.slack_api_url else AsyncWebClient.BASE_URL
-    return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=base_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+def _mount(app: web.Application, service: HitlService, settings: SlackSettings) -> Platform:
+    from ._app import attach
+
+    return attach(app, service, settings)
 
 
-async def _pooled(client: AsyncWebClient) -> AsyncIterator[None]:
-    """One connection pool for every Web API call while the bot runs.
+adapter = Adapter(settings=SlackSettings, enabled=lambda settings: settings.slack_enabled, mount=_mount)
 
-    Without a session slack_sdk opens a new one per call: a TCP connect and TLS handshake for every
-    `chat.update`. A running session ignores the client's timeout, so the session carries it.
-    """
-    timeout = aiohttp.ClientTimeout(total=client.timeout)
-    async with aiohttp.ClientSession(timeout=timeout) as client.session:
-        yield
-
-
-def bolt_secret(settings: Settings) -> str:
-    return settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-
-
-def _unsigned_reason(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str]) -> str | None:
-    """Why this is not a request Slack signed, or None if it is.
-
-    Slack signs UTF-8 text with a whole-second timestamp; anything else is refused here, because
-    slack_sdk's verifier raises on it (`int("1.5")`, non-UTF-8 bodies, non-ASCII signatures).
-    """
-    timestamp = headers.get("X-Slack-Request-Timestamp", "")
-    signature = headers.get("X-Slack-Signature", "")
-    if not _TIMESTAMP.fullmatch(timestamp):
-        return "timestamp is missing or not whole seconds"
-    if not signature.isascii():
-        return "signature is not ASCII"
-    try:
-        text = body.decode()
-    except UnicodeDecodeError:
-        return "body is not UTF-8"
-    if not verifier.is_valid(text, timestamp, signature):
-        return "signature is wrong or expired"
-    return None
-
-
-def bolt_app(service: HitlService, settings: Settings, client: AsyncWebClient) -> AsyncApp:
-    """The bolt app with our listeners; HTTP mode verifies Slack's signature on every request."""
-    socket_mode = settings.slack_app_token is not None
-    secret = bolt_secret(settings)
-    if not socket_mode and not secret:
-        raise ConfigError(
-            "Set SLACK_SIGNING_SECRET (Basic Information → App Credentials in your Slack app), "
-            "or SLACK_APP_TOKEN to use Socket Mode instead of a public URL."
-        )
-    app = AsyncApp(
-        client=client,
-        signing_secret=secret,
-        # Answer as soon as a listener returns; the listeners hand slow work to their own tasks.
-        # (Without it bolt polls for the ack every 10 ms: a floor on every ack and most of its CPU.)
-        process_before_response=True,
-        request_verification_enabled=not socket_mode,
-        logger=logging.getLogger("hitl_chatops.adapters.slack.bolt"),
-    )
-    Listeners(service, settings.slack_command).register(app)
-    return app
-
-
-def attach(app: web.Application, service: HitlService, settings: Settings) -> None:
-    """Mount Slack on the bot: `POST /slack/events`, or a Socket Mode connection if `SLACK_APP_TOKEN` is set."""
-    client = web_client(settings)
-    bolt = bolt_app(service, settings, client)
-    app.cleanup_ctx.append(lambda _: _pooled(client))
-    service.add_surface(SlackSurface(client, service, default_channel=settings.slack_channel))
-    if settings.slack_app_token is None:
-        verifier = SignatureVerifier(signing_secret=bolt_secret(settings))
-
-        async def events(request: web.Request) -> web.Response:
-            # Check the signature before bolt parses anything: junk is a 401 or 400, never a 500.
-            refused = _unsigned_reason(verifier, await request.read(), request.headers)
-            if refused is not None:
-                log.warning("slack request refused", extra={"reason": refused})
-                return web.json_response({"error": "invalid Slack signature"}, status=401)
-            try:
-                bolt_request = await to_bolt_request(request)
-            except Exception as error:  # signed but unreadable: an unknown charset, or odd shapes bolt cannot parse
-                log.warning("malformed slack request", extra={"error": type(error).__name__})
-                return web.json_response({"error": "malformed Slack request"}, status=400)
-            return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
-
-        app.router.add_post(EVENTS_PATH, events)
-        log.info("slack attached", extra={"mode": "http", "path": EVENTS_PATH})
-        return
-
-    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    app[SOCKET_HANDLER] = handler
-
-    async def connect(_: web.Application) -> None:
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        log.info("slack attached", extra={"mode": "socket"})
-
-    async def close(_: web.Application) -> None:
-        await handler.close_async()  # type: ignore[no-untyped-call]
-
-    app.on_startup.append(connect)
-    app.on_cleanup.append(close)
-
-
-__all__ = ["attach", "bolt_app", "web_client"]
+__all__ = ["EVENTS_PATH", "SlackSettings", "adapter"]

@@ -125,20 +125,20 @@ class Listeners:
             return
         if (body.get("container") or {}).get("is_ephemeral"):
             # The /hitl list is not a stored message, so it is not rewritten: confirm instead.
-            request = await self.service.store.get_request(request_id)  # read (and cached) by the answer
+            request = await self.service.event(request_id)  # read (and cached) by the answer
             await self._tell(client, body, f"Saved: {_blocks.answered_text(request, response)}.")
 
     async def _choices(self, request_id: str, pick: str) -> list[Any] | None:
         """The event's choices, read only when the pick names one (a bool click needs no read)."""
         if _blocks.choice_index(pick) is None:
             return None
-        return (await self.service.store.get_request(request_id)).choices
+        return (await self.service.event(request_id)).choices
 
     async def _refusal(self, request_id: str, error: UserError) -> str:
         """`refusal_text` with the event read, so an earlier answer is shown field by field."""
         try:
-            request = await self.service.store.get_request(request_id)
-        except Exception:  # unknown or unreadable: the core's text alone says enough
+            request: Request | None = await self.service.event(request_id)
+        except UserError:  # unknown, or storage unreachable: the core's text alone says enough
             request = None
         return refusal_text(error, request)
 
@@ -172,7 +172,7 @@ class Listeners:
         """
         first = next(iter(values), _blocks.VALUE_BLOCK)
         try:
-            schema = schema_of(await self.service.store.get_request(request_id))
+            schema = schema_of(await self.service.event(request_id))
             await self.service.respond(request_id, _blocks.submitted_answer(schema, values), responder, "slack")
         except UserError as error:
             log.info(

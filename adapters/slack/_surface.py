@@ -1,11 +1,11 @@
-"""Slack as the core's `Surface`: post events, rewrite their messages, resolve user groups."""
+"""Slack as the core's `Platform`: post an event, re-render one copy, resolve user groups."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import aiohttp
@@ -13,23 +13,17 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
-from hitl_chatops.bot.errors import MembershipUnknown
+from hitl_chatops.bot.errors import MembershipUnknown, PlatformError
 from hitl_chatops.bot.groups import GroupCache
+from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request, Response
 from hitl_chatops.bot.service import HitlService
 
 from . import _blocks
 
 log = logging.getLogger(__name__)
+PLATFORM = "slack"
 _GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
-
-
-def slack_targets(request: Request, default_channel: str | None) -> list[str]:
-    """Channel ids from `slack:<id>` entries, then the configured default, without repeats."""
-    targets = [entry.removeprefix("slack:") for entry in request.channels if entry.startswith("slack:")]
-    if default_channel:
-        targets.append(default_channel)
-    return list(dict.fromkeys(t for t in targets if t))
 
 
 def as_dicts(blocks: Sequence[Block]) -> list[dict[str, Any]]:
@@ -46,9 +40,9 @@ def api_error(error: SlackApiError) -> str:
 
 
 class SlackSurface:
-    """Translates the core's post / answered / expired into Web API calls."""
+    """The core's `Platform` for Slack: Web API calls, nothing decided here."""
 
-    name = "slack"
+    name = PLATFORM
 
     def __init__(self, client: AsyncWebClient, service: HitlService, *, default_channel: str | None) -> None:
         self.client = client
@@ -56,39 +50,27 @@ class SlackSurface:
         self.default_channel = default_channel
         self._groups = GroupCache(self._read_group)
 
-    async def post(self, request: Request) -> None:
-        targets = slack_targets(request, self.default_channel)
-        if not targets:
-            return
+    def targets(self, request: Request) -> list[str]:
+        """Channel ids from `slack:<id>` entries, then the configured default."""
+        return channel_targets(request, PLATFORM, self.default_channel)
+
+    async def send(self, request: Request, target: str) -> MessageRef:
         blocks = as_dicts(_blocks.event_blocks(request, self.service.form_url(request.request_id)))
-        text = _blocks.event_text(request)
-        for channel in targets:
+        with _refusals("chat.postMessage"):
+            reply = await self.client.chat_postMessage(channel=target, text=_blocks.event_text(request), blocks=blocks)
+        ts, where = str(reply["ts"]), str(reply.get("channel") or target)
+        log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "message_ts": ts})
+        return MessageRef(platform=PLATFORM, key=f"{where}-{ts}", data={"channel": where, "ts": ts})
 
-            async def send(channel: str = channel) -> MessageRef:
-                reply = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-                ts, where = str(reply["ts"]), str(reply.get("channel") or channel)
-                log.info(
-                    "slack message posted", extra={"request_id": request.request_id, "channel": where, "message_ts": ts}
-                )
-                return MessageRef(platform="slack", key=f"{where}-{ts}", data={"channel": where, "ts": ts})
-
-            try:
-                # Once per channel across notifies, the reconciler and replicas.
-                await self.service.post_once(request, "slack", channel, send)
-            except Exception as error:  # one channel's trouble must not stop the others; the reconciler retries it
-                code = api_error(error) if isinstance(error, SlackApiError) else None
-                log.warning(
-                    "slack post failed",
-                    extra={"request_id": request.request_id, "channel": channel, "error": code or type(error).__name__},
-                    exc_info=code is None,  # a Slack error code says it all; anything else needs its traceback
-                )
-
-    async def answered(self, request: Request, response: Response, messages: list[MessageRef]) -> None:
-        text = _blocks.answered_summary(request, response)
-        await self._rewrite(request, messages, text, _blocks.answered_blocks(request, response))
-
-    async def expired(self, request: Request, messages: list[MessageRef]) -> None:
-        await self._rewrite(request, messages, _blocks.expired_summary(request), _blocks.expired_blocks(request))
+    async def rerender(self, request: Request, outcome: Response | None, ref: MessageRef) -> None:
+        if outcome is None:
+            text, blocks = _blocks.expired_summary(request), _blocks.expired_blocks(request)
+        else:
+            text, blocks = _blocks.answered_summary(request, outcome), _blocks.answered_blocks(request, outcome)
+        with _refusals("chat.update"):
+            await self.client.chat_update(
+                channel=ref.data["channel"], ts=ref.data["ts"], text=text, blocks=as_dicts(blocks)
+            )
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Slack user group (`S…`), cached for a minute; None for anything else."""
@@ -111,21 +93,13 @@ class SlackSurface:
             raise MembershipUnknown(group) from error
         return {str(user) for user in reply.get("users") or []}
 
-    async def _rewrite(self, request: Request, refs: list[MessageRef], text: str, blocks: Sequence[Block]) -> None:
-        """Replace the event's Slack messages `refs`; one failure does not stop the others."""
-        payload = as_dicts(blocks)
 
-        async def update(ref: MessageRef) -> bool:
-            try:
-                await self.client.chat_update(channel=ref.data["channel"], ts=ref.data["ts"], text=text, blocks=payload)
-            except SlackApiError as error:
-                log.warning(
-                    "slack update failed",
-                    extra={"request_id": request.request_id, "key": ref.key, "error": api_error(error)},
-                )
-                return False
-            return True
-
-        updated = await asyncio.gather(*(update(ref) for ref in refs))
-        if not all(updated):  # the core keeps the event in its outbox and the reconciler retries
-            raise RuntimeError(f"{updated.count(False)} of {len(refs)} Slack messages could not be updated")
+@contextlib.contextmanager
+def _refusals(method: str) -> Iterator[None]:
+    """Slack's refusal or an unreachable Slack as a `PlatformError` naming the cause (never the token)."""
+    try:
+        yield
+    except SlackApiError as error:
+        raise PlatformError(f"Slack refused {method}: {api_error(error)}") from error
+    except aiohttp.ClientError as error:
+        raise PlatformError(f"Slack could not be reached for {method} ({type(error).__name__})") from error

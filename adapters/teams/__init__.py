@@ -1,131 +1,34 @@
-"""Microsoft Teams through the Microsoft 365 Agents SDK: `POST /api/messages` and the Teams surface.
+"""Microsoft Teams through the Microsoft 365 Agents SDK: `POST /api/messages` and the Teams platform.
 
-Every Agents SDK import of the project lives in this folder.
+Every Agents SDK import of the project lives in this folder; importing this package imports none
+(the registry reads `adapter` where the SDK is not installed): `app` and its modules do.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-from microsoft_agents.activity import Activity, ActivityTypes, InvokeResponse
-from microsoft_agents.hosting.aiohttp import CloudAdapter
-from microsoft_agents.hosting.core import ClaimsIdentity, TurnContext
-from pydantic import ValidationError
+from hitl_chatops.bot.platform import Adapter, Platform
 
-from hitl_chatops.bot.config import Settings
-from hitl_chatops.bot.service import HitlService
+from .settings import TeamsSettings
 
-from .channel_auth import OPENID_URL, ChannelTokens, KeysUnavailable, TokenRefused
-from .connector import BotConnectorClients
-from .graph import GroupMembers
-from .handler import TeamsBot
-from .surface import TeamsSurface
-from .tokens import app_tokens
+if TYPE_CHECKING:
+    from aiohttp import web
 
-__all__ = ["attach"]
-log = logging.getLogger(__name__)
-ROUTE = "/api/messages"
-# The SDK logs each Bot Connector call at INFO and each refused one at ERROR; the adapter logs every
-# outcome itself, with the event it was for (a refused post is retried later: a warning).
-logging.getLogger("microsoft_agents").setLevel(logging.WARNING)
-logging.getLogger("microsoft_agents.hosting.core.connector").setLevel(logging.CRITICAL)
+    from hitl_chatops.bot.service import HitlService
 
 
-def attach(app: web.Application, service: HitlService, settings: Settings) -> None:
-    """Mount `POST /api/messages` and register the Teams surface with the core."""
-    app_id = settings.teams_app_id or ""
-    clients = BotConnectorClients(app_tokens(settings), app_id)
-    adapter = CloudAdapter(channel_service_client_factory=clients)
-    adapter.on_turn_error = _on_turn_error
-    groups = None
-    if app_id and settings.teams_tenant_id:  # Graph reads the groups of the app's own tenant
-        groups = GroupMembers(app_tokens(settings, settings.teams_tenant_id), settings.teams_graph_url)
-        app.on_cleanup.append(lambda _: groups.close())
-    surface = TeamsSurface(adapter, service, app_id, groups)
-    service.add_surface(surface)
-    bot = TeamsBot(service, surface)
-    app.on_cleanup.append(lambda _: clients.close())
-    channel = _channel_tokens(app, settings)
+def _mount(app: web.Application, service: HitlService, settings: TeamsSettings) -> Platform:
+    from .app import attach
 
-    async def messages(request: web.Request) -> web.StreamResponse:
-        if request.content_type != "application/json":
-            return _error(415, "Send activities as application/json.")
-        activity = await _activity(request)
-        if activity is None:
-            return _error(400, "The body is not a Bot Framework activity.")
-        identity = _identity(channel, request, activity)
-        if isinstance(identity, web.Response):
-            return identity
-        answer = await adapter.process_activity(identity, activity, bot.on_turn)
-        if activity.type == ActivityTypes.invoke:
-            status = answer.status if answer is not None and answer.status else 501
-            return web.json_response(answer.body if answer is not None else None, status=status)
-        return web.Response(status=201)
-
-    app.router.add_post(ROUTE, messages)
+    return attach(app, service, settings)
 
 
-def _channel_tokens(app: web.Application, settings: Settings) -> ChannelTokens | None:
-    """The token check, its keys kept while the app runs; None (and a loud warning) in emulator mode."""
-    if not settings.teams_app_id:
-        log.warning(
-            "TEAMS EMULATOR MODE: MicrosoftAppId is not set, so Bot Framework authentication is OFF and anyone "
-            "who reaches /api/messages can answer as any user. Use only on a developer machine; set "
-            "MicrosoftAppId and MicrosoftAppPassword for real Teams.",
-            extra={"route": ROUTE},
-        )
-        return None
-    channel = ChannelTokens(settings.teams_app_id, settings.teams_openid_url or OPENID_URL)
-    app.cleanup_ctx.append(channel.running)
-    return channel
+adapter = Adapter(
+    settings=TeamsSettings,
+    enabled=lambda settings: settings.teams_enabled,
+    mount=_mount,
+    local={"teams_emulator": True},  # `hitl-chatops serve --teams`: no credentials, a loud warning
+)
 
-
-def _identity(channel: ChannelTokens | None, request: web.Request, activity: Activity) -> ClaimsIdentity | web.Response:
-    """Who sent `activity` (anonymous in emulator mode), or the 401 / 503 to answer instead."""
-    if channel is None:
-        return ClaimsIdentity()
-    try:
-        claims = channel.check(
-            request.headers.get("Authorization"), str(activity.channel_id), activity.service_url or ""
-        )
-    except TokenRefused as error:
-        reason = {"route": ROUTE, "reason": str(error)}
-        log.warning("teams request refused: missing or invalid Bot Framework token", extra=reason)
-        return _error(401, "Missing or invalid Bot Framework token.")
-    except KeysUnavailable:  # `keep_fresh` logs why
-        log.warning("teams request not checked: no Bot Framework signing keys yet", extra={"route": ROUTE})
-        return _error(503, "The bot cannot check tokens yet; retry shortly.")
-    return ClaimsIdentity(claims, authentication_type="Bearer")
-
-
-async def _activity(request: web.Request) -> Activity | None:
-    """The request's activity, or None for anything that is not one (never a 500)."""
-    try:
-        body: Any = await request.json()
-        activity = Activity.model_validate(body) if isinstance(body, dict) else None
-    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError):
-        return None
-    if activity is None or not activity.type or not activity.conversation or not activity.conversation.id:
-        return None
-    return activity
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-async def _on_turn_error(context: TurnContext, error: Exception) -> None:
-    """Log internal errors (never echo them); a failed invoke still gets an answer."""
-    activity = context.activity
-    log.error(
-        "teams turn failed",
-        extra={"activity_type": activity.type, "activity_name": activity.name, "error": type(error).__name__},
-        exc_info=error,
-    )
-    if activity.type == ActivityTypes.invoke:
-        await context.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=500)))
-    elif activity.type == ActivityTypes.message:
-        await context.send_activity("Something went wrong on the bot's side; it was logged. Please try again.")
+__all__ = ["TeamsSettings", "adapter"]

@@ -1,8 +1,7 @@
-"""The Teams `Surface`: post event cards proactively and re-render every copy when the event ends."""
+"""Teams as the core's `Platform`: post an event card proactively, re-render one copy, read a group."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -12,6 +11,7 @@ from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnConte
 from microsoft_agents.hosting.core.channel_service_adapter import ChannelServiceAdapter
 
 from hitl_chatops.bot.errors import HitlError, PlatformError
+from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request, Response
 from hitl_chatops.bot.service import HitlService
 
@@ -21,7 +21,6 @@ from .graph import GroupMembers
 from .references import PLATFORM, message_key, recall
 
 log = logging.getLogger(__name__)
-TARGET_PREFIX = f"{PLATFORM}:"
 Callback = Callable[[TurnContext], Awaitable[None]]
 
 
@@ -42,7 +41,7 @@ def card_ref(conversation_id: str, activity_id: str, kind: str) -> MessageRef:
 
 
 class TeamsSurface:
-    """Posts to `teams:<conversation id>` targets and keeps every posted card current."""
+    """Posts to `teams:<conversation id>` targets and re-renders a posted card."""
 
     name: str = PLATFORM
 
@@ -54,33 +53,17 @@ class TeamsSurface:
         self._app_id = app_id or ""
         self._groups = groups
 
-    # -- Surface ---------------------------------------------------------------------------
+    # -- Platform --------------------------------------------------------------------------
 
-    async def post(self, request: Request) -> None:
-        targets = [c.removeprefix(TARGET_PREFIX) for c in request.channels if c.startswith(TARGET_PREFIX)]
-        if not targets:
-            return
-        card = event_card(request, self._service.form_url(request.request_id))
-        for conversation_id in dict.fromkeys(targets):
+    def targets(self, request: Request) -> list[str]:
+        """Conversation ids from `teams:<conversation id>` entries."""
+        return channel_targets(request, PLATFORM)
 
-            async def send(conversation_id: str = conversation_id) -> MessageRef:
-                return await self._post_one(request, conversation_id, card)
+    async def send(self, request: Request, target: str) -> MessageRef:
+        return await self._post_one(request, target, event_card(request, self._service.form_url(request.request_id)))
 
-            try:
-                # Once per conversation across notifies, the reconciler and replicas.
-                await self._service.post_once(request, PLATFORM, conversation_id, send)
-            except Exception as error:  # one unreachable conversation must not stop the others
-                log.warning(
-                    "teams post failed",
-                    extra={"request_id": request.request_id, "error": type(error).__name__, "reason": str(error)},
-                    exc_info=not isinstance(error, HitlError),  # ours say it all; anything else needs its traceback
-                )
-
-    async def answered(self, request: Request, response: Response, messages: list[MessageRef]) -> None:
-        await self._replace_all(request, messages, answered_card_for(request, response))
-
-    async def expired(self, request: Request, messages: list[MessageRef]) -> None:
-        await self._replace_all(request, messages, expired_card(request))
+    async def rerender(self, request: Request, outcome: Response | None, ref: MessageRef) -> None:
+        await self._replace(ref, expired_card(request) if outcome is None else answered_card_for(request, outcome))
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Microsoft Entra group, through Microsoft Graph when the bot has credentials."""
@@ -91,18 +74,6 @@ class TeamsSurface:
     async def record(self, request: Request, conversation_id: str, activity_id: str, kind: str) -> None:
         """Remember where a card of the event is, so any replica can update it later."""
         await self._service.record_message(request, card_ref(conversation_id, activity_id, kind))
-
-    async def _replace_all(self, request: Request, copies: list[MessageRef], card: Card) -> None:
-        results = await asyncio.gather(*(self._replace(m, card) for m in copies), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        for result in failed:
-            log.warning(
-                "teams card update failed",
-                extra={"request_id": request.request_id, "error": type(result).__name__},
-                exc_info=result,
-            )
-        if failed:  # the core keeps the event in its outbox and the reconciler retries
-            raise PlatformError(f"{len(failed)} of {len(copies)} Teams cards could not be updated")
 
     async def _post_one(self, request: Request, conversation_id: str, card: Card) -> MessageRef:
         found = await recall(self._service, conversation_id)

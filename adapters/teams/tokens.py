@@ -14,8 +14,9 @@ import logging
 from microsoft_agents.authentication.msal import MsalAuth
 from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, AuthTypes
 
-from hitl_chatops.bot.config import Settings
 from hitl_chatops.bot.errors import ConfigError, PlatformError
+
+from .settings import TeamsSettings
 
 log = logging.getLogger(__name__)
 TOKEN_TIMEOUT_SECONDS = 30.0
@@ -23,7 +24,7 @@ TOKEN_TIMEOUT_SECONDS = 30.0
 _BOT_FRAMEWORK_TENANT = "botframework.com"
 
 
-def app_tokens(settings: Settings, tenant: str | None = None) -> MsalAuth | None:
+def app_tokens(settings: TeamsSettings, tenant: str | None = None) -> MsalAuth | None:
     """MSAL for the configured app (None in emulator mode); `tenant` overrides the app type's."""
     if not settings.teams_app_id:
         return None

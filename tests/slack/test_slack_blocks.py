@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from hitl_chatops.adapters.slack import _blocks
-from hitl_chatops.adapters.slack._surface import as_dicts, slack_targets
+from hitl_chatops.adapters.slack._surface import as_dicts
+from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, utcnow
 from tests.slack.slack_helpers import find_element, validate_blocks, validate_view
 
@@ -115,8 +116,8 @@ def test_pending_list_stays_under_fifty_blocks() -> None:
 
 def test_targets_are_slack_channels_plus_the_default_without_repeats() -> None:
     request = event(channels=["slack:C1", "teams:xyz", "slack:C2", "slack:C1"])
-    assert slack_targets(request, "C2") == ["C1", "C2"]
-    assert slack_targets(request, None) == ["C1", "C2"]
+    assert channel_targets(request, "slack", "C2") == ["C1", "C2"]
+    assert channel_targets(request, "slack", None) == ["C1", "C2"]
 
 
 def test_picks_translate_to_raw_answers_only() -> None:

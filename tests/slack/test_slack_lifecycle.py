@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import SecretStr
 
-from hitl_chatops.adapters.slack import web_client
+from hitl_chatops.adapters.slack._app import web_client
 from hitl_chatops.adapters.slack._surface import SlackSurface
 from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.errors import ConfigError
@@ -36,7 +36,7 @@ async def test_expired_event_refuses_clicks_and_its_messages_say_expired(
     # The reconciler drives expiry; here a core service in this loop does, with the real surface.
     settings = load_settings(slack_bot_token=SecretStr(BOT_TOKEN), slack_api_url=f"{fake_slack.url}/api")
     service = HitlService(Store(settings.store), secret=os.environ["HITL_CHATOPS_SECRET"], form_base_url=bot.url)
-    service.add_surface(SlackSurface(web_client(settings), service, default_channel=None))
+    service.add_platform(SlackSurface(web_client(settings), service, default_channel=None))
     assert await service.expire(request_id) is True
     await service.drain()
     [update] = fake_slack.of("chat.update")

@@ -8,7 +8,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 from hitl_chatops.adapters.slack import EVENTS_PATH
-from hitl_chatops.bot.config import Settings
+from hitl_chatops.adapters.slack import SlackSettings as Settings  # Slack's settings live with its adapter
 
 MANIFESTS = Path(__file__).parents[2] / "manifests" / "slack"
 

@@ -1,0 +1,107 @@
+"""The seam between the core and a chat platform: what an adapter provides, and nothing more.
+
+The core owns every step that is the same on every platform: posting each target once (claims),
+recording where each copy went, re-rendering every copy when the event ends, retrying through the
+outbox, and turning failures into logged, counted `HitlError`s. An adapter only translates: it
+implements `Platform` (send one message, re-render one copy, read a group) and describes itself
+with an `Adapter` (its settings, whether it is on, and `mount`, which adds its inbound routes and
+turns platform requests into `HitlService` calls and the core's verdicts into platform replies).
+
+A platform is registered once, in `registry`; see the README's "Add a chat platform".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from pydantic_settings import BaseSettings
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .config import Settings
+    from .protocol import MessageRef, Request, Response
+    from .service import HitlService
+
+
+class Platform(Protocol):
+    """A chat platform as the core sees it while the bot runs (one per enabled adapter).
+
+    Raise from `send`, `rerender` and `group_members` rather than log: the core logs, counts and
+    retries. A `PlatformError` whose message names the cause reads best in the logs; anything
+    else is logged with its traceback, as a bug.
+    """
+
+    name: str  # the registered name: `channels` prefix, `MessageRef.platform`, `Responder.platform`
+
+    def targets(self, request: Request) -> list[str]:
+        """Where this platform posts `request`: the `<name>:<target>` entries of `request.channels`
+        (use `channel_targets`), then the platform's configured defaults."""
+        ...
+
+    async def send(self, request: Request, target: str) -> MessageRef:
+        """Render the event and post it to `target`; return where the message went.
+
+        The core calls this at most once per target (across notifies, the reconciler and
+        replicas), and records the returned reference so any replica can re-render the copy.
+        """
+        ...
+
+    async def rerender(self, request: Request, outcome: Response | None, ref: MessageRef) -> None:
+        """Re-render one posted copy `ref`: answered, cancelled or defaulted (`outcome`), or
+        expired when `outcome` is None. A copy that no longer exists is not an error."""
+        ...
+
+    async def group_members(self, group: str) -> set[str] | None:
+        """User ids in `group` if this platform knows such a group, else None.
+
+        Raise `MembershipUnknown` when the platform could not answer just now.
+        """
+        ...
+
+
+def channel_targets(request: Request, name: str, *defaults: str | None) -> list[str]:
+    """`<name>:<target>` entries of `request.channels`, then `defaults`, without blanks or repeats."""
+    prefix = f"{name}:"
+    targets = [entry.removeprefix(prefix) for entry in request.channels if entry.startswith(prefix)]
+    return list(dict.fromkeys(t for t in (*targets, *defaults) if t))
+
+
+S = TypeVar("S", bound=BaseSettings)
+Mount = Callable[["web.Application", "HitlService", S], Platform]
+
+
+@dataclass(frozen=True)
+class Adapter(Generic[S]):
+    """What the registry loads for a platform; importing it must not import the platform's SDK.
+
+    - `settings`: a `BaseSettings` class whose fields are all named `<name>_…` and read the
+      platform's own environment variables (`SLACK_BOT_TOKEN`, `MicrosoftAppId`); the bot's one
+      settings object includes them, so `load_settings(<name>_…=…)` works as for core settings.
+    - `enabled`: whether those settings turn the platform on.
+    - `mount`: add the inbound routes (or connections) to the app and return the `Platform`; the
+      SDK is imported here, once the platform is on.
+    - `local`: settings that turn the platform on without credentials on a developer machine
+      (`hitl-chatops serve --<name>`), if it has such a mode.
+    """
+
+    settings: type[S]
+    enabled: Callable[[S], bool]
+    mount: Mount[S]
+    local: Mapping[str, Any] = field(default_factory=dict)
+
+    def settings_of(self, settings: Settings) -> S:
+        """This platform's view of the bot's settings (which include its fields)."""
+        if not isinstance(settings, self.settings):
+            raise ConfigError(f"settings were built without {self.settings.__name__}; use load_settings()")
+        return settings
+
+    def is_enabled(self, settings: Settings) -> bool:
+        return self.enabled(self.settings_of(settings))
+
+    def attach(self, app: web.Application, service: HitlService, settings: Settings) -> Platform:
+        return self.mount(app, service, self.settings_of(settings))

@@ -1,0 +1,74 @@
+"""The chat platforms the bot knows, in one list read by the settings, the server, the CLI, the
+protocol (`MessageRef.platform`) and the plugin (`channels` entries).
+
+A plain module rather than Python entry points: the names must be known in a Flyte task image that
+has no chat SDK and maybe no installed metadata for us, and an in-tree platform should need no
+reinstall to be seen. A platform that lives elsewhere (a test, an app embedding the bot) calls
+`register`. Importing this module imports nothing else; an adapter is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .platform import Adapter
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"  # what a platform name may be (it is part of store keys)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A platform by name, before anything of it is imported."""
+
+    name: str  # the `channels` prefix ("slack:C0123"), `MessageRef.platform`, `Responder.platform`, `via`
+    label: str  # how people read it ("Slack")
+    example: str  # a target as people write it after the prefix, for error messages ("C0123")
+    adapter: str  # "module:attribute" of its `platform.Adapter`; the module must not import the SDK
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(NAME_PATTERN, self.name):
+            raise ValueError(f"platform name {self.name!r}: lowercase letters, digits and _, starting with a letter")
+
+
+BUILT_IN = (
+    Registration("slack", "Slack", "C0123", "hitl_chatops.adapters.slack:adapter"),
+    Registration("teams", "Teams", "<conversation id>", "hitl_chatops.adapters.teams:adapter"),
+)
+_platforms: dict[str, Registration] = {r.name: r for r in BUILT_IN}
+
+
+def register(registration: Registration) -> None:
+    """Add a platform defined outside this package; a name is registered once."""
+    if registration.name in _platforms and _platforms[registration.name] != registration:
+        raise ValueError(f"a platform named {registration.name!r} is already registered")
+    _platforms[registration.name] = registration
+
+
+def unregister(name: str) -> None:
+    """Forget a platform added with `register` (tests); built-ins stay."""
+    if name not in {r.name for r in BUILT_IN}:
+        _platforms.pop(name, None)
+
+
+def registrations() -> tuple[Registration, ...]:
+    return tuple(_platforms.values())
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_platforms)
+
+
+def label(name: str) -> str | None:
+    registration = _platforms.get(name)
+    return registration.label if registration else None
+
+
+def adapter(registration: Registration) -> Adapter[Any]:
+    """Import the platform's `Adapter` (its settings and `mount`; not yet its SDK)."""
+    module, _, attribute = registration.adapter.partition(":")
+    found: Adapter[Any] = getattr(importlib.import_module(module), attribute)
+    return found

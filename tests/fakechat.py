@@ -1,0 +1,199 @@
+"""A chat platform that exists only in the tests: a fake chat API over a real socket, and its adapter.
+
+The adapter is what a new platform adds under `adapters/` (settings, a `Platform`, an inbound route),
+written against the public seam only (`bot.platform`, `HitlService`'s operations). Registering it
+(`registry.register(REGISTRATION)`) is the one step; no core file knows it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings
+
+from hitl_chatops.bot.config import SETTINGS_CONFIG
+from hitl_chatops.bot.errors import PlatformError, UserError
+from hitl_chatops.bot.platform import Adapter, channel_targets
+from hitl_chatops.bot.protocol import MessageRef, Request, Responder, Response
+from hitl_chatops.bot.registry import Registration
+from hitl_chatops.bot.service import HitlService
+
+NAME = "fakechat"
+REGISTRATION = Registration(NAME, "Fake Chat", "<room>", "tests.fakechat:adapter")
+T = TypeVar("T")
+
+# -- the adapter -----------------------------------------------------------------------------
+
+
+class FakeChatSettings(BaseSettings):
+    """Read from the platform's own variables, as Slack's and Teams' are."""
+
+    model_config = SETTINGS_CONFIG
+
+    fakechat_api_url: str | None = Field(None, validation_alias=AliasChoices("FAKECHAT_API_URL"))
+    fakechat_room: str | None = Field(None, validation_alias=AliasChoices("FAKECHAT_DEFAULT_ROOM"))
+
+
+def outcome_text(request: Request, outcome: Response | None) -> str:
+    if outcome is None:
+        return f"{request.event_name}: expired"
+    if outcome.cancelled:
+        return f"{request.event_name}: cancelled ({outcome.reason})"
+    if outcome.defaulted:
+        return f"{request.event_name}: default {outcome.value!r} applied"
+    return f"{request.event_name}: {outcome.value!r} by {outcome.responder_label}"
+
+
+class FakeChat:
+    """The `Platform`: one HTTP call per message, errors turned into `PlatformError`s."""
+
+    name = NAME
+
+    def __init__(self, api_url: str, default_room: str | None) -> None:
+        self.api_url = api_url
+        self.default_room = default_room
+        self.session: aiohttp.ClientSession | None = None
+
+    def targets(self, request: Request) -> list[str]:
+        return channel_targets(request, NAME, self.default_room)
+
+    async def send(self, request: Request, target: str) -> MessageRef:
+        sent = await self._call(
+            "POST", "/messages", {"room": target, "text": f"{request.prompt} [{request.event_name}]"}
+        )
+        return MessageRef(platform=NAME, key=str(sent["id"]), data={"room": target})
+
+    async def rerender(self, request: Request, outcome: Response | None, ref: MessageRef) -> None:
+        await self._call("PUT", f"/messages/{ref.key}", {"text": outcome_text(request, outcome)})
+
+    async def group_members(self, group: str) -> set[str] | None:
+        found = await self._call("GET", f"/groups/{group}")
+        return set(found["members"]) if found else None
+
+    async def _call(self, method: str, path: str, body: object = None) -> dict[str, Any]:
+        assert self.session is not None, "mounted platforms have a session while the bot runs"
+        try:
+            async with self.session.request(method, f"{self.api_url}{path}", json=body) as reply:
+                if reply.status == 404 and method == "GET":
+                    return {}
+                if reply.status >= 400:
+                    raise PlatformError(f"the fake chat API answered {reply.status}")
+                found: dict[str, Any] = await reply.json()
+                return found
+        except aiohttp.ClientError as error:
+            raise PlatformError(f"the fake chat API could not be reached ({type(error).__name__})") from error
+
+
+def mount(app: web.Application, service: HitlService, settings: FakeChatSettings) -> FakeChat:
+    """The inbound route turns a person's answer into `respond` and the core's verdict into a reply."""
+    assert settings.fakechat_api_url is not None
+    platform = FakeChat(settings.fakechat_api_url, settings.fakechat_room)
+
+    async def session(_: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as platform.session:
+            yield
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.json()
+        who = Responder(platform=NAME, user_id=str(body["user"]))
+        try:
+            response = await service.respond(str(body["request_id"]), body["value"], who, NAME)
+        except UserError as refused:
+            return web.json_response({"saved": False, "error": str(refused)}, status=200)
+        return web.json_response({"saved": True, "value": response.value})
+
+    app.cleanup_ctx.append(session)
+    app.router.add_post("/fakechat/answers", answer)
+    return platform
+
+
+adapter = Adapter(settings=FakeChatSettings, enabled=lambda settings: bool(settings.fakechat_api_url), mount=mount)
+
+
+# -- the fake chat API -----------------------------------------------------------------------
+
+
+@dataclass
+class FakeChatApi:
+    """The platform's web API on 127.0.0.1: records messages and edits; can fail the next call."""
+
+    url: str = ""
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    failing: dict[str, int] = field(default_factory=dict)  # method -> status of its next call
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def fail_next(self, method: str, status: int = 503) -> None:
+        self.failing[method] = status
+
+    def _refused(self, method: str) -> web.Response | None:
+        status = self.failing.pop(method, None)
+        return None if status is None else web.json_response({"error": "unavailable"}, status=status)
+
+    async def _post(self, request: web.Request) -> web.Response:
+        if refused := self._refused("POST"):
+            return refused
+        message = await request.json() | {"id": f"m{next(self._ids)}"}
+        self.posts.append(message)
+        return web.json_response(message)
+
+    async def _put(self, request: web.Request) -> web.Response:
+        if refused := self._refused("PUT"):
+            return refused
+        self.updates.append({"id": request.match_info["id"], **await request.json()})
+        return web.json_response({"ok": True})
+
+    async def _group(self, request: web.Request) -> web.Response:
+        members = self.groups.get(request.match_info["group"])
+        return web.json_response({"members": members}) if members is not None else web.json_response({}, status=404)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/messages", self._post)
+        app.router.add_put("/messages/{id}", self._put)
+        app.router.add_get("/groups/{group}", self._group)
+        return app
+
+    @classmethod
+    @contextlib.contextmanager
+    def serving(cls) -> Iterator[FakeChatApi]:
+        """The API on its own loop and thread, like the bot: it answers even while a test blocks."""
+        fake = cls()
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="fake-chat-api", daemon=True)
+        thread.start()
+        runner = web.AppRunner(fake.app(), access_log=None)
+
+        async def start() -> str:
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            host, port = runner.addresses[0][:2]
+            return f"http://{host}:{port}"
+
+        fake.url = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+        try:
+            yield fake
+        finally:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+
+    async def wait_for(self, found: Callable[[], T], seconds: float = 10) -> T:
+        """`found()` once it is truthy: the bot posts and updates after its HTTP replies."""
+        deadline = time.monotonic() + seconds
+        while not (result := found()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; posts={self.posts} updates={self.updates}")
+            await asyncio.sleep(0.02)
+        return result
