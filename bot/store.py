@@ -1,9 +1,13 @@
-"""The only module that touches object storage, through fsspec (local-folder writes: `disk_worker`).
+"""The only module that touches object storage (local-folder writes: `disk_worker`).
 
 Layout (DESIGN.md, contract) under one root URL:
 `hitl-requests/<id>/request.json`, `hitl-requests/<id>/response.json`,
 `hitl-requests/<id>/messages/<platform>-<key>.json` and the index `hitl-pending/<id>`.
 Every path is derived here from a validated request id; none comes from a client.
+
+S3, GCS and Azure go through obstore (Rust, native async; the client flyte.storage uses): one
+request per operation, `If-None-Match: *` for exclusive creates, credentials and endpoint from the
+standard environment. Local folders and any other fsspec URL go through fsspec.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import errno
 import importlib
 import json
 import logging
@@ -21,7 +24,9 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -33,16 +38,28 @@ from .disk_worker import DISK
 from .errors import AlreadyAnswered, ConfigError, EventNotFound, HitlError, StoreError
 from .protocol import Claim, MessageRef, Request, Response, is_request_id, utcnow
 
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, ObjectStore, RetryConfig
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Known = TypeVar("Known", Request, Response, Claim)
+Known = TypeVar("Known", Response, Claim)
 
 REQUESTS = "hitl-requests"
 PENDING = "hitl-pending"
 OUTBOX = "hitl-outbox"
 CONVERSATIONS = "hitl-conversations"
+REPLICAS = "hitl-replicas"  # one heartbeat object per running reconciler (see `reconciler`)
 _CONFLICT_RETRIES = 3
 _KNOWN_LIMIT = 4096
+# Requests are read by every answer, pending list and reconciler pass: keep every open one.
+# About 2.5 KB each in memory, so 20,000 cost some 50 MB at most.
+_REQUEST_LIMIT = 20_000
+_LIST_PAGE = 1000  # S3's page size: one request per 1,000 keys
+# A store that does not answer must fail within seconds: a person is waiting (Slack gives us 3 s).
+_CLIENT: ClientConfig = {"allow_http": True, "connect_timeout": "2s", "timeout": "10s"}
+_RETRY: RetryConfig = {"max_retries": 2, "retry_timeout": timedelta(seconds=8)}
+_OBJECT_STORES = {"s3": "s3", "s3a": "s3", "gs": "gs", "gcs": "gs", "az": "az", "abfs": "az", "abfss": "az"}
 # Remote storage calls wait on the network, not the CPU: more threads than asyncio's default
 # (cores + 4) let concurrent answers overlap their round trips. Local folders never use them.
 _IO_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hitl-store")
@@ -59,16 +76,29 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
+@dataclass
+class Listing:
+    """What one reconciler pass needs from the bucket, read in as few listing requests as S3 allows."""
+
+    pending: dict[str, str] = field(default_factory=dict)  # id -> marker version (changes when rewritten)
+    outbox: list[str] = field(default_factory=list)
+    replicas: dict[str, datetime] = field(default_factory=dict)  # replica id -> last heartbeat
+
+
 class Store:
-    """Async facade over a (sync or async) fsspec filesystem rooted at one URL."""
+    """Async facade over obstore (S3, GCS, Azure) or a (sync or async) fsspec filesystem rooted at one URL."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.fs, root = _filesystem(url)
         self.root = root.rstrip("/")
         self._local = isinstance(self.fs, LocalFileSystem)
+        self._objects, self._scheme = _object_store(url, self.root)
+        self._bucket_chars = len(self.root.split("/", 1)[0]) + 1  # "bucket/" in front of every key
         # Requests and answers are written once, so a replica may keep them; absence never is.
-        self._known: OrderedDict[str, Request | Response | Claim] = OrderedDict()
+        self._known: OrderedDict[str, Response | Claim] = OrderedDict()
+        self._requests: OrderedDict[str, Request] = OrderedDict()
+        self._deletes = _BulkDelete(self)
 
     # -- paths -------------------------------------------------------------------------
 
@@ -80,6 +110,8 @@ class Store:
 
     def url_of(self, path: str) -> str:
         """The address other fsspec users (flyte.storage, stock flyteplugins-hitl) can open."""
+        if self._objects is not None:
+            return f"{self._scheme}://{path}"
         return path if self._local else self.fs.unstrip_protocol(path)
 
     def request_url(self, request_id: str) -> str:
@@ -97,20 +129,57 @@ class Store:
         await self._write(self._path(PENDING, request.request_id), json.dumps(marker).encode())
 
     async def get_request(self, request_id: str) -> Request:
-        path = self._event_path(request_id, "request.json")
-        if isinstance(known := self._known.get(path), Request):
+        """The request, read once per replica: request.json never changes after it is written."""
+        if (known := self._requests.get(request_id)) is not None:
             return known
-        data = await self._read(path)
+        data = await self._read(self._event_path(request_id, "request.json"))
         if data is None:
             raise EventNotFound(request_id)
-        return self._remember(path, _load(Request, data, request_id))
+        request = _load(Request, data, request_id)
+        self._requests[request_id] = request
+        if len(self._requests) > _REQUEST_LIMIT:
+            self._requests.popitem(last=False)
+        return request
+
+    def cached_request(self, request_id: str) -> Request | None:
+        """The request if this replica has read it already (no storage request)."""
+        return self._requests.get(request_id)
 
     async def pending_ids(self) -> list[str]:
         """Ids in the pending index: O(pending), never a scan of every event ever made."""
-        return await self._run(self._list_ids, self._path(PENDING))
+        return list((await self._index(PENDING)).keys())
 
     async def drop_pending(self, request_id: str) -> None:
-        await self._mutate(self._remove, self._path(PENDING, check_request_id(request_id)))
+        """Remove the marker; on object stores, drops that arrive together share one bulk DELETE."""
+        path = self._path(PENDING, check_request_id(request_id))
+        if self._objects is None:
+            await self._mutate(self._remove, path)
+            return
+        with self._errors():
+            await self._deletes.remove(self._key(path))
+
+    async def listing(self) -> Listing:
+        """Outbox, pending markers and replica heartbeats, with each marker's version.
+
+        On object stores this is one listing: the three folders sort next to each other
+        (`hitl-outbox/` < `hitl-pending/` < `hitl-replicas/` < `hitl-requests/`), so it costs
+        one request per 1,000 keys, and it stops before the events' own folders.
+        """
+        if self._objects is None:
+            pending, outbox, replicas = [await self._index(folder) for folder in (PENDING, OUTBOX, REPLICAS)]
+            return Listing(
+                pending=pending, outbox=list(outbox), replicas={k: _parse_time(v) for k, v in replicas.items()}
+            )
+        result = Listing()
+        start, end = self._key(self._path(OUTBOX)), self._key(self._path(REPLICAS)) + "/\uffff"
+        prefix = self._key(self.root) or None  # whole path segments only: the root, not "hitl-"
+        with self._errors():
+            async for page in self._objects.list(prefix=prefix, offset=start, chunk_size=_LIST_PAGE):
+                for meta in page:
+                    if meta["path"] > end:
+                        return result
+                    _file(result, meta["path"].rsplit("/", 2)[-2:], meta)
+        return result
 
     # -- responses ---------------------------------------------------------------------
 
@@ -123,9 +192,18 @@ class Store:
         return None if data is None else self._remember(path, _load(Response, data, request_id))
 
     async def put_response(self, response: Response) -> None:
-        """Exclusive create: the first answer wins, a later one raises `AlreadyAnswered`.
+        """Exclusive create, then the pending marker dropped (see `create_response`).
 
         If dropping the pending marker fails, the answer still stands; the reconciler drops it later.
+        """
+        await self.create_response(response)
+        with contextlib.suppress(StoreError):
+            await self.drop_pending(response.request_id)
+
+    async def create_response(self, response: Response) -> None:
+        """Exclusive create: the first answer wins, a later one raises `AlreadyAnswered`.
+
+        One request; the caller drops the pending marker (after the person's ack, on the answer path).
         """
         path = self._event_path(response.request_id, "response.json")
         try:
@@ -134,8 +212,6 @@ class Store:
             first = await self.get_response(response.request_id)
             raise AlreadyAnswered(first or response) from None
         self._remember(path, response)
-        with contextlib.suppress(StoreError):
-            await self.drop_pending(response.request_id)
 
     # -- chat messages -----------------------------------------------------------------
 
@@ -146,6 +222,10 @@ class Store:
     async def messages(self, request_id: str) -> list[MessageRef]:
         event = self._event_path(request_id, "")
         folder = f"{event}messages/"
+        if self._objects is not None:  # one listing, then the records read concurrently
+            keys = list(await self._index_keys(folder))
+            found = await asyncio.gather(*(self._read(f"{folder}{key}") for key in keys))
+            return [_load(MessageRef, raw, request_id) for raw in found if raw is not None]
 
         def read_all() -> list[bytes]:
             # One prefix listing on S3 even when there are none; `ls` of an empty prefix lists its
@@ -186,7 +266,7 @@ class Store:
         self._remember(path, claim)
 
     async def release(self, request_id: str, name: str) -> None:
-        await self._mutate(self._remove, self._claim_path(request_id, name))
+        await self._delete(self._claim_path(request_id, name))
 
     def _claim_path(self, request_id: str, name: str) -> str:
         return self._event_path(request_id, f"claims/{_safe_name(name)}")
@@ -198,10 +278,10 @@ class Store:
         await self._write(path, json.dumps({"update": update}).encode())
 
     async def outbox_ids(self) -> list[str]:
-        return await self._run(self._list_ids, self._path(OUTBOX))
+        return list((await self._index(OUTBOX)).keys())
 
     async def drop_outbox(self, request_id: str) -> None:
-        await self._mutate(self._remove, self._path(OUTBOX, check_request_id(request_id)))
+        await self._delete(self._path(OUTBOX, check_request_id(request_id)))
 
     # -- platform conversations (where a bot may post proactively) -----------------------
 
@@ -216,6 +296,16 @@ class Store:
         # Conversation ids hold ':' '@' and ';': encode them so no client text shapes the path.
         key = base64.urlsafe_b64encode(conversation_id.encode()).decode().rstrip("=")
         return self._path(CONVERSATIONS, f"{platform}-{key}.json")
+
+    # -- replicas: who shares the reconciler's work --------------------------------------
+
+    async def put_replica(self, replica_id: str) -> None:
+        """A heartbeat: its LastModified tells the other replicas this one is alive."""
+        path = self._path(REPLICAS, check_request_id(replica_id))
+        await self._write(path, json.dumps({"seen_at": utcnow().isoformat()}).encode())
+
+    async def drop_replica(self, replica_id: str) -> None:
+        await self._delete(self._path(REPLICAS, check_request_id(replica_id)))
 
     # -- health ------------------------------------------------------------------------
 
@@ -239,11 +329,47 @@ class Store:
         with self._errors():
             return await DISK.run(lambda: func(*args))
 
+    def _key(self, path: str) -> str:
+        """An object store key: the path without its leading bucket name."""
+        return path[self._bucket_chars :]
+
     async def _read(self, path: str) -> bytes | None:
         try:
+            if self._objects is not None:
+                with self._errors():
+                    result = await self._objects.get_async(self._key(path))
+                    return bytes(await result.bytes_async())
             return bytes(await self._run(self.fs.cat_file, path))
         except FileNotFoundError:
             return None
+
+    async def _index(self, folder: str) -> dict[str, str]:
+        """Request ids in `folder` (one level), each with a version that changes when it is rewritten."""
+        found = await self._index_keys(self._path(folder) + "/")
+        return {name: version for name, version in found.items() if is_request_id(name)}
+
+    async def _index_keys(self, folder: str) -> dict[str, str]:
+        """Names directly under `folder` (ending in "/") -> "last-modified etag"."""
+        if self._objects is None:
+            return await self._run(self._ls_versions, folder)
+        found: dict[str, str] = {}
+        with self._errors():
+            # obstore prefixes match whole path segments: no trailing "/"
+            async for page in self._objects.list(prefix=self._key(folder).rstrip("/"), chunk_size=_LIST_PAGE):
+                for meta in page:
+                    found[meta["path"].rsplit("/", 1)[-1]] = _version(meta)
+        return found
+
+    def _ls_versions(self, folder: str) -> dict[str, str]:
+        try:
+            entries = self.fs.ls(folder.rstrip("/"), detail=True)
+        except FileNotFoundError:
+            return {}
+        return {
+            str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: str(e.get("mtime") or e.get("LastModified") or e.get("ETag"))
+            for e in entries
+            if e.get("type") != "directory"
+        }
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -256,12 +382,12 @@ class Store:
             log.warning("store operation failed", extra={"error": type(error).__name__, "url": self.url})
             raise StoreError(f"object storage at {self.url} failed: {type(error).__name__}") from error
 
-    def _list_ids(self, folder: str) -> list[str]:
-        try:
-            names = self.fs.ls(folder, detail=False)
-        except FileNotFoundError:
-            return []
-        return [n for n in (str(p).rstrip("/").rsplit("/", 1)[-1] for p in names) if is_request_id(n)]
+    async def _delete(self, path: str) -> None:
+        if self._objects is None:
+            await self._mutate(self._remove, path)
+            return
+        with self._errors():
+            await self._objects.delete_async(self._key(path))  # no error for a missing key
 
     def _remove(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -279,6 +405,10 @@ class Store:
         `durable` syncs a local file to disk first; indexes and records that the reconciler can
         rebuild skip it. Object stores are durable once the PUT returns.
         """
+        if self._objects is not None:
+            with self._errors():
+                await self._objects.put_async(self._key(path), data, use_multipart=False)
+            return
         if not self._local:
             await self._run(self.fs.pipe_file, path, data)
             return
@@ -288,6 +418,9 @@ class Store:
     async def _create(self, path: str, data: bytes) -> None:
         """Create `path` only if absent (durably); raise FileExistsError otherwise."""
         assert data, "an empty body would bypass the exclusive-create condition"
+        if self._objects is not None:
+            await self._create_object(self._key(path), data)
+            return
         if not self._local:
             await self._run(self._create_remote, path, data)
             return
@@ -295,26 +428,80 @@ class Store:
             # link is atomic and exclusive, unlike pipe_file(mode="create") on a local folder
             await DISK.put(path, data, durable=True, publish=os.link)
 
-    def _create_remote(self, path: str, data: bytes) -> None:
+    async def _create_object(self, key: str, data: bytes) -> None:
+        """`If-None-Match: *` PUT (GCS: `ifGenerationMatch=0`, Azure: `If-None-Match: *`)."""
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        assert self._objects is not None
         for attempt in range(_CONFLICT_RETRIES):
             try:
-                self.fs.pipe_file(path, data, mode="create")
+                with self._errors():
+                    await self._objects.put_async(key, data, mode="create", use_multipart=False)
                 return
-            except OSError as error:
-                # Racing conditional writes on AWS surface as EIO (409 ConditionalRequestConflict).
-                if error.errno != errno.EIO or attempt == _CONFLICT_RETRIES - 1:
+            except StoreError as error:
+                cause = error.__cause__
+                if isinstance(cause, AlreadyExistsError):
+                    raise FileExistsError(key) from None
+                # Racing conditional writes on AWS: 409 ConditionalRequestConflict, to be retried.
+                if not isinstance(cause, PreconditionError) and "409" not in str(cause):
                     raise
-                if self.fs.exists(path):
-                    raise FileExistsError(path) from error
+                if attempt == _CONFLICT_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
+
+    def _create_remote(self, path: str, data: bytes) -> None:
+        """Any other fsspec filesystem: its own `mode="create"` (exclusive where it supports it)."""
+        self.fs.pipe_file(path, data, mode="create")
+
+
+class _BulkDelete:
+    """Deletes asked for while one is in flight go out together: one DeleteObjects per 1,000 keys."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._queued: dict[str, asyncio.Future[None]] = {}
+        self._flushing = False
+
+    async def remove(self, key: str) -> None:
+        future = self._queued.get(key)
+        if future is None:
+            future = self._queued[key] = asyncio.get_running_loop().create_future()
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._flush()))
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        objects = self._store._objects
+        assert objects is not None
+        try:
+            while self._queued:
+                keys = list(self._queued)[:_LIST_PAGE]
+                batch = {key: self._queued.pop(key) for key in keys}
+                try:
+                    await objects.delete_async(keys)
+                except Exception as error:
+                    for future in batch.values():
+                        future.set_exception(error)
+                else:
+                    for future in batch.values():
+                        future.set_result(None)
+        finally:
+            self._flushing = False
 
 
 def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
-    """fsspec's own implementation for the URL's protocol, ignoring later re-registrations.
+    """The fsspec view of the root: obstore's own for S3/GCS/Azure, else fsspec's implementation.
 
-    Importing flyte registers obstore for s3/gs/az; first-writer-wins relies on the conditional
-    writes measured with s3fs and friends, so we build the default class (s3fs for s3://) directly.
+    Importing flyte re-registers obstore for s3/gs/az; we build the class ourselves, so the store
+    is the same whether or not flyte was imported first.
     """
     protocol = fsspec.utils.get_protocol(url)
+    if protocol in _OBJECT_STORES:
+        from obstore.fsspec import FsspecStore
+
+        fs = FsspecStore(protocol, client_options=_CLIENT, retry_config=_RETRY)
+        return fs, url.split("://", 1)[1]
     known = known_implementations.get(protocol)
     if known is None:
         cls = fsspec.get_filesystem_class(protocol)
@@ -323,18 +510,51 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
         try:
             cls = getattr(importlib.import_module(module), name)
         except ImportError:
-            hint = "pip install 'hitl-chatops[s3]'" if protocol in ("s3", "s3a") else known.get("err", "")
-            raise ConfigError(f"HITL_CHATOPS_STORE uses {protocol}:// but {module} is missing: {hint}") from None
+            raise ConfigError(
+                f"HITL_CHATOPS_STORE uses {protocol}:// but {module} is missing: {known.get('err', '')}"
+            ) from None
     # Readers must see other processes' writes: no listing cache, no shared instance.
     options: dict[str, Any] = (
         {} if cls is LocalFileSystem else {"use_listings_cache": False, "skip_instance_cache": True}
     )
-    if protocol in ("s3", "s3a"):
-        # Fail within seconds when S3 is unreachable: a person is waiting (Slack gives us 3 s).
-        options["config_kwargs"] = {"connect_timeout": 2, "read_timeout": 10, "retries": {"max_attempts": 2}}
-        options["max_concurrency"] = 1  # cat_file: one GET, no HEAD first (and no LIST on a miss)
     options.update(cls._get_kwargs_from_urls(url))
     return cls(**options), str(cls._strip_protocol(url))
+
+
+def _object_store(url: str, root: str) -> tuple[ObjectStore | None, str]:
+    """obstore's native client for the root's bucket (credentials, endpoint: the standard env), or None."""
+    scheme = fsspec.utils.get_protocol(url)
+    if scheme not in _OBJECT_STORES:
+        return None, scheme
+    try:
+        from obstore.store import from_url
+    except ImportError:
+        raise ConfigError(
+            f"HITL_CHATOPS_STORE uses {scheme}:// but obstore is missing: pip install 'hitl-chatops[s3]'"
+        ) from None
+    bucket = root.split("/", 1)[0]
+    return from_url(f"{_OBJECT_STORES[scheme]}://{bucket}", client_options=_CLIENT, retry_config=_RETRY), scheme
+
+
+def _version(meta: Any) -> str:
+    return f"{meta['last_modified'].isoformat()} {meta.get('e_tag') or ''}"
+
+
+def _file(listing: Listing, tail: list[str], meta: Any) -> None:
+    """Put one listed key (`<folder>/<name>`) where it belongs in `listing`."""
+    if len(tail) != 2 or not is_request_id(name := tail[1]):
+        return
+    if tail[0] == PENDING:
+        listing.pending[name] = _version(meta)
+    elif tail[0] == OUTBOX:
+        listing.outbox.append(name)
+    elif tail[0] == REPLICAS:
+        listing.replicas[name] = meta["last_modified"]
+
+
+def _parse_time(version: str) -> datetime:
+    """A local listing's version is the file's mtime (seconds since the epoch)."""
+    return datetime.fromtimestamp(float(version.split(" ", 1)[0]), tz=utcnow().tzinfo)
 
 
 def _safe_name(name: str) -> str:

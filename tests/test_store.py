@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
-import fsspec
 import pytest
 
 from hitl_chatops.bot.errors import AlreadyAnswered, EventNotFound, StoreError
 from hitl_chatops.bot.protocol import MessageRef, Responder, Response, utcnow
-from hitl_chatops.bot.store import Store
+from hitl_chatops.bot.store import Store, new_request_id
 from tests.helpers import make_request
 
 
@@ -120,14 +120,13 @@ def test_message_keys_cannot_shape_paths() -> None:
         MessageRef(platform="slack", key="../../x")
 
 
-async def test_s3_uses_s3fs_even_after_flyte_registers_obstore(s3_store_url: str) -> None:
-    """Importing flyte re-registers s3:// to obstore; the store keeps the implementation we measured."""
+async def test_s3_uses_obstore_whether_or_not_flyte_registered_it(s3_store_url: str) -> None:
+    """Importing flyte re-registers s3:// in fsspec; the store builds its own obstore client either way."""
     import flyte.storage  # noqa: F401 - registers obstore's fsspec classes, as in every Flyte task
-    import s3fs
+    from obstore.store import S3Store
 
-    assert "obstore" in type(fsspec.filesystem("s3")).__module__
     store = Store(s3_store_url)
-    assert isinstance(store.fs, s3fs.S3FileSystem)
+    assert isinstance(store._objects, S3Store)
     request = make_request(store)
     await store.put_request(request)
     await store.put_response(answer(request.request_id, 1, "U1"))
@@ -158,3 +157,52 @@ async def test_a_failed_local_write_leaves_nothing_half_written(store_url: str) 
         await store.put_request(request)
     assert store.fs.ls(folder, detail=False) == [f"{folder}/request.json"]
     assert await store.pending_ids() == []
+
+
+async def test_read_your_writes_across_processes(any_store_url: str) -> None:
+    """Another process's request and answer are seen at once, and ours are seen by it (replicas, plugin)."""
+    store = Store(any_store_url)
+    request = make_request(store)
+    await store.put_request(request)
+    child = (
+        "import asyncio, sys\n"
+        "from hitl_chatops.bot.store import Store\n"
+        "from hitl_chatops.bot.protocol import Response\n"
+        "store = Store(sys.argv[1])\n"
+        "async def main() -> None:\n"
+        "    request = await store.get_request(sys.argv[2])\n"
+        "    await store.put_response(Response(value=True, request_id=request.request_id, data_type='bool'))\n"
+        "asyncio.run(main())\n"
+    )
+    assert await store.get_response(request.request_id) is None
+    done = await asyncio.create_subprocess_exec(sys.executable, "-c", child, any_store_url, request.request_id)
+    assert await done.wait() == 0
+    answered = await store.get_response(request.request_id)
+    assert answered is not None and answered.value is True
+    assert await store.pending_ids() == []
+
+
+async def test_listing_reads_outbox_pending_and_replicas_with_versions(store: Store) -> None:
+    first, second = make_request(store), make_request(store)
+    for request in (first, second):
+        await store.put_request(request)
+    await store.put_outbox(first.request_id, "answered")
+    replica = new_request_id()
+    await store.put_replica(replica)
+    await store.put_message(first.request_id, MessageRef(platform="slack", key="C1-1.0", data={}))
+
+    listing = await store.listing()
+    assert sorted(listing.pending) == sorted([first.request_id, second.request_id])
+    assert listing.outbox == [first.request_id]
+    assert list(listing.replicas) == [replica]
+    assert abs((utcnow() - listing.replicas[replica]).total_seconds()) < 60
+
+    await asyncio.sleep(1.1)  # S3's LastModified has a resolution of one second
+    await store.put_request(second)  # a marker written again (a crash, an answer from elsewhere) is a change
+    again = await store.listing()
+    assert again.pending[first.request_id] == listing.pending[first.request_id]
+    assert again.pending[second.request_id] != listing.pending[second.request_id]
+    await store.drop_replica(replica)
+    await store.drop_pending(first.request_id)
+    assert (await store.listing()).replicas == {}
+    assert list((await store.listing()).pending) == [second.request_id]
