@@ -68,6 +68,7 @@ class HitlService:
         self._form_base_url = form_base_url
         self._surfaces: list[Surface] = []
         self._background: set[asyncio.Task[object]] = set()
+        self._unposted: set[str] = set()  # events whose last `announce` left a target to try again
         self.metrics = Metrics()
         # Slack's client alone may retry for longer (30 s timeouts, Retry-After waits); cut off
         # well before anyone may take the claim over, so nobody posts again while it still runs.
@@ -107,8 +108,15 @@ class HitlService:
         self.metrics.answer_latency.observe(
             (response.responded_at or utcnow()).timestamp() - request.created_at.timestamp()
         )
+        self.spawn(self._after_answer(request_id))
         self._fan_out("answered", request, response)
         return response
+
+    async def _after_answer(self, request_id: str) -> None:
+        """After the person's ack: the pending index forgets the event (markers dropped together go
+        out as one bulk delete). If this fails the answer still stands; the reconciler drops it."""
+        with contextlib.suppress(StoreError):
+            await self.store.drop_pending(request_id)
 
     async def _answer(
         self, request_id: str, raw_value: object, responder: Responder, via: Via, trusted: bool
@@ -133,7 +141,8 @@ class HitlService:
             via=via,
         )
         # No read of response.json first: the exclusive create refuses a second answer by itself.
-        await self.store.put_response(response)
+        # On a warm replica (request.json cached) this is the answer's only request before the ack.
+        await self.store.create_response(response)
         return request, response
 
     async def check(self, request_id: str, responder: Responder, *, trusted: bool = False) -> Request:
@@ -222,6 +231,7 @@ class HitlService:
     async def announce(self, request_id: str) -> Request:
         """Post an event to every surface; safe to repeat (each target is posted once, see `post_once`)."""
         request = await self.store.get_request(request_id)
+        self._unposted.discard(request_id)
         for surface in self._surfaces:
             try:
                 await surface.post(request)
@@ -229,6 +239,10 @@ class HitlService:
                 self._log_failure("post", request, surface.name, error)
         self.metrics.announced.inc()
         return request
+
+    def posted(self, request_id: str) -> bool:
+        """Whether the last `announce` left every target posted (or given up): the reconciler may rest."""
+        return request_id not in self._unposted
 
     def announce_later(self, request_id: str) -> None:
         """`announce` without holding up the caller (a Flyte task) while chat platforms answer."""
@@ -254,6 +268,8 @@ class HitlService:
                 break
             claim = await self.store.get_claim(request.request_id, name)
             if claim is None or claim.done or utcnow() - claim.claimed_at < timedelta(seconds=STALE_POST_SECONDS):
+                if claim is None or not claim.done:
+                    self._unposted.add(request.request_id)
                 return False  # posted, being posted, or released a moment ago (the next pass retries)
         else:
             return False
@@ -261,6 +277,7 @@ class HitlService:
             async with asyncio.timeout(self.post_send_seconds):
                 message = await send()
         except BaseException:
+            self._unposted.add(request.request_id)
             await self.store.release(request.request_id, name)
             raise
         await self._record_posted(request, message)
