@@ -124,34 +124,38 @@ class Reconciler:
         slot = int(now // self.interval)
         return self._replicas[slot % len(self._replicas)] == self.replica_id
 
-    async def _beat(self) -> None:
+    async def beat(self) -> None:
+        """Write this replica's heartbeat (`run` does, at start and every `BEAT_EVERY_PASSES` passes)."""
         with contextlib.suppress(HitlError):
             await self.service.store.put_replica(self.replica_id)
 
     async def run(self) -> None:
         """Pass on this replica's turns until `stop()`; a pass in progress is finished, never cut."""
-        await self._beat()
-        first = True
+        await self.beat()
+        await self.take_turn(time.time(), first=True)  # the first pass also learns the other replicas
         while not self._stop.is_set():
-            if first or self.my_turn(time.time()):
-                first = False  # the first pass also learns who the other replicas are
-                await self._pass()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval - time.time() % self.interval)
+            if not self._stop.is_set():
+                await self.take_turn(time.time())
         with contextlib.suppress(HitlError):
             await self.service.store.drop_replica(self.replica_id)
 
-    async def _pass(self) -> None:
+    async def take_turn(self, now: float, *, first: bool = False) -> StepReport | None:
+        """A pass if the slot at `now` is this replica's (or `first`); its heartbeat now and then."""
+        if not (first or self.my_turn(now)):
+            return None
         self._passes += 1
         if self._passes % BEAT_EVERY_PASSES == 0:
-            await self._beat()
+            await self.beat()
         try:
             report = await self.step()
         except HitlError as error:  # store down: try again next turn
             log.warning("reconcile step failed", extra={"error": type(error).__name__})
-            return
+            return None
         if report.expired or report.repaired or report.updated or report.failed:
             log.info("reconciled", extra=vars(report))
+        return report
 
     def stop(self) -> None:
         self._stop.set()

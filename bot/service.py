@@ -204,8 +204,14 @@ class HitlService:
     # -- listing, announcing, expiring ---------------------------------------------------
 
     async def pending(self, responder: Responder | None = None) -> list[Request]:
-        """Pending, unexpired events, newest first; only those `responder` may answer if given."""
+        """Pending, unexpired events, newest first; only those `responder` may answer if given.
+
+        One listing of the index; requests this replica has read are not read again, the others
+        are read once, `_READ_CONCURRENCY` at a time.
+        """
         ids = await self.store.pending_ids()
+        known = [r for r in map(self.store.cached_request, ids) if r is not None]
+        missing = [i for i in ids if self.store.cached_request(i) is None]
         gate = asyncio.Semaphore(_READ_CONCURRENCY)
 
         async def load(request_id: str) -> Request | None:
@@ -222,10 +228,13 @@ class HitlService:
             except MembershipUnknown:  # cannot tell now: list it; answering checks again
                 return True
 
-        requests = [r for r in await asyncio.gather(*map(load, ids)) if r and not r.expired()]
+        loaded = [r for r in await asyncio.gather(*map(load, missing)) if r]
+        requests = [r for r in known + loaded if not r.expired()]
         if responder is not None:
-            allowed = await asyncio.gather(*(listed(r, responder) for r in requests))
-            requests = [r for r, ok in zip(requests, allowed, strict=True) if ok]
+            anyone = [r for r in requests if not r.responders or "*" in r.responders]  # no lookup needed
+            restricted = [r for r in requests if r.responders and "*" not in r.responders]
+            allowed = await asyncio.gather(*(listed(r, responder) for r in restricted))
+            requests = anyone + [r for r, ok in zip(restricted, allowed, strict=True) if ok]
         return sorted(requests, key=lambda r: r.created_at, reverse=True)
 
     async def announce(self, request_id: str) -> Request:
