@@ -460,34 +460,36 @@ class _BulkDelete:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._queued: dict[str, asyncio.Future[None]] = {}
-        self._flushing = False
+        self._task: asyncio.Task[None] | None = None
 
     async def remove(self, key: str) -> None:
+        loop = asyncio.get_running_loop()
         future = self._queued.get(key)
-        if future is None:
-            future = self._queued[key] = asyncio.get_running_loop().create_future()
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._flush()))
+        if future is None or future.get_loop() is not loop:
+            future = self._queued[key] = loop.create_future()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._flush())  # starts once this loop turn's callers queued
         await asyncio.shield(future)
 
     async def _flush(self) -> None:
         objects = self._store._objects
         assert objects is not None
-        try:
-            while self._queued:
-                keys = list(self._queued)[:_LIST_PAGE]
-                batch = {key: self._queued.pop(key) for key in keys}
-                try:
-                    await objects.delete_async(keys)
-                except Exception as error:
-                    for future in batch.values():
-                        future.set_exception(error)
+        while self._queued:
+            batch = dict(list(self._queued.items())[:_LIST_PAGE])
+            for key in batch:
+                del self._queued[key]
+            failed: Exception | None = None
+            try:
+                await objects.delete_async(list(batch))
+            except Exception as error:
+                failed = error
+            for future in batch.values():
+                if future.done() or future.get_loop().is_closed():
+                    continue
+                if failed is None:
+                    future.set_result(None)
                 else:
-                    for future in batch.values():
-                        future.set_result(None)
-        finally:
-            self._flushing = False
+                    future.set_exception(failed)
 
 
 def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:

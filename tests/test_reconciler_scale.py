@@ -122,3 +122,13 @@ async def test_replicas_take_turns_one_pass_per_slot(store_url: str) -> None:
     await store.drop_replica(replicas[0].replica_id)
     await replicas[1].step()
     assert sum(replicas[1].my_turn(s + 0.5) for s in range(12)) == 6  # two live replicas now
+
+
+async def test_markers_dropped_together_share_one_request(counting_moto: CountingMoto) -> None:
+    """Answers that land together drop their markers with one bulk delete (after their acks)."""
+    store = Store("s3://hitl-scale/bulk")
+    ids = await put_events(store, 100)
+    counting_moto.take()
+    await asyncio.gather(*map(store.drop_pending, ids))
+    assert counting_moto.take() == {"POST": 1}  # S3 DeleteObjects
+    assert await store.pending_ids() == []
