@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from hitl_chatops.bot.errors import AlreadyAnswered, EventNotFound, StoreError
 from hitl_chatops.bot.protocol import MessageRef, Responder, Response, utcnow
 from hitl_chatops.bot.store import Store, new_request_id
 from tests.helpers import make_request
+from tests.test_failures import OwnMoto, own_moto  # noqa: F401 - the fixture
 
 
 @pytest.fixture
@@ -206,3 +209,26 @@ async def test_listing_reads_outbox_pending_and_replicas_with_versions(store: St
     await store.drop_pending(first.request_id)
     assert (await store.listing()).replicas == {}
     assert list((await store.listing()).pending) == [second.request_id]
+
+
+async def test_store_down_then_back(own_moto: OwnMoto) -> None:  # noqa: F811 - the imported fixture
+    """While S3 is unreachable every call fails fast with `StoreError`; once back, nothing was half-written."""
+    store = Store(os.environ["HITL_CHATOPS_STORE"])
+    request = make_request(store)
+    await store.put_request(request)
+    own_moto.stop()
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="object storage"):
+        await store.put_response(answer(request.request_id, 1, "U1"))
+    with pytest.raises(StoreError):
+        await store.pending_ids()
+    with pytest.raises(StoreError):
+        await store.get_response(request.request_id)
+    assert time.monotonic() - started < 30, "a person is waiting: fail within seconds"
+    own_moto.start()
+    assert await store.get_response(request.request_id) is None
+    assert await store.pending_ids() == [request.request_id]
+    await store.put_response(answer(request.request_id, 2, "U2"))
+    stored = await store.get_response(request.request_id)
+    assert stored is not None and stored.value == 2 and stored.responder_label == "U2"
+    assert await store.pending_ids() == []
