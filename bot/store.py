@@ -53,7 +53,7 @@ REPLICAS = "hitl-replicas"  # one heartbeat object per running reconciler (see `
 _CONFLICT_RETRIES = 3
 _KNOWN_LIMIT = 4096
 # Requests are read by every answer, pending list and reconciler pass: keep every open one.
-# About 2.5 KB each in memory, so 20,000 cost some 50 MB at most.
+# 10,000 add about 15 MiB to the process (bench/results/storage_listing.md).
 _REQUEST_LIMIT = 20_000
 _LIST_PAGE = 1000  # S3's page size: one request per 1,000 keys
 # A store that does not answer must fail within seconds: a person is waiting (Slack gives us 3 s).
