@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,6 +30,7 @@ class CountingMoto:
         from werkzeug.serving import make_server
 
         self.counts: Counter[str] = Counter()
+        self.bucket = ""
         self._lock = threading.Lock()
         moto_app = DomainDispatcherApplication(create_backend_app)
 
@@ -61,7 +63,8 @@ def counting_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingMoto]:
     moto = CountingMoto()
     for name, value in _aws_env(moto.endpoint).items():
         monkeypatch.setenv(name, value)
-    s3fs.S3FileSystem(skip_instance_cache=True).mkdir("hitl-scale")
+    moto.bucket = f"hitl-scale-{uuid.uuid4().hex[:8]}"  # moto's buckets live in this process, shared by servers
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(moto.bucket)
     yield moto
     moto.stop()
 
@@ -79,7 +82,7 @@ async def put_events(store: Store, count: int) -> list[str]:
 
 
 async def test_an_idle_pass_over_2000_open_events_is_three_listings(counting_moto: CountingMoto) -> None:
-    store = Store("s3://hitl-scale/hitl")
+    store = Store(f"s3://{counting_moto.bucket}/hitl")
     ids = await put_events(store, OPEN_EVENTS)
     service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
     reconciler = Reconciler(service, 15)
@@ -126,7 +129,7 @@ async def test_replicas_take_turns_one_pass_per_slot(store_url: str) -> None:
 
 async def test_markers_dropped_together_share_one_request(counting_moto: CountingMoto) -> None:
     """Answers that land together drop their markers with one bulk delete (after their acks)."""
-    store = Store("s3://hitl-scale/bulk")
+    store = Store(f"s3://{counting_moto.bucket}/bulk")
     ids = await put_events(store, 100)
     counting_moto.take()
     await asyncio.gather(*map(store.drop_pending, ids))
