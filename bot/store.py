@@ -59,6 +59,11 @@ _LIST_PAGE = 1000  # S3's page size: one request per 1,000 keys
 # A store that does not answer must fail within seconds: a person is waiting (Slack gives us 3 s).
 _CLIENT: ClientConfig = {"allow_http": True, "connect_timeout": "2s", "timeout": "10s"}
 _RETRY: RetryConfig = {"max_retries": 2, "retry_timeout": timedelta(seconds=8)}
+_CREDENTIALS = {  # where each store's settings come from (obstore reads them; nothing of ours)
+    "s3": "AWS_REGION and credentials (IRSA, AWS_ACCESS_KEY_ID...), AWS_ENDPOINT_URL_S3 for S3-compatible stores",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS or use workload identity",
+    "az": "AZURE_STORAGE_ACCOUNT_NAME and a key (AZURE_STORAGE_ACCOUNT_KEY) or workload identity",
+}
 _OBJECT_STORES = {"s3": "s3", "s3a": "s3", "gs": "gs", "gcs": "gs", "az": "az", "abfs": "az", "abfss": "az"}
 # Remote storage calls wait on the network, not the CPU: more threads than asyncio's default
 # (cores + 4) let concurrent answers overlap their round trips. Local folders never use them.
@@ -534,8 +539,15 @@ def _object_store(url: str, root: str) -> tuple[ObjectStore | None, str]:
         raise ConfigError(
             f"HITL_CHATOPS_STORE uses {scheme}:// but obstore is missing: pip install 'hitl-chatops[s3]'"
         ) from None
+    from obstore.exceptions import BaseError
+
     bucket = root.split("/", 1)[0]
-    return from_url(f"{_OBJECT_STORES[scheme]}://{bucket}", client_options=_CLIENT, retry_config=_RETRY), scheme
+    try:
+        return from_url(f"{_OBJECT_STORES[scheme]}://{bucket}", client_options=_CLIENT, retry_config=_RETRY), scheme
+    except BaseError as error:
+        reason = str(error).splitlines()[0]
+        hint = _CREDENTIALS[_OBJECT_STORES[scheme]]
+        raise ConfigError(f"HITL_CHATOPS_STORE={url}: no storage client ({reason}); set {hint}") from None
 
 
 def _version(meta: Any) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hitl_chatops.bot.errors import AlreadyAnswered, EventNotFound, StoreError
+from hitl_chatops.bot.errors import AlreadyAnswered, ConfigError, EventNotFound, StoreError
 from hitl_chatops.bot.protocol import MessageRef, Responder, Response, utcnow
 from hitl_chatops.bot.store import Store, new_request_id
 from tests.helpers import make_request
@@ -236,3 +236,18 @@ async def test_store_down_then_back(own_moto: OwnMoto) -> None:  # noqa: F811 - 
     stored = await store.get_response(request.request_id)
     assert stored is not None and stored.value == 2 and stored.responder_label == "U2"
     assert await store.pending_ids() == []
+
+
+def test_gcs_and_azure_urls_get_their_native_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No emulator here: the clients are built from the standard env, paths keep the URL's scheme."""
+    from obstore.store import AzureStore, GCSStore
+
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
+    request_id = new_request_id()
+    gcs = Store("gs://my-bucket/hitl")
+    assert isinstance(gcs._objects, GCSStore)
+    assert gcs.response_url(request_id) == f"gs://my-bucket/hitl/hitl-requests/{request_id}/response.json"
+    with pytest.raises(ConfigError, match="AZURE_STORAGE_ACCOUNT_NAME"):
+        Store("az://my-container/hitl")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "account")
+    assert isinstance(Store("az://my-container/hitl")._objects, AzureStore)
