@@ -57,6 +57,7 @@ _KNOWN_LIMIT = 4096
 _REQUEST_LIMIT = 20_000
 _LIST_PAGE = 1000  # S3's page size: one request per 1,000 keys
 # A store that does not answer must fail within seconds: a person is waiting (Slack gives us 3 s).
+# allow_http: an http:// endpoint is the operator's choice (AWS_ENDPOINT_URL_S3 of a local MinIO).
 _CLIENT: ClientConfig = {"allow_http": True, "connect_timeout": "2s", "timeout": "10s"}
 _RETRY: RetryConfig = {"max_retries": 2, "retry_timeout": timedelta(seconds=8)}
 _CREDENTIALS = {  # where each store's settings come from (obstore reads them; nothing of ours)
@@ -65,8 +66,8 @@ _CREDENTIALS = {  # where each store's settings come from (obstore reads them; n
     "az": "AZURE_STORAGE_ACCOUNT_NAME and a key (AZURE_STORAGE_ACCOUNT_KEY) or workload identity",
 }
 _OBJECT_STORES = {"s3": "s3", "s3a": "s3", "gs": "gs", "gcs": "gs", "az": "az", "abfs": "az", "abfss": "az"}
-# Remote storage calls wait on the network, not the CPU: more threads than asyncio's default
-# (cores + 4) let concurrent answers overlap their round trips. Local folders never use them.
+# Blocking fsspec calls (remote URLs other than S3/GCS/Azure, and `ping`) wait on the network, not
+# the CPU: more threads than asyncio's default (cores + 4) let them overlap. Local folders never use them.
 _IO_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hitl-store")
 
 
@@ -233,8 +234,8 @@ class Store:
             return [_load(MessageRef, raw, request_id) for raw in found if raw is not None]
 
         def read_all() -> list[bytes]:
-            # One prefix listing on S3 even when there are none; `ls` of an empty prefix lists its
-            # parent again to tell a missing folder from a file. Local `find` ignores the prefix.
+            # One prefix listing even when there are none (`ls` of an empty prefix lists its parent
+            # again to tell a missing folder from a file); local `find` ignores the prefix.
             paths = [str(p) for p in self.fs.find(event, prefix="messages/") if str(p).startswith(folder)]
             return list(self.fs.cat(paths).values()) if paths else []
 
@@ -354,7 +355,7 @@ class Store:
         return {name: version for name, version in found.items() if is_request_id(name)}
 
     async def _index_keys(self, folder: str) -> dict[str, str]:
-        """Names directly under `folder` (ending in "/") -> "last-modified etag"."""
+        """Names in `folder` (a flat one, ending in "/") -> a version that changes when the object is rewritten."""
         if self._objects is None:
             return await self._run(self._ls_versions, folder)
         found: dict[str, str] = {}
@@ -366,19 +367,20 @@ class Store:
         return found
 
     def _ls_versions(self, folder: str) -> dict[str, str]:
+        """fsspec's listing, each name with its modification time (seconds since the epoch) as version."""
         try:
             entries = self.fs.ls(folder.rstrip("/"), detail=True)
         except FileNotFoundError:
             return {}
         return {
-            str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: str(e.get("mtime") or e.get("LastModified") or e.get("ETag"))
+            str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: str(_seconds(e.get("mtime") or e.get("LastModified")))
             for e in entries
             if e.get("type") != "directory"
         }
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        """Storage trouble (OSError, botocore's own errors, ...) becomes `StoreError`; absence and conflicts stay."""
+        """Storage trouble (OSError, obstore's own errors, ...) becomes `StoreError`; absence and conflicts stay."""
         try:
             yield
         except (FileNotFoundError, FileExistsError, HitlError):
@@ -566,9 +568,14 @@ def _file(listing: Listing, tail: list[str], meta: Any) -> None:
         listing.replicas[name] = meta["last_modified"]
 
 
+def _seconds(modified: Any) -> float:
+    """An fsspec listing's modification time (a number, or a datetime on some filesystems), 0 if none."""
+    return modified.timestamp() if isinstance(modified, datetime) else float(modified or 0)
+
+
 def _parse_time(version: str) -> datetime:
-    """A local listing's version is the file's mtime (seconds since the epoch)."""
-    return datetime.fromtimestamp(float(version.split(" ", 1)[0]), tz=utcnow().tzinfo)
+    """An fsspec listing's version is the object's modification time (seconds since the epoch)."""
+    return datetime.fromtimestamp(float(version), tz=utcnow().tzinfo)
 
 
 def _safe_name(name: str) -> str:
