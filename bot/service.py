@@ -115,6 +115,7 @@ class HitlService:
     async def _after_answer(self, request_id: str) -> None:
         """After the person's ack: the pending index forgets the event (markers dropped together go
         out as one bulk delete). If this fails the answer still stands; the reconciler drops it."""
+        self._unposted.discard(request_id)
         with contextlib.suppress(StoreError):
             await self.store.drop_pending(request_id)
 
@@ -210,8 +211,9 @@ class HitlService:
         are read once, `_READ_CONCURRENCY` at a time.
         """
         ids = await self.store.pending_ids()
-        known = [r for r in map(self.store.cached_request, ids) if r is not None]
-        missing = [i for i in ids if self.store.cached_request(i) is None]
+        cached = {request_id: self.store.cached_request(request_id) for request_id in ids}
+        known = [r for r in cached.values() if r is not None]
+        missing = [request_id for request_id, r in cached.items() if r is None]
         gate = asyncio.Semaphore(_READ_CONCURRENCY)
 
         async def load(request_id: str) -> Request | None:
