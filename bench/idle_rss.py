@@ -67,7 +67,7 @@ def http(url: str, data: bytes | None = None, headers: dict[str, str] | None = N
 
 
 def touch_ours(url: str, chat: bool) -> list[int]:
-    """One request per surface, so lazily built parts (bolt's auth.test, botbuilder's adapter) exist."""
+    """One request per surface, so lazily built parts (bolt's auth.test, the Agents SDK's adapter) exist."""
     statuses = [http(f"{url}/api/v1/events", headers={"Authorization": "Bearer wrong"})]
     if chat:
         body = json.dumps({"type": "url_verification", "challenge": "bench", "token": "x"})
@@ -162,7 +162,15 @@ def report(
         "# Idle RSS: `hitl-chatops serve` (Slack + Teams) vs stock flyteplugins-hitl app",
         "",
         *machine_lines(
-            ["aiohttp", "slack-bolt", "botbuilder-core", "fastapi", "uvicorn", "flyte", "flyteplugins-hitl"]
+            [
+                "aiohttp",
+                "slack-bolt",
+                "microsoft-agents-hosting-core",
+                "fastapi",
+                "uvicorn",
+                "flyte",
+                "flyteplugins-hitl",
+            ]
         ),
         f"- command: `python bench/idle_rss.py --idle {args.idle} --repeats {args.repeats}`",
         f"- each server started {args.repeats} times (alternating), measured {args.idle:.0f} s after its health check "
@@ -188,9 +196,10 @@ def report(
         + f". The fake Slack Web API saw {auth_tests} `auth.test` calls.",
         "",
         "Ours: the unauthorized `GET /api/v1/events` (401), a signed Slack `url_verification` (bolt's "
-        "first request), a Teams emulator `conversationUpdate` (CloudAdapter, no auth). Stock: its form "
-        "page for an unknown id. Stock's process imports flyte (its lifespan calls `flyte.init_in_cluster`); "
-        "ours imports slack_bolt, slack_sdk, botbuilder and pydantic, but not flyte.",
+        "first request), a Teams emulator `conversationUpdate` (the Agents SDK's CloudAdapter, no auth). "
+        "Stock: its form page for an unknown id. Stock's process imports flyte (its lifespan calls "
+        "`flyte.init_in_cluster`); ours imports slack_bolt, slack_sdk, the Microsoft 365 Agents SDK and "
+        "pydantic, but not flyte.",
     ]
     return lines
 

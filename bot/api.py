@@ -1,10 +1,10 @@
-"""The JSON API: health, notify, the pending list and programmatic answers."""
+"""The JSON API: health, notify, the pending and recent lists, programmatic answers and cancels."""
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from .appkeys import SERVICE, SETTINGS
 from .errors import (
     AlreadyAnswered,
+    EventCancelled,
     EventExpired,
     EventNotFound,
     HitlError,
@@ -21,7 +22,7 @@ from .errors import (
 )
 from .links import bearer_ok
 from .metrics import CONTENT_TYPE
-from .protocol import Request, Responder
+from .protocol import OutcomeKind, Request, Responder
 from .store import check_request_id
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ routes = web.RouteTableDef()
 _STATUS: dict[type[UserError], int] = {
     EventNotFound: 404,
     AlreadyAnswered: 409,
+    EventCancelled: 409,
     EventExpired: 410,
     InvalidValue: 422,
     NotAllowed: 403,
@@ -37,10 +39,24 @@ _STATUS: dict[type[UserError], int] = {
 
 
 class AnswerBody(BaseModel):
-    """`POST /api/v1/events/<id>/response`: an answer from a script holding the bot's secret."""
+    """`POST /api/v1/events/<id>/response`: an answer from a script holding the bot's secret.
 
-    value: bool | int | float | str
+    `value` is a scalar, or `{field: value}` for a structured event; the core checks it.
+    """
+
+    value: Any
     responder: str = Field("api", max_length=200)
+
+
+class CancelBody(BaseModel):
+    """`POST /api/v1/events/<id>/cancel`: end a pending event; the plugin sends `via: "flyte"`."""
+
+    reason: str = Field("cancelled through the API", min_length=1, max_length=500)
+    responder: str = Field("api", max_length=200)
+    via: Literal["api", "flyte"] = "api"
+
+
+_PAGE_DEFAULT, _PAGE_MAX = 20, 100
 
 
 def problem(status: int, message: str, **extra: Any) -> web.Response:
@@ -71,6 +87,9 @@ def event_summary(request: web.Request, event: Request) -> dict[str, Any]:
         "deadline": event.deadline.isoformat(),
         "run": event.run.model_dump(exclude_none=True),
         "form_url": service.form_url(event.request_id),
+        "title": event.title,
+        "answer_schema": event.answer_schema,
+        "context": event.context,
     }
 
 
@@ -85,6 +104,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    """On the public port (Slack and browsers reach it) only with the token; see `open_metrics`."""
+    _authorized(request)
+    return await open_metrics(request)
+
+
+async def open_metrics(request: web.Request) -> web.Response:
+    """Prometheus text, to anyone: served alone on `HITL_CHATOPS_METRICS_PORT`, a port kept inside the cluster."""
     body = request.app[SERVICE].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
@@ -103,12 +129,25 @@ async def notify(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/events")
 async def list_events(request: web.Request) -> web.Response:
+    """`?status=pending` (default): every open event. `completed|cancelled|expired`: the recent
+    ones with who/when/via, newest first, `limit` (default 20, at most 100) per page; pass the
+    reply's `next` as `cursor` for the following page."""
     _authorized(request)
     status = request.query.get("status", "pending")
-    if status != "pending":
-        return problem(400, "Only status=pending can be listed.")
-    events = await request.app[SERVICE].pending()
-    return web.json_response({"events": [event_summary(request, e) for e in events]})
+    if status == "pending":
+        events = await request.app[SERVICE].pending()
+        return web.json_response({"events": [event_summary(request, e) for e in events]})
+    if status not in get_args(OutcomeKind):
+        return problem(400, "status must be pending, completed, cancelled or expired.")
+    limit = request.query.get("limit", str(_PAGE_DEFAULT))
+    if not limit.isdigit() or not 1 <= int(limit) <= _PAGE_MAX:
+        return problem(400, f"limit must be a whole number from 1 to {_PAGE_MAX}.")
+    try:
+        outcome, after = cast(OutcomeKind, status), request.query.get("cursor")
+        records, cursor = await request.app[SERVICE].recent(outcome, limit=int(limit), after=after)
+    except ValueError:
+        return problem(400, "cursor must be the `next` value of a previous page.")
+    return web.json_response({"events": [r.model_dump(mode="json") for r in records], "next": cursor})
 
 
 @routes.post("/api/v1/events/{request_id}/response")
@@ -124,6 +163,31 @@ async def answer(request: web.Request) -> web.Response:
             request.match_info["request_id"], body.value, responder, "api", trusted=True
         )
     except UserError as error:
-        extra = {"response": error.response.model_dump(mode="json")} if isinstance(error, AlreadyAnswered) else {}
-        return problem(_STATUS.get(type(error), 503), str(error), **extra)
+        return _refused(error)
     return web.json_response(response.model_dump(mode="json"), status=201)
+
+
+@routes.post("/api/v1/events/{request_id}/cancel")
+async def cancel(request: web.Request) -> web.Response:
+    _authorized(request)
+    try:
+        body = CancelBody.model_validate_json(await request.read() or b"{}")
+    except ValidationError:
+        return problem(400, 'Send JSON like {"reason": "superseded by build 1235", "responder": "ci-bot"}.')
+    responder = Responder(platform=body.via, user_id=body.responder, user_name=body.responder)
+    try:
+        request_id = check_request_id(request.match_info["request_id"])
+        response = await request.app[SERVICE].cancel(request_id, body.reason, responder, body.via)
+    except UserError as error:
+        return _refused(error)
+    return web.json_response(response.model_dump(mode="json"))
+
+
+def _refused(error: UserError) -> web.Response:
+    """A refusal as JSON: per-field `errors` for invalid values, the existing outcome when there is one."""
+    extra: dict[str, Any] = {}
+    if isinstance(error, AlreadyAnswered):
+        extra["response"] = error.response.model_dump(mode="json")
+    if isinstance(error, InvalidValue):
+        extra["errors"] = error.errors
+    return problem(_STATUS.get(type(error), 503), str(error), **extra)

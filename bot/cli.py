@@ -17,6 +17,7 @@ from .config import load_settings
 from .errors import ConfigError
 from .logs import setup_logging
 from .protocol import format_time
+from .text import clip
 
 DEMO_WORKFLOW = Path("examples") / "add_with_human.py"
 
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the bot (HTTP server, Slack, Teams)")
     serve.add_argument("--host", help="address to bind (HITL_CHATOPS_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (HITL_CHATOPS_PORT, default 8080)")
+    serve.add_argument(
+        "--metrics-port", type=int, help="also serve /metrics without a token on this port (HITL_CHATOPS_METRICS_PORT)"
+    )
     serve.add_argument("--teams", action="store_true", help="enable Teams without credentials (local emulator)")
     serve.set_defaults(run=_serve)
 
@@ -67,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = load_settings(host=args.host, port=args.port, teams_emulator=args.teams or None)
+    settings = load_settings(
+        host=args.host, port=args.port, metrics_port=args.metrics_port, teams_emulator=args.teams or None
+    )
     settings.secret_value()  # fail now, with the variable's name, not on the first request
     setup_logging(settings.log_format)
     from .server import serve
@@ -85,7 +91,10 @@ def _pending(_: argparse.Namespace) -> int:
         print("No pending events.")  # noqa: T201 - this command's output is the table
         return 0
     rows = [("REQUEST ID", "EVENT", "TYPE", "DEADLINE", "PROMPT")]
-    rows += [(e.request_id, e.event_name, e.data_type, format_time(e.deadline), _clip(e.prompt)) for e in events]
+    rows += [
+        (e.request_id, e.event_name, e.data_type, format_time(e.deadline), clip(" ".join(e.prompt.split()), 60))
+        for e in events
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())  # noqa: T201
@@ -139,11 +148,6 @@ def _outputs(run: Any) -> Any:
 
 def _say(text: str) -> None:
     print(f"hitl-chatops: {text}", flush=True)  # noqa: T201 - the demo talks to a person
-
-
-def _clip(text: str, width: int = 60) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 
+_AGENTS = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"  # the Agents SDK's prefix for the bot's connection
+
 
 def default_store_url() -> str:
     return (Path(platformdirs.user_data_dir("hitl-chatops")) / "store").as_uri()
@@ -31,6 +33,7 @@ class Settings(BaseSettings):
     bot_url: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_URL"))
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("HITL_CHATOPS_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=AliasChoices("HITL_CHATOPS_PORT"))
+    metrics_port: int | None = Field(None, ge=0, le=65535, validation_alias=AliasChoices("HITL_CHATOPS_METRICS_PORT"))
     reconcile_seconds: float = Field(15, ge=0, validation_alias=AliasChoices("HITL_CHATOPS_RECONCILE_SECONDS"))
     log_format: Literal["json", "text"] = Field("json", validation_alias=AliasChoices("HITL_CHATOPS_LOG_FORMAT"))
 
@@ -41,13 +44,29 @@ class Settings(BaseSettings):
     slack_channel: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_SLACK_CHANNEL"))
     slack_command: str = Field("/hitl", validation_alias=AliasChoices("HITL_CHATOPS_SLACK_COMMAND"))
 
-    teams_app_id: str | None = Field(None, validation_alias=AliasChoices("MicrosoftAppId"))
-    teams_app_password: SecretStr | None = Field(None, validation_alias=AliasChoices("MicrosoftAppPassword"))
+    # Bot Framework names first; the Microsoft 365 Agents SDK's own names are read too.
+    teams_app_id: str | None = Field(None, validation_alias=AliasChoices("MicrosoftAppId", f"{_AGENTS}CLIENTID"))
+    teams_app_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MicrosoftAppPassword", f"{_AGENTS}CLIENTSECRET")
+    )
     teams_app_type: str = Field("MultiTenant", validation_alias=AliasChoices("MicrosoftAppType"))
-    teams_tenant_id: str | None = Field(None, validation_alias=AliasChoices("MicrosoftAppTenantId"))
+    teams_tenant_id: str | None = Field(
+        None, validation_alias=AliasChoices("MicrosoftAppTenantId", f"{_AGENTS}TENANTID")
+    )
+    teams_authority: str | None = Field(None, validation_alias=AliasChoices(f"{_AGENTS}AUTHORITY"))
+    teams_openid_url: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_TEAMS_OPENID_URL"))
+    teams_graph_url: str = Field(
+        "https://graph.microsoft.com/v1.0", validation_alias=AliasChoices("HITL_CHATOPS_GRAPH_URL")
+    )
     teams_emulator: bool = Field(False, validation_alias=AliasChoices("HITL_CHATOPS_TEAMS_EMULATOR"))
 
-    @field_validator("public_url", "bot_url", "slack_api_url")
+    # Native Flyte conditions (bot/conditions.py): where and how the bot signals them.
+    flyte_endpoint: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_ENDPOINT"))
+    flyte_insecure: bool = Field(False, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_INSECURE"))
+    flyte_config: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_CONFIG"))
+    flyte_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("FLYTE_API_KEY"))
+
+    @field_validator("public_url", "bot_url", "slack_api_url", "teams_authority", "teams_openid_url", "teams_graph_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -57,6 +76,10 @@ class Settings(BaseSettings):
     @property
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None
+
+    @property
+    def flyte_enabled(self) -> bool:
+        return bool(self.flyte_endpoint or self.flyte_config or self.flyte_api_key)
 
     @property
     def teams_enabled(self) -> bool:

@@ -24,6 +24,11 @@ class StoreError(HitlError):
     """Object storage could not be read or written; safe to retry."""
 
 
+class PlatformError(HitlError):
+    """A chat platform failed or refused a call (post, card update, lookup); logged, and retried
+    by the outbox or the reconciler."""
+
+
 class UserError(HitlError):
     """An outcome a person must see; `str(error)` is safe to show."""
 
@@ -35,7 +40,14 @@ class EventNotFound(UserError):
 
 
 class InvalidValue(UserError):
-    """The typed value does not fit the event; the message says what would."""
+    """The typed value does not fit the event; the message says what would.
+
+    `errors` maps each refused field to its message (a scalar event's only field is `value`).
+    """
+
+    def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or {"value": message}
 
 
 class NotAllowed(UserError):
@@ -56,11 +68,34 @@ class EventExpired(UserError):
 
 
 class AlreadyAnswered(UserError):
-    """A response exists; carries it so callers can say who answered and when."""
+    """The event has its outcome; carries it so callers can say who answered (or cancelled) and when.
+
+    Build it with `AlreadyAnswered.of(response)`, which picks `EventCancelled` for a cancellation.
+    """
+
+    def __init__(self, response: Response, message: str | None = None) -> None:
+        if message is None:
+            if response.defaulted:
+                message = f"This event expired at {response.responded_text} and its default answer was applied."
+            else:
+                message = f"Already answered by {response.responder_label} at {response.responded_text}."
+        super().__init__(message)
+        self.response = response
+
+    @staticmethod
+    def of(response: Response) -> AlreadyAnswered:
+        return EventCancelled(response) if response.cancelled else AlreadyAnswered(response)
+
+
+class EventCancelled(AlreadyAnswered):
+    """The event was cancelled: answers are refused and `wait()` raises this, with the reason."""
 
     def __init__(self, response: Response) -> None:
-        super().__init__(f"Already answered by {response.responder_label} at {response.responded_text}.")
-        self.response = response
+        reason = f": {response.reason}" if response.reason else ""
+        super().__init__(
+            response, f"This event was cancelled by {response.responder_label} at {response.responded_text}{reason}."
+        )
+        self.reason = response.reason
 
 
 class StoreUnavailable(UserError):

@@ -6,24 +6,57 @@ Every answer goes through `HitlService.respond`, like Slack's and Teams'.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .answers import (
+    AnswerField,
+    answer_text,
+    context_rows,
+    field_text,
+    input_text,
+    number_hint,
+    prefill,
+    schema_of,
+)
 from .appkeys import SERVICE, SETTINGS
 from .errors import AlreadyAnswered, EventExpired, EventNotFound, InvalidValue, StoreError, StoreUnavailable, UserError
 from .links import form_signature_ok
 from .protocol import Request, Responder, Response, format_time
 from .store import check_request_id
-from .templates import render
-from .values import MAX_TEXT_LENGTH, display, format_number, number_hint
+from .templates import page_style_hash, render
+from .text import format_number
 
 routes = web.RouteTableDef()
 
 
+@cache
+def _page_headers() -> dict[str, str]:
+    """The signed URL is the credential: never passed on as a Referer, kept in a cache, or framed.
+
+    The strict CSP lets the page load nothing but its own inline stylesheet (by hash) and post
+    only back to itself.
+    """
+    policy = (
+        f"default-src 'none'; style-src {page_style_hash()}; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
 def _page(template: str, status: int = 200, **context: Any) -> web.Response:
-    return web.Response(text=render(template, **context), status=status, content_type="text/html")
+    html = render(template, **context)
+    return web.Response(text=html, status=status, content_type="text/html", headers=_page_headers())
 
 
 def _outcome(kind: str, status: int, title: str, message: str, event: Request | None = None) -> web.Response:
@@ -31,36 +64,55 @@ def _outcome(kind: str, status: int, title: str, message: str, event: Request | 
 
 
 def _answered_page(event: Request, response: Response, *, fresh: bool) -> web.Response:
+    answer = answer_text(event, response.value)
     if fresh:
-        return _outcome("success", 200, "Thanks, your answer is in", f"You answered {display(response.value)}.", event)
+        return _outcome("success", 200, "Thanks, your answer is in", f"You answered {answer}.", event)
+    if response.cancelled:
+        return _outcome("cancelled", 200, "This event was cancelled", str(AlreadyAnswered.of(response)), event)
+    if response.defaulted:
+        message = f"The deadline was {format_time(event.deadline)}; the default answer {answer} was applied."
+        return _outcome("expired", 200, "This event has expired", message, event)
     return _outcome(
         "answered",
         200,
         "Already answered",
-        f"{response.responder_label} answered {display(response.value)} at {response.responded_text}.",
+        f"{response.responder_label} answered {answer} at {response.responded_text}.",
         event,
     )
 
 
-def control(event: Request) -> dict[str, Any]:
-    """What the template needs to draw the one input named `value`."""
-    if event.data_type == "bool":
-        return {"kind": "select", "options": [("true", "Approve"), ("false", "Reject")]}
-    if event.choices:
-        return {"kind": "select", "options": [(str(c), str(c)) for c in event.choices]}
-    if event.data_type in ("int", "float"):
-        bounds = {
-            "min": None if event.min_value is None else format_number(event.min_value),
-            "max": None if event.max_value is None else format_number(event.max_value),
-        }
+def control(field: AnswerField, scalar: bool) -> dict[str, Any]:
+    """How the template draws one field: the one place the form maps a field kind to a widget."""
+    if field.kind == "bool":
+        labels = ("Approve", "Reject") if scalar else ("Yes", "No")
+        return {"kind": "select", "options": [("true", labels[0]), ("false", labels[1])]}
+    if field.kind == "choice":
+        return {"kind": "select", "options": [(input_text(c), field_text(c)) for c in field.choices or []]}
+    if field.kind in ("int", "float"):
+        low, high = field.min_value, field.max_value
         return {
             "kind": "number",
-            "step": "1" if event.data_type == "int" else "any",
-            "inputmode": "numeric" if event.data_type == "int" and (event.min_value or -1) >= 0 else "decimal",
-            "hint": number_hint(event.data_type, event.min_value, event.max_value),
-            **bounds,
+            "step": "1" if field.kind == "int" else "any",
+            "inputmode": "numeric" if field.kind == "int" and (low or -1) >= 0 else "decimal",
+            "hint": number_hint(field.kind, low, high),
+            "min": None if low is None else format_number(low),
+            "max": None if high is None else format_number(high),
         }
-    return {"kind": "text", "maxlength": MAX_TEXT_LENGTH}
+    return {"kind": "textarea" if field.multiline else "text", "maxlength": field.max_length}
+
+
+def _controls(event: Request, typed: Mapping[str, str], errors: Mapping[str, str]) -> list[dict[str, Any]]:
+    schema = schema_of(event)
+    return [
+        {
+            "field": f,
+            "id": f.name,
+            "value": typed.get(f.name, ""),
+            "error": errors.get(f.name),
+            **control(f, schema.scalar),
+        }
+        for f in schema.fields
+    ]
 
 
 async def _load(request: web.Request) -> Request | web.Response:
@@ -70,7 +122,9 @@ async def _load(request: web.Request) -> Request | web.Response:
     if not form_signature_ok(secret, request_id, request.query.get("sig")):
         return _outcome("error", 403, "This link is not valid", "Open the link exactly as it was posted in chat.")
     try:
-        return await request.app[SERVICE].store.get_request(check_request_id(request_id))
+        event = await request.app[SERVICE].store.get_request(check_request_id(request_id))
+        schema_of(event)  # an event whose answer cannot be asked for is as unreadable as a broken object
+        return event
     except EventNotFound as error:
         return _outcome("error", 404, "Event not found", str(error))
     except StoreError:
@@ -78,14 +132,24 @@ async def _load(request: web.Request) -> Request | web.Response:
         return _outcome("error", 503, "Please try again in a moment", unsaved)
 
 
-def _form(event: Request, *, value: str = "", error: str | None = None, status: int = 200) -> web.Response:
+def _form(
+    event: Request,
+    *,
+    typed: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+    notice: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    """The form; `typed` keeps what the person entered, else the proposal (`initial`) or defaults."""
+    if typed is None:
+        typed = {name: input_text(value) for name, value in prefill(event).items()}
     return _page(
         "form.html",
         status,
         event=event,
-        control=control(event),
-        value=value,
-        error=error,
+        controls=_controls(event, typed, errors or {}),
+        context_rows=context_rows(event),  # the form shows everything, unclipped
+        notice=notice,
         deadline=format_time(event.deadline),
     )
 
@@ -98,7 +162,7 @@ async def show_form(request: web.Request) -> web.Response:
     try:
         response = await request.app[SERVICE].store.get_response(event.request_id)
     except StoreError:
-        return _form(event, error="Storage is unreachable right now; reload in a moment.", status=503)
+        return _form(event, notice="Storage is unreachable right now; reload in a moment.", status=503)
     if response:
         return _answered_page(event, response, fresh=False)
     if event.expired():
@@ -112,23 +176,29 @@ async def submit_form(request: web.Request) -> web.Response:
     if isinstance(event, web.Response):
         return event
     try:
-        raw = (await request.post()).get("value", "")
+        posted = await request.post()
     except web.HTTPException:
         raise  # e.g. 413 for a body over the limit
     except (ValueError, LookupError, HttpProcessingError):  # bad charset, encoding or multipart
-        return _form(event, error="The form could not be read; reload the page and try again.", status=400)
-    typed = raw if isinstance(raw, str) else ""
+        return _form(event, notice="The form could not be read; reload the page and try again.", status=400)
+    schema = schema_of(event)
+    # One control per field, named after it; a file where text belongs counts as nothing typed.
+    typed = {f.name: text if isinstance(text := posted.get(f.name, ""), str) else "" for f in schema.fields}
     responder = Responder(platform="web", user_name="web form")
     try:
-        response = await request.app[SERVICE].respond(event.request_id, typed, responder, "web")
+        raw: object = typed["value"] if schema.scalar else typed
+        response = await request.app[SERVICE].respond(event.request_id, raw, responder, "web")
     except AlreadyAnswered as answered:
         return _answered_page(event, answered.response, fresh=False)
     except EventExpired:
         return _expired(event)
     except InvalidValue as invalid:
-        return _form(event, value=typed, error=str(invalid), status=422)
+        return _form(event, typed=typed, errors=invalid.errors, status=422)
     except UserError as error:
-        return _form(event, value=typed, error=str(error), status=503 if isinstance(error, StoreUnavailable) else 403)
+        status = 503 if isinstance(error, StoreUnavailable) else 403
+        if schema.scalar:  # the one field's error slot, as before
+            return _form(event, typed=typed, errors={"value": str(error)}, status=status)
+        return _form(event, typed=typed, notice=str(error), status=status)
     return _answered_page(event, response, fresh=True)
 
 

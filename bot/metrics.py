@@ -19,6 +19,7 @@ class Metrics:
         self.expired = Counter(
             "hitl_events_expired", "Events closed unanswered at their deadline", registry=self.registry
         )
+        self.cancelled = Counter("hitl_events_cancelled", "Events cancelled before an answer", registry=self.registry)
         self.refused = Counter("hitl_answers_refused", "Answers refused, by reason", ["reason"], registry=self.registry)
         self.answer_latency = Histogram(
             "hitl_answer_latency_seconds",

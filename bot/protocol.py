@@ -1,7 +1,9 @@
 """The storage protocol: request, response, message and claim objects (DESIGN.md, contract).
 
 Both objects are supersets of flyteplugins-hitl's, so stock code reads ours and stock
-answers satisfy our wait loop. Unknown keys are kept, never rejected.
+answers satisfy our wait loop. Unknown keys are kept, never rejected. Version 2 adds structured
+answers (`data_type: "object"` + `answer_schema`), `context`, `initial`, `on_timeout`, and
+cancelled / defaulted outcomes; version-1 objects read as before (every new field is optional).
 """
 
 from __future__ import annotations
@@ -9,16 +11,33 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REQUEST_ID_PATTERN = re.compile(r"^[0-9a-f-]{36}$")
 
-DataType = Literal["int", "float", "str", "bool"]
-Via = Literal["slack", "teams", "web", "api"]
+ScalarType = Literal["int", "float", "str", "bool"]
+DataType = Literal["int", "float", "str", "bool", "object"]
+# Where an outcome came from: a surface (slack, teams, web, api), flyte, or timeout (the default
+# applied at the deadline). A plain name, so platforms added later need no change here.
+Via = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 Value = bool | int | float | str
-Scalar = Annotated[Value, Field(union_mode="left_to_right")]
+# Strict members: a choice keeps the exact type it was given ("yes" stays a str, 1 an int),
+# where a lax left-to-right union would turn "yes", "on", "1" and 0/1 into bools.
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 
 
 def utcnow() -> datetime:
@@ -38,6 +57,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
+_URL_KEEP = "%:/?#[]@!$&'*+,;=~"  # RFC 3986's reserved characters but ( and ), and existing escapes
+
+
 class RunInfo(_Model):
     """Where the event came from, when the plugin knows it."""
 
@@ -46,6 +68,39 @@ class RunInfo(_Model):
     run_name: str | None = None
     action: str | None = None
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _web_link_only(cls, url: str | None) -> str | None:
+        """Only an http(s) URL with a host is kept, since every surface shows `url` as a link.
+
+        Any other (`javascript:`, `data:`, unparseable) is dropped, never refused: a request.json
+        from another writer stays readable. Characters that could end a link in HTML, Slack's
+        `<url|text>` or Markdown's `[text](url)` are percent-encoded.
+        """
+        try:
+            parts = urlsplit((url or "").strip())
+        except ValueError:
+            return None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        return quote(urlunsplit(parts), safe=_URL_KEEP)
+
+
+class Default(_Model):
+    """`on_timeout` as stored: a wrapper, so a default of `null` differs from no default at all."""
+
+    value: Any
+
+
+class ConditionRef(_Model):
+    """Where the native Flyte condition an event mirrors lives (`action_name`: the task's action, its parent)."""
+
+    project: str
+    domain: str
+    run_name: str
+    action_name: str
+    name: str
 
 
 class Request(_Model):
@@ -70,6 +125,13 @@ class Request(_Model):
     channels: list[str] = Field(default_factory=list)
     details: str | None = None
     run: RunInfo = Field(default_factory=RunInfo)
+    # version 2
+    title: str | None = None
+    answer_schema: dict[str, Any] | None = None  # the answer model's JSON Schema, for data_type "object"
+    context: dict[str, Any] | None = None  # shown to the person as labelled fields
+    initial: Any = None  # a proposed answer, pre-filled (None: nothing proposed)
+    on_timeout: Default | None = None  # the answer applied at the deadline (None: the wait raises)
+    condition: ConditionRef | None = None  # a native Flyte condition mirrors the event (bot/conditions.py)
 
     @field_validator("request_id")
     @classmethod
@@ -77,6 +139,17 @@ class Request(_Model):
         if not is_request_id(value):
             raise ValueError("request_id must be a lowercase UUID")
         return value
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> Request:
+        if self.data_type == "object" and not self.answer_schema:
+            raise ValueError('data_type "object" needs an answer_schema')
+        return self
+
+    @property
+    def heading(self) -> str:
+        """What surfaces show as the event's title."""
+        return self.title or self.event_name
 
     def expired(self, now: datetime | None = None) -> bool:
         return (now or utcnow()) >= self.deadline
@@ -95,23 +168,89 @@ class Responder(_Model):
 
 
 class Response(_Model):
-    """`hitl-requests/<id>/response.json`: written once, first writer wins."""
+    """`hitl-requests/<id>/response.json`: the event's one outcome, written once, first writer wins.
 
-    value: Any
-    status: Literal["completed"] = "completed"
+    An answer (`completed`), the `on_timeout` default applied at the deadline (`completed`, via
+    `timeout`), or a cancellation (`cancelled`, with `reason`; `responder` is who cancelled).
+    """
+
+    value: Any = None
+    status: Literal["completed", "cancelled"] = "completed"
     request_id: str
     data_type: str = "str"
     responder: Responder | None = None
     responded_at: AwareDatetime | None = None
     via: Via | None = None
+    reason: str | None = None
+
+    @classmethod
+    def cancellation(cls, request: Request, reason: str, responder: Responder, via: str) -> Response:
+        return cls(
+            status="cancelled",
+            reason=reason,
+            request_id=request.request_id,
+            data_type=request.data_type,
+            responder=responder,
+            responded_at=utcnow(),
+            via=via,
+        )
+
+    @classmethod
+    def timeout_default(cls, request: Request) -> Response:
+        """The `on_timeout` outcome; the same object whoever writes it (the plugin or any replica)."""
+        assert request.on_timeout is not None
+        return cls(
+            value=request.on_timeout.value,
+            request_id=request.request_id,
+            data_type=request.data_type,
+            responded_at=request.deadline,
+            via="timeout",
+        )
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == "cancelled"
+
+    @property
+    def outcome(self) -> OutcomeKind:
+        """Where the event is listed: `completed`, `cancelled`, or `expired` (a default applied)."""
+        if self.cancelled:
+            return "cancelled"
+        return "expired" if self.defaulted else "completed"
+
+    @property
+    def defaulted(self) -> bool:
+        """The deadline passed and the event's `on_timeout` value was applied."""
+        return self.via == "timeout"
 
     @property
     def responder_label(self) -> str:
-        return self.responder.label if self.responder else "someone outside hitl-chatops"
+        if self.responder:
+            return self.responder.label
+        return "the deadline default" if self.defaulted else "someone outside hitl-chatops"
 
     @property
     def responded_text(self) -> str:
         return format_time(self.responded_at) if self.responded_at else "an unknown time"
+
+
+OutcomeKind = Literal["completed", "cancelled", "expired"]
+
+
+class OutcomeRecord(_Model):
+    """`hitl-outcomes/<outcome>/<day>/<newest-first key>`: one line of the recent-outcomes index.
+
+    Written when the outcome is, so listing recent events reads a page of these, not every event.
+    """
+
+    request_id: str
+    event_name: str = ""
+    outcome: OutcomeKind
+    at: AwareDatetime
+    via: Via | None = None
+    responder: Responder | None = None
+    value: Any = None
+    reason: str | None = None
 
 
 class MessageRef(_Model):

@@ -1,14 +1,16 @@
 """The reconciler: one loop per replica that repairs whatever a lost call or a crash left behind.
 
-Each pass posts pending events whose notify was lost, expires events past their deadline,
-retries message updates that failed (the outbox) and drops pending markers of answered events.
-Every action is idempotent or guarded by a claim object, so N replicas can run it at once.
+Each pass posts pending events whose notify was lost, expires events past their deadline (or
+applies their `on_timeout` default), retries message updates that failed (the outbox) and Flyte
+condition signals still owed, and settles answered events whose marker outlived them (indexes the
+outcome, drops the marker). Every action is idempotent or guarded by a claim object, so N replicas
+can run it at once.
 
-Its cost follows changes, not the number of open events. A pass is one listing (outbox, pending
-markers and replica heartbeats: one request per 1,000 keys on S3); an event is read only when it
-is new to this replica, its marker was rewritten, its deadline passed, its posting is unfinished,
-or it is in the outbox. An answered event's marker is dropped by whoever answered, so it simply
-leaves the listing.
+Its cost follows changes, not the number of open events. A pass is one listing of pending markers
+and replica heartbeats (one request per 1,000 keys on S3) plus one of the outbox and one of owed
+signals; an event is read only when it is new to this replica, its marker was rewritten, its
+deadline passed, this replica owes it something (a post, a settle that failed), or it is in the
+outbox. An answered event's marker is dropped by whoever answered, so it simply leaves the listing.
 
 Replicas take turns instead of each making every pass: every replica writes a heartbeat object
 now and then (`hitl-replicas/<id>`), the listing returns them all, and the live replicas, sorted
@@ -26,7 +28,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .errors import HitlError
+from .errors import HitlError, StoreError
 from .protocol import utcnow
 from .service import HitlService
 from .store import Listing, new_request_id
@@ -42,6 +44,7 @@ class StepReport:
     expired: int = 0
     repaired: int = 0
     updated: int = 0
+    signalled: int = 0
     failed: int = 0
 
 
@@ -72,8 +75,10 @@ class Reconciler:
         for request_id in [r for r in self._settled if r not in listing.pending]:
             del self._settled[request_id]  # answered or expired: its marker is gone
         for request_id, version in listing.pending.items():
+            if self.service.settling(request_id):
+                continue  # answered here a moment ago: its marker is on its way out
             known = self._settled.get(request_id)
-            if known and known.version == version and known.deadline > now:
+            if known and known.version == version and known.deadline > now and not self.service.owes(request_id):
                 continue
             self._settled.pop(request_id, None)
             try:
@@ -83,22 +88,26 @@ class Reconciler:
                 log.warning("reconcile failed", extra={"request_id": request_id, "error": type(error).__name__})
         for request_id in listing.outbox:
             await self._outbox(request_id, report)
+        for repair in self.service.repairs:  # owed work of optional parts (Flyte condition signals)
+            report.signalled += await repair(listing)
         return report
 
     async def _pending(self, request_id: str, version: str, report: StepReport) -> None:
         store = self.service.store
         request = await store.get_request(request_id)
         if response := await store.get_response(request_id):
-            # Answered, but the marker outlived it (crash, or an answer written by stock code).
+            # Answered, but the marker outlived it (crash, a failed settle, or an answer written by stock
+            # code): update the copies, index the outcome and drop the marker.
             await self.service.update_messages(request, response)
-            await store.drop_pending(request_id)
+            if not await store.settle(response, request.event_name):
+                raise StoreError("outcome not settled")
             report.repaired += 1
         elif request.expired():
             report.expired += await self.service.expire(request_id)
         else:
-            await self.service.announce(request_id)  # posts only where nobody has (claims)
+            await self.service.post(request)  # posts only where nobody has (claims)
             report.announced += 1
-            if self.service.posted(request_id):
+            if not self.service.owes(request_id):
                 self._settled[request_id] = _Settled(version, request.deadline)
 
     async def _outbox(self, request_id: str, report: StepReport) -> None:
@@ -153,7 +162,7 @@ class Reconciler:
         except HitlError as error:  # store down: try again next turn
             log.warning("reconcile step failed", extra={"error": type(error).__name__})
             return None
-        if report.expired or report.repaired or report.updated or report.failed:
+        if report.expired or report.repaired or report.updated or report.signalled or report.failed:
             log.info("reconciled", extra=vars(report))
         return report
 

@@ -50,9 +50,15 @@ def build_app(settings: Settings) -> web.Application:
         from ..adapters.teams import attach as attach_teams
 
         attach_teams(app, service, settings)
+    if settings.flyte_enabled:
+        from .conditions import attach as attach_flyte
+
+        attach_flyte(app, service, settings)
 
     if settings.reconcile_seconds > 0:
         app.cleanup_ctx.append(_reconciling(Reconciler(service, settings.reconcile_seconds)))
+    if settings.metrics_port is not None:
+        app.cleanup_ctx.append(_metrics_listener(settings.host, settings.metrics_port))
 
     async def drain(app: web.Application) -> None:
         await app[SERVICE].drain()
@@ -67,6 +73,23 @@ def _reconciling(reconciler: Reconciler) -> Callable[[web.Application], AsyncIte
         yield
         reconciler.stop()
         await task  # finishes the step in progress
+
+    return lifespan
+
+
+def _metrics_listener(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    """`/metrics` alone, without a token, on its own port: for Prometheus, never exposed publicly."""
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        internal = web.Application()
+        internal[SERVICE] = app[SERVICE]
+        internal.router.add_get("/metrics", api.open_metrics)
+        runner = web.AppRunner(internal, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        log.info("metrics listening", extra={"url": f"http://{host}:{port}/metrics"})
+        yield
+        await runner.cleanup()
 
     return lifespan
 
@@ -92,10 +115,12 @@ def free_port(host: str) -> int:
 async def start(settings: Settings) -> tuple[web.AppRunner, Settings]:
     """Start listening; returns the runner and the settings it runs with.
 
-    Port 0 is resolved to a free port first, so form links built from the settings are right.
+    A port of 0 (main or metrics) becomes a free port first, so the settings name the real ports
+    and form links built from them are right.
     """
-    if settings.port == 0:
-        settings = settings.model_copy(update={"port": free_port(settings.host)})
+    for name in ("port", "metrics_port"):
+        if getattr(settings, name) == 0:
+            settings = settings.model_copy(update={name: free_port(settings.host)})
     runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
     # A burst of clicks opens many connections at once; aiohttp's default backlog (128) would drop

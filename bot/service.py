@@ -1,4 +1,4 @@
-"""The chat-agnostic core: answer, list and expire events.
+"""The chat-agnostic core: answer, cancel, list and expire events.
 
 Every decision lives here (expiry, authorization, validation, first answer wins); adapters
 implement `Surface` to post and re-render messages and never decide anything themselves.
@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Protocol
 
+from .answers import Rejected, parse_answer
 from .errors import (
     AlreadyAnswered,
     EventExpired,
@@ -26,9 +27,8 @@ from .errors import (
 )
 from .links import form_url
 from .metrics import Metrics
-from .protocol import MessageRef, Request, Responder, Response, Via, format_time, utcnow
-from .store import Store
-from .values import Rejected, parse_answer
+from .protocol import MessageRef, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
+from .store import Listing, Page, Store
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
@@ -68,12 +68,17 @@ class HitlService:
         self._form_base_url = form_base_url
         self._surfaces: list[Surface] = []
         self._background: set[asyncio.Task[object]] = set()
-        self._unposted: set[str] = set()  # events whose last `announce` left a target to try again
+        # Events this replica left work for the reconciler on: a target to post again, an outcome to settle.
+        self._owed: set[str] = set()
+        self._settling: set[str] = set()  # outcomes written here whose settle has not finished yet
         self.metrics = Metrics()
         # Slack's client alone may retry for longer (30 s timeouts, Retry-After waits); cut off
         # well before anyone may take the claim over, so nobody posts again while it still runs.
         self.post_send_seconds = STALE_POST_SECONDS / 2
         self.record_retry_seconds = 1.0
+        # Extra work after an answer the bot wrote, and owed work the reconciler retries (Flyte signals).
+        self.answered_hooks: list[Callable[[Request, Response], Coroutine[Any, Any, None]]] = []
+        self.repairs: list[Callable[[Listing], Awaitable[int]]] = []
 
     def add_surface(self, surface: Surface) -> None:
         self._surfaces.append(surface)
@@ -108,16 +113,25 @@ class HitlService:
         self.metrics.answer_latency.observe(
             (response.responded_at or utcnow()).timestamp() - request.created_at.timestamp()
         )
-        self.spawn(self._after_answer(request_id))
-        self._fan_out("answered", request, response)
+        self._ended(request, response)
+        for hook in self.answered_hooks:
+            self.spawn(hook(request, response))
         return response
 
-    async def _after_answer(self, request_id: str) -> None:
-        """After the person's ack: the pending index forgets the event (markers dropped together go
-        out as one bulk delete). If this fails the answer still stands; the reconciler drops it."""
-        self._unposted.discard(request_id)
-        with contextlib.suppress(StoreError):
-            await self.store.drop_pending(request_id)
+    def _ended(self, request: Request, response: Response) -> None:
+        """After the person's ack: settle the outcome (indexed, marker dropped) and update the copies."""
+        self._settling.add(request.request_id)
+        self.spawn(self._settle(request, response))
+        self._fan_out("answered", request, response)
+
+    async def _settle(self, request: Request, response: Response) -> None:
+        """`Store.settle`; what fails stays owed, so this replica's reconciler reads the event again."""
+        self._owed.discard(request.request_id)
+        try:
+            if not await self.store.settle(response, request.event_name):
+                self._owed.add(request.request_id)
+        finally:
+            self._settling.discard(request.request_id)
 
     async def _answer(
         self, request_id: str, raw_value: object, responder: Responder, via: Via, trusted: bool
@@ -127,11 +141,11 @@ class HitlService:
             await self._admit(request, responder, trusted)
             outcome = parse_answer(request, raw_value)
             if isinstance(outcome, Rejected):
-                raise InvalidValue(outcome.message)
+                raise InvalidValue(outcome.message, outcome.errors)
         except UserError:
             # Who answered matters more than why this answer would be refused: tell that first.
             if existing := await self.store.get_response(request_id):
-                raise AlreadyAnswered(existing) from None
+                raise AlreadyAnswered.of(existing) from None
             raise
         response = Response(
             value=outcome.value,
@@ -146,6 +160,22 @@ class HitlService:
         await self.store.create_response(response)
         return request, response
 
+    async def cancel(self, request_id: str, reason: str, responder: Responder, via: Via) -> Response:
+        """End a pending event without an answer; the first outcome wins, as for answers.
+
+        Raises `AlreadyAnswered` (or `EventCancelled`) when the event already has its outcome.
+        """
+        try:
+            request = await self.store.get_request(request_id)
+            response = Response.cancellation(request, reason, responder, via)
+            await self.store.create_response(response)  # like an answer: one request before the ack
+        except StoreError:
+            raise StoreUnavailable() from None
+        log.info("event cancelled", extra={"request_id": request_id, "via": via, "outcome": "cancelled"})
+        self.metrics.cancelled.inc()
+        self._ended(request, response)
+        return response
+
     async def check(self, request_id: str, responder: Responder, *, trusted: bool = False) -> Request:
         """Everything `respond` checks before the value: raise if answered, expired or not allowed.
 
@@ -153,7 +183,7 @@ class HitlService:
         """
         request = await self.store.get_request(request_id)
         if existing := await self.store.get_response(request_id):
-            raise AlreadyAnswered(existing)
+            raise AlreadyAnswered.of(existing)
         await self._admit(request, responder, trusted)
         return request
 
@@ -202,6 +232,22 @@ class HitlService:
             raise unknown
         return False
 
+    async def event(self, request_id: str) -> Request:
+        """The event, for a surface to show; storage trouble is `StoreUnavailable` ("try again")."""
+        try:
+            return await self.store.get_request(request_id)
+        except StoreError:
+            raise StoreUnavailable() from None
+
+    # -- where a platform may post -------------------------------------------------------
+
+    async def save_conversation(self, platform: str, conversation_id: str, data: dict[str, Any]) -> None:
+        """Keep what a platform needs to post into a conversation later (Teams' reference)."""
+        await self.store.put_conversation(platform, conversation_id, data)
+
+    async def conversation(self, platform: str, conversation_id: str) -> dict[str, Any] | None:
+        return await self.store.get_conversation(platform, conversation_id)
+
     # -- listing, announcing, expiring ---------------------------------------------------
 
     async def pending(self, responder: Responder | None = None) -> list[Request]:
@@ -240,20 +286,36 @@ class HitlService:
         return sorted(requests, key=lambda r: r.created_at, reverse=True)
 
     async def announce(self, request_id: str) -> Request:
-        """Post an event to every surface; safe to repeat (each target is posted once, see `post_once`)."""
+        """Post an event to every surface; safe to repeat (each target is posted once, see `post_once`).
+
+        An event answered already (in Flyte, written by the task) has its copies updated instead.
+        """
         request = await self.store.get_request(request_id)
-        self._unposted.discard(request_id)
+        if response := await self.store.get_response(request_id):  # answered outside the bot (Flyte)
+            self._fan_out("answered", request, response)
+            return request
+        await self.post(request)
+        return request
+
+    async def post(self, request: Request) -> None:
+        """`announce` for a caller that knows the event is unanswered (the reconciler just read it)."""
+        self._owed.discard(request.request_id)
         for surface in self._surfaces:
             try:
                 await surface.post(request)
             except Exception as error:
                 self._log_failure("post", request, surface.name, error)
         self.metrics.announced.inc()
-        return request
 
-    def posted(self, request_id: str) -> bool:
-        """Whether the last `announce` left every target posted (or given up): the reconciler may rest."""
-        return request_id not in self._unposted
+    def owes(self, request_id: str) -> bool:
+        """Whether this replica left work on the event (a post to retry, an outcome to settle): the
+        reconciler reads it again rather than resting until its marker changes."""
+        return request_id in self._owed
+
+    def settling(self, request_id: str) -> bool:
+        """Whether this replica is settling the event's outcome right now (its copies being updated):
+        the reconciler leaves it alone rather than repair, and update the copies, a second time."""
+        return request_id in self._settling
 
     def announce_later(self, request_id: str) -> None:
         """`announce` without holding up the caller (a Flyte task) while chat platforms answer."""
@@ -280,7 +342,7 @@ class HitlService:
             claim = await self.store.get_claim(request.request_id, name)
             if claim is None or claim.done or utcnow() - claim.claimed_at < timedelta(seconds=STALE_POST_SECONDS):
                 if claim is None or not claim.done:
-                    self._unposted.add(request.request_id)
+                    self._owed.add(request.request_id)
                 return False  # posted, being posted, or released a moment ago (the next pass retries)
         else:
             return False
@@ -288,7 +350,7 @@ class HitlService:
             async with asyncio.timeout(self.post_send_seconds):
                 message = await send()
         except BaseException:
-            self._unposted.add(request.request_id)
+            self._owed.add(request.request_id)
             await self.store.release(request.request_id, name)
             raise
         await self._record_posted(request, message)
@@ -326,11 +388,20 @@ class HitlService:
             self._fan_out("expired", request, None)
 
     async def expire(self, request_id: str) -> bool:
-        """Close an unanswered event past its deadline, once across replicas; True if done now."""
+        """Close an unanswered event past its deadline, once across replicas; True if done now.
+
+        An event with `on_timeout` gets that value as its outcome (via `timeout`), written like any
+        answer, so a late answer and the default cannot both win; the copies then show it.
+        """
         request = await self.store.get_request(request_id)
         if not request.expired() or await self.store.get_response(request_id):
             return False
+        if request.on_timeout is not None:
+            return await self._apply_default(request)
         first = await self.store.claim(request_id, "expired")  # the claim is also the record of expiry
+        if first:
+            with contextlib.suppress(StoreError):  # only the list of recent outcomes misses it
+                await self.store.index_expired(request)
         await self.store.drop_pending(request_id)
         if not first:
             return False
@@ -338,6 +409,22 @@ class HitlService:
         self.metrics.expired.inc()
         self._fan_out("expired", request, None)
         return True
+
+    async def _apply_default(self, request: Request) -> bool:
+        response = Response.timeout_default(request)
+        try:
+            await self.store.create_response(response)
+        except AlreadyAnswered:
+            return False  # the plugin's wait (or another replica) applied it first, or someone answered
+        log.info("event expired", extra={"request_id": request.request_id, "outcome": "default applied"})
+        self.metrics.expired.inc()
+        await self._settle(request, response)  # nobody waits for an ack here
+        self._fan_out("answered", request, response)
+        return True
+
+    async def recent(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
+        """Recently ended events with who/when/via, newest first (see `Store.outcomes`)."""
+        return await self.store.outcomes(outcome, limit=limit, after=after)
 
     async def update_messages(self, request: Request, response: Response | None) -> bool:
         """Re-render every copy of the event (answered, or expired when `response` is None).

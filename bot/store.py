@@ -2,7 +2,8 @@
 
 Layout (DESIGN.md, contract) under one root URL:
 `hitl-requests/<id>/request.json`, `hitl-requests/<id>/response.json`,
-`hitl-requests/<id>/messages/<platform>-<key>.json` and the index `hitl-pending/<id>`.
+`hitl-requests/<id>/messages/<platform>-<key>.json`, the index `hitl-pending/<id>` and the
+recent-outcomes index `hitl-outcomes/<outcome>/<YYYY-MM-DD>/<newest-first key>`.
 Every path is derived here from a validated request id; none comes from a client.
 
 S3, GCS and Azure go through obstore (Rust, native async; the client flyte.storage uses): one
@@ -25,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import fsspec
@@ -36,7 +37,16 @@ from pydantic import ValidationError
 
 from .disk_worker import DISK
 from .errors import AlreadyAnswered, ConfigError, EventNotFound, HitlError, StoreError
-from .protocol import Claim, MessageRef, Request, Response, is_request_id, utcnow
+from .protocol import (
+    Claim,
+    MessageRef,
+    OutcomeKind,
+    OutcomeRecord,
+    Request,
+    Response,
+    is_request_id,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
@@ -44,12 +54,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Known = TypeVar("Known", Response, Claim)
+Page = tuple[list[OutcomeRecord], str | None]
 
 REQUESTS = "hitl-requests"
 PENDING = "hitl-pending"
 OUTBOX = "hitl-outbox"
+OUTCOMES = "hitl-outcomes"
+_OUTCOME_KEY = re.compile(r"\d{4}-\d{2}-\d{2}/\d{16}-[0-9a-f-]{36}")
+_KEY_EPOCH_MICROS = 10**16  # outcome keys count down from here, so names sort newest first
 CONVERSATIONS = "hitl-conversations"
 REPLICAS = "hitl-replicas"  # one heartbeat object per running reconciler (see `reconciler`)
+SIGNALS = "hitl-signals"  # Flyte condition signals still owed
 _CONFLICT_RETRIES = 3
 _KNOWN_LIMIT = 4096
 # Requests are read by every answer, pending list and reconciler pass: keep every open one.
@@ -89,6 +104,7 @@ class Listing:
     pending: dict[str, str] = field(default_factory=dict)  # id -> marker version (changes when rewritten)
     outbox: list[str] = field(default_factory=list)
     replicas: dict[str, datetime] = field(default_factory=dict)  # replica id -> last heartbeat
+    signals: list[str] = field(default_factory=list)  # Flyte condition signals owed (bot/conditions.py)
 
 
 class Store:
@@ -101,6 +117,13 @@ class Store:
         self._local = isinstance(self.fs, LocalFileSystem)
         self._objects, self._scheme = _object_store(url, self.root)
         self._bucket_chars = len(self.root.split("/", 1)[0]) + 1  # "bucket/" in front of every key
+        if self._local:  # made now, so that a folder that disappears later is noticed (`ping`)
+            try:
+                self.fs.makedirs(self.root, exist_ok=True)
+            except OSError as error:
+                raise ConfigError(
+                    f"HITL_CHATOPS_STORE: cannot create the folder {self.root} ({error.strerror})."
+                ) from None
         # Requests and answers are written once, so a replica may keep them; absence never is.
         self._known: OrderedDict[str, Response | Claim] = OrderedDict()
         self._requests: OrderedDict[str, Request] = OrderedDict()
@@ -165,19 +188,29 @@ class Store:
             await self._deletes.remove(self._key(path))
 
     async def listing(self) -> Listing:
-        """Outbox, pending markers and replica heartbeats, with each marker's version.
+        """Pending markers (each with its version), replica heartbeats, the outbox and owed signals.
 
-        On object stores this is one listing: the three folders sort next to each other
-        (`hitl-outbox/` < `hitl-pending/` < `hitl-replicas/` < `hitl-requests/`), so it costs
-        one request per 1,000 keys, and it stops before the events' own folders.
+        On object stores the markers and heartbeats sort next to each other (`hitl-pending/` <
+        `hitl-replicas/` < `hitl-requests/`): one ranged listing that stops before the events' own
+        folders, one request per 1,000 keys. The outbox and owed signals (usually empty) are one
+        prefix listing each, made at the same time. `hitl-outcomes/`, which grows with every
+        outcome, sorts between the outbox and the markers and is never listed here.
         """
         if self._objects is None:
-            pending, outbox, replicas = [await self._index(folder) for folder in (PENDING, OUTBOX, REPLICAS)]
-            return Listing(
-                pending=pending, outbox=list(outbox), replicas={k: _parse_time(v) for k, v in replicas.items()}
-            )
+            pending, outbox, replicas, signals = [
+                await self._index(folder) for folder in (PENDING, OUTBOX, REPLICAS, SIGNALS)
+            ]
+            beats = {k: _parse_time(v) for k, v in replicas.items()}
+            return Listing(pending=pending, outbox=list(outbox), replicas=beats, signals=list(signals))
+        result, outbox, signals = await asyncio.gather(self._markers(), self._index(OUTBOX), self._index(SIGNALS))
+        result.outbox, result.signals = list(outbox), list(signals)
+        return result
+
+    async def _markers(self) -> Listing:
+        """Pending markers and heartbeats from one ranged listing of an object store."""
+        assert self._objects is not None
         result = Listing()
-        start, end = self._key(self._path(OUTBOX)), self._key(self._path(REPLICAS)) + "/\uffff"
+        start, end = self._key(self._path(PENDING)), self._key(self._path(REPLICAS)) + "/\uffff"
         prefix = self._key(self.root) or None  # whole path segments only: the root, not "hitl-"
         with self._errors():
             async for page in self._objects.list(prefix=prefix, offset=start, chunk_size=_LIST_PAGE):
@@ -197,27 +230,100 @@ class Store:
         data = await self._read(path)
         return None if data is None else self._remember(path, _load(Response, data, request_id))
 
-    async def put_response(self, response: Response) -> None:
-        """Exclusive create, then the pending marker dropped (see `create_response`).
+    async def put_response(self, response: Response, event_name: str = "") -> None:
+        """Exclusive create, then `settle` (for writers with nobody waiting: the plugin, tests).
 
-        If dropping the pending marker fails, the answer still stands; the reconciler drops it later.
+        Raises `AlreadyAnswered` (or `EventCancelled`) when the event already has its outcome.
         """
         await self.create_response(response)
-        with contextlib.suppress(StoreError):
-            await self.drop_pending(response.request_id)
+        await self.settle(response, event_name)
 
     async def create_response(self, response: Response) -> None:
-        """Exclusive create: the first answer wins, a later one raises `AlreadyAnswered`.
+        """Exclusive create: the first outcome wins, a later one raises `AlreadyAnswered` (or `EventCancelled`).
 
-        One request; the caller drops the pending marker (after the person's ack, on the answer path).
+        One request; the caller settles the event afterwards (after the person's ack, on the answer path).
         """
         path = self._event_path(response.request_id, "response.json")
         try:
             await self._create(path, _dump(response))
         except FileExistsError:
             first = await self.get_response(response.request_id)
-            raise AlreadyAnswered(first or response) from None
+            raise AlreadyAnswered.of(first or response) from None
         self._remember(path, response)
+
+    async def settle(self, response: Response, event_name: str = "") -> bool:
+        """What follows a written outcome: index it, then drop the pending marker (bulk where possible).
+
+        In that order, so a marker outlives a missing index entry and the reconciler adds it. The
+        outcome stands either way; returns False if storage failed (the reconciler finishes the job).
+        """
+        try:
+            await self.index_outcome(response, event_name)
+            await self.drop_pending(response.request_id)
+        except StoreError:
+            return False
+        return True
+
+    # -- the recent-outcomes index -------------------------------------------------------
+
+    async def index_outcome(self, response: Response, event_name: str = "") -> None:
+        """Add an event's outcome to `hitl-outcomes/` (idempotent for a response with a time)."""
+        record = OutcomeRecord(
+            request_id=response.request_id,
+            event_name=event_name,
+            outcome=response.outcome,
+            at=response.responded_at or utcnow(),
+            via=response.via,
+            responder=response.responder,
+            value=response.value,
+            reason=response.reason,
+        )
+        await self._put_outcome(record)
+
+    async def index_expired(self, request: Request) -> None:
+        """Record an event that reached its deadline without an answer or a default."""
+        record = OutcomeRecord(
+            request_id=request.request_id, event_name=request.event_name, outcome="expired", at=request.deadline
+        )
+        await self._put_outcome(record)
+
+    async def _put_outcome(self, record: OutcomeRecord) -> None:
+        at = record.at.astimezone(UTC)
+        countdown = _KEY_EPOCH_MICROS - int(at.timestamp() * 1_000_000)
+        key = f"{at:%Y-%m-%d}/{countdown:016d}-{check_request_id(record.request_id)}"
+        await self._write(self._path(OUTCOMES, record.outcome, key), _dump(record))
+
+    async def outcomes(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
+        """Newest first, `limit` at a time: the records and the cursor of the next page (None at the end).
+
+        Reads one listing per day visited and one object per record returned, never every event.
+        """
+        if after is not None and not _OUTCOME_KEY.fullmatch(after):
+            raise ValueError("not a cursor this bot returned")
+        folder = self._path(OUTCOMES, outcome)
+
+        def page() -> tuple[list[bytes], str | None]:
+            keys: list[str] = []
+            for day in sorted(self._names(folder), reverse=True):
+                if after is not None and day > after[:10]:
+                    continue  # newer than the cursor: on earlier pages
+                names = sorted(self._names(f"{folder}/{day}"))
+                keys += [k for k in (f"{day}/{n}" for n in names) if _listed_after(k, after)]
+                if len(keys) > limit:
+                    break
+            shown = keys[:limit]
+            found = self.fs.cat([f"{folder}/{k}" for k in shown]) if shown else {}
+            blobs = [found[p] for p in (f"{folder}/{k}" for k in shown) if p in found]
+            return blobs, (shown[-1] if len(keys) > limit else None)
+
+        blobs, cursor = await self._run(page)
+        return [_load(OutcomeRecord, blob, "outcomes") for blob in blobs], cursor
+
+    def _names(self, folder: str) -> list[str]:
+        try:
+            return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)]
+        except FileNotFoundError:
+            return []
 
     # -- chat messages -----------------------------------------------------------------
 
@@ -289,6 +395,25 @@ class Store:
     async def drop_outbox(self, request_id: str) -> None:
         await self._delete(self._path(OUTBOX, check_request_id(request_id)))
 
+    # -- native Flyte conditions (bot/conditions.py): signals owed, and how each ended ----
+
+    async def put_owed_signal(self, request_id: str, detail: dict[str, Any]) -> None:
+        path = self._path(SIGNALS, check_request_id(request_id))
+        await self._write(path, json.dumps(detail).encode())
+
+    async def owed_signal_ids(self) -> list[str]:
+        return list((await self._index(SIGNALS)).keys())
+
+    async def drop_owed_signal(self, request_id: str) -> None:
+        await self._delete(self._path(SIGNALS, check_request_id(request_id)))
+
+    async def put_signal_record(self, request_id: str, record: dict[str, Any]) -> None:
+        await self._write(self._event_path(request_id, "signal.json"), json.dumps(record).encode())
+
+    async def get_signal_record(self, request_id: str) -> dict[str, Any] | None:
+        raw = await self._read(self._event_path(request_id, "signal.json"))
+        return None if raw is None else dict(json.loads(raw))
+
     # -- platform conversations (where a bot may post proactively) -----------------------
 
     async def put_conversation(self, platform: str, conversation_id: str, data: dict[str, Any]) -> None:
@@ -316,7 +441,16 @@ class Store:
     # -- health ------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        """Raise `StoreError` unless the root can be listed."""
+        """Raise `StoreError` unless the root can be listed (a local folder must still be there).
+
+        Object stores: a one-key listing with the bot's own client, so the credentials and bucket
+        that answers use are the ones checked.
+        """
+        if self._objects is not None:
+            with self._errors():
+                await anext(aiter(self._objects.list(prefix=self._key(self.root) or None, chunk_size=1)), None)
+            return
+        self._require_folder()
         await self._run(lambda: self.fs.ls(self.root, detail=False) if self.fs.exists(self.root) else None)
 
     # -- primitives --------------------------------------------------------------------
@@ -396,6 +530,12 @@ class Store:
         with self._errors():
             await self._objects.delete_async(self._key(path))  # no error for a missing key
 
+    def _require_folder(self) -> None:
+        """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
+        if self._local and not os.path.isdir(self.root):
+            log.warning("store folder missing", extra={"url": self.url})
+            raise StoreError(f"the store folder {self.root} is missing: put it back, or restart to begin an empty one")
+
     def _remove(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(path)
@@ -419,6 +559,7 @@ class Store:
         if not self._local:
             await self._run(self.fs.pipe_file, path, data)
             return
+        self._require_folder()
         with self._errors():
             await DISK.put(path, data, durable=durable, publish=os.replace)
 
@@ -431,6 +572,7 @@ class Store:
         if not self._local:
             await self._run(self._create_remote, path, data)
             return
+        self._require_folder()
         with self._errors():
             # link is atomic and exclusive, unlike pipe_file(mode="create") on a local folder
             await DISK.put(path, data, durable=True, publish=os.link)
@@ -562,8 +704,6 @@ def _file(listing: Listing, tail: list[str], meta: Any) -> None:
         return
     if tail[0] == PENDING:
         listing.pending[name] = _version(meta)
-    elif tail[0] == OUTBOX:
-        listing.outbox.append(name)
     elif tail[0] == REPLICAS:
         listing.replicas[name] = meta["last_modified"]
 
@@ -578,17 +718,25 @@ def _parse_time(version: str) -> datetime:
     return datetime.fromtimestamp(float(version), tz=utcnow().tzinfo)
 
 
+def _listed_after(key: str, cursor: str | None) -> bool:
+    """Whether `key` follows `cursor` in listing order: days newest first, then keys ascending (newest first)."""
+    if cursor is None:
+        return True
+    day, cursor_day = key[:10], cursor[:10]
+    return day < cursor_day or (day == cursor_day and key > cursor)
+
+
 def _safe_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", name):
         raise ValueError(f"claim name {name!r} may only hold letters, digits and . _ -")
     return name
 
 
-def _dump(model: Request | Response | MessageRef | Claim) -> bytes:
+def _dump(model: Request | Response | MessageRef | Claim | OutcomeRecord) -> bytes:
     return model.model_dump_json(exclude_none=False).encode()
 
 
-M = TypeVar("M", Request, Response, MessageRef, Claim)
+M = TypeVar("M", Request, Response, MessageRef, Claim, OutcomeRecord)
 
 
 def _load(model: type[M], data: bytes, request_id: str) -> M:

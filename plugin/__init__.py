@@ -8,9 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._event import Event, EventScope, new_event
+from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled
+from hitl_chatops.bot.protocol import Responder
 
-__all__ = ["Event", "EventScope", "env", "new_event"]
+from ._ask import ask
+from ._event import Event, EventScope, new_event
+from ._human import Human
+from ._result import EventResult
+
+__all__ = [
+    "AlreadyAnswered",
+    "Event",
+    "EventCancelled",
+    "EventResult",
+    "EventScope",
+    "Human",
+    "Responder",
+    "ask",
+    "env",
+    "new_event",
+]
 
 
 def __getattr__(name: str) -> Any:

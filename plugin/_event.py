@@ -6,78 +6,32 @@ import asyncio
 import functools
 import json
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar, cast
 
 import flyte
 import flyte.report
 from flyte.syncify import syncify
+from pydantic import BaseModel, ValidationError
 
+from hitl_chatops.bot.answers import Accepted, AnswerSchema, parse_answer, parse_fields, schema_from_type, type_name
 from hitl_chatops.bot.config import Settings, load_settings
-from hitl_chatops.bot.protocol import DataType, Request, RunInfo, format_time, utcnow
+from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, StoreError
+from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, format_time, utcnow
 from hitl_chatops.bot.store import Store, new_request_id
 from hitl_chatops.bot.templates import render
-from hitl_chatops.bot.values import Accepted, parse_value, type_name
 
-from ._runtime import announce_link, endpoint
+from ._conditions import condition_ref, mirror, run_url, wait_either
+from ._result import EventResult
+from ._runtime import BotEndpoint, announce_link, endpoint
+
+__all__ = ["Event", "EventCancelled", "EventScope", "new_event"]
 
 T = TypeVar("T")
 EventScope = Literal["run"]
 log = logging.getLogger(__name__)
-
-
-class Event(Generic[T]):
-    """A pending question to a person; `wait()` returns their typed answer."""
-
-    def __init__(
-        self,
-        request: Request,
-        data_type: type[T],
-        poll_interval_seconds: float,
-        form_url: str | None,
-        api_url: str | None = None,
-    ):
-        self.request = request
-        self.data_type = data_type
-        self.poll_interval_seconds = poll_interval_seconds
-        self.form_url = form_url
-        self.api_url = api_url  # POST {"value": ...} with the bot's token, like stock's /submit/json
-
-    name = property(lambda self: self.request.event_name)
-    scope = property(lambda self: self.request.scope)
-    prompt = property(lambda self: self.request.prompt)
-    request_id = property(lambda self: self.request.request_id)
-    timeout_seconds = property(lambda self: self.request.timeout_seconds)
-    deadline = property(lambda self: self.request.deadline)
-
-    @syncify
-    async def wait(self) -> T:
-        """Poll storage (one read per poll) until answered; `TimeoutError` at the deadline.
-
-        The deadline is part of the request, which a task restart replays rather than
-        recreates (see `_create`), so a restarted task keeps waiting for the same event.
-        """
-        await _write_report(self)
-        store = _store(_settings().store)
-        request_id = self.request.request_id
-        while True:
-            response = await store.get_response(request_id)
-            if response is not None and response.status == "completed":
-                log.info("event answered", extra={"request_id": request_id, "event": self.name})
-                return cast(T, _typed(response.value, self.request.data_type))
-            remaining = (self.request.deadline - utcnow()).total_seconds()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"Event '{self.name}' (request_id={request_id}) timed out after "
-                    f"{self.timeout_seconds} seconds. No human input was received."
-                )
-            await asyncio.sleep(min(self.poll_interval_seconds, remaining))
-
-    def __repr__(self) -> str:
-        return (
-            f"Event(name={self.name!r}, scope={self.scope!r}, "
-            f"data_type={self.request.data_type}, request_id={self.request_id!r})"
-        )
+_ABORTED = "the task waiting for it was cancelled"
 
 
 @syncify
@@ -95,21 +49,65 @@ async def new_event(
     max_value: float | None = None,
     responders: list[str] | None = None,
     details: str | None = None,
+    title: str | None = None,
+    context: BaseModel | Mapping[str, Any] | None = None,
+    initial: Any = None,
+    on_timeout: Any = None,
 ) -> Event[T]:
     """Create an event, post it to its chat channels, and return it to `wait()` on.
 
-    Beyond flyteplugins-hitl: `channels` (`"slack:C0123"`, `"teams:<conversation id>"`),
-    `choices` for str/int, `min_value`/`max_value` for numbers, `responders` (user or group ids
-    who may answer; empty means anyone) and `details` (extra text shown with the prompt).
+    Beyond flyteplugins-hitl: `data_type` may be a pydantic model (one input per field, `wait()`
+    returns an instance), `channels` (`"slack:C0123"`, `"teams:<conversation id>"`), `choices` for
+    str/int, `min_value`/`max_value` for numbers, `responders` (user or group ids who may answer;
+    empty means anyone), `details` (more text), `title` (the heading; default `name`), `context`
+    (a model or JSON object shown as labelled fields), `initial` (a proposed answer, pre-filled)
+    and `on_timeout` (the answer `wait()` returns at the deadline instead of raising). In a remote
+    run the event also mirrors a native Flyte condition, answerable in Flyte (plugin/_conditions.py).
     """
     kind = type_name(data_type)
     _check_arguments(name, kind, scope, timeout_seconds, poll_interval_seconds, choices, min_value, max_value)
-    for channel in channels or []:
-        platform, _, target = channel.partition(":")
-        if platform not in ("slack", "teams") or not target:
-            raise ValueError(f'channels entries look like "slack:C0123" or "teams:<conversation id>" (got {channel!r})')
-    settings = _settings()
-    fields = {
+    fields = _fields(
+        name,
+        data_type,
+        prompt,
+        timeout_seconds,
+        channels=channels,
+        choices=choices,
+        min_value=min_value,
+        max_value=max_value,
+        responders=responders,
+        details=details,
+        title=title,
+        context=context,
+        initial=initial,
+        on_timeout=on_timeout,
+    )
+    condition = None if _is_local() else await mirror(name, kind, prompt, timeout_seconds)
+    return await open_event(data_type, fields, poll_interval_seconds, condition)
+
+
+def _fields(
+    name: str,
+    data_type: type[Any],
+    prompt: str,
+    timeout_seconds: float,
+    *,
+    channels: list[str] | None,
+    choices: list[Any] | None,
+    min_value: float | None,
+    max_value: float | None,
+    responders: list[str] | None,
+    details: str | None,
+    title: str | None = None,
+    context: BaseModel | Mapping[str, Any] | None = None,
+    initial: Any = None,
+    on_timeout: Any = None,
+) -> dict[str, Any]:
+    """The request's fields from `new_event`'s (or `ask`'s) arguments, checked before anything is written."""
+    kind = type_name(data_type)
+    schema = schema_from_type(data_type)
+    _check_channels(channels or [])
+    return {
         "event_name": name,
         "data_type": kind,
         "prompt": prompt,
@@ -120,9 +118,25 @@ async def new_event(
         "max_value": max_value,
         "responders": list(responders or []),
         "details": details,
-        "run": _run_info().model_dump(),
+        "title": title,
+        "answer_schema": cast(type[BaseModel], data_type).model_json_schema() if kind == "object" else None,
+        "context": _context(context),
+        "initial": _proposal("initial", initial, schema, partial=True),
+        "on_timeout": None if on_timeout is None else {"value": _proposal("on_timeout", on_timeout, schema)},
     }
+
+
+async def open_event(
+    data_type: type[T], fields: dict[str, Any], poll_interval_seconds: float, condition: Any
+) -> Event[T]:
+    """Write the request (with where its native `condition` lives, if any), notify the bot, return the event."""
+    fields = fields | {
+        "run": _run_info(linked=condition is not None).model_dump(),
+        "condition": condition_ref(condition).model_dump() if condition is not None else None,
+    }
+    settings = _settings()
     request = Request.model_validate_json(await _create(json.dumps(fields), settings.store))
+    name = request.event_name
     local = _is_local()
     bot = endpoint(settings, local_run=local)
     if bot is not None:
@@ -131,7 +145,194 @@ async def new_event(
     if local:
         announce_link(name, url, request.request_id)
     api = f"{bot.public_url}/api/v1/events/{request.request_id}/response" if bot else None
-    return Event(request, data_type, poll_interval_seconds, url, api)
+    return Event(request, data_type, poll_interval_seconds, url, api, bot, condition)
+
+
+def _check_channels(channels: list[str]) -> None:
+    for channel in channels:
+        platform, _, target = channel.partition(":")
+        if platform not in ("slack", "teams") or not target:
+            raise ValueError(f'channels entries look like "slack:C0123" or "teams:<conversation id>" (got {channel!r})')
+
+
+def _context(context: BaseModel | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The context as a JSON object, or a call-site error saying what would do."""
+    if context is None:
+        return None
+    if isinstance(context, BaseModel):
+        return context.model_dump(mode="json")
+    if not isinstance(context, Mapping):
+        raise TypeError(f"context must be a pydantic model instance or a dict (got {type(context).__name__})")
+    try:
+        return cast(dict[str, Any], json.loads(json.dumps(dict(context))))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"context must be JSON-serialisable: {error}") from None
+
+
+def _proposal(argument: str, value: Any, schema: AnswerSchema, *, partial: bool = False) -> Any:
+    """`initial` / `on_timeout` checked like an answer, so what is stored is what `wait()` returns."""
+    if value is None:
+        return None
+    raw = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    outcome = parse_fields(schema, raw, partial=partial)
+    if not isinstance(outcome, Accepted):
+        raise ValueError(f"{argument} is not a valid answer for this event: {outcome.message}")
+    return outcome.value
+
+
+class Event(Generic[T]):
+    """A pending question to a person; `wait()` returns their typed answer, `result()` who gave it too."""
+
+    def __init__(
+        self,
+        request: Request,
+        data_type: type[T],
+        poll_interval_seconds: float,
+        form_url: str | None,
+        api_url: str | None = None,
+        bot: BotEndpoint | None = None,
+        condition: Any = None,
+    ):
+        self.request = request
+        self.data_type = data_type
+        self.poll_interval_seconds = poll_interval_seconds
+        self.form_url = form_url
+        self.api_url = api_url  # POST {"value": ...} with the bot's token, like stock's /submit/json
+        self._bot = bot
+        self.condition = condition  # the native Flyte condition this event mirrors (remote runs only)
+
+    name = property(lambda self: self.request.event_name)
+    scope = property(lambda self: self.request.scope)
+    prompt = property(lambda self: self.request.prompt)
+    request_id = property(lambda self: self.request.request_id)
+    timeout_seconds = property(lambda self: self.request.timeout_seconds)
+    deadline = property(lambda self: self.request.deadline)
+
+    # flyteplugins-hitl spells creation `Event.create(...)` too (sync, or `.aio`).
+    create = staticmethod(new_event)
+
+    @syncify
+    async def wait(self) -> T:
+        """Poll storage (one read per poll) until the event has its outcome; return the typed answer.
+
+        A structured event returns an instance of its model. At the deadline: the `on_timeout`
+        value if the event has one, else `TimeoutError`. A cancelled event raises `EventCancelled`.
+        The deadline is part of the request, which a task restart replays rather than recreates
+        (see `_create`), so a restarted task keeps waiting for the same event.
+        """
+        return self._output(await self._outcome())
+
+    @syncify
+    async def result(self) -> EventResult[T]:
+        """Wait like `wait()`, and return the answer with who gave it, when and where."""
+        response = await self._outcome()
+        return EventResult(
+            output=self._output(response),
+            request_id=self.request_id,
+            completed_by=response.responder,
+            completed_at=response.responded_at,
+            via=response.via,
+        )
+
+    @syncify
+    async def cancel(self, reason: str = "cancelled by the workflow") -> None:
+        """End the event without an answer: its messages say so and later answers are refused.
+
+        Raises `AlreadyAnswered` if someone answered (or cancelled) first.
+        """
+        run = self.request.run
+        by = f"run {run.run_name}" if run.run_name else "the workflow"
+        if self._bot is not None and await self._bot.cancel(self.request_id, reason, by):
+            response = await _store(_settings().store).get_response(self.request_id)
+            if response is not None and not (response.cancelled and response.reason == reason):
+                raise AlreadyAnswered.of(response)
+            return
+        cancellation = Response.cancellation(self.request, reason, Responder(platform="flyte", user_name=by), "flyte")
+        await _record(self.request, cancellation)
+
+    async def _outcome(self) -> Response:
+        """The event's outcome: from the store, or (a mirrored event) from its condition if Flyte answers
+        first (plugin/_conditions.py). Cancels the event if the waiting task is cancelled."""
+        await _write_report(self)
+        try:
+            if self.condition is None:
+                return await self._poll()
+            return await wait_either(self.request, self.condition, self._poll(), self._answered_in_flyte)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel_quietly(_ABORTED))
+            raise
+
+    async def _poll(self) -> Response:
+        """Read the store every poll interval until the event has its outcome; the deadline's otherwise."""
+        store = _store(_settings().store)
+        request_id = self.request.request_id
+        while True:
+            response = await store.get_response(request_id)
+            if response is not None:
+                log.info("event answered", extra={"request_id": request_id, "event": self.name})
+                return response
+            remaining = (self.request.deadline - utcnow()).total_seconds()
+            if remaining <= 0:
+                return await self._at_deadline()
+            await asyncio.sleep(min(self.poll_interval_seconds, remaining))
+
+    async def _answered_in_flyte(self, response: Response) -> Response:
+        """Record an answer signalled in Flyte like any outcome and have the bot update every chat copy
+        now (the outbox covers a lost notify); the outcome that stands if chat was first."""
+        try:
+            await _record(self.request, response)
+        except AlreadyAnswered as first:
+            return first.response
+        if self._bot is not None:
+            await self._bot.notify(self.request_id)  # an answered event's copies are updated, not posted
+        return response
+
+    async def _at_deadline(self) -> Response:
+        if self.request.on_timeout is None:
+            raise TimeoutError(
+                f"Event '{self.name}' (request_id={self.request_id}) timed out after "
+                f"{self.timeout_seconds} seconds. No human input was received."
+            )
+        try:
+            await _record(self.request, Response.timeout_default(self.request))
+        except AlreadyAnswered as first:  # an answer (or a bot replica's default) got there first
+            return first.response
+        log.info("event expired, default applied", extra={"request_id": self.request_id, "event": self.name})
+        return Response.timeout_default(self.request)
+
+    async def _cancel_quietly(self, reason: str) -> None:
+        try:
+            await self.cancel.aio(reason)
+        except (AlreadyAnswered, StoreError) as error:
+            log.info("event not cancelled", extra={"request_id": self.request_id, "error": type(error).__name__})
+
+    def _output(self, response: Response) -> T:
+        if response.cancelled:
+            raise EventCancelled(response)
+        value = _typed(response.value, self.request)
+        if isinstance(self.data_type, type) and issubclass(self.data_type, BaseModel):
+            try:
+                return cast(T, self.data_type.model_validate(value))
+            except ValidationError as error:
+                raise ValueError(f"the stored answer does not fit {self.data_type.__name__}: {error}") from None
+        return cast(T, value)
+
+    def __repr__(self) -> str:
+        return (
+            f"Event(name={self.name!r}, scope={self.scope!r}, "
+            f"data_type={self.request.data_type}, request_id={self.request_id!r})"
+        )
+
+
+async def _record(request: Request, response: Response) -> None:
+    """Write an outcome the plugin decided (a default, or a cancel the bot did not take), and leave
+    the message updates to the bot's reconciler through the outbox."""
+    store = _store(_settings().store)
+    await store.put_response(response, request.event_name)
+    try:
+        await store.put_outbox(request.request_id, "answered")
+    except StoreError:  # the outcome stands; its chat copies keep their buttons, and clicks are refused
+        log.warning("chat copies not queued for an update", extra={"request_id": request.request_id})
 
 
 @flyte.trace
@@ -160,7 +361,7 @@ async def _create(fields_json: str, store_url: str) -> str:
 
 def _check_arguments(
     name: str,
-    kind: DataType,
+    kind: str,
     scope: str,
     timeout_seconds: float,
     poll_interval_seconds: float,
@@ -178,20 +379,20 @@ def _check_arguments(
     if choices is not None:
         if kind not in ("str", "int") or not choices:
             raise ValueError("choices need data_type str or int and at least one entry")
-        if any(not isinstance(parse_value(c, data_type=kind), Accepted) for c in choices):
-            raise ValueError(f"every choice must be a valid {kind}")
+        if any(type(c).__name__ != kind for c in choices):  # exact: True is no int, "1" no int
+            raise ValueError(f"every choice must be a {kind} (got {choices!r})")
     if (min_value is not None or max_value is not None) and kind not in ("int", "float"):
         raise ValueError("min_value/max_value apply only to int and float events")
     if min_value is not None and max_value is not None and min_value > max_value:
         raise ValueError(f"min_value ({min_value}) is greater than max_value ({max_value})")
 
 
-def _typed(value: Any, kind: DataType) -> Any:
+def _typed(value: Any, request: Request) -> Any:
     """Responses carry converted values; stock answers may not (a str "42"): convert them too."""
-    outcome = parse_value(value, data_type=kind)
+    outcome = parse_answer(request, value)
     if isinstance(outcome, Accepted):
         return outcome.value
-    raise ValueError(f"the stored answer {value!r} is not a valid {kind}")
+    raise ValueError(f"the stored answer {value!r} is not a valid {request.data_type}")
 
 
 def _settings() -> Settings:
@@ -209,12 +410,14 @@ def _is_local() -> bool:
     return not ctx or ctx.mode == "local"
 
 
-def _run_info() -> RunInfo:
+def _run_info(*, linked: bool = False) -> RunInfo:
+    """Where the event comes from; `linked` adds the run's Flyte UI link (remote runs)."""
     ctx = flyte.ctx()
     action = ctx.action if ctx else None
     if action is None:
         return RunInfo()
-    return RunInfo(project=action.project, domain=action.domain, run_name=action.run_name, action=action.name)
+    run = RunInfo(project=action.project, domain=action.domain, run_name=action.run_name, action=action.name)
+    return RunInfo.model_validate(run.model_dump() | {"url": run_url(run)}) if linked else run  # url validated
 
 
 async def _write_report(event: Event[Any]) -> None:
@@ -225,10 +428,3 @@ async def _write_report(event: Event[Any]) -> None:
     html = render("report.html", event=event.request, form_url=event.form_url, deadline=format_time(event.deadline))
     await flyte.report.replace.aio(html)
     await flyte.report.flush.aio()
-
-
-__all__ = ["Event", "EventScope", "new_event"]
-
-
-# flyteplugins-hitl spells creation `Event.create(...)` too (sync, or `.aio`).
-Event.create = new_event  # type: ignore[attr-defined]

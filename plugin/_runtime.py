@@ -37,19 +37,30 @@ class BotEndpoint:
 
     async def notify(self, request_id: str) -> bool:
         """Ask the bot to post the event now; a lost call is not fatal (the reconciler posts it)."""
+        return await self._call(request_id, "notify", None, {202})
+
+    async def cancel(self, request_id: str, reason: str, by: str) -> bool:
+        """Ask the bot to cancel the event and update its messages; True once it has an outcome.
+
+        False when the bot could not be asked: the caller then records the cancellation itself.
+        """
+        body = {"reason": reason, "responder": by, "via": "flyte"}
+        return await self._call(request_id, "cancel", body, {200, 409})
+
+    async def _call(self, request_id: str, route: str, body: dict[str, str] | None, ok: set[int]) -> bool:
         headers = {"Authorization": f"Bearer {self.secret or ''}"}
-        target = f"{self.url}/api/v1/events/{request_id}/notify"
+        target = f"{self.url}/api/v1/events/{request_id}/{route}"
         try:
             async with (
                 aiohttp.ClientSession(timeout=_NOTIFY_TIMEOUT) as session,
-                session.post(target, headers=headers) as reply,
+                session.post(target, headers=headers, json=body) as reply,
             ):
-                if reply.status == 202:
+                if reply.status in ok:
                     return True
-                body = (await reply.text())[:300]
+                text = (await reply.text())[:300]
                 log.warning(
-                    "bot refused notify",
-                    extra={"request_id": request_id, "status": reply.status, "body": body},
+                    "bot refused the call",
+                    extra={"request_id": request_id, "route": route, "status": reply.status, "body": text},
                 )
         except (aiohttp.ClientError, TimeoutError) as error:
             log.warning("bot unreachable", extra={"request_id": request_id, "error": type(error).__name__})
@@ -82,6 +93,10 @@ def _start_local_bot(settings: Settings) -> BotThread:
                     "secret": settings.secret or SecretStr(secrets.token_urlsafe(32)),
                     "public_url": None,
                     "bot_url": None,
+                    # Local runs keep our own path (no native conditions): never flyte.init from here.
+                    "flyte_endpoint": None,
+                    "flyte_config": None,
+                    "flyte_api_key": None,
                 }
             )
             bot = _local_bots[settings.store] = BotThread(local).start()

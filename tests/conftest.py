@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import flyte
 import pytest
 
 from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.server import BotThread
+from tests.flyte_fake import FakeFlyte
 
 SECRET = "test-secret-0123456789abcdef"
 _OWN_PREFIXES = ("HITL_CHATOPS_", "SLACK_", "Microsoft", "AWS_")
@@ -106,3 +108,12 @@ def any_store_url(request: pytest.FixtureRequest) -> str:
     """Run a test against the local folder and the S3 server alike."""
     name = "store_url" if request.param == "file" else "s3_store_url"
     return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def fake_flyte() -> Iterator[FakeFlyte]:
+    """A fake Flyte control plane (RunService) on loopback, for the real `flyte.remote` client."""
+    fake = FakeFlyte().start()
+    yield fake
+    fake.stop(keep_port=False)
+    flyte.init()  # the bot's flyte.init pointed at the fake: later tests get a plain local config

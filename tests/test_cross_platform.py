@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from hitl_chatops.bot.protocol import RunInfo
 from hitl_chatops.bot.server import BotThread
+from hitl_chatops.bot.store import Store
+from tests.conftest import SECRET
+from tests.helpers import make_request
 from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, click, find_element, post_signed
 from tests.slack.slack_helpers import CHANNEL as SLACK_CHANNEL
 from tests.teams.teams_helpers import ALICE, FakeConnector, Teams, card_of, make_event, texts
@@ -71,3 +78,52 @@ async def test_answered_in_slack_updates_the_teams_card(both: tuple[Teams, FakeS
     assert "Reject" in shown and "Slack" in shown
     assert "actions" not in card_of(update.body), "the Teams buttons are gone"
     await slack.wait_for("chat.update")
+
+
+HOSTILE_RUN_LINKS = ["javascript:alert(document.domain)", " JavaScript:alert(1)", "data:text/html,<b>x</b>"]
+
+
+@pytest.mark.parametrize("url", HOSTILE_RUN_LINKS)
+async def test_run_link_that_is_not_http_is_shown_as_text_on_every_surface(
+    both: tuple[Teams, FakeSlack], url: str
+) -> None:
+    """A request.json from another writer may carry any `run.url`; only http(s) ever becomes a link."""
+    teams, slack = both
+    await teams.install()
+    store = Store(teams.bot.settings.store)
+    event = make_request(store, channels=TARGETS, run={"run_name": "r-42"})
+    stored = event.model_dump(mode="json") | {"run": {"run_name": "r-42", "url": url}}
+    path = Path(store.request_url(event.request_id))
+    await asyncio.to_thread(path.parent.mkdir, parents=True)
+    await asyncio.to_thread(path.write_text, json.dumps(stored))
+    async with aiohttp.ClientSession() as http:
+        notify = f"{teams.bot.url}/api/v1/events/{event.request_id}/notify"
+        async with http.post(notify, headers={"Authorization": f"Bearer {SECRET}"}) as reply:
+            assert reply.status == 202
+        async with http.get(teams.bot.service.form_url(event.request_id)) as reply:
+            page = await reply.text()
+
+    [message] = await slack.wait_for("chat.postMessage")
+    [call] = await teams.connector.wait_for(lambda: [c for c in teams.connector.sent() if c.body.get("attachments")])
+    card = json.dumps(card_of(call.body))
+    scheme = url.strip().split(":")[0].lower()
+    for shown in (json.dumps(message["blocks"]), card, page):
+        assert "r-42" in shown and f"{scheme}:" not in shown.lower(), shown
+    assert "Run: r-42" in json.dumps(message["blocks"])
+    assert "<a href" not in page
+
+
+def test_run_url_keeps_only_web_links_made_safe_to_embed() -> None:
+    def kept(url: str) -> str | None:
+        return RunInfo(url=url).url
+
+    for hostile in [*HOSTILE_RUN_LINKS, "java\tscript:alert(1)", "vbscript:x", "file:///etc/passwd", "//evil.example"]:
+        assert kept(hostile) is None, hostile
+    assert kept("http://[::1") is None  # unparseable: dropped, the request stays readable
+    assert kept("https:///no-host") is None
+    assert kept(" https://flyte.example/runs/r-42?tab=logs#top ") == "https://flyte.example/runs/r-42?tab=logs#top"
+    assert kept("HTTP://Flyte.example/a") == "http://Flyte.example/a"
+    # Nothing in the URL can end a link in HTML, Slack's <url|text> or Markdown's [text](url).
+    assert kept('https://x.example/a b"<c>|d)[e](javascript:f)') == (
+        "https://x.example/a%20b%22%3Cc%3E%7Cd%29[e]%28javascript:f%29"
+    )

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import tomllib
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,6 +126,11 @@ def bot_container() -> dict[str, Any]:
     return dict(containers[0])
 
 
+def container_port(name: str) -> dict[str, Any]:
+    (port,) = [port for port in bot_container()["ports"] if port["name"] == name]
+    return dict(port)
+
+
 def load_flyte_app() -> ModuleType:
     spec = importlib.util.spec_from_file_location("hitl_chatops_bot_app", FLYTE_APP)
     assert spec and spec.loader
@@ -188,14 +194,19 @@ def test_dockerignore_keeps_the_context_small() -> None:
     assert not {"bot", "adapters", "plugin", "pyproject.toml", "README.md"} & ignored
 
 
+def image_command(port: int) -> list[str]:
+    """The image's ENTRYPOINT + CMD, on loopback at `port` for the test."""
+    args = [*CMD[:-1], str(port)]
+    args[args.index("0.0.0.0")] = "127.0.0.1"
+    return [executable(ENTRYPOINT[0]), *args]
+
+
 @pytest.fixture
 def served() -> Iterator[tuple[subprocess.Popen[str], int]]:
     """The image's ENTRYPOINT + CMD, run against the installed package on a free loopback port."""
     port = free_port("127.0.0.1")
-    args = [*CMD[:-1], str(port)]
-    args[args.index("0.0.0.0")] = "127.0.0.1"  # loopback for the test
     env = {**os.environ, "HITL_CHATOPS_LOG_FORMAT": "json"}
-    process = subprocess.Popen([executable(ENTRYPOINT[0]), *args], env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(image_command(port), env=env, stderr=subprocess.PIPE, text=True)
     try:
         yield process, port
     finally:
@@ -275,7 +286,7 @@ def test_deployment_runs_two_hardened_replicas_of_the_image() -> None:
     assert deployment["spec"]["replicas"] == 2
     assert container.get("command") is None, "keep the image's ENTRYPOINT"
     assert container["args"] == CMD
-    (port,) = container["ports"]
+    port = container_port("http")
     assert port["containerPort"] == PORT
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["path"] == "/healthz"
@@ -302,7 +313,38 @@ def test_deployment_wires_service_account_secret_and_service() -> None:
     assert service["spec"]["selector"].items() <= labels.items()
     assert resource("Deployment")["spec"]["selector"]["matchLabels"].items() <= labels.items()
     (port,) = service["spec"]["ports"]
-    assert port["targetPort"] in (bot_container()["ports"][0]["name"], PORT)
+    assert port["targetPort"] in ("http", PORT) and container_port("http")["containerPort"] == PORT
+
+
+def test_prometheus_scrapes_a_metrics_port_that_the_service_does_not_expose() -> None:
+    template = resource("Deployment")["spec"]["template"]
+    metrics = container_port("metrics")["containerPort"]
+    env = {item["name"]: item.get("value") for item in bot_container()["env"]}
+    assert env["HITL_CHATOPS_METRICS_PORT"] == str(metrics) != str(PORT)
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(metrics) and annotations["prometheus.io/path"] == "/metrics"
+    exposed = {port["targetPort"] for port in resource("Service")["spec"]["ports"]}
+    assert not exposed & {"metrics", metrics}, "the Service (and so the Ingress) must not reach /metrics"
+
+
+def test_image_command_with_the_manifests_metrics_port_keeps_metrics_off_the_public_port() -> None:
+    port, metrics = free_port("127.0.0.1"), free_port("127.0.0.1")
+    env = {**os.environ, "HITL_CHATOPS_METRICS_PORT": str(metrics)}
+    process = subprocess.Popen(image_command(port), env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while run_healthcheck(port) != 0:
+            assert process.poll() is None and time.monotonic() < deadline, "bot did not start"
+            time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert refused.value.code == 401
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as response:
+            assert b"hitl_events_answered_total" in response.read()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 def test_every_variable_in_the_manifests_is_a_bot_setting() -> None:

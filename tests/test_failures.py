@@ -199,3 +199,32 @@ async def test_two_replicas_race_twenty_answers_one_wins_and_losers_learn_who(
         else:
             assert status == 200, str(body)[:500]
             assert "Already answered" in str(body) and f"{who} answered {stored.value}" in str(body)
+
+
+async def test_store_down_during_a_teams_answer_says_try_again_and_the_retry_saves_once(
+    own_moto: OwnMoto, start_bot: Callable[..., BotThread]
+) -> None:
+    """It was a 500: the Teams adapter read the store itself, past the core's "try again"."""
+    from tests.teams.teams_helpers import FakeConnector, Teams, answer, texts
+
+    connector = FakeConnector().start()
+    try:
+        teams = Teams(start_bot(teams_emulator=True), connector)
+        event = await put_event(teams.bot, data_type="int", min_value=1, max_value=5)
+        store = Store(teams.bot.settings.store)
+
+        own_moto.stop()
+        status, body = await teams.invoke(answer(event.request_id, "3"))
+        assert status == 200, body
+        shown = texts(body["value"])
+        assert TRY_AGAIN in shown.lower() and "try again" in shown.lower()
+
+        own_moto.start()
+        assert await store.get_response(event.request_id) is None  # nothing half-written while down
+        status, body = await teams.invoke(answer(event.request_id, "3"))
+        assert status == 200 and "Answered" in texts(body["value"])
+        stored = await store.get_response(event.request_id)
+        assert stored is not None and stored.value == 3 and stored.via == "teams"
+        assert await response_objects(store, event.request_id) == ["response.json"]
+    finally:
+        connector.stop()

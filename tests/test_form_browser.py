@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Error, Page, Playwright, ViewportSize, expect, sync_playwright
 
 import hitl_chatops.plugin as hitl
-from hitl_chatops.bot.protocol import Response
+from hitl_chatops.bot.protocol import Response, RunInfo
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
+from tests.helpers import make_request
 
 pytestmark = pytest.mark.browser
 
@@ -146,4 +149,153 @@ def test_bool_form_approves(bot: BotThread, browser: Browser) -> None:
     assert response is not None
     assert response.value is True
     assert response.via == "web"
+    page.context.close()
+
+
+# -- the page protects its signed URL -----------------------------------------------------------
+
+BRAND = "rgb(75, 59, 219)"  # --brand in the page's stylesheet
+
+
+def watch_console(page: Page) -> list[str]:
+    """Every console message; Chromium reports each CSP violation there."""
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
+    return messages
+
+
+def test_form_is_styled_under_a_strict_csp_with_no_violation(bot: BotThread, browser: Browser) -> None:
+    event = hitl.new_event("replicas", int, prompt="How many replicas?", min_value=1, max_value=10)
+    assert event.form_url
+    page = open_page(browser, "laptop")
+    console = watch_console(page)
+    response = page.goto(event.form_url)
+    assert response is not None
+    headers = response.headers
+    policy = {d.split()[0]: d.split()[1:] for d in headers["content-security-policy"].split("; ")}
+    assert policy["default-src"] == ["'none'"] and policy["frame-ancestors"] == ["'none'"]
+    assert len(policy["style-src"]) == 1 and policy["style-src"][0].startswith("'sha256-"), policy
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["cache-control"] == "no-store"
+
+    button = page.get_by_role("button", name="Submit answer")
+    expect(button).to_have_css("background-color", BRAND)
+    expect(page.locator("body")).to_have_css("background-color", "rgb(244, 246, 250)")
+    page.locator("#value").fill("99")
+    assert submit(page) == 422  # the POST back to the page is allowed (form-action 'self')
+    expect(page.get_by_role("alert")).to_have_css("color", "rgb(180, 35, 24)")
+    assert [line for line in console if "Content Security Policy" in line] == [], console
+    page.context.close()
+
+
+def test_form_cannot_be_framed(bot: BotThread, browser: Browser) -> None:
+    event = hitl.new_event("deploy", bool, prompt="Ship it?")
+    assert event.form_url
+    page = open_page(browser, "laptop")
+    console = watch_console(page)
+    with page.expect_response(event.form_url) as framed:
+        page.set_content(f'<iframe src="{event.form_url}" width="600" height="400"></iframe>')
+    assert framed.value.status == 200
+    frame = page.frame_locator("iframe")
+    expect(frame.get_by_role("heading", name="deploy")).to_have_count(0)
+    assert any("frame-ancestors 'none'" in line or "X-Frame-Options" in line for line in console), console
+    page.context.close()
+
+
+def test_run_link_sends_no_referer_with_the_signed_url(bot: BotThread, browser: Browser, tmp_path: Path) -> None:
+    """The signed link is the credential; a link on the page must not pass it on."""
+    seen: dict[str, str | None] = {}  # path: the Referer it came with
+
+    class Run(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen[self.path] = self.headers.get("Referer")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<h1>run r-42</h1>")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Run)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        store = Store(os.environ["HITL_CHATOPS_STORE"])
+        run = RunInfo(run_name="r-42", url=f"http://127.0.0.1:{server.server_address[1]}/runs/r-42")
+        event = make_request(store, run=run)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, store.put_request(event)).result(timeout=10)
+        page = open_page(browser, "laptop")
+        page.goto(bot.service.form_url(event.request_id))
+        page.get_by_role("link", name="r-42").click()
+        expect(page.get_by_role("heading", name="run r-42")).to_be_visible()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "/runs/r-42" in seen and seen["/runs/r-42"] is None, seen
+    page.context.close()
+
+
+def pending_form_url(bot: BotThread, name: str, seconds: float = 20) -> str:
+    """The form link of the run's event once the bot lists it (sync: Playwright's loop runs here)."""
+    import json
+    import time
+    import urllib.request
+
+    from tests.conftest import SECRET
+
+    ask = urllib.request.Request(f"{bot.url}/api/v1/events", headers={"Authorization": f"Bearer {SECRET}"})
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(ask, timeout=5) as reply:
+            events = [e for e in json.load(reply)["events"] if e["event_name"] == name]
+        if events:
+            return str(events[0]["form_url"])
+        time.sleep(0.1)
+    raise AssertionError(f"event {name} never appeared")
+
+
+def test_structured_form_per_field_errors_then_success(bot: BotThread, browser: Browser) -> None:
+    """A Flyte run asks for a model; the person fixes one bad field and the run gets the instance."""
+    import json
+
+    import flyte
+
+    from tests import lifecycle_workflows as flows
+    from tests.helpers import Run
+
+    flyte.init()
+    run = Run(flows.decide_expense)
+    page = open_page(browser, "laptop")
+    page.goto(pending_form_url(bot, "expense_decision"))
+    context = page.locator("table.context")
+    expect(context).to_contain_text("GPU hours")
+    expect(context).to_contain_text("120.5")
+    expect(page.locator("#approved")).to_have_attribute("name", "approved")
+    expect(page.locator("#approved")).to_have_value("true")  # the proposal, pre-filled
+    expect(page.locator("#approved_amount")).to_have_value("100")
+    expect(page.locator("#notes")).to_have_attribute("name", "notes")
+    expect(page.get_by_label("Approved amount")).to_have_attribute("type", "number")
+
+    page.locator("#approved_amount").fill("20000")
+    page.locator("#notes").fill("only the GPU part")
+    assert submit(page) == 422
+    expect(page.locator("#approved_amount-error")).to_have_text("Enter a number from 0 to 10000.")
+    expect(page.locator("#approved-error")).to_have_count(0)
+    expect(page.locator("#notes")).to_have_value("only the GPU part")  # what was typed stays
+    expect(page.locator("#approved_amount")).to_have_value("20000")
+    assert run.running
+    shoot(page, "form-structured-error-laptop")
+
+    page.locator("#approved_amount").fill("80")
+    assert submit(page) == 200
+    expect(
+        page.get_by_text("You answered Approved: Yes · Approved amount: 80 · Notes: only the GPU part.")
+    ).to_be_visible()
+    shoot(page, "form-structured-success-laptop")
+    result = json.loads(run.join())
+    assert result["type"] == "ExpenseDecision"
+    assert result["output"] == {"approved": True, "approved_amount": 80.0, "notes": "only the GPU part"}
+    assert result["via"] == "web" and result["by"]["platform"] == "web"
     page.context.close()

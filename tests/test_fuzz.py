@@ -2,32 +2,35 @@
 
 Whatever arrives (junk bytes, wrong content types, invalid UTF-8, 300 KB values, forged links,
 random Slack payloads), the bot must answer with a status below 500 and must never store a
-response that breaks its event's type, bounds or choices. Every stored value is re-checked
-with `parse_value`, the one function every surface validates with.
+response that breaks its event's type, bounds or choices, for scalar and structured events.
+Every stored value is re-checked with `parse_answer`, the one function every surface validates
+with, and read back through the plugin's real `wait()`: accepted ⇒ readable as the event's type.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import pytest
 import urllib3
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from pydantic import SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
+import hitl_chatops.plugin as hitl
+from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, Accepted, parse_answer
 from hitl_chatops.bot.links import form_signature
 from hitl_chatops.bot.protocol import Request, Response
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import REQUESTS, Store
-from hitl_chatops.bot.values import MAX_TEXT_LENGTH, Accepted, parse_value
 from tests.conftest import SECRET
 from tests.helpers import make_request
 from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
@@ -48,7 +51,26 @@ FUZZ = settings(
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 HTTP = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=30))
 
+
+class FuzzExpense(BaseModel):
+    approved: bool
+    amount: float = Field(ge=0, le=1000)
+    nights: int = Field(default=1, ge=1, le=14)
+    notes: str = Field(default="", max_length=50)
+    region: Literal["eu", "us", "1"] = "eu"
+    level: Literal[0, 1, 5] | None = None
+
+
+class FuzzApproval(BaseModel):
+    approved: bool
+    reason: str | None = None
+
+
+MODELS: dict[str, type[BaseModel]] = {model.__name__: model for model in (FuzzExpense, FuzzApproval)}
+FIELD_NAMES = sorted({name for model in MODELS.values() for name in model.model_fields})
 EVENT_SPECS: list[dict[str, Any]] = [
+    {"data_type": "object", "answer_schema": FuzzExpense.model_json_schema()},
+    {"data_type": "object", "answer_schema": FuzzApproval.model_json_schema()},
     {"data_type": "bool"},
     {"data_type": "int", "min_value": 1, "max_value": 10},
     {"data_type": "int"},
@@ -74,7 +96,9 @@ def huge_text(low: int = MAX_TEXT_LENGTH - 2, high: int = 300_000) -> st.SearchS
 
 
 answer_text = st.one_of(st.text(max_size=40), st.sampled_from(NEAR_MISSES), huge_text())
-field_name = st.one_of(st.sampled_from(["value", "response_path", "request_id", "sig", "responder"]), st.text())
+field_name = st.one_of(
+    st.sampled_from(["value", "response_path", "request_id", "sig", "responder", *FIELD_NAMES]), st.text()
+)
 extra_fields = st.lists(st.tuples(field_name, st.text(max_size=30)), max_size=4)
 content_types = st.sampled_from(
     [
@@ -100,7 +124,8 @@ def form_bodies(draw: st.DrawFn) -> tuple[bytes, str | None]:
     """A body the form might receive: proper url-encoding, multipart (maybe binary), or junk."""
     kind = draw(st.sampled_from(["urlencoded", "multipart", "raw"]))
     if kind == "urlencoded":
-        fields = [("value", draw(answer_text)), *draw(extra_fields)]
+        named = draw(structured_answers(as_text=True))
+        fields = [("value", draw(answer_text)), *named.items(), *draw(extra_fields)]
         fields = draw(st.permutations(fields))
         return urlencode(fields).encode(), "application/x-www-form-urlencoded"
     if kind == "multipart":
@@ -118,6 +143,27 @@ json_scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     answer_text,
 )
+FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "approved": st.one_of(st.booleans(), st.sampled_from(["true", "no", "maybe", "", 1, 2, None])),
+    "amount": st.one_of(
+        st.integers(-10, 1100), st.floats(-10, 1100), st.sampled_from([math.nan, math.inf]), answer_text
+    ),
+    "nights": st.one_of(st.integers(-1, 20), st.sampled_from(["1", "14", "15", "1e1", "2.0", 1e19]), st.floats(0, 20)),
+    "notes": st.one_of(st.text(max_size=60), st.sampled_from(NEAR_MISSES)),
+    "reason": st.one_of(st.text(max_size=60), st.none()),
+    "region": st.sampled_from(["eu", "US", " 1 ", "1", 1, True, "ap", ""]),
+    "level": st.sampled_from([0, 1, 5, "5", "0", True, None, 2, "", 1.0, "yes"]),
+}
+
+
+def structured_answers(*, as_text: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+    """Answers shaped like the fuzz models', near their edges: JSON values for the API, text for forms."""
+    values = FIELD_VALUES
+    if as_text:
+        values = {name: s.map(lambda v: v if isinstance(v, str) else json.dumps(v)) for name, s in values.items()}
+    return st.fixed_dictionaries({}, optional=values)
+
+
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner))
 
 
@@ -126,7 +172,7 @@ def api_bodies(draw: st.DrawFn) -> tuple[bytes, str | None]:
     """Mostly JSON objects with a random `value` (and responder, extra keys); sometimes not JSON at all."""
     kind = draw(st.sampled_from(["answer", "answer", "any-json", "raw"]))
     if kind == "answer":
-        body: dict[str, Any] = {"value": draw(json_values)}
+        body: dict[str, Any] = {"value": draw(st.one_of(json_values, structured_answers()))}
         if draw(st.booleans()):
             body["responder"] = draw(st.one_of(st.text(max_size=300), json_scalars))
         body.update(draw(st.dictionaries(st.text(max_size=20), json_scalars, max_size=3)))
@@ -165,19 +211,19 @@ def put_event(store: Store, spec: dict[str, Any]) -> Request:
 
 
 def assert_valid(event: Request, response: Response) -> None:
-    """The stored answer is exactly what `parse_value` accepts for this event, with the event's type."""
-    outcome = parse_value(
-        response.value,
-        data_type=event.data_type,
-        choices=event.choices,
-        min_value=event.min_value,
-        max_value=event.max_value,
-    )
+    """The stored answer is exactly what `parse_answer` accepts for this event, with the event's type."""
+    outcome = parse_answer(event, response.value)
     assert isinstance(outcome, Accepted), (event.data_type, response.value, outcome)
     assert outcome.value == response.value and type(outcome.value) is type(response.value)
     assert response.request_id == event.request_id and response.data_type == event.data_type
+    if event.data_type == "object":
+        model = MODELS[str((event.answer_schema or {})["title"])]
+        returned = hitl.Event(event, model, 0.01, None).wait()  # the plugin's real read path
+        assert isinstance(returned, model) and returned.model_dump(mode="json") == response.value
+        return
     expected = {"bool": bool, "int": int, "float": float, "str": str}[event.data_type]
     assert type(response.value) is expected, (event.data_type, response.value)
+    assert hitl.Event(event, expected, 0.01, None).wait() == response.value
     if isinstance(response.value, str):
         assert 0 < len(response.value) <= MAX_TEXT_LENGTH and "\x00" not in response.value
 
@@ -223,6 +269,40 @@ def test_form_post_never_fails_and_never_stores_an_invalid_value(
     if reply.status == 200 and b"Thanks, your answer is in" in reply.data:
         assert response is not None
     assert_only_known_events(store, known)
+
+
+@FUZZ
+@given(spec=st.sampled_from(EVENT_SPECS[:2]), fields=structured_answers(as_text=True))
+def test_structured_form_answers_are_what_wait_returns(
+    bot: BotThread, spec: dict[str, Any], fields: dict[str, str]
+) -> None:
+    """Through a good link, so most posts get as far as the checks: accepted ⇒ `wait()` returns it."""
+    store = Store(bot.settings.store)
+    event = put_event(store, spec)
+    reply = HTTP.request("POST", bot.service.form_url(event.request_id), fields=fields, encode_multipart=False)
+    assert reply.status in (200, 413, 422), (reply.status, reply.data[:300])  # 413: over the body limit
+    response = stored(store, event)
+    assert (response is not None) == (reply.status == 200)
+    if response is not None:
+        assert_valid(event, response)
+
+
+@FUZZ
+@given(spec=st.sampled_from(EVENT_SPECS[:2]), value=structured_answers())
+def test_structured_api_answers_are_what_wait_returns(
+    bot: BotThread, spec: dict[str, Any], value: dict[str, Any]
+) -> None:
+    store = Store(bot.settings.store)
+    event = put_event(store, spec)
+    url = f"{bot.url}/api/v1/events/{event.request_id}/response"
+    reply = HTTP.request("POST", url, body=json.dumps({"value": value}), headers=AUTH)
+    assert reply.status in (201, 413, 422), (reply.status, reply.data[:300])  # 413: over the body limit
+    response = stored(store, event)
+    assert (response is not None) == (reply.status == 201)
+    if response is not None:
+        assert_valid(event, response)
+    elif reply.status == 422:
+        assert json.loads(reply.data)["errors"], "a refusal names the fields"
 
 
 @FUZZ

@@ -13,7 +13,7 @@ _BLOCK_SDKS = """
 import importlib.abc, pkgutil, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"slack_bolt", "slack_sdk", "botbuilder", "botframework", "flyte", "s3fs", "obstore"}:
+        if name.split(".")[0] in {"slack_bolt", "slack_sdk", "microsoft_agents", "msal", "flyte", "s3fs", "obstore"}:
             raise ImportError(f"{name} is blocked: the core must not need it")
 sys.meta_path.insert(0, Block())
 import hitl_chatops.bot as core
@@ -54,6 +54,12 @@ def test_wheel_installs_only_hitl_chatops(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"hitl_chatops", next(t for t in tops if t.endswith(".dist-info"))}
-    for expected in ("bot/service.py", "bot/templates/form.html", "plugin/__init__.py", "adapters/__init__.py"):
+    for expected in (
+        "bot/service.py",
+        "bot/templates/form.html",
+        "bot/templates/page.css",
+        "plugin/__init__.py",
+        "adapters/__init__.py",
+    ):
         assert f"hitl_chatops/{expected}" in names
     assert not any(n.startswith("hitl_chatops/tests") for n in names)

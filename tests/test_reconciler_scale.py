@@ -81,7 +81,7 @@ async def put_events(store: Store, count: int) -> list[str]:
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
-async def test_an_idle_pass_over_2000_open_events_is_three_listings(counting_moto: CountingMoto) -> None:
+async def test_an_idle_pass_over_2000_open_events_is_five_listings(counting_moto: CountingMoto) -> None:
     store = Store(f"s3://{counting_moto.bucket}/hitl")
     ids = await put_events(store, OPEN_EVENTS)
     service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
@@ -90,12 +90,14 @@ async def test_an_idle_pass_over_2000_open_events_is_three_listings(counting_mot
 
     first = await reconciler.step()  # a cold replica reads each event once
     assert first.announced == OPEN_EVENTS
-    assert counting_moto.take() == {"LIST": 3, "GET": 2 * OPEN_EVENTS}  # request.json cold, response.json 404
+    # Markers: 2 pages and the one that shows where they end; the outbox and owed signals: 1 each.
+    assert counting_moto.take() == {"LIST": 5, "GET": 2 * OPEN_EVENTS}  # request.json cold, response.json 404
 
     idle = await reconciler.step()
     assert idle.announced == idle.expired == idle.repaired == idle.failed == 0
-    # 2,000 markers at 1,000 keys a page, and the page that shows where they end: 1 + N/1000.
-    assert counting_moto.take() == {"LIST": 1 + OPEN_EVENTS // 1000}
+    # 2,000 markers at 1,000 keys a page, and the page that shows where they end: 1 + N/1000;
+    # plus one listing each of the outbox and of owed signals (both empty).
+    assert counting_moto.take() == {"LIST": 3 + OPEN_EVENTS // 1000}
 
     # One answered (its marker dropped by the answerer) and one new event: only the new one is read.
     await service.respond(ids[0], "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
@@ -104,7 +106,7 @@ async def test_an_idle_pass_over_2000_open_events_is_three_listings(counting_mot
     counting_moto.take()
     changed = await reconciler.step()
     assert changed.announced == 1
-    assert counting_moto.take() == {"LIST": 3, "GET": 2}  # the new event's request.json and response.json
+    assert counting_moto.take() == {"LIST": 5, "GET": 2}  # the new event's request.json and response.json
     assert new in await store.pending_ids() and ids[0] not in await store.pending_ids()
 
 

@@ -7,7 +7,8 @@ It only translates: events become Block Kit messages, clicks and modal submissio
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -31,6 +32,7 @@ from ._surface import SlackSurface
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds since 1970; bounded so int() stays cheap
 SOCKET_HANDLER = web.AppKey("slack_socket_handler", AsyncSocketModeHandler)
 
 
@@ -65,6 +67,27 @@ def bolt_secret(settings: Settings) -> str:
     return settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
 
 
+def _unsigned_reason(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str]) -> str | None:
+    """Why this is not a request Slack signed, or None if it is.
+
+    Slack signs UTF-8 text with a whole-second timestamp; anything else is refused here, because
+    slack_sdk's verifier raises on it (`int("1.5")`, non-UTF-8 bodies, non-ASCII signatures).
+    """
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not _TIMESTAMP.fullmatch(timestamp):
+        return "timestamp is missing or not whole seconds"
+    if not signature.isascii():
+        return "signature is not ASCII"
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    if not verifier.is_valid(text, timestamp, signature):
+        return "signature is wrong or expired"
+    return None
+
+
 def bolt_app(service: HitlService, settings: Settings, client: AsyncWebClient) -> AsyncApp:
     """The bolt app with our listeners; HTTP mode verifies Slack's signature on every request."""
     socket_mode = settings.slack_app_token is not None
@@ -97,14 +120,15 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
         verifier = SignatureVerifier(signing_secret=bolt_secret(settings))
 
         async def events(request: web.Request) -> web.Response:
-            body = await request.text()
-            # Check the signature before bolt parses anything: unsigned junk is a 401, never a 500.
-            if not verifier.is_valid_request(body, dict(request.headers)):
+            # Check the signature before bolt parses anything: junk is a 401 or 400, never a 500.
+            refused = _unsigned_reason(verifier, await request.read(), request.headers)
+            if refused is not None:
+                log.warning("slack request refused", extra={"reason": refused})
                 return web.json_response({"error": "invalid Slack signature"}, status=401)
             try:
                 bolt_request = await to_bolt_request(request)
-            except Exception:  # signed but unreadable: bolt's parser fails on odd shapes (null, lists, bad JSON)
-                log.warning("malformed slack request")
+            except Exception as error:  # signed but unreadable: an unknown charset, or odd shapes bolt cannot parse
+                log.warning("malformed slack request", extra={"error": type(error).__name__})
                 return web.json_response({"error": "malformed Slack request"}, status=400)
             return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 

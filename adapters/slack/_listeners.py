@@ -17,9 +17,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from hitl_chatops.bot.errors import AlreadyAnswered, UserError
-from hitl_chatops.bot.protocol import Responder
+from hitl_chatops.bot.answers import schema_of
+from hitl_chatops.bot.errors import AlreadyAnswered, InvalidValue, UserError
+from hitl_chatops.bot.protocol import Request, Responder
 from hitl_chatops.bot.service import HitlService
+from hitl_chatops.bot.text import clip
 
 from . import _blocks
 from ._surface import api_error, as_dicts
@@ -34,10 +36,21 @@ def responder_of(user: dict[str, Any]) -> Responder:
     )
 
 
-def refusal_text(error: UserError) -> str:
-    if isinstance(error, AlreadyAnswered):
-        return f"Already answered: {_blocks.answered_text(error.response)}."
+def refusal_text(error: UserError, request: Request | None = None) -> str:
+    """The core's refusal for the person; an earlier answer is shown as its summary when the event is known."""
+    earlier = error.response if isinstance(error, AlreadyAnswered) else None
+    if earlier is not None and request is not None and not (earlier.cancelled or earlier.defaulted):
+        return f"Already answered: {_blocks.answered_text(request, earlier)}."
     return _blocks.escape(str(error))
+
+
+def _preset(request: Request, pick: str) -> dict[str, object]:
+    """Approve/Reject on an "approve, with a reason" event: that choice made in the modal it opens."""
+    schema = schema_of(request)
+    decision = next((f for f in schema.fields if f.kind == "bool"), None)
+    if pick not in _blocks.BOOL_PICKS or schema.scalar or decision is None:
+        return {}
+    return {decision.name: _blocks.BOOL_PICKS[pick]}
 
 
 class Listeners:
@@ -50,7 +63,7 @@ class Listeners:
     def register(self, app: AsyncApp) -> None:
         app.action(re.compile(rf"^{_blocks.ANSWER_ACTION}_\d+$"))(self.on_answer)
         app.action(_blocks.SELECT_ACTION)(self.on_select)
-        app.action(_blocks.MODAL_ACTION)(self.on_open_modal)
+        app.action(re.compile(rf"^{_blocks.MODAL_ACTION}(_\d+)?$"))(self.on_open_modal)
         app.action(_blocks.FORM_ACTION)(self.on_form_link)
         app.view(_blocks.MODAL_CALLBACK)(self.on_submit)
         app.command(self.command)(self.on_command)
@@ -83,13 +96,13 @@ class Listeners:
         self._after_ack(self._open_modal(body, str(action.get("value", "")), client))
 
     async def _open_modal(self, body: dict[str, Any], value: str, client: AsyncWebClient) -> None:
-        request_id, _ = _blocks.parse_action_value(value)
+        request_id, pick = _blocks.parse_action_value(value)
         try:
             # Refuse before the person types anything: answered, expired or not theirs to answer.
             request = await self.service.check(request_id, responder_of(body.get("user") or {}))
-            await client.views_open(trigger_id=body["trigger_id"], view=_blocks.modal(request))
+            await client.views_open(trigger_id=body["trigger_id"], view=_blocks.modal(request, _preset(request, pick)))
         except UserError as error:
-            await self._tell(client, body, refusal_text(error))
+            await self._tell(client, body, await self._refusal(request_id, error))
         except SlackApiError as error:
             log.warning("slack modal failed", extra={"request_id": request_id, "error": api_error(error)})
 
@@ -104,7 +117,7 @@ class Listeners:
                 "slack answer refused",
                 extra={"request_id": request_id, "user": responder.user_id, "outcome": type(error).__name__},
             )
-            await self._tell(client, body, refusal_text(error))
+            await self._tell(client, body, await self._refusal(request_id, error))
             return
         except Exception:
             log.exception("slack answer failed", extra={"request_id": request_id, "user": responder.user_id})
@@ -112,13 +125,22 @@ class Listeners:
             return
         if (body.get("container") or {}).get("is_ephemeral"):
             # The /hitl list is not a stored message, so it is not rewritten: confirm instead.
-            await self._tell(client, body, f"Saved: {_blocks.answered_text(response)}.")
+            request = await self.service.store.get_request(request_id)  # read (and cached) by the answer
+            await self._tell(client, body, f"Saved: {_blocks.answered_text(request, response)}.")
 
     async def _choices(self, request_id: str, pick: str) -> list[Any] | None:
         """The event's choices, read only when the pick names one (a bool click needs no read)."""
         if _blocks.choice_index(pick) is None:
             return None
         return (await self.service.store.get_request(request_id)).choices
+
+    async def _refusal(self, request_id: str, error: UserError) -> str:
+        """`refusal_text` with the event read, so an earlier answer is shown field by field."""
+        try:
+            request = await self.service.store.get_request(request_id)
+        except Exception:  # unknown or unreadable: the core's text alone says enough
+            request = None
+        return refusal_text(error, request)
 
     async def _tell(self, client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
         """An ephemeral note to the person who clicked, in the channel of the click."""
@@ -136,28 +158,34 @@ class Listeners:
 
     async def on_submit(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         request_id = str(view.get("private_metadata", ""))
-        state = ((view.get("state") or {}).get("values") or {}).get(_blocks.VALUE_BLOCK, {}).get(_blocks.VALUE_ACTION)
-        state = state or {}
-        responder = responder_of(body.get("user") or {})
+        values = (view.get("state") or {}).get("values") or {}
+        errors = await self._submit(request_id, values, responder_of(body.get("user") or {}))
+        if errors:
+            await ack(response_action="errors", errors=errors)
+        else:
+            await ack()
+
+    async def _submit(self, request_id: str, values: dict[str, Any], responder: Responder) -> dict[str, str] | None:
+        """Answer with the modal's inputs; the refusal as errors per input block, or None once saved.
+
+        Invalid fields get the core's message each; any other refusal goes on the first input.
+        """
+        first = next(iter(values), _blocks.VALUE_BLOCK)
         try:
-            if state.get("selected_option"):
-                pick = str(state["selected_option"].get("value", ""))
-                raw: object = _blocks.chosen(pick, await self._choices(request_id, pick))
-            else:
-                raw = state.get("value") or ""
-            await self.service.respond(request_id, raw, responder, "slack")
+            schema = schema_of(await self.service.store.get_request(request_id))
+            await self.service.respond(request_id, _blocks.submitted_answer(schema, values), responder, "slack")
         except UserError as error:
             log.info(
                 "slack submission refused",
                 extra={"request_id": request_id, "user": responder.user_id, "outcome": type(error).__name__},
             )
-            await ack(response_action="errors", errors={_blocks.VALUE_BLOCK: _blocks.clip(str(error), 150)})
-            return
+            if isinstance(error, InvalidValue):
+                return _blocks.field_errors(schema, error.errors, str(error))
+            return {first: clip(str(error), 150)}
         except Exception:
             log.exception("slack submission failed", extra={"request_id": request_id, "user": responder.user_id})
-            await ack(response_action="errors", errors={_blocks.VALUE_BLOCK: _FAILED})
-            return
-        await ack()
+            return {first: _FAILED}
+        return None
 
     # -- the slash command -----------------------------------------------------------------
 
@@ -175,5 +203,5 @@ class Listeners:
             blocks = as_dicts(_blocks.pending_blocks(requests, self.service.form_url))
             await respond(text=_blocks.pending_text(requests), blocks=blocks, response_type="ephemeral")
             return
-        prefix = "" if word == "help" else f"I do not know `{_blocks.clip(_blocks.escape(word), 40)}`.\n"
+        prefix = "" if word == "help" else f"I do not know `{clip(_blocks.escape(word), 40)}`.\n"
         await respond(text=prefix + _blocks.help_text(self.command), response_type="ephemeral")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from hitl_chatops.bot.errors import MembershipUnknown
+from hitl_chatops.bot.groups import GroupCache
 from hitl_chatops.bot.protocol import MessageRef, Request, Response
 from hitl_chatops.bot.service import HitlService
 
@@ -22,7 +22,6 @@ from . import _blocks
 
 log = logging.getLogger(__name__)
 _GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
-_GROUP_TTL_SECONDS = 60.0
 
 
 def slack_targets(request: Request, default_channel: str | None) -> list[str]:
@@ -55,8 +54,7 @@ class SlackSurface:
         self.client = client
         self.service = service
         self.default_channel = default_channel
-        self._groups: dict[str, tuple[float, set[str]]] = {}
-        self._lookups: dict[str, asyncio.Task[set[str] | None]] = {}
+        self._groups = GroupCache(self._read_group)
 
     async def post(self, request: Request) -> None:
         targets = slack_targets(request, self.default_channel)
@@ -69,7 +67,9 @@ class SlackSurface:
             async def send(channel: str = channel) -> MessageRef:
                 reply = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
                 ts, where = str(reply["ts"]), str(reply.get("channel") or channel)
-                log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "ts": ts})
+                log.info(
+                    "slack message posted", extra={"request_id": request.request_id, "channel": where, "message_ts": ts}
+                )
                 return MessageRef(platform="slack", key=f"{where}-{ts}", data={"channel": where, "ts": ts})
 
             try:
@@ -91,21 +91,8 @@ class SlackSurface:
         await self._rewrite(request, messages, _blocks.expired_summary(request), _blocks.expired_blocks(request))
 
     async def group_members(self, group: str) -> set[str] | None:
-        """Members of a Slack user group (`S…`), cached for a minute; None for anything else.
-
-        One lookup per group at a time: `/hitl` asks once per listed event, and a burst of the same
-        call would run into Slack's rate limit for it.
-        """
-        if not _GROUP_ID.fullmatch(group):
-            return None
-        cached = self._groups.get(group)
-        if cached and time.monotonic() - cached[0] < _GROUP_TTL_SECONDS:
-            return cached[1]
-        lookup = self._lookups.get(group)
-        if lookup is None:
-            lookup = self._lookups[group] = asyncio.create_task(self._read_group(group))
-            lookup.add_done_callback(lambda done: self._forget(group, done))
-        return await asyncio.shield(lookup)  # one caller giving up does not cancel the others' lookup
+        """Members of a Slack user group (`S…`), cached for a minute; None for anything else."""
+        return await self._groups.members(group) if _GROUP_ID.fullmatch(group) else None
 
     async def _read_group(self, group: str) -> set[str] | None:
         """Slack's refusal (`no_such_subteam`, `missing_scope`) is an answer: nobody gets in through
@@ -122,14 +109,7 @@ class SlackSurface:
         except (aiohttp.ClientError, TimeoutError) as error:
             log.warning("slack user group lookup failed", extra={"group": group, "error": type(error).__name__})
             raise MembershipUnknown(group) from error
-        members = {str(user) for user in reply.get("users") or []}
-        self._groups[group] = (time.monotonic(), members)
-        return members
-
-    def _forget(self, group: str, lookup: asyncio.Task[set[str] | None]) -> None:
-        self._lookups.pop(group, None)
-        if not lookup.cancelled():
-            lookup.exception()  # retrieved even if every caller gave up, so asyncio does not warn
+        return {str(user) for user in reply.get("users") or []}
 
     async def _rewrite(self, request: Request, refs: list[MessageRef], text: str, blocks: Sequence[Block]) -> None:
         """Replace the event's Slack messages `refs`; one failure does not stop the others."""

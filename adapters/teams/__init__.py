@@ -1,99 +1,75 @@
-"""Microsoft Teams through botbuilder's CloudAdapter: `POST /api/messages` and the Teams surface.
+"""Microsoft Teams through the Microsoft 365 Agents SDK: `POST /api/messages` and the Teams surface.
 
-Every botbuilder import of the project lives in this folder, so moving to the Microsoft 365
-Agents SDK later touches nothing else.
+Every Agents SDK import of the project lives in this folder.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from aiohttp import web
-from botbuilder.core import TurnContext
-from botbuilder.core.invoke_response import InvokeResponse
-from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import Activity, ActivityTypes
-from botframework.connector.aio import ConnectorClient
-from botframework.connector.auth import AuthenticateRequestResult, ClaimsIdentity, ConnectorFactory
+from microsoft_agents.activity import Activity, ActivityTypes, InvokeResponse
+from microsoft_agents.hosting.aiohttp import CloudAdapter
+from microsoft_agents.hosting.core import ClaimsIdentity, TurnContext
+from pydantic import ValidationError
 
 from hitl_chatops.bot.config import Settings
 from hitl_chatops.bot.service import HitlService
 
-from .connectors import ClientKey, KeptConnectorFactory, app_id_of
-from .credentials import KeptCredentialsFactory, TokenBeforeSend, signing_keys_kept
+from .channel_auth import OPENID_URL, ChannelTokens, KeysUnavailable, TokenRefused
+from .connector import BotConnectorClients
+from .graph import GroupMembers
 from .handler import TeamsBot
 from .surface import TeamsSurface
+from .tokens import app_tokens
 
 __all__ = ["attach"]
 log = logging.getLogger(__name__)
 ROUTE = "/api/messages"
-
-
-class _AdapterConfig:
-    """The attribute names botbuilder's configuration classes read."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.APP_ID = settings.teams_app_id or ""
-        self.APP_PASSWORD = settings.teams_app_password.get_secret_value() if settings.teams_app_password else ""
-        self.APP_TYPE = settings.teams_app_type
-        self.APP_TENANTID = settings.teams_tenant_id or ""
-
-
-class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
-    """botbuilder's authentication, with kept credentials and connector clients, where every way a
-    token can be bad is a `PermissionError` (a 401).
-
-    botbuilder itself lets some bad tokens escape as other errors, which CloudAdapter answers
-    with a 500: a malformed token (PyJWT's DecodeError), an unknown signing key (IndexError), a key
-    not endorsed for the channel or a disallowed algorithm (bare `Exception`).
-    """
-
-    def __init__(self, config: _AdapterConfig) -> None:
-        super().__init__(config, credentials_factory=KeptCredentialsFactory(config))
-        self._connectors: dict[ClientKey, ConnectorClient] = {}
-
-    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
-        """For proactive messages."""
-        return self._kept(super().create_connector_factory(claims_identity), claims_identity)
-
-    def _kept(self, factory: ConnectorFactory, claims_identity: ClaimsIdentity) -> ConnectorFactory:
-        return KeptConnectorFactory(
-            factory, app_id_of(claims_identity), self.get_originating_audience(), self._connectors
-        )
-
-    async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
-        """The token check for incoming turns, whose result carries their connector factory."""
-        try:
-            result = await super().authenticate_request(activity, auth_header)
-        except PermissionError as error:  # botbuilder's own refusal
-            _refused(error)
-            raise
-        except OSError:
-            raise  # the signing keys could not be fetched (requests' errors are OSErrors): a 500, the channel retries
-        except Exception as error:
-            _refused(error)
-            raise PermissionError("invalid Bot Framework token") from error
-        result.connector_factory = self._kept(result.connector_factory, result.claims_identity)
-        return result
-
-
-def _refused(error: Exception) -> None:
-    log.warning(
-        "teams request refused: missing or invalid Bot Framework token",
-        extra={"route": ROUTE, "reason": f"{type(error).__name__}: {error}"[:200]},
-    )
+# The SDK logs each Bot Connector call at INFO and each refused one at ERROR; the adapter logs every
+# outcome itself, with the event it was for (a refused post is retried later: a warning).
+logging.getLogger("microsoft_agents").setLevel(logging.WARNING)
+logging.getLogger("microsoft_agents.hosting.core.connector").setLevel(logging.CRITICAL)
 
 
 def attach(app: web.Application, service: HitlService, settings: Settings) -> None:
     """Mount `POST /api/messages` and register the Teams surface with the core."""
-    config = _AdapterConfig(settings)
-    adapter = CloudAdapter(_Authentication(config))
-    adapter.use(TokenBeforeSend())
+    app_id = settings.teams_app_id or ""
+    clients = BotConnectorClients(app_tokens(settings), app_id)
+    adapter = CloudAdapter(channel_service_client_factory=clients)
     adapter.on_turn_error = _on_turn_error
-    surface = TeamsSurface(adapter, service, settings.teams_app_id)
-    bot = TeamsBot(service, surface)
+    groups = None
+    if app_id and settings.teams_tenant_id:  # Graph reads the groups of the app's own tenant
+        groups = GroupMembers(app_tokens(settings, settings.teams_tenant_id), settings.teams_graph_url)
+        app.on_cleanup.append(lambda _: groups.close())
+    surface = TeamsSurface(adapter, service, app_id, groups)
     service.add_surface(surface)
+    bot = TeamsBot(service, surface)
+    app.on_cleanup.append(lambda _: clients.close())
+    channel = _channel_tokens(app, settings)
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        if request.content_type != "application/json":
+            return _error(415, "Send activities as application/json.")
+        activity = await _activity(request)
+        if activity is None:
+            return _error(400, "The body is not a Bot Framework activity.")
+        identity = _identity(channel, request, activity)
+        if isinstance(identity, web.Response):
+            return identity
+        answer = await adapter.process_activity(identity, activity, bot.on_turn)
+        if activity.type == ActivityTypes.invoke:
+            status = answer.status if answer is not None and answer.status else 501
+            return web.json_response(answer.body if answer is not None else None, status=status)
+        return web.Response(status=201)
+
+    app.router.add_post(ROUTE, messages)
+
+
+def _channel_tokens(app: web.Application, settings: Settings) -> ChannelTokens | None:
+    """The token check, its keys kept while the app runs; None (and a loud warning) in emulator mode."""
     if not settings.teams_app_id:
         log.warning(
             "TEAMS EMULATOR MODE: MicrosoftAppId is not set, so Bot Framework authentication is OFF and anyone "
@@ -101,19 +77,44 @@ def attach(app: web.Application, service: HitlService, settings: Settings) -> No
             "MicrosoftAppId and MicrosoftAppPassword for real Teams.",
             extra={"route": ROUTE},
         )
-    else:
-        app.cleanup_ctx.append(signing_keys_kept)
+        return None
+    channel = ChannelTokens(settings.teams_app_id, settings.teams_openid_url or OPENID_URL)
+    app.cleanup_ctx.append(channel.running)
+    return channel
 
-    async def messages(request: web.Request) -> web.StreamResponse:
-        if request.content_type != "application/json":
-            return web.json_response({"error": "Send activities as application/json."}, status=415)
-        try:
-            response = await adapter.process(request, bot)  # a refused token raises HTTPUnauthorized (401)
-        except json.JSONDecodeError:
-            return web.json_response({"error": "The body is not JSON."}, status=400)
-        return response if response is not None else web.Response(status=201)
 
-    app.router.add_post(ROUTE, messages)
+def _identity(channel: ChannelTokens | None, request: web.Request, activity: Activity) -> ClaimsIdentity | web.Response:
+    """Who sent `activity` (anonymous in emulator mode), or the 401 / 503 to answer instead."""
+    if channel is None:
+        return ClaimsIdentity()
+    try:
+        claims = channel.check(
+            request.headers.get("Authorization"), str(activity.channel_id), activity.service_url or ""
+        )
+    except TokenRefused as error:
+        reason = {"route": ROUTE, "reason": str(error)}
+        log.warning("teams request refused: missing or invalid Bot Framework token", extra=reason)
+        return _error(401, "Missing or invalid Bot Framework token.")
+    except KeysUnavailable:  # `keep_fresh` logs why
+        log.warning("teams request not checked: no Bot Framework signing keys yet", extra={"route": ROUTE})
+        return _error(503, "The bot cannot check tokens yet; retry shortly.")
+    return ClaimsIdentity(claims, authentication_type="Bearer")
+
+
+async def _activity(request: web.Request) -> Activity | None:
+    """The request's activity, or None for anything that is not one (never a 500)."""
+    try:
+        body: Any = await request.json()
+        activity = Activity.model_validate(body) if isinstance(body, dict) else None
+    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError):
+        return None
+    if activity is None or not activity.type or not activity.conversation or not activity.conversation.id:
+        return None
+    return activity
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
 
 
 async def _on_turn_error(context: TurnContext, error: Exception) -> None:

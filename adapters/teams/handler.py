@@ -11,14 +11,16 @@ import logging
 import re
 from dataclasses import dataclass
 
-from botbuilder.core import ActivityHandler, InvokeResponse, MessageFactory, TurnContext
-from botbuilder.schema import (
+from microsoft_agents.activity import (
     Activity,
     ActivityTypes,
     AdaptiveCardInvokeResponse,
+    AdaptiveCardInvokeValue,
     ChannelAccount,
     TextFormatTypes,
+    TurnContextProtocol,
 )
+from microsoft_agents.hosting.core import ActivityHandler, MessageFactory
 
 from hitl_chatops.bot.errors import (
     AlreadyAnswered,
@@ -26,6 +28,7 @@ from hitl_chatops.bot.errors import (
     EventNotFound,
     InvalidValue,
     NotAllowed,
+    StoreError,
     StoreUnavailable,
     UserError,
 )
@@ -37,8 +40,8 @@ from .references import remember
 from .surface import TeamsSurface, card_activity
 
 log = logging.getLogger(__name__)
+Turn = TurnContextProtocol[Activity]
 
-ADAPTIVE_CARD_ACTION = "adaptiveCard/action"
 MAX_LISTED = 10
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 _REMEMBERED = (ActivityTypes.message, ActivityTypes.conversation_update, ActivityTypes.installation_update)
@@ -50,42 +53,41 @@ class Outcome:
     answered: bool
 
 
-class TeamsBot(ActivityHandler):  # type: ignore[misc]
+class TeamsBot(ActivityHandler):
     def __init__(self, service: HitlService, surface: TeamsSurface) -> None:
         super().__init__()
         self._service = service
         self._surface = surface
 
-    async def on_turn(self, turn_context: TurnContext) -> None:
+    async def on_turn(self, turn_context: Turn) -> None:
         if turn_context.activity.type in _REMEMBERED:
-            await remember(self._service.store, turn_context.activity)
+            try:
+                await remember(self._service, turn_context.activity)
+            except StoreError as error:  # the next activity from there saves it; this one is still answered
+                log.warning("teams conversation reference not saved", extra={"error": type(error).__name__})
         await super().on_turn(turn_context)
 
     # -- installation ------------------------------------------------------------------------
 
-    async def on_members_added_activity(self, members_added: list[ChannelAccount], turn_context: TurnContext) -> None:
+    async def on_members_added_activity(self, members_added: list[ChannelAccount], turn_context: Turn) -> None:
         bot = turn_context.activity.recipient
         if bot is not None and any(member.id == bot.id for member in members_added):
             await turn_context.send_activity(_markdown(_welcome(turn_context.activity)))
 
     # -- answers -----------------------------------------------------------------------------
 
-    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
-        activity = turn_context.activity
-        if activity.name != ADAPTIVE_CARD_ACTION:
-            return await super().on_invoke_activity(turn_context)
-        value = activity.value if isinstance(activity.value, dict) else {}
-        action = value.get("action")
-        ours = isinstance(action, dict) and action.get("verb") == VERB
-        payload = answer_payload(action.get("data")) if ours and isinstance(action, dict) else None
+    async def on_adaptive_card_invoke(
+        self, turn_context: Turn, invoke_value: AdaptiveCardInvokeValue
+    ) -> AdaptiveCardInvokeResponse:
+        """Action.Execute: the SDK has checked the invoke's shape; answer with the refreshed card."""
+        action = invoke_value.action
+        payload = answer_payload(action.data) if action.verb == VERB else None
         if payload is None:
             return _invoke_error(400, "This card action is not one hitl-chatops knows.")
-        outcome = await self._answer(*payload, _responder(activity))
-        # Return an InvokeResponse ourselves: botbuilder 4.17.1's on_adaptive_card_invoke path serializes twice.
-        body = AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=outcome.card)
-        return InvokeResponse(status=200, body=body)
+        outcome = await self._answer(*payload, _responder(turn_context.activity))
+        return AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=outcome.card)
 
-    async def on_message_activity(self, turn_context: TurnContext) -> None:
+    async def on_message_activity(self, turn_context: Turn) -> None:
         activity = turn_context.activity
         payload = answer_payload(activity.value)
         if payload is not None:
@@ -100,7 +102,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         else:
             await turn_context.send_activity(_markdown(_help(activity)))
 
-    async def _submitted(self, turn_context: TurnContext, request_id: str, raw: object) -> None:
+    async def _submitted(self, turn_context: Turn, request_id: str, raw: object) -> None:
         """Action.Submit fallback: a message carrying the card's data; re-render the card it came from."""
         activity = turn_context.activity
         outcome = await self._answer(request_id, raw, _responder(activity))
@@ -116,12 +118,16 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
     async def _answer(self, request_id: str, raw: object, responder: Responder) -> Outcome:
         """Ask the core; render what it decided. Only `UserError` texts reach a person."""
         try:
-            request = await self._service.store.get_request(request_id)
+            request = await self._service.event(request_id)
         except EventNotFound as error:
             return Outcome(notice_card("Event not found", str(error)), False)
+        except UserError as error:  # storage unreachable: "please try again"
+            return Outcome(notice_card("Not answered", str(error)), False)
         try:
             response = await self._service.respond(request_id, raw, responder, "teams")
-        except (InvalidValue, StoreUnavailable) as error:
+        except InvalidValue as error:
+            return Outcome(self._event_card(request, errors=error.errors, typed=raw), False)
+        except StoreUnavailable as error:
             return Outcome(self._event_card(request, error=str(error), typed=raw), False)
         except NotAllowed as error:
             return Outcome(self._event_card(request, notice=str(error)), False)
@@ -134,13 +140,20 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         return Outcome(answered_card(request, response), True)
 
     def _event_card(
-        self, request: Request, *, error: str | None = None, notice: str | None = None, typed: object = None
+        self,
+        request: Request,
+        *,
+        errors: dict[str, str] | None = None,
+        error: str | None = None,
+        notice: str | None = None,
+        typed: object = None,
     ) -> Card:
-        return event_card(request, self._service.form_url(request.request_id), error=error, notice=notice, typed=typed)
+        form_url = self._service.form_url(request.request_id)
+        return event_card(request, form_url, errors=errors, error=error, notice=notice, typed=typed)
 
     # -- pending -----------------------------------------------------------------------------
 
-    async def _list_pending(self, turn_context: TurnContext) -> None:
+    async def _list_pending(self, turn_context: Turn) -> None:
         activity = turn_context.activity
         events = await self._service.pending(_responder(activity))
         if not events:
@@ -166,15 +179,14 @@ def _responder(activity: Activity) -> Responder:
     )
 
 
-def _invoke_error(status: int, message: str) -> InvokeResponse:
-    body = AdaptiveCardInvokeResponse(
+def _invoke_error(status: int, message: str) -> AdaptiveCardInvokeResponse:
+    return AdaptiveCardInvokeResponse(
         status_code=status, type="application/vnd.microsoft.error", value={"code": "BadRequest", "message": message}
     )
-    return InvokeResponse(status=200, body=body)
 
 
 def _markdown(text: str) -> Activity:
-    activity = MessageFactory.text(text)
+    activity: Activity = MessageFactory.text(text)
     activity.text_format = TextFormatTypes.markdown
     return activity
 

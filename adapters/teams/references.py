@@ -1,7 +1,7 @@
 """Conversation references: where the bot may post proactively, kept in the core's store.
 
-botbuilder serializes `ConversationAccount.tenant_id` as `tenantID`, so Teams' `tenantId` never
-survives a round trip; we keep `channelData.tenant.id` beside the reference ourselves.
+The tenant (`channelData.tenant.id`, which Teams needs on every proactive post) is kept beside
+the reference, so a post never depends on which fields a reference happens to carry.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final, Literal
 
-from botbuilder.core import TurnContext
-from botbuilder.schema import Activity, ConversationReference
+from microsoft_agents.activity import Activity, ConversationReference
+from pydantic import ValidationError
 
-from hitl_chatops.bot.store import Store
+from hitl_chatops.bot.errors import StoreError
+from hitl_chatops.bot.service import HitlService
 
 PLATFORM: Final[Literal["teams"]] = "teams"
 _TENANT_KEY = "tenant_id"
@@ -27,28 +28,29 @@ def tenant_of(activity: Activity) -> str | None:
     return str(conversation.tenant_id) if conversation and conversation.tenant_id else None
 
 
-async def remember(store: Store, activity: Activity) -> str | None:
+async def remember(service: HitlService, activity: Activity) -> str | None:
     """Save the reference of the conversation `activity` came from; returns its id."""
     conversation = activity.conversation
     if conversation is None or not conversation.id or not activity.service_url:
         return None
-    reference = TurnContext.get_conversation_reference(activity)
+    reference = activity.get_conversation_reference()
     reference.activity_id = None  # posts start new messages, not replies to this activity
-    data: dict[str, Any] = reference.serialize()
+    data: dict[str, Any] = reference.model_dump(mode="json", by_alias=True, exclude_none=True)
     data[_TENANT_KEY] = tenant_of(activity)
-    await store.put_conversation(PLATFORM, str(conversation.id), data)
+    await service.save_conversation(PLATFORM, str(conversation.id), data)
     return str(conversation.id)
 
 
-async def recall(store: Store, conversation_id: str) -> tuple[ConversationReference, str | None] | None:
-    """The stored reference (tenant restored) and tenant id, or None if the bot never saw the conversation."""
-    data = await store.get_conversation(PLATFORM, conversation_id)
+async def recall(service: HitlService, conversation_id: str) -> tuple[ConversationReference, str | None] | None:
+    """The stored reference and tenant id, or None if the bot never saw the conversation."""
+    data = await service.conversation(PLATFORM, conversation_id)
     if data is None:
         return None
     tenant = data.pop(_TENANT_KEY, None)
-    reference = ConversationReference.deserialize(data)
-    if tenant and reference.conversation is not None:
-        reference.conversation.tenant_id = tenant
+    try:
+        reference = ConversationReference.model_validate(data)
+    except ValidationError as error:  # written by another version, or by hand
+        raise StoreError(f"unreadable Teams conversation reference for {conversation_id}") from error
     return reference, tenant if isinstance(tenant, str) else None
 
 

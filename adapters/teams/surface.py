@@ -6,15 +6,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from botbuilder.core import CardFactory, MessageFactory, TurnContext
-from botbuilder.integration.aiohttp import CloudAdapter
-from botbuilder.schema import Activity, ConversationReference
+import aiohttp
+from microsoft_agents.activity import Activity, ConversationReference
+from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnContext
+from microsoft_agents.hosting.core.channel_service_adapter import ChannelServiceAdapter
 
+from hitl_chatops.bot.errors import HitlError, PlatformError
 from hitl_chatops.bot.protocol import MessageRef, Request, Response
 from hitl_chatops.bot.service import HitlService
 
 from .cards import Card, event_card, expired_card
 from .cards import answered_card as answered_card_for
+from .graph import GroupMembers
 from .references import PLATFORM, message_key, recall
 
 log = logging.getLogger(__name__)
@@ -23,7 +26,7 @@ Callback = Callable[[TurnContext], Awaitable[None]]
 
 
 def card_activity(card: Card, tenant_id: str | None = None) -> Activity:
-    activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
+    activity: Activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
     if tenant_id:
         activity.channel_data = {"tenant": {"id": tenant_id}}
     return activity
@@ -43,10 +46,13 @@ class TeamsSurface:
 
     name: str = PLATFORM
 
-    def __init__(self, adapter: CloudAdapter, service: HitlService, app_id: str | None) -> None:
+    def __init__(
+        self, adapter: ChannelServiceAdapter, service: HitlService, app_id: str | None, groups: GroupMembers | None
+    ) -> None:
         self._adapter = adapter
         self._service = service
         self._app_id = app_id or ""
+        self._groups = groups
 
     # -- Surface ---------------------------------------------------------------------------
 
@@ -66,8 +72,8 @@ class TeamsSurface:
             except Exception as error:  # one unreachable conversation must not stop the others
                 log.warning(
                     "teams post failed",
-                    extra={"request_id": request.request_id, "error": type(error).__name__},
-                    exc_info=True,
+                    extra={"request_id": request.request_id, "error": type(error).__name__, "reason": str(error)},
+                    exc_info=not isinstance(error, HitlError),  # ours say it all; anything else needs its traceback
                 )
 
     async def answered(self, request: Request, response: Response, messages: list[MessageRef]) -> None:
@@ -77,7 +83,8 @@ class TeamsSurface:
         await self._replace_all(request, messages, expired_card(request))
 
     async def group_members(self, group: str) -> set[str] | None:
-        return None  # Teams group membership needs Graph permissions; responders list user ids or names
+        """Members of a Microsoft Entra group, through Microsoft Graph when the bot has credentials."""
+        return None if self._groups is None else await self._groups.members(group)
 
     # -- helpers shared with the bot -----------------------------------------------------------
 
@@ -95,32 +102,33 @@ class TeamsSurface:
                 exc_info=result,
             )
         if failed:  # the core keeps the event in its outbox and the reconciler retries
-            raise RuntimeError(f"{len(failed)} of {len(copies)} Teams cards could not be updated")
+            raise PlatformError(f"{len(failed)} of {len(copies)} Teams cards could not be updated")
 
     async def _post_one(self, request: Request, conversation_id: str, card: Card) -> MessageRef:
-        found = await recall(self._service.store, conversation_id)
+        found = await recall(self._service, conversation_id)
         if found is None:
             # Raised, not returned: the post claim is released so the reconciler posts after installation.
-            raise LookupError("no Teams conversation reference: install the app there, or message the bot in it, first")
+            raise PlatformError(
+                "no Teams conversation reference: install the app there, or message the bot in it, first"
+            )
         reference, tenant = found
         sent: list[str] = []
 
         async def send(context: TurnContext) -> None:
-            context.activity.id = None  # a new message in the conversation, not a reply to the continuation
             resource = await context.send_activity(card_activity(card, tenant))
             if resource is not None and resource.id:
                 sent.append(str(resource.id))
 
         await self._continue(reference, send)
         if not sent:
-            raise RuntimeError("Teams accepted the card but returned no activity id")
+            raise PlatformError("Teams accepted the card but returned no activity id")
         log.info("teams card posted", extra={"request_id": request.request_id, "conversation_id": conversation_id})
         return card_ref(conversation_id, sent[0], "post")
 
     async def _replace(self, message: MessageRef, card: Card) -> None:
         conversation_id = str(message.data.get("conversation_id", ""))
         activity_id = str(message.data.get("activity_id", ""))
-        found = await recall(self._service.store, conversation_id)
+        found = await recall(self._service, conversation_id)
         if found is None or not activity_id:
             return
         reference, tenant = found
@@ -133,12 +141,12 @@ class TeamsSurface:
         await self._continue(reference, update)
 
     async def _continue(self, reference: ConversationReference, callback: Callback) -> None:
-        """Run `callback` in the conversation and raise what it raised.
+        """Run `callback` in the conversation and raise what it raised, as a `PlatformError`.
 
-        botbuilder hands a proactive turn's error to `on_turn_error`, which only logs it: a failed
+        The SDK hands a proactive turn's error to `on_turn_error`, which only logs it: a failed
         post or card update would look done, and the reconciler would never retry it.
         """
-        failed: list[Exception] = []
+        failed: list[BaseException] = []
 
         async def guarded(context: TurnContext) -> None:
             try:
@@ -146,6 +154,19 @@ class TeamsSurface:
             except Exception as error:
                 failed.append(error)
 
-        await self._adapter.continue_conversation(reference, guarded, self._app_id)
+        continuation = reference.get_continuation_activity()
+        continuation.id = None  # a new message in the conversation, not a reply to the continuation
+        try:
+            await self._adapter.continue_conversation(self._app_id, continuation, guarded)
+        except (aiohttp.ClientError, TimeoutError) as error:  # the connection
+            failed.append(error)
         if failed:
-            raise failed[0]
+            raise _platform_error(failed[0]) from failed[0]
+
+
+def _platform_error(error: BaseException) -> HitlError:
+    if isinstance(error, HitlError):
+        return error
+    if isinstance(error, aiohttp.ClientResponseError):
+        return PlatformError(f"the Bot Connector answered {error.status}")
+    return PlatformError(f"the Bot Connector could not be reached ({type(error).__name__})")

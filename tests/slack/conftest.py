@@ -9,6 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from hitl_chatops.bot.server import BotThread
+from tests.flyte_fake import FakeFlyte
 from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 
@@ -31,5 +32,14 @@ def slack_bot(fake_slack: FakeSlack, start_bot: Callable[..., BotThread]) -> Cal
             "slack_api_url": f"{fake_slack.url}/api",
         }
         return start_bot(**(settings | overrides))
+
+    return start
+
+
+@pytest.fixture
+def flyte_bot(slack_bot: Callable[..., BotThread], fake_flyte: FakeFlyte) -> Callable[..., BotThread]:
+    def start(**overrides: Any) -> BotThread:
+        settings = {"flyte_endpoint": fake_flyte.endpoint, "flyte_insecure": True, "reconcile_seconds": 0}
+        return slack_bot(**(settings | overrides))
 
     return start

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from slack_sdk.signature import SignatureVerifier
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.protocol import Response
-from hitl_chatops.bot.server import free_port
+from hitl_chatops.bot.server import BotThread, free_port
 from hitl_chatops.bot.store import Store
 
 BOT_TOKEN = "xoxb-test-token"
@@ -307,21 +308,46 @@ def click(user_id: str, element: dict[str, Any]) -> str:
 
 
 def view_submission(user_id: str, request_id: str, state: dict[str, Any]) -> str:
+    view = {"private_metadata": request_id, "state": {"values": {"hitl_value": {"value": state}}}}
+    return _submission(user_id, view)
+
+
+def _submission(user_id: str, view: dict[str, Any]) -> str:
     payload = {
         "type": "view_submission",
         "user": user(user_id),
         "api_app_id": "A0",
         "team": {"id": "T0", "domain": "test"},
         "trigger_id": "3333.4444.trigger",
-        "view": {
-            "id": "V0001",
-            "type": "modal",
-            "callback_id": "hitl_submit",
-            "private_metadata": request_id,
-            "state": {"values": {"hitl_value": {"value": state}}},
-        },
+        "view": {"type": "modal", "callback_id": "hitl_submit", **view, "id": "V0001"},
     }
     return urlencode({"payload": json.dumps(payload)})
+
+
+def modal_state(view: dict[str, Any], typed: dict[str, str]) -> dict[str, Any]:
+    """`view.state.values` as Slack sends them for a modal the bot opened.
+
+    Each input holds `typed[block_id]` (the text typed, or the visible text of the option picked);
+    inputs not in `typed` keep what the bot pre-filled.
+    """
+    values: dict[str, Any] = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        element, given = block["element"], typed.get(block["block_id"])
+        state: dict[str, Any] = {"type": element["type"]}
+        if "options" in element:
+            picked = [o for o in element["options"] if o["text"]["text"] == given]
+            state["selected_option"] = picked[0] if given is not None else element.get("initial_option")
+        else:
+            state["value"] = given if given is not None else element.get("initial_value")
+        values[block["block_id"]] = {element["action_id"]: state}
+    return values
+
+
+def modal_submission(user_id: str, view: dict[str, Any], typed: dict[str, str]) -> str:
+    """Submit a modal the bot opened (as `views.open` received it) with `typed` entered (see `modal_state`)."""
+    return _submission(user_id, {**view, "state": {"values": modal_state(view, typed)}})
 
 
 def slash_command(user_id: str, text: str, response_url: str, command: str = "/hitl") -> str:
@@ -373,3 +399,11 @@ def validate_blocks(blocks: list[dict[str, Any]]) -> None:
 
 def validate_view(view: dict[str, Any]) -> None:
     View(**view).to_dict()
+
+
+async def api_answer(bot: BotThread, request_id: str, body: dict[str, Any]) -> int:
+    """Answer through the bot's JSON API (another surface than Slack); returns the HTTP status."""
+    headers = {"Authorization": f"Bearer {os.environ['HITL_CHATOPS_SECRET']}"}
+    url = f"{bot.url}/api/v1/events/{request_id}/response"
+    async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as reply:
+        return reply.status

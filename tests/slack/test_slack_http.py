@@ -16,6 +16,7 @@ from tests.helpers import recorded_messages
 from tests.slack.slack_helpers import (
     CHANNEL,
     FakeSlack,
+    api_answer,
     block_actions,
     click,
     create_event,
@@ -29,14 +30,6 @@ from tests.slack.slack_helpers import (
 
 pytestmark = pytest.mark.asyncio
 BotFactory = Callable[..., BotThread]
-
-
-async def api_answer(bot: BotThread, request_id: str, body: dict[str, Any]) -> int:
-    """Answer through the bot's JSON API (another surface than Slack); returns the HTTP status."""
-    headers = {"Authorization": f"Bearer {os.environ['HITL_CHATOPS_SECRET']}"}
-    url = f"{bot.url}/api/v1/events/{request_id}/response"
-    async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as reply:
-        return reply.status
 
 
 def actions_of(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -96,7 +96,8 @@ async def test_metrics_count_what_happened(slack_bot: Callable[..., BotThread], 
     await fake_slack.wait_for("chat.postMessage")
     answer = bot.call(bot.service.respond(request_id, "2", Responder(platform="slack", user_id="U1"), "slack"))
     assert answer.value == 2 and answer.responded_at and answer.responded_at <= utcnow()
-    async with aiohttp.ClientSession() as http, http.get(f"{bot.url}/metrics") as reply:
+    token = {"Authorization": f"Bearer {SECRET}"}
+    async with aiohttp.ClientSession() as http, http.get(f"{bot.url}/metrics", headers=token) as reply:
         text = await reply.text()
     assert reply.status == 200
     assert 'hitl_events_answered_total{via="slack"} 1.0' in text

@@ -1,7 +1,7 @@
 """A fake Bot Connector service and helpers that talk to a real bot over real sockets.
 
 The fake runs aiohttp on 127.0.0.1 in its own thread (like the bot), records every call the
-bot's botbuilder connector client makes, and answers like the Bot Connector does.
+bot's Agents SDK connector client makes, and answers like the Bot Connector does.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from typing import Any
 
 import aiohttp
 import jwt
-import pytest
 from aiohttp import web
-from botframework.connector.auth import AuthenticationConstants, ChannelValidation
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -30,6 +28,7 @@ from tests.conftest import SECRET
 from tests.helpers import make_request
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
+APP_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 BOT = {"id": "28:hitl-bot", "name": "hitl"}
 ALICE = {"id": "29:alice", "aadObjectId": "aad-alice", "name": "Alice Example"}
 BOB = {"id": "29:bob", "aadObjectId": "aad-bob", "name": "Bob Example"}
@@ -60,6 +59,15 @@ class SigningKey:
 
 SIGNING_KEY = SigningKey("hitl-test-key")  # endorsed for msteams
 SKYPE_KEY = SigningKey("hitl-skype-key")  # published, but endorsed for another channel only
+
+
+@dataclass
+class FakeAuthority:
+    """The fake Microsoft login (the `authority` fixture): counts token requests, can hang them."""
+
+    url: str
+    token_requests: int = 0
+    answering: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: token requests hang
 
 
 @dataclass
@@ -166,14 +174,9 @@ class FakeConnector:
 
     @property
     def openid_url(self) -> str:
-        """Bot Framework's OpenID metadata, as login.botframework.com serves it, with our keys."""
+        """Bot Framework's OpenID metadata, as login.botframework.com serves it, with our keys
+        (the bot reads it from `HITL_CHATOPS_TEAMS_OPENID_URL`)."""
         return f"{self.url}openid/configuration"
-
-    def publish_keys(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Have botbuilder's token checks, the channel's and the Emulator's, read this fake's keys."""
-        monkeypatch.setattr(ChannelValidation, "open_id_metadata_endpoint", self.openid_url)
-        emulator = f"{self.openid_url}?for=emulator"  # another URL, so botbuilder keeps another copy
-        monkeypatch.setattr(AuthenticationConstants, "TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL", emulator)
 
     # -- reading what the bot did ---------------------------------------------------------
 
@@ -293,3 +296,26 @@ async def make_event(bot: BotThread, *, timeout_seconds: float = 600, **fields: 
     ):
         assert reply.status == 202, await reply.text()
     return request
+
+
+async def keys_ready(teams: Teams, app_id: str) -> None:
+    """Wait until the bot has the fake's signing keys: a signed card action stops being a 503."""
+    value = {"action": {"type": "Action.Execute", "verb": "hitl.probe", "data": {}}}
+    probe = teams.activity("invoke", name="adaptiveCard/action", value=value)  # answered in the reply alone
+    headers = {"Authorization": f"Bearer {SIGNING_KEY.token(app_id, teams.connector.url)}"}
+    await teams.connector.wait_for(lambda: teams.connector.key_fetches)
+    for _ in range(100):
+        status, _ = await teams.post(probe, headers)
+        if status != 503:
+            assert status == 200
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the bot never got the signing keys")
+
+
+async def install(teams: Teams, app_id: str) -> None:
+    """Install the app in CHANNEL (signed, as Teams sends it); the bot sends nothing back."""
+    await keys_ready(teams, app_id)
+    headers = {"Authorization": f"Bearer {SIGNING_KEY.token(app_id, teams.connector.url)}"}
+    status, _ = await teams.post(teams.activity("installationUpdate", action="add"), headers)
+    assert status == 201

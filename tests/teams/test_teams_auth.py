@@ -1,27 +1,30 @@
-"""Bot Framework authentication, offline, through botbuilder's own token check.
+"""Bot Framework authentication, offline, through the bot's own token check.
 
-The bot runs with a MicrosoftAppId, so CloudAdapter validates every channel token exactly as in
-production (the public-cloud path). Only where the signing keys come from changes: botbuilder's
-hook `ChannelValidation.open_id_metadata_endpoint`, and its Emulator metadata URL, point at the
-fake Bot Connector, which publishes the test keys the way login.botframework.com publishes
-Microsoft's.
+The bot runs with a MicrosoftAppId, so every channel token is validated exactly as in production
+(the public-cloud path). Only where the signing keys come from changes: `HITL_CHATOPS_TEAMS_OPENID_URL`
+points at the fake Bot Connector, which publishes the test keys the way login.botframework.com
+publishes Microsoft's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import aiohttp
 import jwt
 import pytest
-from botframework.connector.auth import ChannelValidation
 from pydantic import SecretStr
 
 from hitl_chatops.bot.protocol import Request
-from hitl_chatops.bot.server import BotThread, free_port
+from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.helpers import make_request
 from tests.teams.teams_helpers import (
+    APP_ID,
     CHANNEL,
     SIGNING_KEY,
     SKYPE_KEY,
@@ -30,18 +33,23 @@ from tests.teams.teams_helpers import (
     SigningKey,
     Teams,
     answer,
+    keys_ready,
     texts,
 )
 
-APP_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 ATTACKER = "https://attacker.example/"
 EMULATOR_ISSUER = "https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a935871db/"
 
 
+def secured_bot(start_bot: Callable[..., BotThread], openid_url: str) -> BotThread:
+    return start_bot(teams_app_id=APP_ID, teams_app_password=SecretStr("app-password"), teams_openid_url=openid_url)
+
+
 @pytest.fixture
-def secured(connector: FakeConnector, start_bot: Callable[..., BotThread], monkeypatch: pytest.MonkeyPatch) -> Teams:
-    connector.publish_keys(monkeypatch)
-    return Teams(start_bot(teams_app_id=APP_ID, teams_app_password=SecretStr("app-password")), connector)
+async def secured(connector: FakeConnector, start_bot: Callable[..., BotThread]) -> Teams:
+    teams = Teams(secured_bot(start_bot, connector.openid_url), connector)
+    await keys_ready(teams, APP_ID)
+    return teams
 
 
 async def pending_event(teams: Teams) -> Request:
@@ -88,13 +96,12 @@ async def test_a_valid_channel_token_is_accepted_and_the_answer_saved(secured: T
 
 
 async def keys_kept(teams: Teams) -> int:
-    """Wait until the bot has fetched both sets of keys, the channel's and the Emulator's."""
-    await teams.connector.wait_for(lambda: teams.connector.key_fetches >= 2)
+    """Wait until the bot has the channel's signing keys; how often it fetched them."""
+    await keys_ready(teams, APP_ID)
     return teams.connector.key_fetches
 
 
 async def test_signing_keys_are_fetched_before_the_first_request_not_during_it(secured: Teams) -> None:
-    """botbuilder would fetch them with blocking calls inside the first request, stalling the whole bot."""
     fetched = await keys_kept(secured)
     event = await pending_event(secured)
 
@@ -106,9 +113,9 @@ async def test_signing_keys_are_fetched_before_the_first_request_not_during_it(s
     assert secured.connector.key_fetches == fetched
 
 
-async def test_a_token_that_claims_the_emulator_fetches_no_keys_either(secured: Teams) -> None:
-    """Anyone can name the Emulator as issuer; botbuilder then checks the token against the
-    Emulator's keys, which it would have fetched, blocking, inside that request."""
+async def test_a_token_that_claims_the_emulator_fetches_no_keys(secured: Teams) -> None:
+    """Anyone can name the Emulator as issuer; botbuilder then fetched the Emulator's keys, blocking,
+    inside that request. Teams never sends Emulator tokens: they are refused before any key is read."""
     fetched = await keys_kept(secured)
     event = await pending_event(secured)
     forged = SigningKey("unknown-key").token(APP_ID, secured.connector.url, iss=EMULATOR_ISSUER, appid=APP_ID)
@@ -133,17 +140,60 @@ async def test_a_forged_or_stale_token_is_401_and_writes_nothing(
     assert secured.connector.calls == []
 
 
-async def test_unreachable_signing_keys_are_a_500_so_the_channel_retries(
-    secured: Teams, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """A loopback listener that accepts connections and never answers, like egress that drops packets."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/openid"
+
+
+async def test_a_forged_token_while_the_keys_cannot_be_fetched_is_answered_at_once(
+    connector: FakeConnector, start_bot: Callable[..., BotThread], black_hole: str
 ) -> None:
-    event = await pending_event(secured)
-    monkeypatch.setattr(ChannelValidation, "open_id_metadata_endpoint", f"http://127.0.0.1:{free_port('127.0.0.1')}/")
+    """Issue 13: botbuilder fetched the keys with a blocking call on the event loop, so one forged
+    token froze every route. The SDK's own check would wait in a thread for the same fetch."""
+    teams = Teams(secured_bot(start_bot, black_hole), connector)
+    event = await pending_event(teams)
+    forged = SigningKey("attacker-key").token(APP_ID, connector.url)
 
-    token = SIGNING_KEY.token(APP_ID, secured.connector.url)
-    status, _ = await secured.invoke(answer(event.request_id, "3"), headers=bearer(token))
+    invoke = teams.activity("invoke", name="adaptiveCard/action", value={"action": answer(event.request_id, 3)})
 
-    assert status == 500  # not 401: the token may be good, and the Bot Connector retries a 5xx
-    assert await Store(secured.bot.settings.store).get_response(event.request_id) is None
+    async def post(session: aiohttp.ClientSession) -> int:
+        async with session.post(f"{teams.bot.url}/api/messages", json=invoke, headers=bearer(forged)) as reply:
+            return reply.status
+
+    async def health(session: aiohttp.ClientSession) -> int:
+        async with session.get(f"{teams.bot.url}/healthz") as reply:
+            return reply.status
+
+    # Every reply within a second, or the session's timeout fails the test.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
+        *statuses, healthz = await asyncio.gather(*(post(session) for _ in range(20)), health(session))
+
+    assert healthz == 200
+
+    assert set(statuses) == {503}  # no key was ever fetched: the channel retries
+    assert await Store(teams.bot.settings.store).get_response(event.request_id) is None
+
+
+MALFORMED = {"a list": [1, 2], "null": None, "a string": "x", "a bad sender": {"from": "x"}, "empty": {}}
+
+
+@pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
+@pytest.mark.parametrize("mode", ["secured", "emulator"])
+async def test_a_body_that_is_not_an_activity_is_a_4xx(
+    connector: FakeConnector, start_bot: Callable[..., BotThread], body: object, mode: str
+) -> None:
+    bot = secured_bot(start_bot, connector.openid_url) if mode == "secured" else start_bot(teams_emulator=True)
+    headers = bearer(SIGNING_KEY.token(APP_ID, connector.url)) | {"Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{bot.url}/api/messages", data=json.dumps(body), headers=headers) as reply,
+    ):
+        assert reply.status in (400, 401), await reply.text()
+    assert connector.calls == []
 
 
 async def test_a_message_without_a_token_is_401_and_records_no_conversation(secured: Teams) -> None:

@@ -1,4 +1,4 @@
-"""The Teams adapter end to end over real sockets: real bot, real botbuilder, a fake Bot Connector."""
+"""The Teams adapter end to end over real sockets: real bot, real Agents SDK, a fake Bot Connector."""
 
 from __future__ import annotations
 
@@ -104,8 +104,8 @@ async def test_a_repeated_notify_does_not_post_twice(teams: Teams) -> None:
 
 
 async def test_bot_connector_calls_reuse_one_connection(teams: Teams) -> None:
-    """botbuilder builds a new connector client, with a new HTTP session, for every turn and every
-    proactive message: a TCP connect and, in Teams, a TLS handshake per card posted or updated."""
+    """The Agents SDK builds a new connector client, with a new HTTP session, for every turn and
+    every proactive message: a TCP connect and, in Teams, a TLS handshake per card posted or updated."""
     await teams.install()
     for posted in range(1, 4):
         event = await make_event(teams.bot, channels=[f"teams:{CHANNEL}"])
@@ -128,7 +128,7 @@ def quiet_teams(connector: FakeConnector, start_bot: Callable[..., BotThread]) -
 async def test_a_refused_post_is_logged_with_its_cause_and_posted_by_the_next_pass(
     quiet_teams: Teams, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """botbuilder hands a proactive turn's error to on_turn_error, which used to hide the cause."""
+    """The SDK hands a proactive turn's error to on_turn_error, which would hide the cause."""
     teams = quiet_teams
     await teams.install()
     teams.connector.fail_next("POST", 403)
@@ -136,7 +136,8 @@ async def test_a_refused_post_is_logged_with_its_cause_and_posted_by_the_next_pa
     [failed] = await teams.connector.wait_for(
         lambda: [r for r in caplog.records if r.getMessage() == "teams post failed"]
     )
-    assert failed.__dict__["error"] == "ErrorResponseException"  # the Bot Connector's refusal
+    assert failed.__dict__["error"] == "PlatformError"
+    assert failed.__dict__["reason"] == "the Bot Connector answered 403"
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
     report = await asyncio.to_thread(teams.bot.call, Reconciler(teams.bot.service, 1).step())
@@ -148,7 +149,7 @@ async def test_a_refused_post_is_logged_with_its_cause_and_posted_by_the_next_pa
 
 
 async def test_a_failed_card_update_stays_in_the_outbox_until_a_pass_makes_it(quiet_teams: Teams) -> None:
-    """It used to count as done: botbuilder's on_turn_error swallowed the error of the update."""
+    """It would count as done: the SDK's on_turn_error swallows the error of a proactive update."""
     teams = quiet_teams
     await teams.install()
     event = await make_event(teams.bot, channels=[f"teams:{CHANNEL}"])
@@ -188,7 +189,7 @@ async def test_valid_answer_is_saved_and_every_copy_shows_it(teams: Teams) -> No
     assert status == 200
     assert body["statusCode"] == 200 and body["type"] == "application/vnd.microsoft.card.adaptive"
     shown = texts(body["value"])
-    assert "Answered" in shown and "Alice Example" in shown and "Microsoft Teams" in shown
+    assert "Answered" in shown and "Alice Example" in shown and "Teams" in shown
     response = await store_of(teams).get_response(event.request_id)
     assert response is not None and response.value == 3
     assert response.responder is not None and response.responder.user_id == "aad-alice"

@@ -137,7 +137,8 @@ def test_inputs_per_type() -> None:
 def test_execute_carries_request_id_with_submit_fallback() -> None:
     submit = actions(CARDS["event-int-bounded"])[0]
     assert submit["type"] == "Action.Execute" and submit["verb"] == "hitl.answer"
-    assert answer_payload({**submit["data"], "value": "7"}) == (KINDS["int-bounded"].request_id, "7")
+    # the raw answer is the data object minus our keys; a scalar event's one field is `value`
+    assert answer_payload({**submit["data"], "value": "7"}) == (KINDS["int-bounded"].request_id, {"value": "7"})
     assert submit["fallback"]["type"] == "Action.Submit"
     assert submit["fallback"]["data"] == submit["data"]
 
@@ -174,7 +175,7 @@ def test_answered_card_shows_value_who_when_via_and_no_actions() -> None:
     facts = {f["title"]: f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]}
     assert facts["Answer"] == "Approve"
     assert facts["Answered by"] == escape("Alice [admin]") == "Alice \\[admin\\]"
-    assert facts["Via"] == "Microsoft Teams"
+    assert facts["Via"] == "Teams"  # the one display name of the surface (bot/text.py), as Slack shows it
     assert facts["When"].endswith("UTC")
     assert "actions" not in card
 

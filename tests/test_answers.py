@@ -6,8 +6,30 @@ from typing import Any
 
 import pytest
 
-from hitl_chatops.bot.protocol import DataType
-from hitl_chatops.bot.values import MAX_TEXT_LENGTH, Accepted, Rejected, display, parse_value, type_name
+from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, Accepted, Rejected, display, parse_answer, type_name
+from hitl_chatops.bot.protocol import DataType, Request, utcnow
+
+
+def scalar_request(data_type: DataType, **spec: Any) -> Request:
+    """A stored scalar event as `parse_answer` sees it."""
+    now = utcnow()
+    return Request(
+        request_id="00000000-0000-4000-8000-000000000000",
+        event_name="e",
+        prompt="?",
+        data_type=data_type,
+        request_path="r",
+        response_path="s",
+        created_at=now,
+        deadline=now,
+        timeout_seconds=1,
+        **spec,
+    )
+
+
+def parse_value(raw: Any, *, data_type: DataType, **spec: Any) -> Accepted | Rejected:
+    return parse_answer(scalar_request(data_type, **spec), raw)
+
 
 ACCEPTED: list[tuple[DataType, Any, dict[str, Any], Any]] = [
     ("bool", "true", {}, True),
@@ -105,3 +127,68 @@ def test_display() -> None:
         "0.5",
         "x",
     )
+
+
+# -- issue 13: choices keep their type, numbers stay readable ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data_type", "choices", "raw", "expected"),
+    [
+        ("str", ["yes", "no", "later"], "yes", "yes"),
+        ("str", ["yes", "no", "later"], "later", "later"),
+        ("str", ["on", "off", "1", "t", "2"], "1", "1"),
+        ("str", ["on", "off", "1", "t", "2"], "on", "on"),
+        ("int", [0, 1, 5], 1, 1),
+        ("int", [0, 1, 5], "0", 0),
+        ("int", [0, 1, 5], 5.0, 5),
+    ],
+)
+def test_choices_are_stored_and_compared_as_given(
+    data_type: DataType, choices: list[Any], raw: Any, expected: Any
+) -> None:
+    request = Request.model_validate_json(scalar_request(data_type, choices=choices).model_dump_json())
+    assert request.choices == choices
+    assert [type(c) for c in request.choices] == [type(c) for c in choices]
+    outcome = parse_answer(request, raw)
+    assert outcome == Accepted(expected)
+    assert type(outcome.value) is type(expected)
+
+
+@pytest.mark.parametrize(("choices", "raw"), [(["yes", "no"], True), ([0, 1, 5], True), ([0, 1, 5], "yes")])
+def test_choices_refuse_lookalikes(choices: list[Any], raw: Any) -> None:
+    data_type: DataType = "int" if isinstance(choices[0], int) else "str"
+    outcome = parse_answer(scalar_request(data_type, choices=choices), raw)
+    assert isinstance(outcome, Rejected)
+    assert outcome.message.startswith("Choose one of:")
+
+
+@pytest.mark.parametrize("raw", [1e19, 1e30, 2**64, -(2**63), "10000000000000000000", 9.3e18])
+def test_ints_are_bounded_whatever_the_form(raw: Any) -> None:
+    outcome = parse_answer(scalar_request("int"), raw)
+    assert isinstance(outcome, Rejected)
+    assert "19 digits" in outcome.message
+
+
+def test_largest_int_is_accepted() -> None:
+    assert parse_answer(scalar_request("int"), str(2**63 - 1)) == Accepted(2**63 - 1)
+
+
+def test_version_1_objects_are_still_read() -> None:
+    from hitl_chatops.bot.protocol import Response
+
+    v1 = (
+        '{"request_id": "00000000-0000-4000-8000-000000000000", "event_name": "e", "scope": "run", "prompt": "?",'
+        ' "data_type": "int", "status": "pending", "request_path": "r", "response_path": "s", "schema_version": 1,'
+        ' "created_at": "2026-01-01T00:00:00Z", "deadline": "2026-01-01T01:00:00Z", "timeout_seconds": 3600,'
+        ' "choices": [1, 2], "min_value": null, "max_value": null, "responders": [], "channels": [],'
+        ' "details": null, "run": {}}'
+    )
+    request = Request.model_validate_json(v1)
+    assert (request.schema_version, request.on_timeout, request.context, request.answer_schema) == (1, None, None, None)
+    assert parse_answer(request, "2") == Accepted(2)
+    answer = Response.model_validate_json(
+        '{"value": 2, "status": "completed", "request_id": "00000000-0000-4000-8000-000000000000",'
+        ' "data_type": "int", "via": "web"}'
+    )
+    assert (answer.status, answer.reason, answer.cancelled, answer.defaulted) == ("completed", None, False, False)

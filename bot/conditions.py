@@ -1,0 +1,167 @@
+"""Native Flyte conditions: an event can mirror one, and the bot signals it after an answer.
+
+The event's `condition` (project, domain, run, parent action, name) says where the condition
+lives. After the bot writes an answer, `ConditionSignaller` signals it through `flyte.remote`
+(ListActions to find it by name, then SignalEvent). A signal that fails is owed
+(`hitl-signals/<id>`) and retried by the reconciler until the event's deadline, when the
+condition times out by itself; a condition that is no longer waiting is recorded, not retried.
+
+Everything here runs without `flyte` installed; `flyte_signal` (the part that talks to the
+control plane) is imported only when signalling is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .answers import Outcome, Rejected, parse_answer
+from .errors import ConfigError, HitlError
+from .protocol import Request, Response, utcnow
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .config import Settings
+    from .service import HitlService
+    from .store import Listing, Store
+
+log = logging.getLogger(__name__)
+Payload = bool | int | float | str
+FLYTE_NOTE = "Can also be answered in Flyte"
+_PYTHON_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+# -- what an event and its condition share ---------------------------------------------------
+
+
+def check_value(request: Request, raw: object) -> Outcome:
+    """Validate a value signalled into an event's condition: the ONE call into the core parser.
+
+    Answers signalled in Flyte go through here, so they are accepted and refused exactly as
+    Slack, Teams and the form are. A structured event's condition is a `str` holding the
+    answer's JSON object (see `payload`): it is decoded, then checked field by field.
+    """
+    if request.data_type == "object" and isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            message = "Send the answer as a JSON object, one key per field."
+            return Rejected({"value": message}, message)
+    return parse_answer(request, raw)
+
+
+def condition_type(data_type: str) -> type:
+    """The condition's type for an event's: scalars as they are, structured answers as JSON text."""
+    return _PYTHON_TYPES.get(data_type, str)
+
+
+def payload(request: Request, value: Any) -> Payload:
+    """The value a condition is signalled with: the answer itself, or its JSON for structured ones."""
+    if request.data_type in _PYTHON_TYPES:
+        assert isinstance(value, bool | int | float | str)
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def flyte_note(request: Request) -> str | None:
+    """The line every surface shows under an event that Flyte can answer too."""
+    if request.condition is None:
+        return None
+    return FLYTE_NOTE
+
+
+# -- the bot's side --------------------------------------------------------------------------
+
+
+class ConditionSignaller:
+    """Signals the condition an answered event mirrors; what fails is owed and retried."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self._settings = settings
+        self._connected = False
+
+    async def connect(self) -> None:
+        """`flyte.init` from the settings, once; a bad setting is a `ConfigError` naming what to fix."""
+        if self._connected:
+            return
+        from .flyte_signal import connect
+
+        try:
+            await connect(self._settings)
+        except ImportError as error:
+            raise ConfigError("Signalling Flyte conditions needs flyte: pip install 'hitl-chatops[flyte]'.") from error
+        except Exception as error:  # the type only: flyte's message may quote the credential
+            raise ConfigError(
+                f"Could not set up the Flyte connection ({type(error).__name__}). Check "
+                "HITL_CHATOPS_FLYTE_ENDPOINT, FLYTE_API_KEY or HITL_CHATOPS_FLYTE_CONFIG."
+            ) from None
+        self._connected = True
+
+    async def answered(self, request: Request, response: Response) -> None:
+        """After an answer the bot wrote: signal its condition (an answer from Flyte needs none)."""
+        if request.condition is None or response.via == "flyte" or response.cancelled:
+            return
+        await self._attempt(request, response)
+
+    async def retry_owed(self, listing: Listing) -> int:
+        """The reconciler's hook: retry every owed signal of its pass's listing; returns how many were settled.
+
+        Nothing is read for a signal still owed since the last pass (its event and answer are cached).
+        """
+        settled = 0
+        for request_id in listing.signals:
+            try:
+                request = await self.store.get_request(request_id)
+                response = await self.store.get_response(request_id)
+                if response is None or request.condition is None:
+                    await self.store.drop_owed_signal(request_id)
+                elif request.expired():  # the condition timed out with the event: nothing left to signal
+                    await self._settle(request, "deadline_passed")
+                    settled += 1
+                else:
+                    settled += await self._attempt(request, response)
+            except HitlError as error:
+                log.warning("owed signal not retried", extra={"request_id": request_id, "error": type(error).__name__})
+        return settled
+
+    async def _attempt(self, request: Request, response: Response) -> bool:
+        assert request.condition is not None
+        from .flyte_signal import SignalFailed, signal_condition
+
+        try:
+            await self.connect()
+            outcome = await signal_condition(request.condition, payload(request, response.value))
+            if outcome == "not_found":
+                raise SignalFailed("the condition is not (yet) registered in its run")
+        except (SignalFailed, ConfigError) as error:
+            log.error(
+                "flyte condition not signalled; the reconciler retries",
+                extra={"request_id": request.request_id, "condition": request.condition.name, "error": str(error)},
+            )
+            await self.store.put_owed_signal(request.request_id, {"error": str(error), "at": utcnow().isoformat()})
+            return False
+        await self._settle(request, outcome)
+        return True
+
+    async def _settle(self, request: Request, outcome: str) -> None:
+        """Record how the signal ended and stop owing it."""
+        log.info("flyte condition settled", extra={"request_id": request.request_id, "outcome": outcome})
+        await self.store.put_signal_record(request.request_id, {"outcome": outcome, "at": utcnow().isoformat()})
+        await self.store.drop_owed_signal(request.request_id)
+
+
+def attach(app: web.Application, service: HitlService, settings: Settings) -> ConditionSignaller:
+    """Signal conditions after every answer, retry owed ones on every reconciler pass, and check
+    the Flyte settings at start-up."""
+    signaller = ConditionSignaller(service.store, settings)
+    service.answered_hooks.append(signaller.answered)
+    service.repairs.append(signaller.retry_owed)
+
+    async def connect(app: web.Application) -> None:
+        await signaller.connect()
+
+    app.on_startup.append(connect)
+    return signaller

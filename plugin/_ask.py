@@ -1,0 +1,54 @@
+"""`ask`: put a native `flyte.new_condition` in front of people in chat, and return its answer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flyte.syncify import syncify
+
+from hitl_chatops.bot.answers import type_name
+
+from ._event import _check_arguments, _fields, _is_local, open_event
+
+DEFAULT_TIMEOUT_SECONDS = 3600  # a condition without a timeout is asked for an hour, like new_event
+
+
+@syncify
+async def ask(
+    condition: Any,
+    *,
+    channels: list[str] | None = None,
+    responders: list[str] | None = None,
+    details: str | None = None,
+    choices: list[Any] | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    poll_interval_seconds: float = 5,
+) -> Any:
+    """Post `condition` (from `flyte.new_condition`) to chat and wait for its answer.
+
+    Its name, prompt, type and timeout make the question; an answer in chat is validated like
+    every other and signalled into the condition, and an answer given in Flyte instead (UI, CLI,
+    `flyte.remote`) updates the chat messages. Returns the typed value; `TimeoutError` at the
+    condition's timeout. Call it instead of `condition.wait()`. In a local run the condition is
+    not awaited: the question is answered through hitl-chatops alone.
+    """
+    kind = type_name(condition.data_type)
+    timeout = condition.timeout
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout or DEFAULT_TIMEOUT_SECONDS
+    _check_arguments(condition.name, kind, "run", seconds, poll_interval_seconds, choices, min_value, max_value)
+    fields = _fields(
+        condition.name,
+        condition.data_type,
+        condition.prompt,
+        seconds,
+        channels=channels,
+        choices=choices,
+        min_value=min_value,
+        max_value=max_value,
+        responders=responders,
+        details=details,
+    )
+    event = await open_event(condition.data_type, fields, poll_interval_seconds, None if _is_local() else condition)
+    return await event.wait.aio()

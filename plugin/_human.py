@@ -1,0 +1,84 @@
+"""`Human`: a reusable, typed human step (seed 004, Planar's `Human`), a thin layer over `new_event`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Generic, TypeVar, cast
+
+from flyte.syncify import syncify
+from pydantic import BaseModel
+
+from ._event import new_event
+from ._result import EventResult
+
+__all__ = ["Human"]
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out")
+
+
+class Human(Generic[In, Out]):
+    """A person as a workflow step: `result = await step(input_data, message=None)`.
+
+    Each call asks once: an event named `name`, headed `title`, with `description` and `message`
+    as its text and `input_data` (validated against `input_type` when given) as its context. It
+    returns an `EventResult` whose `output` is an `output_type` (a model, or bool/int/float/str).
+    `step.run(...)` is the same call, sync (or `await step.run.aio(...)`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        title: str,
+        output_type: type[Out],
+        *,
+        description: str | None = None,
+        input_type: type[In] | None = None,
+        timeout: int | float | timedelta = 3600,
+        channels: list[str] | None = None,
+        responders: list[str] | None = None,
+        on_timeout: Out | None = None,
+        poll_interval_seconds: float = 5,
+    ) -> None:
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        if seconds < 1:
+            raise ValueError(f"timeout must be at least one second (got {timeout!r})")
+        self.name = name
+        self.title = title
+        self.output_type = output_type
+        self.description = description
+        self.input_type = input_type
+        self.timeout_seconds = int(seconds)
+        self.channels = channels
+        self.responders = responders
+        self.on_timeout = on_timeout
+        self.poll_interval_seconds = poll_interval_seconds
+
+    async def __call__(
+        self, input_data: In | dict[str, Any] | None = None, message: str | None = None
+    ) -> EventResult[Out]:
+        return await self.run.aio(input_data, message)
+
+    @syncify
+    async def run(self, input_data: In | dict[str, Any] | None = None, message: str | None = None) -> EventResult[Out]:
+        """Ask, wait, and return the answer with who gave it."""
+        context = input_data
+        if self.input_type is not None and input_data is not None:
+            context = self.input_type.model_validate(input_data)
+        event = await new_event.aio(
+            self.name,
+            data_type=self.output_type,
+            prompt=self.description or self.title,
+            timeout_seconds=self.timeout_seconds,
+            poll_interval_seconds=self.poll_interval_seconds,
+            channels=self.channels,
+            responders=self.responders,
+            details=message,
+            title=self.title,
+            context=context,
+            on_timeout=self.on_timeout,
+        )
+        return cast(EventResult[Out], await event.result.aio())
+
+    def __repr__(self) -> str:
+        return f"Human(name={self.name!r}, output_type={getattr(self.output_type, '__name__', self.output_type)})"

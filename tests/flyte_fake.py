@@ -1,0 +1,224 @@
+"""A fake Flyte control plane on loopback: flyteidl2's own `RunServiceWSGIApplication` on wsgiref.
+
+It implements the three RunService methods `flyte.remote.Condition` speaks (ListActions,
+GetActionDetails, SignalEvent) over the real ConnectRPC wire, so the real `flyte.remote` client
+(in the bot, the plugin or the `flyte signal` CLI) talks to it as to a cluster. It records every
+signal, can time a condition out, and can be stopped and restarted on the same port ("down").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+from flyteidl2.common import identifier_pb2, identity_pb2, phase_pb2
+from flyteidl2.core import types_pb2
+from flyteidl2.workflow import run_definition_pb2 as run_pb2
+from flyteidl2.workflow import run_service_pb2 as service_pb2
+from flyteidl2.workflow.run_service_connect import RunServiceSync, RunServiceWSGIApplication
+
+from hitl_chatops.bot.server import free_port
+from hitl_chatops.bot.store import Store
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+ORG = "localhost"  # flyte guesses the org from the endpoint's host name
+PROJECT = "flytesnacks"
+DOMAIN = "development"
+_SIMPLE = {bool: types_pb2.BOOLEAN, int: types_pb2.INTEGER, float: types_pb2.FLOAT, str: types_pb2.STRING}
+_ACTIVE = (phase_pb2.ACTION_PHASE_QUEUED, phase_pb2.ACTION_PHASE_RUNNING, phase_pb2.ACTION_PHASE_PAUSED)
+
+
+@dataclass
+class FakeCondition:
+    """A condition action: a child of the task's action, with no pod of its own."""
+
+    action: identifier_pb2.ActionIdentifier
+    parent: str
+    name: str
+    data_type: type
+    phase: int = phase_pb2.ACTION_PHASE_RUNNING
+    value: Any = None
+    signalled_by: str = ""
+    resolved: threading.Event = field(default_factory=threading.Event)  # set once it no longer waits
+
+    def proto(self) -> run_pb2.Action:
+        metadata = run_pb2.ActionMetadata(
+            parent=self.parent,
+            action_type=run_pb2.ACTION_TYPE_CONDITION,
+            condition=run_pb2.ConditionActionMetadata(
+                name=self.name, type=types_pb2.LiteralType(simple=_SIMPLE[self.data_type])
+            ),
+        )
+        return run_pb2.Action(id=self.action, metadata=metadata, status=run_pb2.ActionStatus(phase=self.phase))
+
+
+@dataclass
+class FakeFlyte(RunServiceSync):
+    """The control plane's RunService, as far as conditions go."""
+
+    conditions: dict[str, FakeCondition] = field(default_factory=dict)  # by action name
+    signals: list[service_pb2.SignalEventRequest] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: WSGIServer | None = None
+    _reserved: socket.socket | None = None
+    port: int = 0
+
+    # -- what tests do ----------------------------------------------------------------
+
+    def add_condition(
+        self, run_name: str, parent: str, name: str, data_type: type = bool, *, project: str = PROJECT
+    ) -> FakeCondition:
+        """Register a condition action as a task's `flyte.new_condition` would."""
+        action = identifier_pb2.ActionIdentifier(
+            name=f"{parent}-{name}-{len(self.conditions)}",
+            run=identifier_pb2.RunIdentifier(org=ORG, project=project, domain=DOMAIN, name=run_name),
+        )
+        condition = FakeCondition(action=action, parent=parent, name=name, data_type=data_type)
+        with self._lock:
+            self.conditions[action.name] = condition
+        return condition
+
+    def signal_from_ui(self, condition: FakeCondition, value: Any, who: str = "") -> None:
+        """Someone answers in the Flyte UI (or `flyte signal condition`)."""
+        with self._lock:
+            condition.phase, condition.value, condition.signalled_by = phase_pb2.ACTION_PHASE_SUCCEEDED, value, who
+        condition.resolved.set()
+
+    def time_out(self, condition: FakeCondition) -> None:
+        with self._lock:
+            condition.phase = phase_pb2.ACTION_PHASE_TIMED_OUT
+        condition.resolved.set()
+
+    def signals_to(self, condition: FakeCondition) -> list[Any]:
+        """The payload values signalled to `condition` (accepted or not)."""
+        with self._lock:
+            return [_payload(s.payload) for s in self.signals if s.action_id.name == condition.action.name]
+
+    def wait_resolved(self, condition: FakeCondition, seconds: float = 30) -> Any:
+        if not condition.resolved.wait(seconds):
+            raise AssertionError(f"condition {condition.name} was never signalled: {self.signals}")
+        return condition.value
+
+    @property
+    def endpoint(self) -> str:
+        return f"dns:///localhost:{self.port}"
+
+    def start(self) -> FakeFlyte:
+        self.port = self.port or free_port("127.0.0.1")
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None
+        app = _bounded_input(RunServiceWSGIApplication(self))
+        self._server = make_server("localhost", self.port, app, server_class=_Server, handler_class=_Quiet)
+        threading.Thread(target=self._server.serve_forever, name="fake-flyte", daemon=True).start()
+        return self
+
+    def stop(self, *, keep_port: bool = True) -> None:
+        """The control plane goes down: the port refuses connections until `start()` again."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+            if not keep_port:
+                return
+            # Keep the port: bound but not listening, so connections are refused and no other
+            # socket on this busy machine takes the port before `start()` comes back to it.
+            self._reserved = socket.socket()
+            self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._reserved.bind(("localhost", self.port))
+
+    # -- RunService -------------------------------------------------------------------
+
+    def list_actions(
+        self, request: service_pb2.ListActionsRequest, ctx: RequestContext
+    ) -> service_pb2.ListActionsResponse:
+        filters = {f.field: list(f.values) for f in request.request.filters}
+        parent = filters.get("parent_name", [None])[0]
+        with self._lock:
+            found = [
+                c.proto()
+                for c in self.conditions.values()
+                if c.action.run.name == request.run_id.name
+                and c.action.run.project == request.run_id.project
+                and c.action.run.domain == request.run_id.domain
+                and (parent is None or c.parent == parent)
+            ]
+        return service_pb2.ListActionsResponse(actions=found)
+
+    def get_action_details(
+        self, request: service_pb2.GetActionDetailsRequest, ctx: RequestContext
+    ) -> service_pb2.GetActionDetailsResponse:
+        condition = self._find(request.action_id)
+        with self._lock:
+            action = condition.proto()
+            details = run_pb2.ActionDetails(id=action.id, metadata=action.metadata, status=action.status)
+            if condition.signalled_by:
+                who = identity_pb2.User(spec=identity_pb2.UserSpec(first_name=condition.signalled_by))
+                details.signal_info.signalled_by.user.CopyFrom(who)
+        return service_pb2.GetActionDetailsResponse(details=details)
+
+    def signal_event(
+        self, request: service_pb2.SignalEventRequest, ctx: RequestContext
+    ) -> service_pb2.SignalEventResponse:
+        condition = self._find(request.action_id)
+        with self._lock:
+            self.signals.append(request)
+            if condition.phase not in _ACTIVE:
+                raise ConnectError(Code.FAILED_PRECONDITION, f"condition {condition.name} is no longer waiting")
+            condition.phase, condition.value = phase_pb2.ACTION_PHASE_SUCCEEDED, _payload(request.payload)
+        condition.resolved.set()
+        return service_pb2.SignalEventResponse()
+
+    def _find(self, action: identifier_pb2.ActionIdentifier) -> FakeCondition:
+        with self._lock:
+            condition = self.conditions.get(action.name)
+        if condition is None:
+            raise ConnectError(Code.NOT_FOUND, f"action {action.name} not found")
+        return condition
+
+
+async def signal_record(store: Store, request_id: str, seconds: float = 20) -> dict[str, Any]:
+    """How the bot's signal ended, once it has (the bot signals after the person's reply)."""
+    for _ in range(int(seconds / 0.05)):
+        if record := await store.get_signal_record(request_id):
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no signal record for {request_id}")
+
+
+def _payload(payload: service_pb2.EventPayload) -> Any:
+    kind = payload.WhichOneof("value")
+    return getattr(payload, kind) if kind else None
+
+
+def _bounded_input(app: WSGIApplication) -> WSGIApplication:
+    """Give the app exactly the request body: wsgiref hands it the raw socket, and connectrpc's
+    error path reads "the rest of the body" until EOF, which on a kept-alive connection never comes."""
+
+    def bounded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length))
+        return app(environ, start_response)
+
+    return bounded
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

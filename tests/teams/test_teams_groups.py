@@ -1,0 +1,141 @@
+"""Teams group responders: `responders` names a Microsoft Entra group, read through Microsoft Graph.
+
+The bot runs as in production (signed channel tokens, an app token from MSAL) against three local
+fakes over real sockets: the Bot Connector's keys, Microsoft's login (the `authority` fixture) and
+Microsoft Graph below, which pages its answer as Graph does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from hitl_chatops.bot.server import BotThread, free_port
+from hitl_chatops.bot.store import Store
+from tests.teams.teams_helpers import (
+    ALICE,
+    APP_ID,
+    BOB,
+    SIGNING_KEY,
+    TENANT,
+    FakeAuthority,
+    FakeConnector,
+    Teams,
+    answer,
+    install,
+    make_event,
+    texts,
+)
+
+GROUP = "6f1c2d3e-4a5b-4c6d-8e7f-901234567890"  # an Entra group id
+ANOTHER_USER = "0b1c2d3e-0000-4000-8000-00000000beef"
+
+
+@dataclass
+class FakeGraph:
+    """`GET /v1.0/groups/{id}/transitiveMembers`, one member a page, answering 503 while `down`."""
+
+    url: str = ""
+    members: dict[str, list[str]] = field(default_factory=dict)
+    lookups: int = 0  # first pages asked for: one per group lookup
+    tokens: set[str] = field(default_factory=set)
+    down: bool = False
+
+    async def transitive_members(self, request: web.Request) -> web.Response:
+        self.tokens.add(request.headers.get("Authorization", ""))
+        if self.down:
+            return web.json_response({"error": {"code": "serviceNotAvailable"}}, status=503)
+        group = request.match_info["group"]
+        if group not in self.members:
+            return web.json_response({"error": {"code": "Request_ResourceNotFound"}}, status=404)
+        page = int(request.query.get("page", "0"))
+        self.lookups += page == 0
+        ids = self.members[group]
+        body: dict[str, Any] = {"value": [{"@odata.type": "#microsoft.graph.user", "id": ids[page]}]}
+        if page + 1 < len(ids):
+            body["@odata.nextLink"] = f"{self.url}/groups/{group}/transitiveMembers?page={page + 1}"
+        return web.json_response(body)
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[FakeGraph]:
+    fake = FakeGraph(members={GROUP: [ANOTHER_USER, BOB["aadObjectId"]]})
+    app = web.Application()
+    app.router.add_get("/v1.0/groups/{group}/transitiveMembers", fake.transitive_members)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port("127.0.0.1")
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    fake.url = f"http://127.0.0.1:{port}/v1.0"
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def teams(
+    connector: FakeConnector, authority: FakeAuthority, graph: FakeGraph, start_bot: Callable[..., BotThread]
+) -> Teams:
+    bot = start_bot(
+        teams_app_id=APP_ID,
+        teams_app_password=SecretStr("app-password"),
+        teams_tenant_id=TENANT,
+        teams_authority=authority.url,
+        teams_openid_url=connector.openid_url,
+        teams_graph_url=graph.url,
+    )
+    teams = Teams(bot, connector)
+    await install(teams, APP_ID)
+    return teams
+
+
+async def signed_answer(teams: Teams, request_id: str, value: str, user: dict[str, str]) -> str:
+    token = SIGNING_KEY.token(APP_ID, teams.connector.url)
+    status, body = await teams.invoke(
+        answer(request_id, value), user=user, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert status == 200, body
+    return texts(body["value"])
+
+
+async def test_a_group_member_may_answer_and_others_are_told_who_may(teams: Teams, graph: FakeGraph) -> None:
+    event = await make_event(teams.bot, responders=[GROUP])
+
+    refused = await signed_answer(teams, event.request_id, "2", ALICE)
+    assert f"Only {GROUP} may answer this event." in refused
+    assert await Store(teams.bot.settings.store).get_response(event.request_id) is None
+
+    accepted = await signed_answer(teams, event.request_id, "2", BOB)
+    assert "Answered" in accepted and "Bob Example" in accepted
+    response = await Store(teams.bot.settings.store).get_response(event.request_id)
+    assert response is not None and response.responder is not None and response.responder.user_id == "aad-bob"
+
+    assert graph.lookups == 1, "the group's members are kept for a minute"
+    assert graph.tokens == {"Bearer token-1"}, "Graph is called with the app's token from MSAL"
+
+
+async def test_graph_down_asks_to_try_again_and_the_retry_works(teams: Teams, graph: FakeGraph) -> None:
+    event = await make_event(teams.bot, responders=[GROUP])
+    graph.down = True
+
+    shown = await signed_answer(teams, event.request_id, "4", BOB)
+
+    assert f"Could not check who is in {GROUP} just now. Please try again" in shown
+    assert await Store(teams.bot.settings.store).get_response(event.request_id) is None
+
+    graph.down = False
+    assert "Answered" in await signed_answer(teams, event.request_id, "4", BOB)
+
+
+async def test_an_id_that_is_no_group_lets_nobody_in(teams: Teams, graph: FakeGraph) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    event = await make_event(teams.bot, responders=[unknown])
+
+    shown = await signed_answer(teams, event.request_id, "1", BOB)
+
+    assert f"Only {unknown} may answer this event." in shown
+    assert await Store(teams.bot.settings.store).get_response(event.request_id) is None
