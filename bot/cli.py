@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import logging
 import os
 import secrets
 import sys
@@ -31,20 +30,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def run() -> None:
-    """The console script: `main`, then leave without CPython's finalization.
-
-    obstore's Rust worker threads (S3, GCS, Azure; flyte.storage's too) can abort CPython < 3.14
-    while it finalizes: seen in about 1 of 12 short-lived processes that used it. Everything is
-    written by then; flushing the logs and streams and leaving keeps the exit code honest.
-    """
-    code = main()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,4 +136,4 @@ def _say(text: str) -> None:
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(main())

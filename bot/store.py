@@ -6,9 +6,16 @@ Layout (DESIGN.md, contract) under one root URL:
 recent-outcomes index `hitl-outcomes/<outcome>/<YYYY-MM-DD>/<newest-first key>`.
 Every path is derived here from a validated request id; none comes from a client.
 
-S3, GCS and Azure go through obstore (Rust, native async; the client flyte.storage uses): one
-request per operation, `If-None-Match: *` for exclusive creates, credentials and endpoint from the
-standard environment. Local folders and any other fsspec URL go through fsspec.
+S3, GCS and Azure go through obstore (Rust; the client flyte.storage uses): one request per
+operation, `If-None-Match: *` for exclusive creates, credentials and endpoint from the standard
+environment. Local folders and any other fsspec URL go through fsspec.
+
+obstore is called synchronously on the store's I/O threads, never through its `*_async` methods.
+Those resolve asyncio futures from tokio's threads (`call_soon_threadsafe`, which lets go of the
+GIL to wake the loop); a program may see the result, finish and start finalizing before that
+thread takes the GIL back, and CPython < 3.14 then ends the thread with `pthread_exit`, whose
+unwinding through Rust frames aborts the process (SIGABRT at exit, about 1 run in 20). With the
+sync calls only our own Python threads ever wait on tokio, and tokio's threads never run Python.
 """
 
 from __future__ import annotations
@@ -208,17 +215,21 @@ class Store:
 
     async def _markers(self) -> Listing:
         """Pending markers and heartbeats from one ranged listing of an object store."""
-        assert self._objects is not None
-        result = Listing()
+        objects = self._objects
+        assert objects is not None
         start, end = self._key(self._path(PENDING)), self._key(self._path(REPLICAS)) + "/\uffff"
         prefix = self._key(self.root) or None  # whole path segments only: the root, not "hitl-"
-        with self._errors():
-            async for page in self._objects.list(prefix=prefix, offset=start, chunk_size=_LIST_PAGE):
+
+        def pages() -> Listing:
+            result = Listing()
+            for page in objects.list(prefix=prefix, offset=start, chunk_size=_LIST_PAGE):
                 for meta in page:
                     if meta["path"] > end:
                         return result
                     _file(result, meta["path"].rsplit("/", 2)[-2:], meta)
-        return result
+            return result
+
+        return await self._run(pages)
 
     # -- responses ---------------------------------------------------------------------
 
@@ -312,18 +323,23 @@ class Store:
                 if len(keys) > limit:
                     break
             shown = keys[:limit]
-            found = self.fs.cat([f"{folder}/{k}" for k in shown]) if shown else {}
-            blobs = [found[p] for p in (f"{folder}/{k}" for k in shown) if p in found]
+            blobs = [blob for blob in (self._get(f"{folder}/{k}") for k in shown) if blob is not None]
             return blobs, (shown[-1] if len(keys) > limit else None)
 
         blobs, cursor = await self._run(page)
         return [_load(OutcomeRecord, blob, "outcomes") for blob in blobs], cursor
 
     def _names(self, folder: str) -> list[str]:
-        try:
-            return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)]
-        except FileNotFoundError:
-            return []
+        """Names of the objects and subfolders right inside `folder` (blocking: runs on I/O threads)."""
+        if self._objects is not None:
+            found = self._objects.list_with_delimiter(self._key(folder))
+            paths = [*found["common_prefixes"], *(meta["path"] for meta in found["objects"])]
+        else:
+            try:
+                paths = [str(p) for p in self.fs.ls(folder, detail=False)]
+            except FileNotFoundError:
+                return []
+        return [p.rstrip("/").rsplit("/", 1)[-1] for p in paths]
 
     # -- chat messages -----------------------------------------------------------------
 
@@ -446,9 +462,8 @@ class Store:
         Object stores: a one-key listing with the bot's own client, so the credentials and bucket
         that answers use are the ones checked.
         """
-        if self._objects is not None:
-            with self._errors():
-                await anext(aiter(self._objects.list(prefix=self._key(self.root) or None, chunk_size=1)), None)
+        if (objects := self._objects) is not None:
+            await self._run(lambda: next(iter(objects.list(prefix=self._key(self.root) or None, chunk_size=1)), None))
             return
         self._require_folder()
         await self._run(lambda: self.fs.ls(self.root, detail=False) if self.fs.exists(self.root) else None)
@@ -474,12 +489,14 @@ class Store:
         return path[self._bucket_chars :]
 
     async def _read(self, path: str) -> bytes | None:
+        return await self._run(self._get, path)
+
+    def _get(self, path: str) -> bytes | None:
+        """An object's bytes, None if it is absent (blocking: runs on I/O threads, or inline for folders)."""
         try:
             if self._objects is not None:
-                with self._errors():
-                    result = await self._objects.get_async(self._key(path))
-                    return bytes(await result.bytes_async())
-            return bytes(await self._run(self.fs.cat_file, path))
+                return bytes(self._objects.get(self._key(path)).bytes())
+            return bytes(self.fs.cat_file(path))
         except FileNotFoundError:
             return None
 
@@ -492,13 +509,14 @@ class Store:
         """Names in `folder` (a flat one, ending in "/") -> a version that changes when the object is rewritten."""
         if self._objects is None:
             return await self._run(self._ls_versions, folder)
-        found: dict[str, str] = {}
-        with self._errors():
-            # obstore prefixes match whole path segments: no trailing "/"
-            async for page in self._objects.list(prefix=self._key(folder).rstrip("/"), chunk_size=_LIST_PAGE):
-                for meta in page:
-                    found[meta["path"].rsplit("/", 1)[-1]] = _version(meta)
-        return found
+        objects = self._objects
+        prefix = self._key(folder).rstrip("/")  # obstore prefixes match whole path segments: no trailing "/"
+
+        def pages() -> dict[str, str]:
+            pages = objects.list(prefix=prefix, chunk_size=_LIST_PAGE)
+            return {meta["path"].rsplit("/", 1)[-1]: _version(meta) for page in pages for meta in page}
+
+        return await self._run(pages)
 
     def _ls_versions(self, folder: str) -> dict[str, str]:
         """fsspec's listing, each name with its modification time (seconds since the epoch) as version."""
@@ -527,8 +545,7 @@ class Store:
         if self._objects is None:
             await self._mutate(self._remove, path)
             return
-        with self._errors():
-            await self._objects.delete_async(self._key(path))  # no error for a missing key
+        await self._run(self._objects.delete, self._key(path))  # no error for a missing key
 
     def _require_folder(self) -> None:
         """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
@@ -552,9 +569,8 @@ class Store:
         `durable` syncs a local file to disk first; indexes and records that the reconciler can
         rebuild skip it. Object stores are durable once the PUT returns.
         """
-        if self._objects is not None:
-            with self._errors():
-                await self._objects.put_async(self._key(path), data, use_multipart=False)
+        if (objects := self._objects) is not None:
+            await self._run(lambda: objects.put(self._key(path), data, use_multipart=False))
             return
         if not self._local:
             await self._run(self.fs.pipe_file, path, data)
@@ -581,11 +597,11 @@ class Store:
         """`If-None-Match: *` PUT (GCS: `ifGenerationMatch=0`, Azure: `If-None-Match: *`)."""
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
-        assert self._objects is not None
+        objects = self._objects
+        assert objects is not None
         for attempt in range(_CONFLICT_RETRIES):
             try:
-                with self._errors():
-                    await self._objects.put_async(key, data, mode="create", use_multipart=False)
+                await self._run(lambda: objects.put(key, data, mode="create", use_multipart=False))
                 return
             except StoreError as error:
                 cause = error.__cause__
@@ -629,7 +645,7 @@ class _BulkDelete:
                 del self._queued[key]
             failed: Exception | None = None
             try:
-                await objects.delete_async(list(batch))
+                await self._store._run(objects.delete, list(batch))
             except Exception as error:
                 failed = error
             for future in batch.values():

@@ -168,7 +168,7 @@ async def test_read_your_writes_across_processes(any_store_url: str) -> None:
     request = make_request(store)
     await store.put_request(request)
     child = (
-        "import asyncio, os, sys\n"
+        "import asyncio, sys\n"
         "from hitl_chatops.bot.store import Store\n"
         "from hitl_chatops.bot.protocol import Response\n"
         "store = Store(sys.argv[1])\n"
@@ -176,7 +176,6 @@ async def test_read_your_writes_across_processes(any_store_url: str) -> None:
         "    request = await store.get_request(sys.argv[2])\n"
         "    await store.put_response(Response(value=True, request_id=request.request_id, data_type='bool'))\n"
         "asyncio.run(main())\n"
-        "os._exit(0)  # as `hitl-chatops` does: obstore's threads can abort CPython's finalization (cli.run)\n"
     )
     assert await store.get_response(request.request_id) is None
     done = await asyncio.create_subprocess_exec(
