@@ -7,11 +7,12 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hitl_chatops.bot.protocol import Responder
+from hitl_chatops.bot.protocol import Responder, Response
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import free_port
 from hitl_chatops.bot.service import HitlService
@@ -137,3 +138,45 @@ async def test_markers_dropped_together_share_one_request(counting_moto: Countin
     await asyncio.gather(*map(store.drop_pending, ids))
     assert counting_moto.take() == {"POST": 1}  # S3 DeleteObjects
     assert await store.pending_ids() == []
+
+
+async def test_an_answer_is_one_request_before_the_ack_and_indexed_after(counting_moto: CountingMoto) -> None:
+    """On a warm replica: the exclusive create before the ack; the outcome index and the marker after it."""
+    store = Store(f"s3://{counting_moto.bucket}/ack")
+    service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
+    request_id = (await put_events(store, 1))[0]
+    await store.get_request(request_id)  # warm: the notify or a pass read it
+    counting_moto.take()
+    await service.respond(request_id, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
+    assert counting_moto.take() == {"PUT": 1}  # response.json, `If-None-Match: *`; nothing else yet
+    await service.drain()
+    assert counting_moto.take() == {"PUT": 1, "POST": 1}  # the outcome index entry, the marker's bulk delete
+    records, _ = await store.outcomes("completed", limit=5)
+    assert [r.request_id for r in records] == [request_id] and await store.pending_ids() == []
+
+
+async def test_an_outcome_left_unsettled_is_finished_by_the_reconciler(store_url: str) -> None:
+    """A settle that failed after the ack, or a replica that died after the create, leaves the marker:
+    a pass indexes the outcome and drops it, though the event had been settled in that replica's eyes."""
+    store = Store(store_url)
+    service = HitlService(store, secret=SECRET, form_base_url="http://x")
+    reconciler = Reconciler(service, 15)
+    first, second = make_request(store), make_request(store)
+    for request in (first, second):
+        await store.put_request(request)
+    await reconciler.step()  # both posted (nowhere): not read again until something changes
+    blocker = Path(store.root) / "hitl-outcomes"
+    blocker.write_text("in the way")  # the index folder cannot be made: the settle fails
+    await service.respond(first.request_id, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
+    await service.drain()
+    answer = Response(value=False, request_id=second.request_id, data_type="bool", via="api")
+    await Store(store_url).create_response(answer)  # another replica wrote it and died before settling
+    assert sorted(await store.pending_ids()) == sorted([first.request_id, second.request_id])
+    blocker.unlink()
+
+    assert (await reconciler.step()).repaired == 1  # this replica's own failed settle
+    fresh = Reconciler(HitlService(Store(store_url), secret=SECRET, form_base_url="http://x"), 15)
+    assert (await fresh.step()).repaired == 1  # a restarted replica's first pass reads every open event
+    assert await store.pending_ids() == []
+    records, _ = await store.outcomes("completed", limit=5)
+    assert {r.request_id for r in records} == {first.request_id, second.request_id}

@@ -250,3 +250,10 @@ def test_gcs_and_azure_urls_get_their_native_clients(monkeypatch: pytest.MonkeyP
         Store("az://my-container/hitl")
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "account")
     assert isinstance(Store("az://my-container/hitl")._objects, AzureStore)
+
+
+async def test_ping_on_s3_lists_the_bucket_with_the_bots_own_client(s3_store_url: str) -> None:
+    """`/healthz` is truthful for object stores too: a bucket that is not there is not "reachable"."""
+    await Store(s3_store_url).ping()
+    with pytest.raises(StoreError):
+        await Store("s3://hitl-no-such-bucket/hitl").ping()
