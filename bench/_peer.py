@@ -274,7 +274,8 @@ def _object_kind(path: str, query: str) -> str:
     name = path.rsplit("/", 1)[-1]
     if name.endswith(".json") and "/messages/" not in path:
         return name
-    for folder in ("messages", "claims", "hitl-pending", "hitl-outbox", "hitl-replicas"):
+    folders = ("messages", "claims", "hitl-pending", "hitl-outbox", "hitl-replicas", "hitl-outcomes", "hitl-signals")
+    for folder in folders:
         if f"/{folder}/" in path:
             return f"{folder}/"
     return "other"
