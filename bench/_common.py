@@ -70,13 +70,13 @@ def store_request(store: Store, **fields: Any) -> Request:
     return make_request(request_id, store.request_url(request_id), store.response_url(request_id), **fields)
 
 
-async def create_events(store: Store, count: int, **fields: Any) -> list[Request]:
-    """`count` pending events (see `make_request` for `fields`), written through `store`, 32 at a time."""
+async def create_events(store: Store, count: int, *, concurrency: int = 32, **fields: Any) -> list[Request]:
+    """`count` pending events (see `make_request` for `fields`), written through `store`, `concurrency` at a time."""
     from hitl_chatops.bot.protocol import utcnow
 
     now = utcnow()
     events = [store_request(store, now=now, **fields) for _ in range(count)]
-    gate = asyncio.Semaphore(32)
+    gate = asyncio.Semaphore(concurrency)
 
     async def put(event: Request) -> None:
         async with gate:

@@ -170,9 +170,11 @@ class MotoChild(Server):
         os.environ.update(aws_env(child.endpoint))
         return child
 
-    def requests(self) -> Counter[str]:
+    def requests(self, *, by_object: bool = False) -> Counter[str]:
+        """Requests since the last reset by method, or by method and object kind (`PUT response.json`)."""
         with urllib.request.urlopen(self.endpoint + _COUNTER, timeout=10) as reply:
-            return Counter(json.loads(reply.read()))
+            counts = Counter(json.loads(reply.read()))
+        return Counter({k: n for k, n in counts.items() if (" " in k) == by_object})
 
     def reset(self) -> None:
         request = urllib.request.Request(self.endpoint + _COUNTER, method="DELETE")
@@ -248,10 +250,12 @@ def _run_moto(port: int) -> None:
             start_response("200 OK", [("Content-Type", "application/json")])
             return iter([body])
         method = environ["REQUEST_METHOD"]
-        if method == "GET" and "list-type" in environ.get("QUERY_STRING", ""):
+        query = environ.get("QUERY_STRING", "")
+        if method == "GET" and "list-type" in query:
             method = "LIST"  # ListObjectsV2: a GET on the bucket, counted apart from object GETs
         with lock:
             counts[method] += 1
+            counts[f"{method} {_object_kind(environ.get('PATH_INFO', ''), query)}"] += 1
         return moto_app(environ, start_response)  # type: ignore[no-any-return]
 
     class Quiet(MotoRequestHandler):
@@ -259,6 +263,22 @@ def _run_moto(port: int) -> None:
             pass
 
     make_server("127.0.0.1", port, app, threaded=True, request_handler=Quiet).serve_forever()
+
+
+def _object_kind(path: str, query: str) -> str:
+    """What a request touched: `request.json`, `response.json`, `hitl-pending/`, `messages/`, ..."""
+    if "delete" in query:
+        return "(bulk delete)"
+    if "list-type" in query:
+        return "(listing)"
+    name = path.rsplit("/", 1)[-1]
+    if name.endswith(".json") and "/messages/" not in path:
+        return name
+    folders = ("messages", "claims", "hitl-pending", "hitl-outbox", "hitl-replicas", "hitl-outcomes", "hitl-signals")
+    for folder in folders:
+        if f"/{folder}/" in path:
+            return f"{folder}/"
+    return "other"
 
 
 _CHILDREN: dict[str, Callable[[int], None]] = {

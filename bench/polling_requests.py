@@ -1,7 +1,7 @@
 """Storage requests per poll: our `Event.wait` vs stock flyteplugins-hitl's `wait_for_input_event`.
 
 Both loops poll the same S3 response path on moto's S3 server (a child process that counts every
-HTTP request it receives, see `_peer.MotoChild`). Ours reads through `Store` (s3fs);
+HTTP request it receives, see `_peer.MotoChild`). Ours reads through `Store` (obstore);
 stock through `flyte.storage` (obstore), pointed at the same server with `FLYTE_AWS_ENDPOINT`.
 
 For each side: N polls of an unanswered event (a wrapper around the loop's read call counts the
@@ -140,10 +140,11 @@ def report(rows: list[Row], args: argparse.Namespace) -> list[str]:
     lines = [
         "# Storage requests per poll on S3 (moto server): our `Event.wait` vs stock `wait_for_input_event`",
         "",
-        *machine_lines(["moto", "s3fs", "fsspec", "obstore", "flyte", "flyteplugins-hitl"]),
+        *machine_lines(["moto", "obstore", "flyte", "flyteplugins-hitl"]),
         f"- command: `python bench/polling_requests.py --polls {args.polls} --interval {args.interval}`",
         "- counted: every HTTP request that reached moto's S3 server while the loop ran (a WSGI counter in "
-        "the moto child process); ours reads with s3fs, stock with flyte.storage (obstore via `FLYTE_AWS_ENDPOINT`)",
+        "the moto child process); ours reads with obstore (`Store`), stock with flyte.storage "
+        "(obstore via `FLYTE_AWS_ENDPOINT`)",
         "",
         "| side | event | polls | S3 requests | by method | requests per poll |",
         "| --- | --- | ---: | ---: | --- | ---: |",
@@ -165,8 +166,8 @@ def report(rows: list[Row], args: argparse.Namespace) -> list[str]:
         "",
         "Per poll, stock calls `flyte.storage.exists` (HEAD; a missing key also LISTs `<key>/` to rule "
         "out a directory) and, once it exists, `get_stream` (HEAD + GET). Ours calls `Store.get_response`, "
-        "one s3fs `cat_file` on a filesystem built with `max_concurrency=1`: a single GET (404 while "
-        "unanswered), with no HEAD to size the object first and no LIST fallback.",
+        "one obstore `get`: a single GET (404 while unanswered), with no HEAD to size the object first and "
+        "no LIST fallback.",
     ]
     return lines
 

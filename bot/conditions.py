@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from .config import Settings
     from .service import HitlService
-    from .store import Store
+    from .store import Listing, Store
 
 log = logging.getLogger(__name__)
 Payload = bool | int | float | str
@@ -106,10 +106,13 @@ class ConditionSignaller:
             return
         await self._attempt(request, response)
 
-    async def retry_owed(self) -> int:
-        """The reconciler's hook: retry every owed signal; returns how many were settled."""
+    async def retry_owed(self, listing: Listing) -> int:
+        """The reconciler's hook: retry every owed signal of its pass's listing; returns how many were settled.
+
+        Nothing is read for a signal still owed since the last pass (its event and answer are cached).
+        """
         settled = 0
-        for request_id in await self.store.owed_signal_ids():
+        for request_id in listing.signals:
             try:
                 request = await self.store.get_request(request_id)
                 response = await self.store.get_response(request_id)

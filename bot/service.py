@@ -33,7 +33,7 @@ from .links import form_url
 from .metrics import Metrics
 from .platform import Platform
 from .protocol import MessageRef, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
-from .store import Page, Store
+from .store import Listing, Page, Store
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
@@ -52,6 +52,9 @@ class HitlService:
         self._form_base_url = form_base_url
         self._platforms: list[Platform] = []
         self._background: set[asyncio.Task[object]] = set()
+        # Events this replica left work for the reconciler on: a target to post again, an outcome to settle.
+        self._owed: set[str] = set()
+        self._settling: set[str] = set()  # outcomes written here whose settle has not finished yet
         self.metrics = Metrics()
         # Slack's client alone may retry for longer (30 s timeouts, Retry-After waits); cut off
         # well before anyone may take the claim over, so nobody posts again while it still runs.
@@ -59,7 +62,7 @@ class HitlService:
         self.record_retry_seconds = 1.0
         # Extra work after an answer the bot wrote, and owed work the reconciler retries (Flyte signals).
         self.answered_hooks: list[Callable[[Request, Response], Coroutine[Any, Any, None]]] = []
-        self.repairs: list[Callable[[], Awaitable[int]]] = []
+        self.repairs: list[Callable[[Listing], Awaitable[int]]] = []
 
     def add_platform(self, platform: Platform) -> None:
         """Post events to `platform` and keep its copies current (the server does this per enabled adapter)."""
@@ -95,10 +98,25 @@ class HitlService:
         self.metrics.answer_latency.observe(
             (response.responded_at or utcnow()).timestamp() - request.created_at.timestamp()
         )
-        self._fan_out("answered", request, response)
+        self._ended(request, response)
         for hook in self.answered_hooks:
             self.spawn(hook(request, response))
         return response
+
+    def _ended(self, request: Request, response: Response) -> None:
+        """After the person's ack: settle the outcome (indexed, marker dropped) and update the copies."""
+        self._settling.add(request.request_id)
+        self.spawn(self._settle(request, response))
+        self._fan_out("answered", request, response)
+
+    async def _settle(self, request: Request, response: Response) -> None:
+        """`Store.settle`; what fails stays owed, so this replica's reconciler reads the event again."""
+        self._owed.discard(request.request_id)
+        try:
+            if not await self.store.settle(response, request.event_name):
+                self._owed.add(request.request_id)
+        finally:
+            self._settling.discard(request.request_id)
 
     async def _answer(
         self, request_id: str, raw_value: object, responder: Responder, via: Via, trusted: bool
@@ -123,7 +141,8 @@ class HitlService:
             via=via,
         )
         # No read of response.json first: the exclusive create refuses a second answer by itself.
-        await self.store.put_response(response, request.event_name)
+        # On a warm replica (request.json cached) this is the answer's only request before the ack.
+        await self.store.create_response(response)
         return request, response
 
     async def cancel(self, request_id: str, reason: str, responder: Responder, via: Via) -> Response:
@@ -134,12 +153,12 @@ class HitlService:
         try:
             request = await self.store.get_request(request_id)
             response = Response.cancellation(request, reason, responder, via)
-            await self.store.put_response(response, request.event_name)
+            await self.store.create_response(response)  # like an answer: one request before the ack
         except StoreError:
             raise StoreUnavailable() from None
         log.info("event cancelled", extra={"request_id": request_id, "via": via, "outcome": "cancelled"})
         self.metrics.cancelled.inc()
-        self._fan_out("answered", request, response)
+        self._ended(request, response)
         return response
 
     async def check(self, request_id: str, responder: Responder, *, trusted: bool = False) -> Request:
@@ -217,8 +236,15 @@ class HitlService:
     # -- listing, announcing, expiring ---------------------------------------------------
 
     async def pending(self, responder: Responder | None = None) -> list[Request]:
-        """Pending, unexpired events, newest first; only those `responder` may answer if given."""
+        """Pending, unexpired events, newest first; only those `responder` may answer if given.
+
+        One listing of the index; requests this replica has read are not read again, the others
+        are read once, `_READ_CONCURRENCY` at a time.
+        """
         ids = await self.store.pending_ids()
+        cached = {request_id: self.store.cached_request(request_id) for request_id in ids}
+        known = [r for r in cached.values() if r is not None]
+        missing = [request_id for request_id, r in cached.items() if r is None]
         gate = asyncio.Semaphore(_READ_CONCURRENCY)
 
         async def load(request_id: str) -> Request | None:
@@ -235,10 +261,13 @@ class HitlService:
             except MembershipUnknown:  # cannot tell now: list it; answering checks again
                 return True
 
-        requests = [r for r in await asyncio.gather(*map(load, ids)) if r and not r.expired()]
+        loaded = [r for r in await asyncio.gather(*map(load, missing)) if r]
+        requests = [r for r in known + loaded if not r.expired()]
         if responder is not None:
-            allowed = await asyncio.gather(*(listed(r, responder) for r in requests))
-            requests = [r for r, ok in zip(requests, allowed, strict=True) if ok]
+            anyone = [r for r in requests if not r.responders or "*" in r.responders]  # no lookup needed
+            restricted = [r for r in requests if r.responders and "*" not in r.responders]
+            allowed = await asyncio.gather(*(listed(r, responder) for r in restricted))
+            requests = anyone + [r for r, ok in zip(restricted, allowed, strict=True) if ok]
         return sorted(requests, key=lambda r: r.created_at, reverse=True)
 
     async def announce(self, request_id: str) -> Request:
@@ -250,10 +279,25 @@ class HitlService:
         if response := await self.store.get_response(request_id):  # answered outside the bot (Flyte)
             self._fan_out("answered", request, response)
             return request
+        await self.post(request)
+        return request
+
+    async def post(self, request: Request) -> None:
+        """`announce` for a caller that knows the event is unanswered (the reconciler just read it)."""
+        self._owed.discard(request.request_id)
         for platform in self._platforms:
             await self._post(platform, request)
         self.metrics.announced.inc()
-        return request
+
+    def owes(self, request_id: str) -> bool:
+        """Whether this replica left work on the event (a post to retry, an outcome to settle): the
+        reconciler reads it again rather than resting until its marker changes."""
+        return request_id in self._owed
+
+    def settling(self, request_id: str) -> bool:
+        """Whether this replica is settling the event's outcome right now (its copies being updated):
+        the reconciler leaves it alone rather than repair, and update the copies, a second time."""
+        return request_id in self._settling
 
     async def _post(self, platform: Platform, request: Request) -> None:
         """Each of the platform's targets once; one target's trouble does not stop the others."""
@@ -296,6 +340,8 @@ class HitlService:
                 break
             claim = await self.store.get_claim(request.request_id, name)
             if claim is None or claim.done or utcnow() - claim.claimed_at < timedelta(seconds=STALE_POST_SECONDS):
+                if claim is None or not claim.done:
+                    self._owed.add(request.request_id)
                 return False  # posted, being posted, or released a moment ago (the next pass retries)
         else:
             return False
@@ -303,6 +349,7 @@ class HitlService:
             async with asyncio.timeout(self.post_send_seconds):
                 message = await send()
         except BaseException:
+            self._owed.add(request.request_id)
             await self.store.release(request.request_id, name)
             raise
         await self._record_posted(request, message)
@@ -365,11 +412,12 @@ class HitlService:
     async def _apply_default(self, request: Request) -> bool:
         response = Response.timeout_default(request)
         try:
-            await self.store.put_response(response, request.event_name)
+            await self.store.create_response(response)
         except AlreadyAnswered:
             return False  # the plugin's wait (or another replica) applied it first, or someone answered
         log.info("event expired", extra={"request_id": request.request_id, "outcome": "default applied"})
         self.metrics.expired.inc()
+        await self._settle(request, response)  # nobody waits for an ack here
         self._fan_out("answered", request, response)
         return True
 

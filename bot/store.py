@@ -1,10 +1,21 @@
-"""The only module that touches object storage, through fsspec (local-folder writes: `disk_worker`).
+"""The only module that touches object storage (local-folder writes: `disk_worker`).
 
 Layout (DESIGN.md, contract) under one root URL:
 `hitl-requests/<id>/request.json`, `hitl-requests/<id>/response.json`,
 `hitl-requests/<id>/messages/<platform>-<key>.json`, the index `hitl-pending/<id>` and the
 recent-outcomes index `hitl-outcomes/<outcome>/<YYYY-MM-DD>/<newest-first key>`.
 Every path is derived here from a validated request id; none comes from a client.
+
+S3, GCS and Azure go through obstore (Rust; the client flyte.storage uses): one request per
+operation, `If-None-Match: *` for exclusive creates, credentials and endpoint from the standard
+environment. Local folders and any other fsspec URL go through fsspec.
+
+obstore is called synchronously on the store's I/O threads, never through its `*_async` methods.
+Those resolve asyncio futures from tokio's threads (`call_soon_threadsafe`, which lets go of the
+GIL to wake the loop); a program may see the result, finish and start finalizing before that
+thread takes the GIL back, and CPython < 3.14 then ends the thread with `pthread_exit`, whose
+unwinding through Rust frames aborts the process (SIGABRT at exit, about 1 run in 20). With the
+sync calls only our own Python threads ever wait on tokio, and tokio's threads never run Python.
 """
 
 from __future__ import annotations
@@ -12,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import errno
 import importlib
 import json
 import logging
@@ -22,8 +32,9 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -44,9 +55,12 @@ from .protocol import (
     utcnow,
 )
 
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, ObjectStore, RetryConfig
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Known = TypeVar("Known", Request, Response, Claim)
+Known = TypeVar("Known", Response, Claim)
 Page = tuple[list[OutcomeRecord], str | None]
 
 REQUESTS = "hitl-requests"
@@ -56,11 +70,26 @@ OUTCOMES = "hitl-outcomes"
 _OUTCOME_KEY = re.compile(r"\d{4}-\d{2}-\d{2}/\d{16}-[0-9a-f-]{36}")
 _KEY_EPOCH_MICROS = 10**16  # outcome keys count down from here, so names sort newest first
 CONVERSATIONS = "hitl-conversations"
+REPLICAS = "hitl-replicas"  # one heartbeat object per running reconciler (see `reconciler`)
 SIGNALS = "hitl-signals"  # Flyte condition signals still owed
 _CONFLICT_RETRIES = 3
 _KNOWN_LIMIT = 4096
-# Remote storage calls wait on the network, not the CPU: more threads than asyncio's default
-# (cores + 4) let concurrent answers overlap their round trips. Local folders never use them.
+# Requests are read by every answer, pending list and reconciler pass: keep every open one.
+# 10,000 add about 15 MiB to the process (bench/results/storage_listing.md).
+_REQUEST_LIMIT = 20_000
+_LIST_PAGE = 1000  # S3's page size: one request per 1,000 keys
+# A store that does not answer must fail within seconds: a person is waiting (Slack gives us 3 s).
+# allow_http: an http:// endpoint is the operator's choice (AWS_ENDPOINT_URL_S3 of a local MinIO).
+_CLIENT: ClientConfig = {"allow_http": True, "connect_timeout": "2s", "timeout": "10s"}
+_RETRY: RetryConfig = {"max_retries": 2, "retry_timeout": timedelta(seconds=8)}
+_CREDENTIALS = {  # where each store's settings come from (obstore reads them; nothing of ours)
+    "s3": "AWS_REGION and credentials (IRSA, AWS_ACCESS_KEY_ID...), AWS_ENDPOINT_URL_S3 for S3-compatible stores",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS or use workload identity",
+    "az": "AZURE_STORAGE_ACCOUNT_NAME and a key (AZURE_STORAGE_ACCOUNT_KEY) or workload identity",
+}
+_OBJECT_STORES = {"s3": "s3", "s3a": "s3", "gs": "gs", "gcs": "gs", "az": "az", "abfs": "az", "abfss": "az"}
+# Blocking fsspec calls (remote URLs other than S3/GCS/Azure, and `ping`) wait on the network, not
+# the CPU: more threads than asyncio's default (cores + 4) let them overlap. Local folders never use them.
 _IO_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hitl-store")
 
 
@@ -75,14 +104,26 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
+@dataclass
+class Listing:
+    """What one reconciler pass needs from the bucket, read in as few listing requests as S3 allows."""
+
+    pending: dict[str, str] = field(default_factory=dict)  # id -> marker version (changes when rewritten)
+    outbox: list[str] = field(default_factory=list)
+    replicas: dict[str, datetime] = field(default_factory=dict)  # replica id -> last heartbeat
+    signals: list[str] = field(default_factory=list)  # Flyte condition signals owed (bot/conditions.py)
+
+
 class Store:
-    """Async facade over a (sync or async) fsspec filesystem rooted at one URL."""
+    """Async facade over obstore (S3, GCS, Azure) or a (sync or async) fsspec filesystem rooted at one URL."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.fs, root = _filesystem(url)
         self.root = root.rstrip("/")
         self._local = isinstance(self.fs, LocalFileSystem)
+        self._objects, self._scheme = _object_store(url, self.root)
+        self._bucket_chars = len(self.root.split("/", 1)[0]) + 1  # "bucket/" in front of every key
         if self._local:  # made now, so that a folder that disappears later is noticed (`ping`)
             try:
                 self.fs.makedirs(self.root, exist_ok=True)
@@ -91,7 +132,9 @@ class Store:
                     f"HITL_CHATOPS_STORE: cannot create the folder {self.root} ({error.strerror})."
                 ) from None
         # Requests and answers are written once, so a replica may keep them; absence never is.
-        self._known: OrderedDict[str, Request | Response | Claim] = OrderedDict()
+        self._known: OrderedDict[str, Response | Claim] = OrderedDict()
+        self._requests: OrderedDict[str, Request] = OrderedDict()
+        self._deletes = _BulkDelete(self)
 
     # -- paths -------------------------------------------------------------------------
 
@@ -103,6 +146,8 @@ class Store:
 
     def url_of(self, path: str) -> str:
         """The address other fsspec users (flyte.storage, stock flyteplugins-hitl) can open."""
+        if self._objects is not None:
+            return f"{self._scheme}://{path}"
         return path if self._local else self.fs.unstrip_protocol(path)
 
     def request_url(self, request_id: str) -> str:
@@ -120,20 +165,71 @@ class Store:
         await self._write(self._path(PENDING, request.request_id), json.dumps(marker).encode())
 
     async def get_request(self, request_id: str) -> Request:
-        path = self._event_path(request_id, "request.json")
-        if isinstance(known := self._known.get(path), Request):
+        """The request, read once per replica: request.json never changes after it is written."""
+        if (known := self._requests.get(request_id)) is not None:
             return known
-        data = await self._read(path)
+        data = await self._read(self._event_path(request_id, "request.json"))
         if data is None:
             raise EventNotFound(request_id)
-        return self._remember(path, _load(Request, data, request_id))
+        request = _load(Request, data, request_id)
+        self._requests[request_id] = request
+        if len(self._requests) > _REQUEST_LIMIT:
+            self._requests.popitem(last=False)
+        return request
+
+    def cached_request(self, request_id: str) -> Request | None:
+        """The request if this replica has read it already (no storage request)."""
+        return self._requests.get(request_id)
 
     async def pending_ids(self) -> list[str]:
         """Ids in the pending index: O(pending), never a scan of every event ever made."""
-        return await self._run(self._list_ids, self._path(PENDING))
+        return list((await self._index(PENDING)).keys())
 
     async def drop_pending(self, request_id: str) -> None:
-        await self._mutate(self._remove, self._path(PENDING, check_request_id(request_id)))
+        """Remove the marker; on object stores, drops that arrive together share one bulk DELETE."""
+        path = self._path(PENDING, check_request_id(request_id))
+        if self._objects is None:
+            await self._mutate(self._remove, path)
+            return
+        with self._errors():
+            await self._deletes.remove(self._key(path))
+
+    async def listing(self) -> Listing:
+        """Pending markers (each with its version), replica heartbeats, the outbox and owed signals.
+
+        On object stores the markers and heartbeats sort next to each other (`hitl-pending/` <
+        `hitl-replicas/` < `hitl-requests/`): one ranged listing that stops before the events' own
+        folders, one request per 1,000 keys. The outbox and owed signals (usually empty) are one
+        prefix listing each, made at the same time. `hitl-outcomes/`, which grows with every
+        outcome, sorts between the outbox and the markers and is never listed here.
+        """
+        if self._objects is None:
+            pending, outbox, replicas, signals = [
+                await self._index(folder) for folder in (PENDING, OUTBOX, REPLICAS, SIGNALS)
+            ]
+            beats = {k: _parse_time(v) for k, v in replicas.items()}
+            return Listing(pending=pending, outbox=list(outbox), replicas=beats, signals=list(signals))
+        result, outbox, signals = await asyncio.gather(self._markers(), self._index(OUTBOX), self._index(SIGNALS))
+        result.outbox, result.signals = list(outbox), list(signals)
+        return result
+
+    async def _markers(self) -> Listing:
+        """Pending markers and heartbeats from one ranged listing of an object store."""
+        objects = self._objects
+        assert objects is not None
+        start, end = self._key(self._path(PENDING)), self._key(self._path(REPLICAS)) + "/\uffff"
+        prefix = self._key(self.root) or None  # whole path segments only: the root, not "hitl-"
+
+        def pages() -> Listing:
+            result = Listing()
+            for page in objects.list(prefix=prefix, offset=start, chunk_size=_LIST_PAGE):
+                for meta in page:
+                    if meta["path"] > end:
+                        return result
+                    _file(result, meta["path"].rsplit("/", 2)[-2:], meta)
+            return result
+
+        return await self._run(pages)
 
     # -- responses ---------------------------------------------------------------------
 
@@ -146,10 +242,17 @@ class Store:
         return None if data is None else self._remember(path, _load(Response, data, request_id))
 
     async def put_response(self, response: Response, event_name: str = "") -> None:
+        """Exclusive create, then `settle` (for writers with nobody waiting: the plugin, tests).
+
+        Raises `AlreadyAnswered` (or `EventCancelled`) when the event already has its outcome.
+        """
+        await self.create_response(response)
+        await self.settle(response, event_name)
+
+    async def create_response(self, response: Response) -> None:
         """Exclusive create: the first outcome wins, a later one raises `AlreadyAnswered` (or `EventCancelled`).
 
-        Then the outcome is indexed and the pending marker dropped. If either fails, the outcome
-        still stands; the marker stays, and the reconciler indexes it and drops the marker later.
+        One request; the caller settles the event afterwards (after the person's ack, on the answer path).
         """
         path = self._event_path(response.request_id, "response.json")
         try:
@@ -158,9 +261,19 @@ class Store:
             first = await self.get_response(response.request_id)
             raise AlreadyAnswered.of(first or response) from None
         self._remember(path, response)
-        with contextlib.suppress(StoreError):
+
+    async def settle(self, response: Response, event_name: str = "") -> bool:
+        """What follows a written outcome: index it, then drop the pending marker (bulk where possible).
+
+        In that order, so a marker outlives a missing index entry and the reconciler adds it. The
+        outcome stands either way; returns False if storage failed (the reconciler finishes the job).
+        """
+        try:
             await self.index_outcome(response, event_name)
             await self.drop_pending(response.request_id)
+        except StoreError:
+            return False
+        return True
 
     # -- the recent-outcomes index -------------------------------------------------------
 
@@ -210,18 +323,23 @@ class Store:
                 if len(keys) > limit:
                     break
             shown = keys[:limit]
-            found = self.fs.cat([f"{folder}/{k}" for k in shown]) if shown else {}
-            blobs = [found[p] for p in (f"{folder}/{k}" for k in shown) if p in found]
+            blobs = [blob for blob in (self._get(f"{folder}/{k}") for k in shown) if blob is not None]
             return blobs, (shown[-1] if len(keys) > limit else None)
 
         blobs, cursor = await self._run(page)
         return [_load(OutcomeRecord, blob, "outcomes") for blob in blobs], cursor
 
     def _names(self, folder: str) -> list[str]:
-        try:
-            return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)]
-        except FileNotFoundError:
-            return []
+        """Names of the objects and subfolders right inside `folder` (blocking: runs on I/O threads)."""
+        if self._objects is not None:
+            found = self._objects.list_with_delimiter(self._key(folder))
+            paths = [*found["common_prefixes"], *(meta["path"] for meta in found["objects"])]
+        else:
+            try:
+                paths = [str(p) for p in self.fs.ls(folder, detail=False)]
+            except FileNotFoundError:
+                return []
+        return [p.rstrip("/").rsplit("/", 1)[-1] for p in paths]
 
     # -- chat messages -----------------------------------------------------------------
 
@@ -232,10 +350,14 @@ class Store:
     async def messages(self, request_id: str) -> list[MessageRef]:
         event = self._event_path(request_id, "")
         folder = f"{event}messages/"
+        if self._objects is not None:  # one listing, then the records read concurrently
+            keys = list(await self._index_keys(folder))
+            found = await asyncio.gather(*(self._read(f"{folder}{key}") for key in keys))
+            return [_load(MessageRef, raw, request_id) for raw in found if raw is not None]
 
         def read_all() -> list[bytes]:
-            # One prefix listing on S3 even when there are none; `ls` of an empty prefix lists its
-            # parent again to tell a missing folder from a file. Local `find` ignores the prefix.
+            # One prefix listing even when there are none (`ls` of an empty prefix lists its parent
+            # again to tell a missing folder from a file); local `find` ignores the prefix.
             paths = [str(p) for p in self.fs.find(event, prefix="messages/") if str(p).startswith(folder)]
             return list(self.fs.cat(paths).values()) if paths else []
 
@@ -272,7 +394,7 @@ class Store:
         self._remember(path, claim)
 
     async def release(self, request_id: str, name: str) -> None:
-        await self._mutate(self._remove, self._claim_path(request_id, name))
+        await self._delete(self._claim_path(request_id, name))
 
     def _claim_path(self, request_id: str, name: str) -> str:
         return self._event_path(request_id, f"claims/{_safe_name(name)}")
@@ -284,10 +406,10 @@ class Store:
         await self._write(path, json.dumps({"update": update}).encode())
 
     async def outbox_ids(self) -> list[str]:
-        return await self._run(self._list_ids, self._path(OUTBOX))
+        return list((await self._index(OUTBOX)).keys())
 
     async def drop_outbox(self, request_id: str) -> None:
-        await self._mutate(self._remove, self._path(OUTBOX, check_request_id(request_id)))
+        await self._delete(self._path(OUTBOX, check_request_id(request_id)))
 
     # -- native Flyte conditions (bot/conditions.py): signals owed, and how each ended ----
 
@@ -296,10 +418,10 @@ class Store:
         await self._write(path, json.dumps(detail).encode())
 
     async def owed_signal_ids(self) -> list[str]:
-        return await self._run(self._list_ids, self._path(SIGNALS))
+        return list((await self._index(SIGNALS)).keys())
 
     async def drop_owed_signal(self, request_id: str) -> None:
-        await self._mutate(self._remove, self._path(SIGNALS, check_request_id(request_id)))
+        await self._delete(self._path(SIGNALS, check_request_id(request_id)))
 
     async def put_signal_record(self, request_id: str, record: dict[str, Any]) -> None:
         await self._write(self._event_path(request_id, "signal.json"), json.dumps(record).encode())
@@ -322,10 +444,27 @@ class Store:
         key = base64.urlsafe_b64encode(conversation_id.encode()).decode().rstrip("=")
         return self._path(CONVERSATIONS, f"{platform}-{key}.json")
 
+    # -- replicas: who shares the reconciler's work --------------------------------------
+
+    async def put_replica(self, replica_id: str) -> None:
+        """A heartbeat: its LastModified tells the other replicas this one is alive."""
+        path = self._path(REPLICAS, check_request_id(replica_id))
+        await self._write(path, json.dumps({"seen_at": utcnow().isoformat()}).encode())
+
+    async def drop_replica(self, replica_id: str) -> None:
+        await self._delete(self._path(REPLICAS, check_request_id(replica_id)))
+
     # -- health ------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        """Raise `StoreError` unless the root can be listed (a local folder must still be there)."""
+        """Raise `StoreError` unless the root can be listed (a local folder must still be there).
+
+        Object stores: a one-key listing with the bot's own client, so the credentials and bucket
+        that answers use are the ones checked.
+        """
+        if (objects := self._objects) is not None:
+            await self._run(lambda: next(iter(objects.list(prefix=self._key(self.root) or None, chunk_size=1)), None))
+            return
         self._require_folder()
         await self._run(lambda: self.fs.ls(self.root, detail=False) if self.fs.exists(self.root) else None)
 
@@ -345,15 +484,55 @@ class Store:
         with self._errors():
             return await DISK.run(lambda: func(*args))
 
+    def _key(self, path: str) -> str:
+        """An object store key: the path without its leading bucket name."""
+        return path[self._bucket_chars :]
+
     async def _read(self, path: str) -> bytes | None:
+        return await self._run(self._get, path)
+
+    def _get(self, path: str) -> bytes | None:
+        """An object's bytes, None if it is absent (blocking: runs on I/O threads, or inline for folders)."""
         try:
-            return bytes(await self._run(self.fs.cat_file, path))
+            if self._objects is not None:
+                return bytes(self._objects.get(self._key(path)).bytes())
+            return bytes(self.fs.cat_file(path))
         except FileNotFoundError:
             return None
 
+    async def _index(self, folder: str) -> dict[str, str]:
+        """Request ids in `folder` (one level), each with a version that changes when it is rewritten."""
+        found = await self._index_keys(self._path(folder) + "/")
+        return {name: version for name, version in found.items() if is_request_id(name)}
+
+    async def _index_keys(self, folder: str) -> dict[str, str]:
+        """Names in `folder` (a flat one, ending in "/") -> a version that changes when the object is rewritten."""
+        if self._objects is None:
+            return await self._run(self._ls_versions, folder)
+        objects = self._objects
+        prefix = self._key(folder).rstrip("/")  # obstore prefixes match whole path segments: no trailing "/"
+
+        def pages() -> dict[str, str]:
+            pages = objects.list(prefix=prefix, chunk_size=_LIST_PAGE)
+            return {meta["path"].rsplit("/", 1)[-1]: _version(meta) for page in pages for meta in page}
+
+        return await self._run(pages)
+
+    def _ls_versions(self, folder: str) -> dict[str, str]:
+        """fsspec's listing, each name with its modification time (seconds since the epoch) as version."""
+        try:
+            entries = self.fs.ls(folder.rstrip("/"), detail=True)
+        except FileNotFoundError:
+            return {}
+        return {
+            str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: str(_seconds(e.get("mtime") or e.get("LastModified")))
+            for e in entries
+            if e.get("type") != "directory"
+        }
+
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        """Storage trouble (OSError, botocore's own errors, ...) becomes `StoreError`; absence and conflicts stay."""
+        """Storage trouble (OSError, obstore's own errors, ...) becomes `StoreError`; absence and conflicts stay."""
         try:
             yield
         except (FileNotFoundError, FileExistsError, HitlError):
@@ -362,18 +541,17 @@ class Store:
             log.warning("store operation failed", extra={"error": type(error).__name__, "url": self.url})
             raise StoreError(f"object storage at {self.url} failed: {type(error).__name__}") from error
 
+    async def _delete(self, path: str) -> None:
+        if self._objects is None:
+            await self._mutate(self._remove, path)
+            return
+        await self._run(self._objects.delete, self._key(path))  # no error for a missing key
+
     def _require_folder(self) -> None:
         """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
         if self._local and not os.path.isdir(self.root):
             log.warning("store folder missing", extra={"url": self.url})
             raise StoreError(f"the store folder {self.root} is missing: put it back, or restart to begin an empty one")
-
-    def _list_ids(self, folder: str) -> list[str]:
-        try:
-            names = self.fs.ls(folder, detail=False)
-        except FileNotFoundError:
-            return []
-        return [n for n in (str(p).rstrip("/").rsplit("/", 1)[-1] for p in names) if is_request_id(n)]
 
     def _remove(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -391,6 +569,9 @@ class Store:
         `durable` syncs a local file to disk first; indexes and records that the reconciler can
         rebuild skip it. Object stores are durable once the PUT returns.
         """
+        if (objects := self._objects) is not None:
+            await self._run(lambda: objects.put(self._key(path), data, use_multipart=False))
+            return
         if not self._local:
             await self._run(self.fs.pipe_file, path, data)
             return
@@ -401,6 +582,9 @@ class Store:
     async def _create(self, path: str, data: bytes) -> None:
         """Create `path` only if absent (durably); raise FileExistsError otherwise."""
         assert data, "an empty body would bypass the exclusive-create condition"
+        if self._objects is not None:
+            await self._create_object(self._key(path), data)
+            return
         if not self._local:
             await self._run(self._create_remote, path, data)
             return
@@ -409,26 +593,82 @@ class Store:
             # link is atomic and exclusive, unlike pipe_file(mode="create") on a local folder
             await DISK.put(path, data, durable=True, publish=os.link)
 
-    def _create_remote(self, path: str, data: bytes) -> None:
+    async def _create_object(self, key: str, data: bytes) -> None:
+        """`If-None-Match: *` PUT (GCS: `ifGenerationMatch=0`, Azure: `If-None-Match: *`)."""
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        objects = self._objects
+        assert objects is not None
         for attempt in range(_CONFLICT_RETRIES):
             try:
-                self.fs.pipe_file(path, data, mode="create")
+                await self._run(lambda: objects.put(key, data, mode="create", use_multipart=False))
                 return
-            except OSError as error:
-                # Racing conditional writes on AWS surface as EIO (409 ConditionalRequestConflict).
-                if error.errno != errno.EIO or attempt == _CONFLICT_RETRIES - 1:
+            except StoreError as error:
+                cause = error.__cause__
+                if isinstance(cause, AlreadyExistsError):
+                    raise FileExistsError(key) from None
+                # Racing conditional writes on AWS: 409 ConditionalRequestConflict, to be retried.
+                if not isinstance(cause, PreconditionError) and "409" not in str(cause):
                     raise
-                if self.fs.exists(path):
-                    raise FileExistsError(path) from error
+                if attempt == _CONFLICT_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
+
+    def _create_remote(self, path: str, data: bytes) -> None:
+        """Any other fsspec filesystem: its own `mode="create"` (exclusive where it supports it)."""
+        self.fs.pipe_file(path, data, mode="create")
+
+
+class _BulkDelete:
+    """Deletes asked for while one is in flight go out together: one DeleteObjects per 1,000 keys."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._queued: dict[str, asyncio.Future[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def remove(self, key: str) -> None:
+        loop = asyncio.get_running_loop()
+        future = self._queued.get(key)
+        if future is None or future.get_loop() is not loop:
+            future = self._queued[key] = loop.create_future()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._flush())  # starts once this loop turn's callers queued
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        objects = self._store._objects
+        assert objects is not None
+        while self._queued:
+            batch = dict(list(self._queued.items())[:_LIST_PAGE])
+            for key in batch:
+                del self._queued[key]
+            failed: Exception | None = None
+            try:
+                await self._store._run(objects.delete, list(batch))
+            except Exception as error:
+                failed = error
+            for future in batch.values():
+                if future.done() or future.get_loop().is_closed():
+                    continue
+                if failed is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(failed)
 
 
 def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
-    """fsspec's own implementation for the URL's protocol, ignoring later re-registrations.
+    """The fsspec view of the root: obstore's own for S3/GCS/Azure, else fsspec's implementation.
 
-    Importing flyte registers obstore for s3/gs/az; first-writer-wins relies on the conditional
-    writes measured with s3fs and friends, so we build the default class (s3fs for s3://) directly.
+    Importing flyte re-registers obstore for s3/gs/az; we build the class ourselves, so the store
+    is the same whether or not flyte was imported first.
     """
     protocol = fsspec.utils.get_protocol(url)
+    if protocol in _OBJECT_STORES:
+        from obstore.fsspec import FsspecStore
+
+        fs = FsspecStore(protocol, client_options=_CLIENT, retry_config=_RETRY)
+        return fs, url.split("://", 1)[1]
     known = known_implementations.get(protocol)
     if known is None:
         cls = fsspec.get_filesystem_class(protocol)
@@ -437,18 +677,61 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
         try:
             cls = getattr(importlib.import_module(module), name)
         except ImportError:
-            hint = "pip install 'hitl-chatops[s3]'" if protocol in ("s3", "s3a") else known.get("err", "")
-            raise ConfigError(f"HITL_CHATOPS_STORE uses {protocol}:// but {module} is missing: {hint}") from None
+            raise ConfigError(
+                f"HITL_CHATOPS_STORE uses {protocol}:// but {module} is missing: {known.get('err', '')}"
+            ) from None
     # Readers must see other processes' writes: no listing cache, no shared instance.
     options: dict[str, Any] = (
         {} if cls is LocalFileSystem else {"use_listings_cache": False, "skip_instance_cache": True}
     )
-    if protocol in ("s3", "s3a"):
-        # Fail within seconds when S3 is unreachable: a person is waiting (Slack gives us 3 s).
-        options["config_kwargs"] = {"connect_timeout": 2, "read_timeout": 10, "retries": {"max_attempts": 2}}
-        options["max_concurrency"] = 1  # cat_file: one GET, no HEAD first (and no LIST on a miss)
     options.update(cls._get_kwargs_from_urls(url))
     return cls(**options), str(cls._strip_protocol(url))
+
+
+def _object_store(url: str, root: str) -> tuple[ObjectStore | None, str]:
+    """obstore's native client for the root's bucket (credentials, endpoint: the standard env), or None."""
+    scheme = fsspec.utils.get_protocol(url)
+    if scheme not in _OBJECT_STORES:
+        return None, scheme
+    try:
+        from obstore.store import from_url
+    except ImportError:
+        raise ConfigError(
+            f"HITL_CHATOPS_STORE uses {scheme}:// but obstore is missing: pip install 'hitl-chatops[s3]'"
+        ) from None
+    from obstore.exceptions import BaseError
+
+    bucket = root.split("/", 1)[0]
+    try:
+        return from_url(f"{_OBJECT_STORES[scheme]}://{bucket}", client_options=_CLIENT, retry_config=_RETRY), scheme
+    except BaseError as error:
+        reason = str(error).splitlines()[0]
+        hint = _CREDENTIALS[_OBJECT_STORES[scheme]]
+        raise ConfigError(f"HITL_CHATOPS_STORE={url}: no storage client ({reason}); set {hint}") from None
+
+
+def _version(meta: Any) -> str:
+    return f"{meta['last_modified'].isoformat()} {meta.get('e_tag') or ''}"
+
+
+def _file(listing: Listing, tail: list[str], meta: Any) -> None:
+    """Put one listed key (`<folder>/<name>`) where it belongs in `listing`."""
+    if len(tail) != 2 or not is_request_id(name := tail[1]):
+        return
+    if tail[0] == PENDING:
+        listing.pending[name] = _version(meta)
+    elif tail[0] == REPLICAS:
+        listing.replicas[name] = meta["last_modified"]
+
+
+def _seconds(modified: Any) -> float:
+    """An fsspec listing's modification time (a number, or a datetime on some filesystems), 0 if none."""
+    return modified.timestamp() if isinstance(modified, datetime) else float(modified or 0)
+
+
+def _parse_time(version: str) -> datetime:
+    """An fsspec listing's version is the object's modification time (seconds since the epoch)."""
+    return datetime.fromtimestamp(float(version), tz=utcnow().tzinfo)
 
 
 def _listed_after(key: str, cursor: str | None) -> bool:

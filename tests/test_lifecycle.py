@@ -61,6 +61,8 @@ async def test_cancel_racing_twenty_answers_leaves_one_outcome(service: HitlServ
     results = await asyncio.gather(*(answer(i) for i in range(10)), cancel(), *(answer(i) for i in range(10, 20)))
     winners = [r for r in results if not r.startswith("lost")]
     assert len(winners) == 1, results
+    for replica in replicas:
+        await replica.drain()  # the marker goes after the ack, in the background
     outcome = await service.store.get_response(request.request_id)
     assert outcome is not None
     if winners == ["cancelled"]:
@@ -152,6 +154,7 @@ async def test_recent_outcomes_newest_first_in_pages(bot: BotThread, http: aioht
     )
     assert await bot.service.expire(expired.request_id) and await bot.service.expire(defaulted.request_id)
     open_one = await stored(bot.service, event_name="open", data_type="bool")
+    await bot.service.drain()  # outcomes are indexed after the ack, in the background
 
     async def listed(query: str) -> dict[str, object]:
         async with http.get(f"{bot.url}/api/v1/events?{query}", headers=AUTH) as reply:

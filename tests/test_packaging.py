@@ -13,7 +13,7 @@ _BLOCK_SDKS = """
 import importlib.abc, pkgutil, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"slack_bolt", "slack_sdk", "microsoft_agents", "msal", "flyte", "s3fs"}:
+        if name.split(".")[0] in {"slack_bolt", "slack_sdk", "microsoft_agents", "msal", "flyte", "s3fs", "obstore"}:
             raise ImportError(f"{name} is blocked: the core must not need it")
 sys.meta_path.insert(0, Block())
 import hitl_chatops.bot as core

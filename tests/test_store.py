@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
+import time
 from pathlib import Path
 
-import fsspec
 import pytest
 
-from hitl_chatops.bot.errors import AlreadyAnswered, EventNotFound, StoreError
+from hitl_chatops.bot.errors import AlreadyAnswered, ConfigError, EventNotFound, StoreError
 from hitl_chatops.bot.protocol import MessageRef, Responder, Response, utcnow
-from hitl_chatops.bot.store import Store
+from hitl_chatops.bot.store import Store, new_request_id
 from tests.helpers import make_request
+from tests.test_failures import OwnMoto, own_moto  # noqa: F401 - the fixture
 
 
 @pytest.fixture
@@ -120,14 +123,13 @@ def test_message_keys_cannot_shape_paths() -> None:
         MessageRef(platform="slack", key="../../x")
 
 
-async def test_s3_uses_s3fs_even_after_flyte_registers_obstore(s3_store_url: str) -> None:
-    """Importing flyte re-registers s3:// to obstore; the store keeps the implementation we measured."""
+async def test_s3_uses_obstore_whether_or_not_flyte_registered_it(s3_store_url: str) -> None:
+    """Importing flyte re-registers s3:// in fsspec; the store builds its own obstore client either way."""
     import flyte.storage  # noqa: F401 - registers obstore's fsspec classes, as in every Flyte task
-    import s3fs
+    from obstore.store import S3Store
 
-    assert "obstore" in type(fsspec.filesystem("s3")).__module__
     store = Store(s3_store_url)
-    assert isinstance(store.fs, s3fs.S3FileSystem)
+    assert isinstance(store._objects, S3Store)
     request = make_request(store)
     await store.put_request(request)
     await store.put_response(answer(request.request_id, 1, "U1"))
@@ -158,3 +160,100 @@ async def test_a_failed_local_write_leaves_nothing_half_written(store_url: str) 
         await store.put_request(request)
     assert store.fs.ls(folder, detail=False) == [f"{folder}/request.json"]
     assert await store.pending_ids() == []
+
+
+async def test_read_your_writes_across_processes(any_store_url: str) -> None:
+    """Another process's request and answer are seen at once, and ours are seen by it (replicas, plugin)."""
+    store = Store(any_store_url)
+    request = make_request(store)
+    await store.put_request(request)
+    child = (
+        "import asyncio, sys\n"
+        "from hitl_chatops.bot.store import Store\n"
+        "from hitl_chatops.bot.protocol import Response\n"
+        "store = Store(sys.argv[1])\n"
+        "async def main() -> None:\n"
+        "    request = await store.get_request(sys.argv[2])\n"
+        "    await store.put_response(Response(value=True, request_id=request.request_id, data_type='bool'))\n"
+        "asyncio.run(main())\n"
+    )
+    assert await store.get_response(request.request_id) is None
+    done = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", child, any_store_url, request.request_id, stderr=asyncio.subprocess.PIPE
+    )
+    _, errors = await done.communicate()
+    assert done.returncode == 0, errors.decode()[-3000:]
+    answered = await store.get_response(request.request_id)
+    assert answered is not None and answered.value is True
+    assert await store.pending_ids() == []
+
+
+async def test_listing_reads_outbox_pending_and_replicas_with_versions(store: Store) -> None:
+    first, second = make_request(store), make_request(store)
+    for request in (first, second):
+        await store.put_request(request)
+    await store.put_outbox(first.request_id, "answered")
+    replica = new_request_id()
+    await store.put_replica(replica)
+    await store.put_message(first.request_id, MessageRef(platform="slack", key="C1-1.0", data={}))
+
+    listing = await store.listing()
+    assert sorted(listing.pending) == sorted([first.request_id, second.request_id])
+    assert listing.outbox == [first.request_id]
+    assert list(listing.replicas) == [replica]
+    assert abs((utcnow() - listing.replicas[replica]).total_seconds()) < 60
+
+    await asyncio.sleep(1.1)  # S3's LastModified has a resolution of one second
+    await store.put_request(second)  # a marker written again (a crash, an answer from elsewhere) is a change
+    again = await store.listing()
+    assert again.pending[first.request_id] == listing.pending[first.request_id]
+    assert again.pending[second.request_id] != listing.pending[second.request_id]
+    await store.drop_replica(replica)
+    await store.drop_pending(first.request_id)
+    assert (await store.listing()).replicas == {}
+    assert list((await store.listing()).pending) == [second.request_id]
+
+
+async def test_store_down_then_back(own_moto: OwnMoto) -> None:  # noqa: F811 - the imported fixture
+    """While S3 is unreachable every call fails fast with `StoreError`; once back, nothing was half-written."""
+    store = Store(os.environ["HITL_CHATOPS_STORE"])
+    request = make_request(store)
+    await store.put_request(request)
+    own_moto.stop()
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="object storage"):
+        await store.put_response(answer(request.request_id, 1, "U1"))
+    with pytest.raises(StoreError):
+        await store.pending_ids()
+    with pytest.raises(StoreError):
+        await store.get_response(request.request_id)
+    assert time.monotonic() - started < 30, "a person is waiting: fail within seconds"
+    own_moto.start()
+    assert await store.get_response(request.request_id) is None
+    assert await store.pending_ids() == [request.request_id]
+    await store.put_response(answer(request.request_id, 2, "U2"))
+    stored = await store.get_response(request.request_id)
+    assert stored is not None and stored.value == 2 and stored.responder_label == "U2"
+    assert await store.pending_ids() == []
+
+
+def test_gcs_and_azure_urls_get_their_native_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No emulator here: the clients are built from the standard env, paths keep the URL's scheme."""
+    from obstore.store import AzureStore, GCSStore
+
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
+    request_id = new_request_id()
+    gcs = Store("gs://my-bucket/hitl")
+    assert isinstance(gcs._objects, GCSStore)
+    assert gcs.response_url(request_id) == f"gs://my-bucket/hitl/hitl-requests/{request_id}/response.json"
+    with pytest.raises(ConfigError, match="AZURE_STORAGE_ACCOUNT_NAME"):
+        Store("az://my-container/hitl")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "account")
+    assert isinstance(Store("az://my-container/hitl")._objects, AzureStore)
+
+
+async def test_ping_on_s3_lists_the_bucket_with_the_bots_own_client(s3_store_url: str) -> None:
+    """`/healthz` is truthful for object stores too: a bucket that is not there is not "reachable"."""
+    await Store(s3_store_url).ping()
+    with pytest.raises(StoreError):
+        await Store("s3://hitl-no-such-bucket/hitl").ping()

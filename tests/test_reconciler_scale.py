@@ -1,0 +1,182 @@
+"""The reconciler's cost follows changes: requests counted at a real S3 server (moto), not timed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hitl_chatops.bot.protocol import Responder, Response
+from hitl_chatops.bot.reconciler import Reconciler
+from hitl_chatops.bot.server import free_port
+from hitl_chatops.bot.service import HitlService
+from hitl_chatops.bot.store import Store
+from tests.conftest import SECRET, _aws_env
+from tests.helpers import make_request
+
+OPEN_EVENTS = 2000
+
+
+class CountingMoto:
+    """moto's S3 app on loopback behind a WSGI counter of every request (ListObjectsV2 as LIST)."""
+
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        self.counts: Counter[str] = Counter()
+        self.bucket = ""
+        self._lock = threading.Lock()
+        moto_app = DomainDispatcherApplication(create_backend_app)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            method = environ["REQUEST_METHOD"]
+            if method == "GET" and "list-type" in environ.get("QUERY_STRING", ""):
+                method = "LIST"
+            with self._lock:
+                self.counts[method] += 1
+            return moto_app(environ, start_response)
+
+        self._server = make_server("127.0.0.1", free_port("127.0.0.1"), app, threaded=True)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def take(self) -> Counter[str]:
+        """The requests counted since the last call."""
+        with self._lock:
+            counts, self.counts = self.counts, Counter()
+        return counts
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+@pytest.fixture
+def counting_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingMoto]:
+    import s3fs
+
+    moto = CountingMoto()
+    for name, value in _aws_env(moto.endpoint).items():
+        monkeypatch.setenv(name, value)
+    moto.bucket = f"hitl-scale-{uuid.uuid4().hex[:8]}"  # moto's buckets live in this process, shared by servers
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(moto.bucket)
+    yield moto
+    moto.stop()
+
+
+async def put_events(store: Store, count: int) -> list[str]:
+    gate = asyncio.Semaphore(64)
+
+    async def one() -> str:
+        request = make_request(store)
+        async with gate:
+            await store.put_request(request)
+        return request.request_id
+
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def test_an_idle_pass_over_2000_open_events_is_five_listings(counting_moto: CountingMoto) -> None:
+    store = Store(f"s3://{counting_moto.bucket}/hitl")
+    ids = await put_events(store, OPEN_EVENTS)
+    service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
+    reconciler = Reconciler(service, 15)
+    counting_moto.take()
+
+    first = await reconciler.step()  # a cold replica reads each event once
+    assert first.announced == OPEN_EVENTS
+    # Markers: 2 pages and the one that shows where they end; the outbox and owed signals: 1 each.
+    assert counting_moto.take() == {"LIST": 5, "GET": 2 * OPEN_EVENTS}  # request.json cold, response.json 404
+
+    idle = await reconciler.step()
+    assert idle.announced == idle.expired == idle.repaired == idle.failed == 0
+    # 2,000 markers at 1,000 keys a page, and the page that shows where they end: 1 + N/1000;
+    # plus one listing each of the outbox and of owed signals (both empty).
+    assert counting_moto.take() == {"LIST": 3 + OPEN_EVENTS // 1000}
+
+    # One answered (its marker dropped by the answerer) and one new event: only the new one is read.
+    await service.respond(ids[0], "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
+    await service.drain()
+    new = (await put_events(store, 1))[0]
+    counting_moto.take()
+    changed = await reconciler.step()
+    assert changed.announced == 1
+    assert counting_moto.take() == {"LIST": 5, "GET": 2}  # the new event's request.json and response.json
+    assert new in await store.pending_ids() and ids[0] not in await store.pending_ids()
+
+
+async def test_replicas_take_turns_one_pass_per_slot(store_url: str) -> None:
+    """Each wall-clock slot belongs to exactly one live replica, so a set makes one pass per interval."""
+    store = Store(store_url)
+    replicas = [Reconciler(HitlService(store, secret=SECRET, form_base_url="http://x"), 1) for _ in range(3)]
+    for reconciler in replicas:
+        await store.put_replica(reconciler.replica_id)
+    for reconciler in replicas:
+        await reconciler.step()  # learns the others from the listing
+    for slot in range(12):
+        owners = [r for r in replicas if r.my_turn(slot + 0.5)]
+        assert len(owners) == 1
+    assert {r.replica_id for r in replicas if any(r.my_turn(s + 0.5) for s in range(3))} == {
+        r.replica_id for r in replicas
+    }
+    await store.drop_replica(replicas[0].replica_id)
+    await replicas[1].step()
+    assert sum(replicas[1].my_turn(s + 0.5) for s in range(12)) == 6  # two live replicas now
+
+
+async def test_markers_dropped_together_share_one_request(counting_moto: CountingMoto) -> None:
+    """Answers that land together drop their markers with one bulk delete (after their acks)."""
+    store = Store(f"s3://{counting_moto.bucket}/bulk")
+    ids = await put_events(store, 100)
+    counting_moto.take()
+    await asyncio.gather(*map(store.drop_pending, ids))
+    assert counting_moto.take() == {"POST": 1}  # S3 DeleteObjects
+    assert await store.pending_ids() == []
+
+
+async def test_an_answer_is_one_request_before_the_ack_and_indexed_after(counting_moto: CountingMoto) -> None:
+    """On a warm replica: the exclusive create before the ack; the outcome index and the marker after it."""
+    store = Store(f"s3://{counting_moto.bucket}/ack")
+    service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
+    request_id = (await put_events(store, 1))[0]
+    await store.get_request(request_id)  # warm: the notify or a pass read it
+    counting_moto.take()
+    await service.respond(request_id, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
+    assert counting_moto.take() == {"PUT": 1}  # response.json, `If-None-Match: *`; nothing else yet
+    await service.drain()
+    assert counting_moto.take() == {"PUT": 1, "POST": 1}  # the outcome index entry, the marker's bulk delete
+    records, _ = await store.outcomes("completed", limit=5)
+    assert [r.request_id for r in records] == [request_id] and await store.pending_ids() == []
+
+
+async def test_an_outcome_left_unsettled_is_finished_by_the_reconciler(store_url: str) -> None:
+    """A settle that failed after the ack, or a replica that died after the create, leaves the marker:
+    a pass indexes the outcome and drops it, though the event had been settled in that replica's eyes."""
+    store = Store(store_url)
+    service = HitlService(store, secret=SECRET, form_base_url="http://x")
+    reconciler = Reconciler(service, 15)
+    first, second = make_request(store), make_request(store)
+    for request in (first, second):
+        await store.put_request(request)
+    await reconciler.step()  # both posted (nowhere): not read again until something changes
+    blocker = Path(store.root) / "hitl-outcomes"
+    blocker.write_text("in the way")  # the index folder cannot be made: the settle fails
+    await service.respond(first.request_id, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
+    await service.drain()
+    answer = Response(value=False, request_id=second.request_id, data_type="bool", via="api")
+    await Store(store_url).create_response(answer)  # another replica wrote it and died before settling
+    assert sorted(await store.pending_ids()) == sorted([first.request_id, second.request_id])
+    blocker.unlink()
+
+    assert (await reconciler.step()).repaired == 1  # this replica's own failed settle
+    fresh = Reconciler(HitlService(Store(store_url), secret=SECRET, form_base_url="http://x"), 15)
+    assert (await fresh.step()).repaired == 1  # a restarted replica's first pass reads every open event
+    assert await store.pending_ids() == []
+    records, _ = await store.outcomes("completed", limit=5)
+    assert {r.request_id for r in records} == {first.request_id, second.request_id}
