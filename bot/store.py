@@ -234,6 +234,8 @@ class Store:
         folder = f"{event}messages/"
 
         def read_all() -> list[bytes]:
+            if self._local:
+                return _read_folder(folder)
             # One prefix listing on S3 even when there are none; `ls` of an empty prefix lists its
             # parent again to tell a missing folder from a file. Local `find` ignores the prefix.
             paths = [str(p) for p in self.fs.find(event, prefix="messages/") if str(p).startswith(folder)]
@@ -478,3 +480,17 @@ def _load(model: type[M], data: bytes, request_id: str) -> M:
     except ValidationError as error:
         log.error("unreadable object in store", extra={"request_id": request_id, "kind": model.__name__})
         raise StoreError(f"{model.__name__} of event {request_id} is not valid: {error.error_count()} errors") from None
+
+
+def _read_folder(folder: str) -> list[bytes]:
+    """Every record in a local folder, by name: one directory read, where fsspec's `find` walks the
+    whole event folder and stats each entry. Temp files (`.tmp-…`) of writes in flight are skipped."""
+    try:
+        names = sorted(name for name in os.listdir(folder) if not name.startswith("."))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        with contextlib.suppress(FileNotFoundError), open(os.path.join(folder, name), "rb") as file:
+            found.append(file.read())
+    return found
