@@ -121,7 +121,7 @@ async def test_a_message_record_being_written_is_not_read(store_url: str) -> Non
     request = make_request(store)
     record = MessageRef(platform="slack", key="C1-1.0", data={"channel": "C1", "ts": "1.0"})
     await store.put_message(request.request_id, record)
-    Path(store.root, "hitl-requests", request.request_id, "messages", ".tmp-0f0f").write_bytes(b'{"platfo')
+    store.fs.pipe_file(f"{store.root}/hitl-requests/{request.request_id}/messages/.tmp-0f0f", b'{"platfo')
     assert await store.messages(request.request_id) == [record]
 
 
