@@ -487,7 +487,7 @@ def _read_folder(folder: str) -> list[bytes]:
     whole event folder and stats each entry. Temp files (`.tmp-…`) of writes in flight are skipped."""
     try:
         names = sorted(name for name in os.listdir(folder) if not name.startswith("."))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no records yet, or a file in the folder's place
         return []
     found = []
     for name in names:
