@@ -234,14 +234,13 @@ class Store:
         folder = f"{event}messages/"
 
         def read_all() -> list[bytes]:
-            if self._local:
-                return _read_folder(folder)
             # One prefix listing on S3 even when there are none; `ls` of an empty prefix lists its
             # parent again to tell a missing folder from a file. Local `find` ignores the prefix.
             paths = [str(p) for p in self.fs.find(event, prefix="messages/") if str(p).startswith(folder)]
             return list(self.fs.cat(paths).values()) if paths else []
 
-        return [_load(MessageRef, raw, request_id) for raw in await self._run(read_all)]
+        found = await (self._run(_read_folder, folder) if self._local else self._run(read_all))
+        return [_load(MessageRef, raw, request_id) for raw in found]
 
     # -- claims: one replica does a thing once ------------------------------------------
 
