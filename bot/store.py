@@ -239,8 +239,8 @@ class Store:
             paths = [str(p) for p in self.fs.find(event, prefix="messages/") if str(p).startswith(folder)]
             return list(self.fs.cat(paths).values()) if paths else []
 
-        found = await (self._run(_read_folder, folder) if self._local else self._run(read_all))
-        return [_load(MessageRef, raw, request_id) for raw in found]
+        records = await (self._run(_read_folder, folder) if self._local else self._run(read_all))
+        return [_load(MessageRef, raw, request_id) for raw in records]
 
     # -- claims: one replica does a thing once ------------------------------------------
 
