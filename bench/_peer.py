@@ -46,6 +46,16 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """User+system CPU of each live thread of a process so far, by thread id (the main thread's is `pid`)."""
+    seconds = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError):  # the thread ended since the listing
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds[int(tid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
 def stop_process(process: subprocess.Popen[Any], timeout: float = 15) -> None:
     """Terminate, and kill if it has not exited within `timeout` seconds."""
     if process.poll() is None:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -129,6 +130,10 @@ async def start(settings: Settings) -> tuple[web.AppRunner, Settings]:
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then finish in-flight work and stop."""
     runner, settings = await start(settings)
+    # What start-up made (modules, models, the app) lives as long as the process: keep it out of
+    # every later full collection, which walked all of it (about 25 ms each, several per 1,000 clicks).
+    gc.collect()
+    gc.freeze()
     log.info("hitl-chatops listening", extra={"url": settings.listen_url, "store": settings.store})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -361,7 +361,8 @@ class Store:
             paths = [str(p) for p in self.fs.find(event, prefix="messages/") if str(p).startswith(folder)]
             return list(self.fs.cat(paths).values()) if paths else []
 
-        return [_load(MessageRef, raw, request_id) for raw in await self._run(read_all)]
+        records = await (self._run(_read_folder, folder) if self._local else self._run(read_all))
+        return [_load(MessageRef, raw, request_id) for raw in records]
 
     # -- claims: one replica does a thing once ------------------------------------------
 
@@ -761,3 +762,17 @@ def _load(model: type[M], data: bytes, request_id: str) -> M:
     except ValidationError as error:
         log.error("unreadable object in store", extra={"request_id": request_id, "kind": model.__name__})
         raise StoreError(f"{model.__name__} of event {request_id} is not valid: {error.error_count()} errors") from None
+
+
+def _read_folder(folder: str) -> list[bytes]:
+    """Every record in a local folder, by name: one directory read, where fsspec's `find` walks the
+    whole event folder and stats each entry. Temp files (`.tmp-…`) of writes in flight are skipped."""
+    try:
+        names = sorted(name for name in os.listdir(folder) if not name.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):  # no records yet, or a file in the folder's place
+        return []
+    found = []
+    for name in names:
+        with contextlib.suppress(FileNotFoundError), open(os.path.join(folder, name), "rb") as file:
+            found.append(file.read())
+    return found

@@ -118,6 +118,16 @@ async def test_messages_and_conversations_round_trip(store: Store) -> None:
     assert await store.get_conversation("teams", "other") is None
 
 
+async def test_a_message_record_being_written_is_not_read(store_url: str) -> None:
+    """A local write's temp file (`.tmp-…`, not yet synced and linked) lies beside the records it joins."""
+    store = Store(store_url)
+    request = make_request(store)
+    record = MessageRef(platform="slack", key="C1-1.0", data={"channel": "C1", "ts": "1.0"})
+    await store.put_message(request.request_id, record)
+    store.fs.pipe_file(f"{store.root}/hitl-requests/{request.request_id}/messages/.tmp-0f0f", b'{"platfo')
+    assert await store.messages(request.request_id) == [record]
+
+
 def test_message_keys_cannot_shape_paths() -> None:
     with pytest.raises(ValueError, match="message key"):
         MessageRef(platform="slack", key="../../x")

@@ -32,6 +32,18 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds since 1970; bounded so int() 
 SOCKET_HANDLER = web.AppKey("slack_socket_handler", AsyncSocketModeHandler)
 
 
+def _level_set(logger: logging.Logger) -> logging.Logger:
+    """`logger` with the level now in force set on it.
+
+    slack_sdk and bolt test the logger's own level (`logger.level <= DEBUG`; unset is 0) before
+    formatting every request, response and middleware step for a debug line that logging then
+    drops: with the level set, that work is done only when debug logging is on.
+    """
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logger.getEffectiveLevel())
+    return logger
+
+
 def web_client(settings: SlackSettings) -> AsyncWebClient:
     """The Web API client: `SLACK_API_URL` if set; retries 429 (honouring Retry-After), 5xx and resets."""
     if settings.slack_bot_token is None:
@@ -40,6 +52,7 @@ def web_client(settings: SlackSettings) -> AsyncWebClient:
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=base_url,
+        logger=_level_set(logging.getLogger("slack_sdk.web.async_client")),  # slack_sdk's own logger
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(),
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
@@ -99,8 +112,10 @@ def bolt_app(service: HitlService, settings: SlackSettings, client: AsyncWebClie
         # Answer as soon as a listener returns; the listeners hand slow work to their own tasks.
         # (Without it bolt polls for the ack every 10 ms: a floor on every ack and most of its CPU.)
         process_before_response=True,
-        request_verification_enabled=not socket_mode,
-        logger=logging.getLogger("hitl_chatops.adapters.slack.bolt"),
+        # `attach` checks the signature before bolt parses anything (junk is a 401, not bolt's 500):
+        # bolt checking it again would be a second HMAC of the same bytes.
+        request_verification_enabled=False,
+        logger=_level_set(logging.getLogger("hitl_chatops.adapters.slack.bolt")),
     )
     Listeners(service, settings.slack_command).register(app)
     return app

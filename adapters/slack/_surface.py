@@ -67,10 +67,11 @@ class SlackSurface:
             text, blocks = _blocks.expired_summary(request), _blocks.expired_blocks(request)
         else:
             text, blocks = _blocks.answered_summary(request, outcome), _blocks.answered_blocks(request, outcome)
+        body = {"channel": ref.data["channel"], "ts": ref.data["ts"], "text": text, "blocks": as_dicts(blocks)}
         with _refusals("chat.update"):
-            await self.client.chat_update(
-                channel=ref.data["channel"], ts=ref.data["ts"], text=text, blocks=as_dicts(blocks)
-            )
+            # The body is complete and serialized: `chat_update` would only walk the blocks again
+            # looking for model objects, then drop the None arguments it added itself.
+            await self.client.api_call("chat.update", json=body)
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Slack user group (`S…`), cached for a minute; None for anything else."""
