@@ -33,6 +33,13 @@ class ExpenseDecision(BaseModel):
     notes: str = Field(default="", max_length=500, description="Explanation for decision")
 
 
+class Review(BaseModel):
+    """The "approve, with a reason" shape: one bool plus optional text."""
+
+    approved: bool
+    reason: str = Field(default="", max_length=300, description="Say why, especially when rejecting")
+
+
 EXPENSE = ExpenseRequest(
     request_id="EXP-7", amount=120.5, requester="dana", department="ml", purpose="GPU hours", has_receipts=True
 )
@@ -64,14 +71,16 @@ def _result(result: hitl.EventResult[ExpenseDecision] | hitl.EventResult[int]) -
 
 
 @env.task
-async def decide_expense() -> str:
-    """A structured event with context and a proposed answer; returns `result()` as JSON."""
+async def decide_expense(channel: str = "") -> str:
+    """A structured event with context and a proposed answer, posted to `channel` if given (a Slack or
+    Teams test's channel); returns `result()` as JSON."""
     event = await hitl.new_event.aio(
         "expense_decision",
         data_type=ExpenseDecision,
         prompt="Approve this expense?",
         context=EXPENSE,
         initial=ExpenseDecision(approved=True, approved_amount=100),
+        channels=[channel] if channel else None,
         poll_interval_seconds=POLL,
     )
     decision = await event.wait.aio()

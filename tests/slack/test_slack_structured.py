@@ -20,7 +20,7 @@ from hitl_chatops.adapters.slack import _blocks
 from hitl_chatops.adapters.slack._surface import as_dicts
 from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
 from hitl_chatops.bot.server import BotThread
-from tests import chat_workflows as flows
+from tests import lifecycle_workflows as flows
 from tests.helpers import Run
 from tests.lifecycle_workflows import EXPENSE, ExpenseDecision
 from tests.slack.slack_helpers import (
@@ -320,7 +320,7 @@ async def test_a_structured_event_answered_in_a_slack_modal_resumes_the_run_with
 ) -> None:
     flyte.init()
     bot = slack_bot()
-    run = Run(flows.decide_expense_in, f"slack:{CHANNEL}")
+    run = Run(flows.decide_expense, f"slack:{CHANNEL}")
     [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
     assert "*purpose*\nGPU hours" in section_fields(posted["blocks"])
     await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_modal")[0]))

@@ -21,7 +21,7 @@ import hitl_chatops.plugin as hitl
 from hitl_chatops.adapters.teams.cards import answer_payload, answered_card, event_card
 from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
 from hitl_chatops.bot.server import BotThread
-from tests import chat_workflows as flows
+from tests import lifecycle_workflows as flows
 from tests.helpers import Run
 from tests.lifecycle_workflows import ExpenseDecision
 from tests.slack.test_slack_structured import EveryKind
@@ -257,7 +257,7 @@ async def test_a_default_at_the_deadline_rewrites_the_card_and_refuses_a_late_an
 async def test_a_structured_event_answered_on_a_card_resumes_the_run_with_the_model(teams: Teams) -> None:
     flyte.init()
     await teams.install()
-    run = Run(flows.decide_expense_in, f"teams:{CHANNEL}")
+    run = Run(flows.decide_expense, f"teams:{CHANNEL}")
     [post] = await posted(teams)
     card = card_of(post.body)
     assert rows(card)["purpose"] == "GPU hours"
