@@ -141,7 +141,7 @@ async def open_event(
     local = _is_local()
     bot = endpoint(settings, local_run=local)
     if bot is not None:
-        await bot.notify(request.request_id)  # idempotent: surfaces post each target once
+        await bot.notify(request.request_id)  # idempotent: the bot posts each target once
     url = bot.form_url(request.request_id) if bot else None
     if local:
         announce_link(name, url, request.request_id)
