@@ -1,9 +1,8 @@
 """The only module that touches object storage (local-folder writes: `disk_worker`).
 
-Layout (DESIGN.md, contract) under one root URL:
-`hitl-requests/<id>/request.json`, `hitl-requests/<id>/response.json`,
-`hitl-requests/<id>/messages/<platform>-<key>.json`, the index `hitl-pending/<id>` and the
-recent-outcomes index `hitl-outcomes/<outcome>/<YYYY-MM-DD>/<newest-first key>`.
+Layout under one root URL: docs/protocol.md lists every object (`hitl-requests/<id>/…`, the
+`hitl-pending/`, `hitl-outcomes/`, `hitl-outbox/`, `hitl-signals/`, `hitl-replicas/` and
+`hitl-conversations/` folders).
 Every path is derived here from a validated request id; none comes from a client.
 
 S3, GCS and Azure go through obstore (Rust; the client flyte.storage uses): one request per
