@@ -665,7 +665,12 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     """
     protocol = fsspec.utils.get_protocol(url)
     if protocol in _OBJECT_STORES:
-        from obstore.fsspec import FsspecStore
+        try:
+            from obstore.fsspec import FsspecStore
+        except ImportError:
+            raise ConfigError(
+                f"HITL_CHATOPS_STORE uses {protocol}:// but obstore is missing: pip install 'hitl-chatops[s3]'"
+            ) from None
 
         fs = FsspecStore(protocol, client_options=_CLIENT, retry_config=_RETRY)
         return fs, url.split("://", 1)[1]
@@ -689,17 +694,15 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
 
 
 def _object_store(url: str, root: str) -> tuple[ObjectStore | None, str]:
-    """obstore's native client for the root's bucket (credentials, endpoint: the standard env), or None."""
+    """obstore's native client for the root's bucket (credentials, endpoint: the standard env), or None.
+
+    Called after `_filesystem`, which has said what to install if obstore is missing.
+    """
     scheme = fsspec.utils.get_protocol(url)
     if scheme not in _OBJECT_STORES:
         return None, scheme
-    try:
-        from obstore.store import from_url
-    except ImportError:
-        raise ConfigError(
-            f"HITL_CHATOPS_STORE uses {scheme}:// but obstore is missing: pip install 'hitl-chatops[s3]'"
-        ) from None
     from obstore.exceptions import BaseError
+    from obstore.store import from_url
 
     bucket = root.split("/", 1)[0]
     try:
