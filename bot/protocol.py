@@ -1,4 +1,4 @@
-"""The storage protocol: request, response, message and claim objects (DESIGN.md, contract).
+"""The storage protocol: request, response, message and claim objects (the contract: docs/protocol.md).
 
 Both objects are supersets of flyteplugins-hitl's, so stock code reads ours and stock
 answers satisfy our wait loop. Unknown keys are kept, never rejected. Version 2 adds structured
