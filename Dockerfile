@@ -12,8 +12,9 @@ COPY pyproject.toml README.md ./
 COPY bot/ bot/
 COPY adapters/ adapters/
 COPY plugin/ plugin/
-# A local path, not a PyPI name: versions are bounded in pyproject.toml.
-RUN /opt/venv/bin/pip install --no-cache-dir ".[slack,teams,s3]"
+# A local path, not a PyPI name: versions are bounded in pyproject.toml. `flyte` lets the bot signal
+# native Flyte conditions once HITL_CHATOPS_FLYTE_ENDPOINT (or a key or config) is set.
+RUN /opt/venv/bin/pip install --no-cache-dir ".[slack,teams,s3,flyte]"
 
 FROM python:3.12-slim
 LABEL org.opencontainers.image.title="hitl-chatops" \

@@ -47,5 +47,5 @@ def setup_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiohttp.access", "botocore", "s3fs", "fsspec"):
+    for noisy in ("aiohttp.access", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

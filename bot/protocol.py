@@ -1,4 +1,4 @@
-"""The storage protocol: request, response, message and claim objects (DESIGN.md, contract).
+"""The storage protocol: request, response, message and claim objects (the contract: docs/protocol.md).
 
 Both objects are supersets of flyteplugins-hitl's, so stock code reads ours and stock
 answers satisfy our wait loop. Unknown keys are kept, never rejected. Version 2 adds structured
@@ -33,13 +33,12 @@ REQUEST_ID_PATTERN = re.compile(r"^[0-9a-f-]{36}$")
 
 ScalarType = Literal["int", "float", "str", "bool"]
 DataType = Literal["int", "float", "str", "bool", "object"]
-# Where an outcome came from: a surface (slack, teams, web, api), flyte, or timeout (the default
-# applied at the deadline). A plain name, so platforms added later need no change here.
+# Where an outcome came from: a chat platform (slack, teams), the web form (web), the API (api),
+# flyte, or timeout (the default applied at the deadline). A plain name, so platforms added later need no change here.
 Via = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 # A chat platform's name, as the registry defines one. Not checked against the platforms registered
 # here: a copy posted by a replica that runs one more platform (mid-upgrade) stays readable.
 PlatformName = Annotated[str, Field(pattern=registry.NAME_PATTERN)]
-Value = bool | int | float | str
 # Strict members: a choice keeps the exact type it was given ("yes" stays a str, 1 an int),
 # where a lax left-to-right union would turn "yes", "on", "1" and 0/1 into bools.
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr

@@ -1,5 +1,6 @@
 """The chat platforms the bot knows, in one list read by the settings, the server, the CLI, the
-protocol (`MessageRef.platform`) and the plugin (`channels` entries).
+display names (`text.via_name`) and the plugin (`channels` entries). The protocol takes only the
+shape of a name (`NAME_PATTERN`): a copy posted by a platform this replica does not run stays readable.
 
 A plain module rather than Python entry points: the names must be known in a Flyte task image that
 has no chat SDK and maybe no installed metadata for us, and an in-tree platform should need no

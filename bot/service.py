@@ -44,7 +44,7 @@ _RECORD_ATTEMPTS = 3  # saving where a posted message went; each wait doubles fr
 
 
 class HitlService:
-    """Core operations over the store, shared by every surface and the web form."""
+    """Core operations over the store, shared by every chat platform, the web form and the API."""
 
     def __init__(self, store: Store, *, secret: str, form_base_url: str) -> None:
         self.store = store
@@ -76,10 +76,10 @@ class HitlService:
     async def respond(
         self, request_id: str, raw_value: object, responder: Responder, via: Via, *, trusted: bool = False
     ) -> Response:
-        """Load → not answered → not expired → authorized → valid → exclusive write → tell surfaces.
+        """Load → not answered → not expired → authorized → valid → exclusive write → update every copy.
 
         `trusted` skips the responder check, for callers holding the bot's secret (the API).
-        Raises a `UserError` subclass whose message the surface shows as is; storage trouble
+        Raises a `UserError` subclass whose message the caller shows as is; storage trouble
         becomes `StoreUnavailable` ("please try again"), with nothing half-written.
         """
         try:
@@ -164,7 +164,7 @@ class HitlService:
     async def check(self, request_id: str, responder: Responder, *, trusted: bool = False) -> Request:
         """Everything `respond` checks before the value: raise if answered, expired or not allowed.
 
-        Lets a surface refuse before asking for input (Slack's "Respond…" modal, for one).
+        Lets a platform refuse before asking for input (Slack's "Respond…" modal, for one).
         """
         request = await self.store.get_request(request_id)
         if existing := await self.store.get_response(request_id):
@@ -218,7 +218,7 @@ class HitlService:
         return False
 
     async def event(self, request_id: str) -> Request:
-        """The event, for a surface to show; storage trouble is `StoreUnavailable` ("try again")."""
+        """The event, for a platform or the form to show; storage trouble is `StoreUnavailable` ("try again")."""
         try:
             return await self.store.get_request(request_id)
         except StoreError:

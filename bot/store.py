@@ -1,9 +1,8 @@
 """The only module that touches object storage (local-folder writes: `disk_worker`).
 
-Layout (DESIGN.md, contract) under one root URL:
-`hitl-requests/<id>/request.json`, `hitl-requests/<id>/response.json`,
-`hitl-requests/<id>/messages/<platform>-<key>.json`, the index `hitl-pending/<id>` and the
-recent-outcomes index `hitl-outcomes/<outcome>/<YYYY-MM-DD>/<newest-first key>`.
+Layout under one root URL: docs/protocol.md lists every object (`hitl-requests/<id>/…`, the
+`hitl-pending/`, `hitl-outcomes/`, `hitl-outbox/`, `hitl-signals/`, `hitl-replicas/` and
+`hitl-conversations/` folders).
 Every path is derived here from a validated request id; none comes from a client.
 
 S3, GCS and Azure go through obstore (Rust; the client flyte.storage uses): one request per
@@ -666,7 +665,12 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     """
     protocol = fsspec.utils.get_protocol(url)
     if protocol in _OBJECT_STORES:
-        from obstore.fsspec import FsspecStore
+        try:
+            from obstore.fsspec import FsspecStore
+        except ImportError:
+            raise ConfigError(
+                f"HITL_CHATOPS_STORE uses {protocol}:// but obstore is missing: pip install 'hitl-chatops[s3]'"
+            ) from None
 
         fs = FsspecStore(protocol, client_options=_CLIENT, retry_config=_RETRY)
         return fs, url.split("://", 1)[1]
@@ -690,17 +694,15 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
 
 
 def _object_store(url: str, root: str) -> tuple[ObjectStore | None, str]:
-    """obstore's native client for the root's bucket (credentials, endpoint: the standard env), or None."""
+    """obstore's native client for the root's bucket (credentials, endpoint: the standard env), or None.
+
+    Called after `_filesystem`, which has said what to install if obstore is missing.
+    """
     scheme = fsspec.utils.get_protocol(url)
     if scheme not in _OBJECT_STORES:
         return None, scheme
-    try:
-        from obstore.store import from_url
-    except ImportError:
-        raise ConfigError(
-            f"HITL_CHATOPS_STORE uses {scheme}:// but obstore is missing: pip install 'hitl-chatops[s3]'"
-        ) from None
     from obstore.exceptions import BaseError
+    from obstore.store import from_url
 
     bucket = root.split("/", 1)[0]
     try:

@@ -18,7 +18,7 @@ def clip(text: str, limit: int) -> str:
 
 
 def via_name(via: str | None) -> str:
-    """How people read a surface or `via` value ("the web form"); unknown names are shown as given."""
+    """How people read a platform name or a `via` value ("Slack", "the web form"); unknown names as given."""
     if not via:
         return "another surface"
     return registry.label(via) or VIA_NAMES.get(via, via)

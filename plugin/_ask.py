@@ -7,9 +7,7 @@ from typing import Any
 
 from flyte.syncify import syncify
 
-from hitl_chatops.bot.answers import type_name
-
-from ._event import _check_arguments, _fields, _is_local, open_event
+from ._event import _fields, _is_local, open_event
 
 DEFAULT_TIMEOUT_SECONDS = 3600  # a condition without a timeout is asked for an hour, like new_event
 
@@ -34,15 +32,15 @@ async def ask(
     condition's timeout. Call it instead of `condition.wait()`. In a local run the condition is
     not awaited: the question is answered through hitl-chatops alone.
     """
-    kind = type_name(condition.data_type)
     timeout = condition.timeout
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout or DEFAULT_TIMEOUT_SECONDS
-    _check_arguments(condition.name, kind, "run", seconds, poll_interval_seconds, choices, min_value, max_value)
     fields = _fields(
         condition.name,
         condition.data_type,
         condition.prompt,
         seconds,
+        scope="run",
+        poll_interval_seconds=poll_interval_seconds,
         channels=channels,
         choices=choices,
         min_value=min_value,

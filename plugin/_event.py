@@ -65,13 +65,13 @@ async def new_event(
     and `on_timeout` (the answer `wait()` returns at the deadline instead of raising). In a remote
     run the event also mirrors a native Flyte condition, answerable in Flyte (plugin/_conditions.py).
     """
-    kind = type_name(data_type)
-    _check_arguments(name, kind, scope, timeout_seconds, poll_interval_seconds, choices, min_value, max_value)
     fields = _fields(
         name,
         data_type,
         prompt,
         timeout_seconds,
+        scope=scope,
+        poll_interval_seconds=poll_interval_seconds,
         channels=channels,
         choices=choices,
         min_value=min_value,
@@ -83,7 +83,7 @@ async def new_event(
         initial=initial,
         on_timeout=on_timeout,
     )
-    condition = None if _is_local() else await mirror(name, kind, prompt, timeout_seconds)
+    condition = None if _is_local() else await mirror(name, fields["data_type"], prompt, timeout_seconds)
     return await open_event(data_type, fields, poll_interval_seconds, condition)
 
 
@@ -93,6 +93,8 @@ def _fields(
     prompt: str,
     timeout_seconds: float,
     *,
+    scope: str,
+    poll_interval_seconds: float,
     channels: list[str] | None,
     choices: list[Any] | None,
     min_value: float | None,
@@ -106,6 +108,7 @@ def _fields(
 ) -> dict[str, Any]:
     """The request's fields from `new_event`'s (or `ask`'s) arguments, checked before anything is written."""
     kind = type_name(data_type)
+    _check_arguments(name, kind, scope, timeout_seconds, poll_interval_seconds, choices, min_value, max_value)
     schema = schema_from_type(data_type)
     _check_channels(channels or [])
     return {
@@ -141,7 +144,7 @@ async def open_event(
     local = _is_local()
     bot = endpoint(settings, local_run=local)
     if bot is not None:
-        await bot.notify(request.request_id)  # idempotent: surfaces post each target once
+        await bot.notify(request.request_id)  # idempotent: the bot posts each target once
     url = bot.form_url(request.request_id) if bot else None
     if local:
         announce_link(name, url, request.request_id)

@@ -161,7 +161,7 @@ def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
     assert bases == ["python:3.12-slim AS builder", "python:3.12-slim"]
     builder_runs = " && ".join(i.value for i in dockerfile() if i.keyword == "RUN" and i.stage == 0)
     assert "python -m venv /opt/venv" in builder_runs
-    assert '/opt/venv/bin/pip install --no-cache-dir ".[slack,teams,s3]"' in builder_runs
+    assert '/opt/venv/bin/pip install --no-cache-dir ".[slack,teams,s3,flyte]"' in builder_runs
     assert only("COPY", stage=1).value == "--from=builder /opt/venv /opt/venv"
     assert not [i for i in dockerfile() if i.stage == 1 and i.keyword == "RUN" and "pip" in i.value]
     user = only("USER").value.split(":")[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -260,6 +261,15 @@ def test_gcs_and_azure_urls_get_their_native_clients(monkeypatch: pytest.MonkeyP
         Store("az://my-container/hitl")
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "account")
     assert isinstance(Store("az://my-container/hitl")._objects, AzureStore)
+
+
+def test_an_object_store_url_without_obstore_says_what_to_install() -> None:
+    """A bot installed without the [s3] extra: one line naming the extra, not a traceback."""
+    script = "import sys; sys.modules['obstore'] = None; from hitl_chatops.bot.store import Store; Store('s3://b/hitl')"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "ConfigError: HITL_CHATOPS_STORE uses s3:// but obstore is missing" in done.stderr
+    assert "hitl-chatops[s3]" in done.stderr
 
 
 async def test_ping_on_s3_lists_the_bucket_with_the_bots_own_client(s3_store_url: str) -> None:
