@@ -37,7 +37,7 @@ from hitl_chatops.bot.service import HitlService
 
 from .cards import CARD_CONTENT_TYPE, VERB, Card, answer_payload, answered_card, event_card, expired_card, notice_card
 from .references import remember
-from .surface import TeamsSurface, card_activity
+from .surface import TeamsPlatform, card_activity
 
 log = logging.getLogger(__name__)
 Turn = TurnContextProtocol[Activity]
@@ -54,10 +54,10 @@ class Outcome:
 
 
 class TeamsBot(ActivityHandler):
-    def __init__(self, service: HitlService, surface: TeamsSurface) -> None:
+    def __init__(self, service: HitlService, platform: TeamsPlatform) -> None:
         super().__init__()
         self._service = service
-        self._surface = surface
+        self._platform = platform
 
     async def on_turn(self, turn_context: Turn) -> None:
         if turn_context.activity.type in _REMEMBERED:
@@ -165,7 +165,7 @@ class TeamsBot(ActivityHandler):
         for request in shown:
             resource = await turn_context.send_activity(card_activity(self._event_card(request)))
             if resource is not None and resource.id and activity.conversation is not None:
-                await self._surface.record(request, str(activity.conversation.id), str(resource.id), "pending")
+                await self._platform.record(request, str(activity.conversation.id), str(resource.id), "pending")
 
 
 def _responder(activity: Activity) -> Responder:
