@@ -36,7 +36,7 @@ from hitl_chatops.bot.protocol import Request, Responder
 from hitl_chatops.bot.service import HitlService
 
 from .cards import CARD_CONTENT_TYPE, VERB, Card, answer_payload, answered_card, event_card, expired_card, notice_card
-from .references import remember
+from .references import PLATFORM, remember
 from .surface import TeamsPlatform, card_activity
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class TeamsBot(ActivityHandler):
         except UserError as error:  # storage unreachable: "please try again"
             return Outcome(notice_card("Not answered", str(error)), False)
         try:
-            response = await self._service.respond(request_id, raw, responder, "teams")
+            response = await self._service.respond(request_id, raw, responder, PLATFORM)
         except InvalidValue as error:
             return Outcome(self._event_card(request, errors=error.errors, typed=raw), False)
         except StoreUnavailable as error:
@@ -171,9 +171,9 @@ class TeamsBot(ActivityHandler):
 def _responder(activity: Activity) -> Responder:
     person = activity.from_property
     if person is None:
-        return Responder(platform="teams")
+        return Responder(platform=PLATFORM)
     return Responder(
-        platform="teams",
+        platform=PLATFORM,
         user_id=str(person.aad_object_id or person.id or ""),
         user_name=str(person.name or ""),
     )
