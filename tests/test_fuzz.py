@@ -31,7 +31,7 @@ from hitl_chatops.bot.links import form_signature
 from hitl_chatops.bot.protocol import Request, Response
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import REQUESTS, Store
-from tests.conftest import SECRET
+from tests.conftest import AUTH, SECRET
 from tests.helpers import make_request
 from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
 
@@ -48,7 +48,6 @@ FUZZ = settings(
         HealthCheck.large_base_example,
     ],
 )
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 HTTP = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=30))
 
 

@@ -11,10 +11,8 @@ from hitl_chatops.bot.links import form_signature
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
-from tests.conftest import SECRET
+from tests.conftest import AUTH, SECRET
 from tests.helpers import make_request
-
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 
 import hitl_chatops.plugin._conditions as task_side
 from hitl_chatops.bot.server import BotThread
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte, signal_record
 from tests.flyte_pod import Pod
 from tests.slack.slack_helpers import (
@@ -50,9 +50,6 @@ async def start_pod(fake_flyte: FakeFlyte, fake_slack: FakeSlack, workdir: Path,
     [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
     [condition] = fake_flyte.conditions.values()
     return Started(pod, posted, condition, posted["blocks"][-1]["block_id"].removeprefix("hitl|"))
-
-
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 
 
 async def refused_in_task(caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
