@@ -46,6 +46,7 @@ async def test_forged_and_stale_signatures_get_401_and_write_nothing(
 
     assert (await post_signed(bot.url, click("U0ALICE", approve), secret="not-the-secret"))[0] == 401
     assert (await post_signed(bot.url, click("U0ALICE", approve), age=301))[0] == 401
+    assert (await post_signed(bot.url, click("U0ALICE", approve), age=-301))[0] == 401  # dated in the future
     async with aiohttp.ClientSession() as session:
         unsigned = await session.post(f"{bot.url}/slack/events", data=click("U0ALICE", approve))
         assert unsigned.status == 401
