@@ -148,7 +148,7 @@ def start_stock() -> Server:
 
 
 def aws_env(endpoint: str) -> dict[str, str]:
-    """Point s3fs (AWS_*) and flyte.storage's obstore (FLYTE_AWS_*) at the same loopback server."""
+    """Point our `Store` and the set-up's s3fs (AWS_*) and flyte.storage (FLYTE_AWS_*) at one loopback server."""
     return {
         "AWS_ENDPOINT_URL_S3": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -165,7 +165,7 @@ class MotoChild(Server):
 
     A WSGI middleware counts every request by method (ListObjectsV2 as LIST);
     `GET /__bench__/requests` returns the counts, `DELETE` resets them. Nothing else about moto is changed.
-    `start` also points this process's s3fs and flyte.storage at it (`aws_env`).
+    `start` also points this process's `Store`, s3fs and flyte.storage at it (`aws_env`).
     """
 
     @property
@@ -193,7 +193,7 @@ class MotoChild(Server):
 
 
 def s3fs_client() -> Any:
-    """A fresh s3fs instance with no listing cache (what our Store builds, too)."""
+    """A fresh s3fs instance with no listing cache, for the benches' set-up writes (our `Store` is obstore)."""
     import s3fs
 
     return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)

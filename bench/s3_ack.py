@@ -280,24 +280,19 @@ async def bench(
         moto.stop()
 
 
-def report(
-    samples: list[Sample],
-    notes: list[str],
-    checked: tuple[int, int],
-    total: int,
-    setup: float,
-    args: argparse.Namespace,
-) -> list[str]:
-    present, good = checked
-    endpoints = {
-        "form": "ours `POST /form/<id>?sig=…`",
-        "api": "ours `POST /api/v1/events/<id>/response`",
-        "api-unposted": "ours, the same, on events with no chat message to update",
-        "slack": "ours `POST /slack/events` (signed click; acks before writing)",
-        "stock": "stock `POST /submit/json`",
-    }
-    lines = [
-        "# Ack latency, 200 concurrent answers on S3 (moto server): ours vs stock flyteplugins-hitl",
+ENDPOINTS = {
+    "form": "ours `POST /form/<id>?sig=…`",
+    "api": "ours `POST /api/v1/events/<id>/response`",
+    "api-unposted": "ours, the same, on events with no chat message to update",
+    "slack": "ours `POST /slack/events` (signed click; acks before writing)",
+    "stock": "stock `POST /submit/json`",
+}
+
+
+def heading(args: argparse.Namespace, setup: float) -> list[str]:
+    """The result file's title, machine, command and set-up, and the table's header."""
+    return [
+        f"# Ack latency, {args.answers} concurrent answers on S3 (moto server): ours vs stock flyteplugins-hitl",
         "",
         *machine_lines(["moto", "s3fs", "obstore", "aiohttp", "slack-bolt", "fastapi", "uvicorn", "flyteplugins-hitl"]),
         f"- command: `python bench/s3_ack.py --answers {args.answers} --rounds {args.rounds} --warmup {args.warmup} "
@@ -314,20 +309,31 @@ def report(
         "| moto CPU ms/answer | ack p50 ms | ack p99 ms | acks/s | written/s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+
+
+def report(
+    samples: list[Sample],
+    notes: list[str],
+    checked: tuple[int, int],
+    total: int,
+    setup: float,
+    args: argparse.Namespace,
+) -> list[str]:
+    present, good = checked
+    lines = heading(args, setup)
     for s in samples:
         lines.append(
-            f"| {endpoints[s.side]} | {s.answers} | {s.errors} | {s.cpu_ms:.2f} | {s.before_ack:.2f} "
+            f"| {ENDPOINTS[s.side]} | {s.answers} | {s.errors} | {s.cpu_ms:.2f} | {s.before_ack:.2f} "
             f"| {s.requests_per_answer:.2f} | {s.moto_cpu_ms:.1f} | {s.ms(50):.0f} | {s.ms(99):.0f} "
             f"| {statistics.median(s.per_round):.0f} | {statistics.median(s.written_per_round):.0f} |"
         )
     by = {s.side: s for s in samples}
     stock = by["stock"]
+    ours_sides = [side for side in ("form", "api", "api-unposted", "slack") if side in by]
     ratios = "; ".join(
         f"{side} p50 {by[side].ms(50) / stock.ms(50):.2f}x, p99 {by[side].ms(99) / stock.ms(99):.2f}x"
-        for side in ("form", "api", "api-unposted", "slack")
-        if side in by
+        for side in ours_sides
     )
-    ours_sides = [side for side in ("form", "api", "api-unposted", "slack") if side in by]
     cpu = "; ".join(f"{side} {by[side].cpu_ms / stock.cpu_ms:.2f}x" for side in ours_sides)
     lines += [
         "",

@@ -15,6 +15,7 @@ from hitl_chatops.bot.server import BotThread
 from tests.flyte_fake import FakeFlyte
 
 SECRET = "test-secret-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {SECRET}"}  # the bot's API, as a task or an operator calls it
 _OWN_PREFIXES = ("HITL_CHATOPS_", "SLACK_", "Microsoft", "AWS_")
 
 

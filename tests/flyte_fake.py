@@ -106,11 +106,6 @@ class FakeFlyte(RunServiceSync):
         with self._lock:
             return [_payload(s.payload) for s in self.signals if s.action_id.name == condition.action.name]
 
-    def wait_resolved(self, condition: FakeCondition, seconds: float = 30) -> Any:
-        if not condition.resolved.wait(seconds):
-            raise AssertionError(f"condition {condition.name} was never signalled: {self.signals}")
-        return condition.value
-
     @property
     def endpoint(self) -> str:
         return f"dns:///localhost:{self.port}"

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from hitl_chatops.bot.protocol import RunInfo
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.helpers import make_request
 from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, click, find_element, post_signed
 from tests.slack.slack_helpers import CHANNEL as SLACK_CHANNEL
@@ -98,7 +98,7 @@ async def test_run_link_that_is_not_http_is_shown_as_text_on_every_surface(
     await asyncio.to_thread(path.write_text, json.dumps(stored))
     async with aiohttp.ClientSession() as http:
         notify = f"{teams.bot.url}/api/v1/events/{event.request_id}/notify"
-        async with http.post(notify, headers={"Authorization": f"Bearer {SECRET}"}) as reply:
+        async with http.post(notify, headers=AUTH) as reply:
             assert reply.status == 202
         async with http.get(teams.bot.service.form_url(event.request_id)) as reply:
             page = await reply.text()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import yaml
@@ -221,6 +221,20 @@ def run_healthcheck(port: int) -> int:
     return subprocess.run(command, capture_output=True, timeout=30).returncode
 
 
+def read_until_listening(stderr: IO[str]) -> list[str]:
+    """Log lines up to our process's "listening" line (all of them if it never comes).
+
+    The health check alone is not enough before a SIGTERM: another process may hold the port
+    `free_port` handed out and answer it, and the bot says it listens only after its start-up work.
+    """
+    lines: list[str] = []
+    for line in stderr:
+        lines.append(line)
+        if "hitl-chatops listening" in line:
+            break
+    return lines
+
+
 def test_image_command_serves_healthz_logs_json_and_stops_on_sigterm(
     served: tuple[subprocess.Popen[str], int],
 ) -> None:
@@ -232,10 +246,12 @@ def test_image_command_serves_healthz_logs_json_and_stops_on_sigterm(
         time.sleep(0.2)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
         assert json.load(response)["status"] == "ok"
+    assert process.stderr is not None
+    started = read_until_listening(process.stderr)
+    assert process.poll() is None, "".join(started)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
-    assert process.stderr is not None
-    lines = [line for line in process.stderr.read().splitlines() if line.strip()]
+    lines = [line for line in [*started, *process.stderr.read().splitlines()] if line.strip()]
     assert lines and all(isinstance(json.loads(line), dict) for line in lines), lines
 
 

@@ -20,10 +20,9 @@ import pytest
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.server import BotThread, free_port
 from hitl_chatops.bot.store import REQUESTS, Store
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.helpers import make_request
 
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 TRY_AGAIN = "could not save your answer"
 
 

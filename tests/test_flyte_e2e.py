@@ -12,7 +12,7 @@ import pytest
 
 from hitl_chatops.bot.server import BotThread
 from tests import workflows
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.helpers import Run
 
 pytestmark = pytest.mark.e2e
@@ -25,10 +25,9 @@ def flyte_local() -> None:
 
 async def pending_event(bot: BotThread, name: str, wait_seconds: float = 20) -> dict[str, Any]:
     """Wait until the run has created its event, then return it as the pending API lists it."""
-    headers = {"Authorization": f"Bearer {SECRET}"}
     async with aiohttp.ClientSession() as http:
         for _ in range(int(wait_seconds / 0.1)):
-            async with http.get(f"{bot.url}/api/v1/events?status=pending", headers=headers) as reply:
+            async with http.get(f"{bot.url}/api/v1/events?status=pending", headers=AUTH) as reply:
                 events = [e for e in (await reply.json())["events"] if e["event_name"] == name]
             if events:
                 return events[0]

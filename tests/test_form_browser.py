@@ -243,9 +243,9 @@ def pending_form_url(bot: BotThread, name: str, seconds: float = 20) -> str:
     import time
     import urllib.request
 
-    from tests.conftest import SECRET
+    from tests.conftest import AUTH
 
-    ask = urllib.request.Request(f"{bot.url}/api/v1/events", headers={"Authorization": f"Bearer {SECRET}"})
+    ask = urllib.request.Request(f"{bot.url}/api/v1/events", headers=AUTH)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with urllib.request.urlopen(ask, timeout=5) as reply:

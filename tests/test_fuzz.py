@@ -31,7 +31,7 @@ from hitl_chatops.bot.links import form_signature
 from hitl_chatops.bot.protocol import Request, Response
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import REQUESTS, Store
-from tests.conftest import SECRET
+from tests.conftest import AUTH, SECRET
 from tests.helpers import make_request
 from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
 
@@ -48,7 +48,6 @@ FUZZ = settings(
         HealthCheck.large_base_example,
     ],
 )
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 HTTP = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=30))
 
 
@@ -389,63 +388,9 @@ def slack_payloads(draw: st.DrawFn, request_ids: list[str]) -> str:
     user = {"id": user_id, "username": user_id.lower(), "team_id": "T0"}
     kind = draw(st.sampled_from(["block_actions", "block_actions", "view_submission", "view_submission", "malformed"]))
     if kind == "block_actions":
-        action: dict[str, Any] = {
-            "action_id": draw(action_ids),
-            "block_id": draw(st.sampled_from(["b", "hitl_actions"])),
-            "type": draw(st.sampled_from(["button", "static_select"])),
-            "value": action_value,
-            "action_ts": "1700000002.000001",
-        }
-        if draw(st.booleans()):
-            option = draw(st.one_of(picks, st.just(action_value)))
-            action["selected_option"] = {"text": {"type": "plain_text", "text": "x"}, "value": option}
-        channel = draw(st.sampled_from(["C0DEPLOYS", "C0OTHER"]))
-        payload: Any = {
-            "type": "block_actions",
-            "user": user,
-            "team": {"id": "T0", "domain": "test"},
-            "api_app_id": "A0",
-            "trigger_id": draw(st.text(max_size=20)),
-            "container": {
-                "type": "message",
-                "message_ts": "1700000000.000001",
-                "channel_id": channel,
-                "is_ephemeral": draw(st.booleans()),
-            },
-            "channel": {"id": channel, "name": "deploys"},
-            "response_url": "https://hooks.invalid/actions/T0/1/xyz",
-            "actions": [action],
-        }
+        payload = block_actions(draw, user, action_value)
     elif kind == "view_submission":
-        state = draw(
-            st.one_of(
-                st.fixed_dictionaries(
-                    {
-                        "type": st.sampled_from(["plain_text_input", "number_input"]),
-                        "value": st.one_of(answer_text, st.none()),
-                    }
-                ),
-                st.builds(
-                    lambda p: {"type": "static_select", "selected_option": {"value": p}},
-                    st.one_of(picks, st.just(action_value)),
-                ),
-            )
-        )
-        block = draw(st.sampled_from(["hitl_value", "other_block"]))
-        payload = {
-            "type": "view_submission",
-            "user": user,
-            "team": {"id": "T0", "domain": "test"},
-            "api_app_id": "A0",
-            "trigger_id": "3333.4444.trigger",
-            "view": {
-                "id": "V0001",
-                "type": "modal",
-                "callback_id": draw(st.one_of(st.just("hitl_submit"), st.text(max_size=20))),
-                "private_metadata": draw(st.one_of(st.just(rid), st.text(max_size=60))),
-                "state": {"values": {block: {"value": state}}},
-            },
-        }
+        payload = view_submission(draw, user, rid, action_value)
     else:
         return draw(
             st.one_of(
@@ -456,6 +401,70 @@ def slack_payloads(draw: st.DrawFn, request_ids: list[str]) -> str:
             )
         )
     return urlencode({"payload": json.dumps(payload)})
+
+
+def block_actions(draw: st.DrawFn, user: dict[str, str], action_value: str) -> dict[str, Any]:
+    """A click on a button or a select, in a channel message or the ephemeral /hitl list."""
+    action: dict[str, Any] = {
+        "action_id": draw(action_ids),
+        "block_id": draw(st.sampled_from(["b", "hitl_actions"])),
+        "type": draw(st.sampled_from(["button", "static_select"])),
+        "value": action_value,
+        "action_ts": "1700000002.000001",
+    }
+    if draw(st.booleans()):
+        option = draw(st.one_of(picks, st.just(action_value)))
+        action["selected_option"] = {"text": {"type": "plain_text", "text": "x"}, "value": option}
+    channel = draw(st.sampled_from(["C0DEPLOYS", "C0OTHER"]))
+    return {
+        "type": "block_actions",
+        "user": user,
+        "team": {"id": "T0", "domain": "test"},
+        "api_app_id": "A0",
+        "trigger_id": draw(st.text(max_size=20)),
+        "container": {
+            "type": "message",
+            "message_ts": "1700000000.000001",
+            "channel_id": channel,
+            "is_ephemeral": draw(st.booleans()),
+        },
+        "channel": {"id": channel, "name": "deploys"},
+        "response_url": "https://hooks.invalid/actions/T0/1/xyz",
+        "actions": [action],
+    }
+
+
+def view_submission(draw: st.DrawFn, user: dict[str, str], rid: str, action_value: str) -> dict[str, Any]:
+    """A modal submitted with typed text, a number or a picked option, in our block or another."""
+    state = draw(
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "type": st.sampled_from(["plain_text_input", "number_input"]),
+                    "value": st.one_of(answer_text, st.none()),
+                }
+            ),
+            st.builds(
+                lambda p: {"type": "static_select", "selected_option": {"value": p}},
+                st.one_of(picks, st.just(action_value)),
+            ),
+        )
+    )
+    block = draw(st.sampled_from(["hitl_value", "other_block"]))
+    return {
+        "type": "view_submission",
+        "user": user,
+        "team": {"id": "T0", "domain": "test"},
+        "api_app_id": "A0",
+        "trigger_id": "3333.4444.trigger",
+        "view": {
+            "id": "V0001",
+            "type": "modal",
+            "callback_id": draw(st.one_of(st.just("hitl_submit"), st.text(max_size=20))),
+            "private_metadata": draw(st.one_of(st.just(rid), st.text(max_size=60))),
+            "state": {"values": {block: {"value": state}}},
+        },
+    }
 
 
 @FUZZ

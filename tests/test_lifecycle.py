@@ -17,10 +17,9 @@ from hitl_chatops.bot.protocol import Default, Request, Responder
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.helpers import make_request
 
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 DANA = Responder(platform="slack", user_id="U0DANA", user_name="dana")
 CI = Responder(platform="api", user_id="ci", user_name="ci")
 

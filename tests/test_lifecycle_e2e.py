@@ -14,12 +14,11 @@ import pytest
 
 from hitl_chatops.bot.server import BotThread
 from tests import lifecycle_workflows as flows
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.helpers import Run
 from tests.test_flyte_e2e import pending_event
 
 pytestmark = pytest.mark.e2e
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "expense_approval.py"
 
 

@@ -11,10 +11,8 @@ import pytest
 from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
-from tests.conftest import SECRET
+from tests.conftest import AUTH, SECRET
 from tests.helpers import make_request
-
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 
 
 async def health(bot: BotThread) -> tuple[int, dict[str, str]]:

@@ -17,7 +17,7 @@ from hitl_chatops.bot.protocol import Responder
 from hitl_chatops.bot.reconciler import Reconciler, StepReport
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.fakechat import NAME, REGISTRATION, FakeChatApi
 from tests.helpers import make_request, recorded_messages
 
@@ -50,7 +50,7 @@ async def make_event(bot: BotThread, *, seconds: float = 600, **fields: Any) -> 
 
 
 async def api_call(bot: BotThread, path: str, body: dict[str, Any], *, token: bool = True) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {SECRET}"} if token else {}
+    headers = AUTH if token else {}
     async with (
         aiohttp.ClientSession() as session,
         session.post(f"{bot.url}{path}", json=body, headers=headers) as reply,

@@ -24,7 +24,7 @@ from hitl_chatops.bot.service import HitlService
 
 from . import EVENTS_PATH
 from ._listeners import Listeners
-from ._surface import SlackSurface
+from ._surface import SlackPlatform
 from .settings import SlackSettings
 
 log = logging.getLogger(__name__)
@@ -121,12 +121,12 @@ def bolt_app(service: HitlService, settings: SlackSettings, client: AsyncWebClie
     return app
 
 
-def attach(app: web.Application, service: HitlService, settings: SlackSettings) -> SlackSurface:
+def attach(app: web.Application, service: HitlService, settings: SlackSettings) -> SlackPlatform:
     """Mount Slack on the bot: `POST /slack/events`, or a Socket Mode connection if `SLACK_APP_TOKEN` is set."""
     client = web_client(settings)
     bolt = bolt_app(service, settings, client)
     app.cleanup_ctx.append(lambda _: _pooled(client))
-    surface = SlackSurface(client, service, default_channel=settings.slack_channel)
+    platform = SlackPlatform(client, service, default_channel=settings.slack_channel)
     if settings.slack_app_token is None:
         verifier = SignatureVerifier(signing_secret=bolt_secret(settings))
 
@@ -145,7 +145,7 @@ def attach(app: web.Application, service: HitlService, settings: SlackSettings) 
 
         app.router.add_post(EVENTS_PATH, events)
         log.info("slack attached", extra={"mode": "http", "path": EVENTS_PATH})
-        return surface
+        return platform
 
     handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
     app[SOCKET_HANDLER] = handler
@@ -159,4 +159,4 @@ def attach(app: web.Application, service: HitlService, settings: SlackSettings) 
 
     app.on_startup.append(connect)
     app.on_cleanup.append(close)
-    return surface
+    return platform

@@ -67,7 +67,7 @@ FIELDS_PER_SECTION = 10  # Slack's limit
 CONTEXT_SHOWN = 20  # two sections; the rest is counted, and the web form shows all of it
 PENDING_SHOWN = 20
 _SECTION_LIMIT = 3000
-_ERROR_LIMIT = 150
+ERROR_LIMIT = 150  # an input block's inline error, clipped (the modal and the listeners)
 
 
 # -- values carried by actions ---------------------------------------------------------------
@@ -422,8 +422,8 @@ def field_errors(schema: AnswerSchema, errors: Mapping[str, str], message: str) 
     """The core's per-field messages on their input blocks (`response_action: errors`); a message
     about no field in particular goes on the first input."""
     blocks = {f.name: block_id(schema, f) for f in schema.fields}
-    shown = {blocks[name]: clip(text, _ERROR_LIMIT) for name, text in errors.items() if name in blocks}
-    return shown or {block_id(schema, schema.fields[0]): clip(message, _ERROR_LIMIT)}
+    shown = {blocks[name]: clip(text, ERROR_LIMIT) for name, text in errors.items() if name in blocks}
+    return shown or {block_id(schema, schema.fields[0]): clip(message, ERROR_LIMIT)}
 
 
 # -- the slash command -----------------------------------------------------------------------

@@ -24,16 +24,15 @@ from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.text import clip
 
 from . import _blocks
-from ._surface import api_error, as_dicts
+from ._surface import PLATFORM, api_error, as_dicts
 
 log = logging.getLogger(__name__)
 _FAILED = "Something went wrong on our side and your answer was not saved. Please try again in a moment."
 
 
 def responder_of(user: dict[str, Any]) -> Responder:
-    return Responder(
-        platform="slack", user_id=str(user.get("id", "")), user_name=str(user.get("username") or user.get("name") or "")
-    )
+    name = user.get("username") or user.get("name") or ""
+    return Responder(platform=PLATFORM, user_id=str(user.get("id", "")), user_name=str(name))
 
 
 def refusal_text(error: UserError, request: Request | None = None) -> str:
@@ -111,7 +110,7 @@ class Listeners:
         responder = responder_of(body.get("user") or {})
         try:
             raw = _blocks.chosen(pick, await self._choices(request_id, pick))
-            response = await self.service.respond(request_id, raw, responder, "slack")
+            response = await self.service.respond(request_id, raw, responder, PLATFORM)
         except UserError as error:
             log.info(
                 "slack answer refused",
@@ -173,7 +172,7 @@ class Listeners:
         first = next(iter(values), _blocks.VALUE_BLOCK)
         try:
             schema = schema_of(await self.service.event(request_id))
-            await self.service.respond(request_id, _blocks.submitted_answer(schema, values), responder, "slack")
+            await self.service.respond(request_id, _blocks.submitted_answer(schema, values), responder, PLATFORM)
         except UserError as error:
             log.info(
                 "slack submission refused",
@@ -181,7 +180,7 @@ class Listeners:
             )
             if isinstance(error, InvalidValue):
                 return _blocks.field_errors(schema, error.errors, str(error))
-            return {first: clip(str(error), 150)}
+            return {first: clip(str(error), _blocks.ERROR_LIMIT)}
         except Exception:
             log.exception("slack submission failed", extra={"request_id": request_id, "user": responder.user_id})
             return {first: _FAILED}
@@ -197,7 +196,7 @@ class Listeners:
         word = str(command.get("text") or "").strip().lower()
         if word in ("", "pending"):
             responder = Responder(
-                platform="slack", user_id=str(command.get("user_id", "")), user_name=str(command.get("user_name", ""))
+                platform=PLATFORM, user_id=str(command.get("user_id", "")), user_name=str(command.get("user_name", ""))
             )
             requests = await self.service.pending(responder)
             blocks = as_dicts(_blocks.pending_blocks(requests, self.service.form_url))

@@ -39,7 +39,7 @@ def api_error(error: SlackApiError) -> str:
     return f"http {error.response.status_code}"
 
 
-class SlackSurface:
+class SlackPlatform:
     """The core's `Platform` for Slack: Web API calls, nothing decided here."""
 
     name = PLATFORM

@@ -19,7 +19,7 @@ from .connector import BotConnectorClients
 from .graph import GroupMembers
 from .handler import TeamsBot
 from .settings import TeamsSettings
-from .surface import TeamsSurface
+from .surface import TeamsPlatform
 from .tokens import app_tokens
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ logging.getLogger("microsoft_agents").setLevel(logging.WARNING)
 logging.getLogger("microsoft_agents.hosting.core.connector").setLevel(logging.CRITICAL)
 
 
-def attach(app: web.Application, service: HitlService, settings: TeamsSettings) -> TeamsSurface:
+def attach(app: web.Application, service: HitlService, settings: TeamsSettings) -> TeamsPlatform:
     """Mount `POST /api/messages`; the Teams platform for the core."""
     app_id = settings.teams_app_id or ""
     clients = BotConnectorClients(app_tokens(settings), app_id)
@@ -40,8 +40,8 @@ def attach(app: web.Application, service: HitlService, settings: TeamsSettings) 
     if app_id and settings.teams_tenant_id:  # Graph reads the groups of the app's own tenant
         groups = GroupMembers(app_tokens(settings, settings.teams_tenant_id), settings.teams_graph_url)
         app.on_cleanup.append(lambda _: groups.close())
-    surface = TeamsSurface(adapter, service, app_id, groups)
-    bot = TeamsBot(service, surface)
+    platform = TeamsPlatform(adapter, service, app_id, groups)
+    bot = TeamsBot(service, platform)
     app.on_cleanup.append(lambda _: clients.close())
     channel = _channel_tokens(app, settings)
 
@@ -61,7 +61,7 @@ def attach(app: web.Application, service: HitlService, settings: TeamsSettings) 
         return web.Response(status=201)
 
     app.router.add_post(ROUTE, messages)
-    return surface
+    return platform
 
 
 def _channel_tokens(app: web.Application, settings: TeamsSettings) -> ChannelTokens | None:

@@ -36,8 +36,8 @@ from hitl_chatops.bot.protocol import Request, Responder
 from hitl_chatops.bot.service import HitlService
 
 from .cards import CARD_CONTENT_TYPE, VERB, Card, answer_payload, answered_card, event_card, expired_card, notice_card
-from .references import remember
-from .surface import TeamsSurface, card_activity
+from .references import PLATFORM, remember
+from .surface import TeamsPlatform, card_activity
 
 log = logging.getLogger(__name__)
 Turn = TurnContextProtocol[Activity]
@@ -54,10 +54,10 @@ class Outcome:
 
 
 class TeamsBot(ActivityHandler):
-    def __init__(self, service: HitlService, surface: TeamsSurface) -> None:
+    def __init__(self, service: HitlService, platform: TeamsPlatform) -> None:
         super().__init__()
         self._service = service
-        self._surface = surface
+        self._platform = platform
 
     async def on_turn(self, turn_context: Turn) -> None:
         if turn_context.activity.type in _REMEMBERED:
@@ -124,7 +124,7 @@ class TeamsBot(ActivityHandler):
         except UserError as error:  # storage unreachable: "please try again"
             return Outcome(notice_card("Not answered", str(error)), False)
         try:
-            response = await self._service.respond(request_id, raw, responder, "teams")
+            response = await self._service.respond(request_id, raw, responder, PLATFORM)
         except InvalidValue as error:
             return Outcome(self._event_card(request, errors=error.errors, typed=raw), False)
         except StoreUnavailable as error:
@@ -165,15 +165,15 @@ class TeamsBot(ActivityHandler):
         for request in shown:
             resource = await turn_context.send_activity(card_activity(self._event_card(request)))
             if resource is not None and resource.id and activity.conversation is not None:
-                await self._surface.record(request, str(activity.conversation.id), str(resource.id), "pending")
+                await self._platform.record(request, str(activity.conversation.id), str(resource.id), "pending")
 
 
 def _responder(activity: Activity) -> Responder:
     person = activity.from_property
     if person is None:
-        return Responder(platform="teams")
+        return Responder(platform=PLATFORM)
     return Responder(
-        platform="teams",
+        platform=PLATFORM,
         user_id=str(person.aad_object_id or person.id or ""),
         user_name=str(person.name or ""),
     )

@@ -40,7 +40,7 @@ def card_ref(conversation_id: str, activity_id: str, kind: str) -> MessageRef:
     )
 
 
-class TeamsSurface:
+class TeamsPlatform:
     """Posts to `teams:<conversation id>` targets and re-renders a posted card."""
 
     name: str = PLATFORM

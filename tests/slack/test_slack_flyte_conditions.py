@@ -18,7 +18,7 @@ from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.protocol import ConditionRef, Request
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte, signal_record
 from tests.helpers import make_request, recorded_messages
 from tests.slack.slack_helpers import (
@@ -32,7 +32,6 @@ from tests.slack.slack_helpers import (
     wait_response,
 )
 
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 RUN = "r-deploy-1"
 PARENT = "a0"
 

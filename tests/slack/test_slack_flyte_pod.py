@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import flyte
@@ -21,7 +21,7 @@ import pytest
 
 import hitl_chatops.plugin._conditions as task_side
 from hitl_chatops.bot.server import BotThread
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte, signal_record
 from tests.flyte_pod import Pod
 from tests.slack.slack_helpers import (
@@ -36,18 +36,20 @@ from tests.slack.slack_helpers import (
 )
 
 
-async def start_pod(
-    fake_flyte: FakeFlyte, fake_slack: FakeSlack, workdir: Path, task: str = "deploy_gate"
-) -> tuple[Pod, dict[str, Any], FakeCondition]:
-    """Run `task` as its pod would; its Slack message and its condition once both exist."""
+class Started(NamedTuple):
+    pod: Pod
+    posted: dict[str, Any]  # its Slack message
+    condition: FakeCondition
+    request_id: str
+
+
+async def start_pod(fake_flyte: FakeFlyte, fake_slack: FakeSlack, workdir: Path, task: str = "deploy_gate") -> Started:
+    """Run `task` as its pod would; its Slack message, its condition and its event once they exist."""
     module = "tests.slack.slack_workflows" if task == "deploy_gate" else "tests.slack.flyte_pod_workflows"
     pod = Pod(fake_flyte, module, task, workdir)
     [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
     [condition] = fake_flyte.conditions.values()
-    return pod, posted, condition
-
-
-AUTH = {"Authorization": f"Bearer {SECRET}"}
+    return Started(pod, posted, condition, posted["blocks"][-1]["block_id"].removeprefix("hitl|"))
 
 
 async def refused_in_task(caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
@@ -70,8 +72,7 @@ async def test_event_answered_in_slack_signals_the_condition_it_mirrors(
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     bot = flyte_bot()
-    pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path)
-    request_id = (await store().pending_ids())[0]
+    pod, posted, condition, request_id = await start_pod(fake_flyte, fake_slack, tmp_path)
     mirrored = (await store().get_request(request_id)).condition
     assert mirrored is not None and mirrored.model_dump() == {
         "project": PROJECT,
@@ -94,11 +95,10 @@ async def test_event_answered_in_flyte_updates_every_copy(
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     bot = flyte_bot()
-    pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path)
+    pod, posted, condition, request_id = await start_pod(fake_flyte, fake_slack, tmp_path)
 
     fake_flyte.signal_from_ui(condition, False, who="Dana")
     assert await pod.finish() is False
-    request_id = posted["blocks"][-1]["block_id"].removeprefix("hitl|")
     response = await wait_response(request_id)
     assert (response.via, response.value, response.responder_label) == ("flyte", False, "Dana in Flyte")
     [update] = await fake_slack.wait_for("chat.update")
@@ -121,7 +121,7 @@ async def test_task_signals_the_condition_when_the_bot_has_no_flyte_connection(
 ) -> None:
     monkeypatch.setattr(task_side, "SETTLE_SECONDS", 0.2)  # how long the task leaves the bot to signal
     bot = slack_bot()
-    pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path)
+    pod, posted, condition, _ = await start_pod(fake_flyte, fake_slack, tmp_path)
     await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_answer")[1]))
     assert await pod.finish() is False
     assert fake_flyte.signals_to(condition) == [False], "no condition is left paused"
@@ -131,10 +131,9 @@ async def test_ask_posts_a_native_condition_and_signals_the_answer(
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     bot = flyte_bot()
-    pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "replicas")
+    pod, posted, condition, request_id = await start_pod(fake_flyte, fake_slack, tmp_path, "replicas")
     assert "How many replicas?" in json.dumps(posted["blocks"])
     assert find_element(posted["blocks"], "hitl_modal"), "an int is asked in a modal"
-    request_id = posted["blocks"][-1]["block_id"].removeprefix("hitl|")
 
     _, body = await post_signed(bot.url, view_submission("U0ALICE", request_id, {"value": "11"}))
     assert json.loads(body)["errors"] == {"hitl_value": "Enter a whole number from 1 to 10."}
@@ -151,8 +150,7 @@ async def test_a_value_from_flyte_the_event_refuses_keeps_the_question_open_in_c
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     bot = flyte_bot()
-    pod, posted, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "replicas")
-    request_id = posted["blocks"][-1]["block_id"].removeprefix("hitl|")
+    pod, _, condition, request_id = await start_pod(fake_flyte, fake_slack, tmp_path, "replicas")
     fake_flyte.signal_from_ui(condition, 42)  # outside 1..10: Flyte's UI does not know the bounds
     await refused_in_task(caplog)
     assert pod.running and await store().get_response(request_id) is None
@@ -168,9 +166,8 @@ async def test_structured_answer_signalled_in_flyte_as_json_is_validated_and_ret
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     flyte_bot()
-    pod, _, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "approve_spend")
+    pod, _, condition, request_id = await start_pod(fake_flyte, fake_slack, tmp_path, "approve_spend")
     assert condition.data_type is str, "a structured event is mirrored as a str condition"
-    request_id = (await store().pending_ids())[0]
 
     fake_flyte.signal_from_ui(condition, '{"approved": true, "amount": "40"}', who="Dana")
     answer = {"approved": True, "amount": 40.0, "notes": ""}
@@ -190,8 +187,7 @@ async def test_structured_json_from_flyte_the_event_refuses_is_logged_per_field_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     bot = flyte_bot()
-    pod, _, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "approve_spend")
-    request_id = (await store().pending_ids())[0]
+    pod, _, condition, request_id = await start_pod(fake_flyte, fake_slack, tmp_path, "approve_spend")
 
     fake_flyte.signal_from_ui(condition, '{"approved": true, "amount": 500}')  # over the model's 100
     refused = await refused_in_task(caplog)
@@ -206,8 +202,7 @@ async def test_structured_answer_in_chat_signals_its_json(
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     bot = flyte_bot()
-    pod, _, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "approve_spend")
-    request_id = (await store().pending_ids())[0]
+    pod, _, condition, request_id = await start_pod(fake_flyte, fake_slack, tmp_path, "approve_spend")
 
     answer = {"approved": True, "amount": 12.5, "notes": "within budget"}
     assert await api_answer(bot, request_id, {"value": answer}) == 201
@@ -223,8 +218,7 @@ async def test_a_cancelled_event_leaves_its_condition_unsignalled(
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     bot = flyte_bot()
-    pod, _, condition = await start_pod(fake_flyte, fake_slack, tmp_path)
-    request_id = (await store().pending_ids())[0]
+    pod, _, condition, request_id = await start_pod(fake_flyte, fake_slack, tmp_path)
     url = f"{bot.url}/api/v1/events/{request_id}/cancel"
     async with aiohttp.ClientSession() as http, http.post(url, headers=AUTH, json={"reason": "rolled back"}) as reply:
         assert reply.status == 200
@@ -238,8 +232,7 @@ async def test_the_default_at_the_deadline_leaves_its_condition_to_time_out(
     flyte_bot: Callable[..., BotThread], fake_flyte: FakeFlyte, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     flyte_bot()
-    pod, _, condition = await start_pod(fake_flyte, fake_slack, tmp_path, "gate_with_default")
-    request_id = (await store().pending_ids())[0]
+    pod, _, condition, request_id = await start_pod(fake_flyte, fake_slack, tmp_path, "gate_with_default")
     assert await pod.finish() is False
     assert (await wait_response(request_id)).defaulted
     assert fake_flyte.signals == [], "nobody answered: the condition times out, it is not signalled"

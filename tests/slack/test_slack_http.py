@@ -22,6 +22,7 @@ from tests.slack.slack_helpers import (
     create_event,
     find_element,
     post_signed,
+    signed_headers,
     slash_command,
     store,
     view_submission,
@@ -45,9 +46,14 @@ async def test_forged_and_stale_signatures_get_401_and_write_nothing(
 
     assert (await post_signed(bot.url, click("U0ALICE", approve), secret="not-the-secret"))[0] == 401
     assert (await post_signed(bot.url, click("U0ALICE", approve), age=301))[0] == 401
+    assert (await post_signed(bot.url, click("U0ALICE", approve), age=-301))[0] == 401  # dated in the future
     async with aiohttp.ClientSession() as session:
         unsigned = await session.post(f"{bot.url}/slack/events", data=click("U0ALICE", approve))
         assert unsigned.status == 401
+        # A fresh, genuine signature replayed onto another body (Bob's signed click, Alice's name in it).
+        headers = signed_headers(click("U0BOB", approve))
+        replayed = await session.post(f"{bot.url}/slack/events", data=click("U0ALICE", approve), headers=headers)
+        assert replayed.status == 401
 
     await asyncio.sleep(0.2)
     assert await store().get_response(request_id) is None

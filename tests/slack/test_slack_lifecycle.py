@@ -1,4 +1,4 @@
-"""Expiry, configuration errors and the Surface used directly by a core service in this loop."""
+"""Expiry, configuration errors and the Slack platform used directly by a core service in this loop."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from hitl_chatops.adapters.slack._app import web_client
-from hitl_chatops.adapters.slack._surface import SlackSurface
+from hitl_chatops.adapters.slack._surface import SlackPlatform
 from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.server import BotThread
@@ -33,10 +33,10 @@ async def test_expired_event_refuses_clicks_and_its_messages_say_expired(
     assert "expired" in note["text"]
     assert await store().get_response(request_id) is None
 
-    # The reconciler drives expiry; here a core service in this loop does, with the real surface.
+    # The reconciler drives expiry; here a core service in this loop does, with the real Slack platform.
     settings = load_settings(slack_bot_token=SecretStr(BOT_TOKEN), slack_api_url=f"{fake_slack.url}/api")
     service = HitlService(Store(settings.store), secret=os.environ["HITL_CHATOPS_SECRET"], form_base_url=bot.url)
-    service.add_platform(SlackSurface(web_client(settings), service, default_channel=None))
+    service.add_platform(SlackPlatform(web_client(settings), service, default_channel=None))
     assert await service.expire(request_id) is True
     await service.drain()
     [update] = fake_slack.of("chat.update")

@@ -11,7 +11,7 @@ import pytest
 from hitl_chatops.bot.protocol import Responder, Response, utcnow
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread, free_port
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.slack.slack_helpers import FakeSlack, create_event, store
 
 
@@ -63,7 +63,7 @@ async def test_failed_update_is_retried_from_the_outbox(
         fake_slack.fail_next("chat.update", 500)
     url = f"{bot.url}/api/v1/events/{request_id}/response"
     async with aiohttp.ClientSession() as http:
-        reply = await http.post(url, json={"value": True}, headers={"Authorization": f"Bearer {SECRET}"})
+        reply = await http.post(url, json={"value": True}, headers=AUTH)
         assert reply.status == 201
     await asyncio.to_thread(bot.call, bot.service.drain())
     assert fake_slack.of("chat.update") == []
@@ -96,8 +96,7 @@ async def test_metrics_count_what_happened(slack_bot: Callable[..., BotThread], 
     await fake_slack.wait_for("chat.postMessage")
     answer = bot.call(bot.service.respond(request_id, "2", Responder(platform="slack", user_id="U1"), "slack"))
     assert answer.value == 2 and answer.responded_at and answer.responded_at <= utcnow()
-    token = {"Authorization": f"Bearer {SECRET}"}
-    async with aiohttp.ClientSession() as http, http.get(f"{bot.url}/metrics", headers=token) as reply:
+    async with aiohttp.ClientSession() as http, http.get(f"{bot.url}/metrics", headers=AUTH) as reply:
         text = await reply.text()
     assert reply.status == 200
     assert 'hitl_events_answered_total{via="slack"} 1.0' in text

@@ -12,6 +12,7 @@ import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.server import BotThread
 from tests.slack.slack_helpers import (
     FakeSlack,
+    api_answer,
     click,
     create_event,
     find_element,
@@ -20,7 +21,6 @@ from tests.slack.slack_helpers import (
     view_submission,
     wait_response,
 )
-from tests.slack.test_slack_http import api_answer
 
 BotFactory = Callable[..., BotThread]
 

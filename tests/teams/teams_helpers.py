@@ -24,7 +24,7 @@ from jwt.algorithms import RSAAlgorithm
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.server import BotThread, free_port
 from hitl_chatops.bot.store import Store
-from tests.conftest import SECRET
+from tests.conftest import AUTH
 from tests.helpers import make_request
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
@@ -289,10 +289,9 @@ async def make_event(bot: BotThread, *, timeout_seconds: float = 600, **fields: 
     defaults = {"event_name": "deploy_size", "prompt": "How many replicas?", "data_type": "int"}
     request = make_request(store, timeout=timeout_seconds, **(defaults | fields))
     await store.put_request(request)
-    headers = {"Authorization": f"Bearer {SECRET}"}
     async with (
         aiohttp.ClientSession() as session,
-        session.post(f"{bot.url}/api/v1/events/{request.request_id}/notify", headers=headers) as reply,
+        session.post(f"{bot.url}/api/v1/events/{request.request_id}/notify", headers=AUTH) as reply,
     ):
         assert reply.status == 202, await reply.text()
     return request

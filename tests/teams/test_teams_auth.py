@@ -114,8 +114,8 @@ async def test_signing_keys_are_fetched_before_the_first_request_not_during_it(s
 
 
 async def test_a_token_that_claims_the_emulator_fetches_no_keys(secured: Teams) -> None:
-    """Anyone can name the Emulator as issuer; botbuilder then fetched the Emulator's keys, blocking,
-    inside that request. Teams never sends Emulator tokens: they are refused before any key is read."""
+    """Anyone can name the Emulator as issuer, and Teams never sends Emulator tokens: such a token
+    is refused before any key is read, so it cannot make the bot fetch keys on a stranger's word."""
     fetched = await keys_kept(secured)
     event = await pending_event(secured)
     forged = SigningKey("unknown-key").token(APP_ID, secured.connector.url, iss=EMULATOR_ISSUER, appid=APP_ID)
@@ -152,8 +152,8 @@ def black_hole() -> Iterator[str]:
 async def test_a_forged_token_while_the_keys_cannot_be_fetched_is_answered_at_once(
     connector: FakeConnector, start_bot: Callable[..., BotThread], black_hole: str
 ) -> None:
-    """Issue 13: botbuilder fetched the keys with a blocking call on the event loop, so one forged
-    token froze every route. The SDK's own check would wait in a thread for the same fetch."""
+    """A request only reads the kept signing keys, never fetches them: while Microsoft's key URL
+    hangs, forged tokens are answered at once (503, no keys yet) and other routes stay answered."""
     teams = Teams(secured_bot(start_bot, black_hole), connector)
     event = await pending_event(teams)
     forged = SigningKey("attacker-key").token(APP_ID, connector.url)
@@ -168,8 +168,9 @@ async def test_a_forged_token_while_the_keys_cannot_be_fetched_is_answered_at_on
         async with session.get(f"{teams.bot.url}/healthz") as reply:
             return reply.status
 
-    # Every reply within a second, or the session's timeout fails the test.
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
+    # Every reply within 5 s, or the session's timeout fails the test: a request that waited for
+    # the black hole would hang far longer (a loaded machine needs the margin, not the bot).
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         *statuses, healthz = await asyncio.gather(*(post(session) for _ in range(20)), health(session))
 
     assert healthz == 200

@@ -329,5 +329,5 @@ async def test_requests_that_are_not_json_are_refused(teams: Teams) -> None:
 
 
 async def run_on_bot(bot: BotThread, coroutine: Any) -> Any:
-    """Run a core call on the bot's own loop (where its surfaces and background tasks live)."""
+    """Run a core call on the bot's own loop (where its platforms and background tasks live)."""
     return await asyncio.to_thread(bot.call, coroutine)

@@ -1,7 +1,8 @@
 """Outgoing Bot Connector calls reuse one Microsoft Entra token, fetched off the event loop.
 
-botbuilder fetched a token for every turn and every proactive message with blocking HTTP, without
-a timeout, on the event loop. Microsoft's login is the fake `authority` (tests/teams/conftest.py).
+A token is fetched once and reused for every turn and proactive message; asking for it never
+blocks the event loop, and a login that hangs gives up after a timeout (adapters/teams/tokens.py).
+Microsoft's login is the fake `authority` (tests/teams/conftest.py).
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ async def test_a_hanging_microsoft_login_does_not_stall_the_bot(
     connector: FakeConnector,
     start_bot: Callable[..., BotThread],
 ) -> None:
-    """botbuilder asked MSAL for the token on the event loop, without a timeout: while Microsoft's
-    login hung, every request to the bot (Slack's, the form's) hung with it."""
+    """The token (and the MSAL client, whose authority discovery is network I/O) is fetched off the
+    event loop: while Microsoft's login hangs, every other request to the bot is still answered."""
     teams = signed_in_bot(start_bot, authority, connector)
     authority.answering.clear()
     try:
