@@ -129,16 +129,17 @@ async def start(settings: Settings) -> tuple[web.AppRunner, Settings]:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then finish in-flight work and stop."""
+    # Handlers first: a SIGTERM once the port is open (a rollout, a probe's restart) must clean up too.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     runner, settings = await start(settings)
     # What start-up made (modules, models, the app) lives as long as the process: keep it out of
     # every later full collection, which walked all of it (about 25 ms each, several per 1,000 clicks).
     gc.collect()
     gc.freeze()
     log.info("hitl-chatops listening", extra={"url": settings.listen_url, "store": settings.store})
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()
