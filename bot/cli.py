@@ -82,10 +82,14 @@ def _local_modes() -> list[registry.Registration]:
 
 
 def _pending(_: argparse.Namespace) -> int:
+    """The open events as a table; needs only the store (HITL_CHATOPS_STORE), not the bot's secret."""
     settings = load_settings()
-    from .server import build_service
+    from .service import HitlService
+    from .store import Store
 
-    events = asyncio.run(build_service(settings).pending())
+    # Listing signs and checks nothing: the secret the service would use for form links is not needed.
+    service = HitlService(Store(settings.store), secret="", form_base_url=settings.form_base_url())
+    events = asyncio.run(service.pending())
     if not events:
         print("No pending events.")  # noqa: T201 - this command's output is the table
         return 0

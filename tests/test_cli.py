@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -12,6 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from hitl_chatops.bot.store import Store
+
+from .helpers import make_request
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = shutil.which("hitl-chatops") or str(Path(sys.executable).with_name("hitl-chatops"))
@@ -34,6 +39,20 @@ def test_bad_settings_are_one_line_errors(monkeypatch: pytest.MonkeyPatch) -> No
 def test_pending_table() -> None:
     done = run_cli("pending")
     assert done.returncode == 0 and done.stdout.strip() == "No pending events."
+
+
+def test_pending_lists_open_events_with_only_the_store_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator with read access to the bucket lists what is open; the bot's secret is not theirs to need."""
+    store = Store(os.environ["HITL_CHATOPS_STORE"])
+    request = make_request(store, event_name="deploy_gate", prompt="Ship   build 42\nto prod?")
+    asyncio.run(store.put_request(request))
+    monkeypatch.delenv("HITL_CHATOPS_SECRET")
+    done = run_cli("pending")
+    assert done.returncode == 0, done.stderr
+    header, row = done.stdout.strip().splitlines()
+    assert header.split() == ["REQUEST", "ID", "EVENT", "TYPE", "DEADLINE", "PROMPT"]
+    assert row.split()[:3] == [request.request_id, "deploy_gate", "bool"]
+    assert row.endswith("Ship build 42 to prod?")
 
 
 def test_demo_runs_the_example_workflow_to_its_result() -> None:
