@@ -372,6 +372,14 @@ def test_every_variable_in_the_manifests_is_a_bot_setting() -> None:
     assert not set(env) & secret_keys
 
 
+def test_commented_out_variables_in_the_manifests_are_bot_settings_too() -> None:
+    """What a reader is told to uncomment must work once uncommented."""
+    text = (KUBERNETES / "deployment.yaml").read_text() + (KUBERNETES / "secret.example.yaml").read_text()
+    commented = set(re.findall(r"#\s*- name: (\w+)", text)) | set(re.findall(r"#\s*(\w+): \"<", text))
+    assert {"HITL_CHATOPS_FLYTE_ENDPOINT", "FLYTE_API_KEY"} <= commented
+    assert commented - setting_names() == set()
+
+
 def test_secret_template_holds_only_placeholders() -> None:
     secret = resource("Secret")
     assert "data" not in secret
