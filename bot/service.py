@@ -344,6 +344,15 @@ class HitlService:
                     self._owed.add(request.request_id)
                 return False  # posted, being posted, or released a moment ago (the next pass retries)
         else:
+            log.error(
+                "post given up: replicas died mid-post three times (out of memory?); the form link still answers it",
+                extra={
+                    "request_id": request.request_id,
+                    "platform": platform,
+                    "target": target,
+                    "attempts": _POST_ATTEMPTS,
+                },
+            )
             return False
         try:
             async with asyncio.timeout(self.post_send_seconds):

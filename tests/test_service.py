@@ -76,11 +76,12 @@ async def test_a_late_answer_is_told_who_answered_whatever_else_is_wrong(
     assert refused.value.response == first
 
 
-def crashed_claim(store: Store, request_id: str, body: dict[str, object]) -> None:
+def crashed_claim(store: Store, request_id: str, body: dict[str, object], suffix: str = "") -> None:
     """Leave a post claim in the store as a replica that died mid-post (or an older version) did."""
     store.fs.makedirs(f"{store.root}/hitl-requests/{request_id}/claims", exist_ok=True)
     target = hashlib.sha256(b"C0DEPLOYS").hexdigest()[:24]
-    store.fs.pipe_file(f"{store.root}/hitl-requests/{request_id}/claims/post-slack-{target}", json.dumps(body).encode())
+    claim = f"{store.root}/hitl-requests/{request_id}/claims/post-slack-{target}{suffix}"
+    store.fs.pipe_file(claim, json.dumps(body).encode())
 
 
 def replica_of(service: HitlService) -> HitlService:
@@ -153,6 +154,24 @@ async def test_a_post_claim_left_unfinished_is_taken_over_once(
     assert await post(service, request, sent) is (posts == 1)
     assert await post(replica_of(service), request, sent) is False
     assert len(sent) == posts
+
+
+async def test_a_post_whose_replicas_keep_dying_is_given_up_with_an_error(
+    service: HitlService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three replicas in a row died mid-post: no fourth copy, and an operator hears of it."""
+    request = make_request(service.store)
+    await service.store.put_request(request)
+    for suffix in ("", ".2", ".3"):
+        crashed_claim(
+            service.store, request.request_id, {"claimed_at": "2020-01-01T00:00:00+00:00", "done": False}, suffix
+        )
+    sent: list[str] = []
+    with caplog.at_level(logging.ERROR, logger="hitl_chatops.bot.service"):
+        assert await post(service, request, sent) is False
+    assert sent == []
+    given_up = [r for r in caplog.records if r.getMessage().startswith("post given up")]
+    assert len(given_up) == 1 and given_up[0].request_id == request.request_id  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("store_heals", [True, False])
