@@ -285,9 +285,9 @@ class HitlService:
     async def post(self, request: Request) -> None:
         """`announce` for a caller that knows the event is unanswered (the reconciler just read it)."""
         self._owed.discard(request.request_id)
-        for platform in self._platforms:
-            await self._post(platform, request)
-        self.metrics.announced.inc()
+        sent = [await self._post(platform, request) for platform in self._platforms]
+        if any(sent):  # a repeated notify or a pass finding every target posted is not a new announcement
+            self.metrics.announced.inc()
 
     def owes(self, request_id: str) -> bool:
         """Whether this replica left work on the event (a post to retry, an outcome to settle): the
@@ -299,22 +299,27 @@ class HitlService:
         the reconciler leaves it alone rather than repair, and update the copies, a second time."""
         return request_id in self._settling
 
-    async def _post(self, platform: Platform, request: Request) -> None:
-        """Each of the platform's targets once; one target's trouble does not stop the others."""
+    async def _post(self, platform: Platform, request: Request) -> bool:
+        """Each of the platform's targets once; one target's trouble does not stop the others.
+
+        Returns whether a message was sent now.
+        """
         try:
             targets = platform.targets(request)
         except Exception as error:
             self._log_failure("post", request, platform.name, error)
-            return
+            return False
+        sent = False
         for target in targets:
 
             async def send(target: str = target) -> MessageRef:
                 return await platform.send(request, target)
 
             try:
-                await self.post_once(request, platform.name, target, send)
+                sent = await self.post_once(request, platform.name, target, send) or sent
             except Exception as error:  # the claim is released: the reconciler posts it on its next pass
                 self._log_failure("post", request, platform.name, error, target=target)
+        return sent
 
     def announce_later(self, request_id: str) -> None:
         """`announce` without holding up the caller (a Flyte task) while chat platforms answer."""

@@ -94,6 +94,7 @@ async def test_metrics_count_what_happened(slack_bot: Callable[..., BotThread], 
     bot = slack_bot(reconcile_seconds=0)
     request_id = await create_event("counted", int, min_value=1, max_value=3)
     await fake_slack.wait_for("chat.postMessage")
+    bot.call(bot.service.announce(request_id))  # a repeated notify posts nothing new, so counts nothing
     answer = bot.call(bot.service.respond(request_id, "2", Responder(platform="slack", user_id="U1"), "slack"))
     assert answer.value == 2 and answer.responded_at and answer.responded_at <= utcnow()
     async with aiohttp.ClientSession() as http, http.get(f"{bot.url}/metrics", headers=AUTH) as reply:
