@@ -284,7 +284,8 @@ def _object_kind(path: str, query: str) -> str:
     name = path.rsplit("/", 1)[-1]
     if name.endswith(".json") and "/messages/" not in path:
         return name
-    folders = ("messages", "claims", "hitl-pending", "hitl-outbox", "hitl-replicas", "hitl-outcomes", "hitl-signals")
+    folders = ("messages", "claims", "hitl-pending", "hitl-outbox", "hitl-replicas", "hitl-history")
+    folders += ("hitl-owed-signals",)
     for folder in folders:
         if f"/{folder}/" in path:
             return f"{folder}/"

@@ -52,7 +52,7 @@ class Row:
 
     @property
     def target(self) -> float:
-        return 3 + self.events / 1000
+        return 1 + self.events / 1000
 
 
 @dataclass
@@ -148,7 +148,7 @@ def report(rows: list[Row], peers: list[Peer], setup: list[float], args: argpars
         f"a cold first pass each, then {SLOTS} consecutive slots stepped as `run` does; requests = HTTP requests "
         "moto received; CPU = this process",
         "",
-        "| open events | replicas | requests per interval, idle (set) | target 3 + N/1000 | CPU ms per pass "
+        "| open events | replicas | requests per interval, idle (set) | target 1 + N/1000 | CPU ms per pass "
         "| pass ms | cold pass: requests per replica | cold pass s |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -181,11 +181,11 @@ def report(rows: list[Row], peers: list[Peer], setup: list[float], args: argpars
         "",
         f"**3 replicas, idle, requests per interval, before/after: {'; '.join(ratios)}**",
         "",
-        "An idle pass is one listing of `hitl-pending/` and `hitl-replicas/` (adjacent in key order, so one "
-        "paginated ListObjectsV2 from `hitl-pending` that stops at `hitl-requests/`): one request per 1,000 "
-        "keys, plus the page that shows where the markers end; and one prefix listing each of `hitl-outbox/` "
-        "and `hitl-signals/` (owed work, usually empty; `hitl-outcomes/`, between the outbox and the markers, "
-        "grows with every outcome and is never listed). Each replica also rewrites its "
+        "An idle pass is one listing of `hitl-outbox/`, `hitl-owed-signals/`, `hitl-pending/` and "
+        "`hitl-replicas/` (adjacent in key order, so one paginated ListObjectsV2 from `hitl-outbox` that stops "
+        "at `hitl-requests/`): one request per 1,000 keys, plus the page that shows where the markers end; "
+        "`hitl-history/`, which grows with every outcome, sorts before them and is never listed. Each replica "
+        "also rewrites its "
         "heartbeat once per 40 of its passes: 1/40 request per interval for the set, not in these slots. A "
         "changed event costs its reads on the replica whose turn sees it first: request.json and response.json "
         "once, then claims and posts as before.",

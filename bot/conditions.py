@@ -3,7 +3,7 @@
 The event's `condition` (project, domain, run, parent action, name) says where the condition
 lives. After the bot writes an answer, `ConditionSignaller` signals it through `flyte.remote`
 (ListActions to find it by name, then SignalEvent). A signal that fails is owed
-(`hitl-signals/<id>`) and retried by the reconciler until the event's deadline, when the
+(`hitl-owed-signals/<id>`) and retried by the reconciler until the event's deadline, when the
 condition times out by itself; a condition that is no longer waiting is recorded, not retried.
 
 Everything here runs without `flyte` installed; `flyte_signal` (the part that talks to the

@@ -242,7 +242,7 @@ OutcomeKind = Literal["completed", "cancelled", "expired"]
 
 
 class OutcomeRecord(_Model):
-    """`hitl-outcomes/<outcome>/<day>/<newest-first key>`: one line of the recent-outcomes index.
+    """`hitl-history/<outcome>/<day>/<newest-first key>`: one line of the recent-outcomes index.
 
     Written when the outcome is, so listing recent events reads a page of these, not every event.
     """

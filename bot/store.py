@@ -1,7 +1,7 @@
 """The only module that touches object storage (local-folder writes: `disk_worker`).
 
 Layout under one root URL: docs/protocol.md lists every object (`hitl-requests/<id>/…`, the
-`hitl-pending/`, `hitl-outcomes/`, `hitl-outbox/`, `hitl-signals/`, `hitl-replicas/` and
+`hitl-pending/`, `hitl-history/`, `hitl-outbox/`, `hitl-owed-signals/`, `hitl-replicas/` and
 `hitl-conversations/` folders).
 Every path is derived here from a validated request id; none comes from a client.
 
@@ -62,15 +62,18 @@ T = TypeVar("T")
 Known = TypeVar("Known", Response, Claim)
 Page = tuple[list[OutcomeRecord], str | None]
 
-REQUESTS = "hitl-requests"
-PENDING = "hitl-pending"
+# Folders in key order. The four a reconciler pass lists sort next to each other, after the outcome
+# history and before the events' own folders (both grow with every event): one ranged listing reads
+# them all (`Store.listing`). A new folder must not land between them.
+CONVERSATIONS = "hitl-conversations"
+OUTCOMES = "hitl-history"
 OUTBOX = "hitl-outbox"
-OUTCOMES = "hitl-outcomes"
+SIGNALS = "hitl-owed-signals"  # Flyte condition signals still owed
+PENDING = "hitl-pending"
+REPLICAS = "hitl-replicas"  # one heartbeat object per running reconciler (see `reconciler`)
+REQUESTS = "hitl-requests"
 _OUTCOME_KEY = re.compile(r"\d{4}-\d{2}-\d{2}/\d{16}-[0-9a-f-]{36}")
 _KEY_EPOCH_MICROS = 10**16  # outcome keys count down from here, so names sort newest first
-CONVERSATIONS = "hitl-conversations"
-REPLICAS = "hitl-replicas"  # one heartbeat object per running reconciler (see `reconciler`)
-SIGNALS = "hitl-signals"  # Flyte condition signals still owed
 _CONFLICT_RETRIES = 3
 _KNOWN_LIMIT = 4096
 # Requests are read by every answer, pending list and reconciler pass: keep every open one.
@@ -196,11 +199,11 @@ class Store:
     async def listing(self) -> Listing:
         """Pending markers (each with its version), replica heartbeats, the outbox and owed signals.
 
-        On object stores the markers and heartbeats sort next to each other (`hitl-pending/` <
-        `hitl-replicas/` < `hitl-requests/`): one ranged listing that stops before the events' own
-        folders, one request per 1,000 keys. The outbox and owed signals (usually empty) are one
-        prefix listing each, made at the same time. `hitl-outcomes/`, which grows with every
-        outcome, sorts between the outbox and the markers and is never listed here.
+        On object stores these four folders sort next to each other (`hitl-outbox/` <
+        `hitl-owed-signals/` < `hitl-pending/` < `hitl-replicas/` < `hitl-requests/`): one ranged
+        listing that stops before the events' own folders, one request per 1,000 keys. The outcome
+        history (`hitl-history/`), which grows with every outcome, sorts before them and is never
+        listed here.
         """
         if self._objects is None:
             pending, outbox, replicas, signals = [
@@ -208,15 +211,8 @@ class Store:
             ]
             beats = {k: _parse_time(v) for k, v in replicas.items()}
             return Listing(pending=pending, outbox=list(outbox), replicas=beats, signals=list(signals))
-        result, outbox, signals = await asyncio.gather(self._markers(), self._index(OUTBOX), self._index(SIGNALS))
-        result.outbox, result.signals = list(outbox), list(signals)
-        return result
-
-    async def _markers(self) -> Listing:
-        """Pending markers and heartbeats from one ranged listing of an object store."""
         objects = self._objects
-        assert objects is not None
-        start, end = self._key(self._path(PENDING)), self._key(self._path(REPLICAS)) + "/\uffff"
+        start, end = self._key(self._path(OUTBOX)), self._key(self._path(REPLICAS)) + "/\uffff"
         prefix = self._key(self.root) or None  # whole path segments only: the root, not "hitl-"
 
         def pages() -> Listing:
@@ -277,7 +273,7 @@ class Store:
     # -- the recent-outcomes index -------------------------------------------------------
 
     async def index_outcome(self, response: Response, event_name: str = "") -> None:
-        """Add an event's outcome to `hitl-outcomes/` (idempotent for a response with a time)."""
+        """Add an event's outcome to `hitl-history/` (idempotent for a response with a time)."""
         record = OutcomeRecord(
             request_id=response.request_id,
             event_name=event_name,
@@ -725,6 +721,10 @@ def _file(listing: Listing, tail: list[str], meta: Any) -> None:
         listing.pending[name] = _version(meta)
     elif tail[0] == REPLICAS:
         listing.replicas[name] = meta["last_modified"]
+    elif tail[0] == OUTBOX:
+        listing.outbox.append(name)
+    elif tail[0] == SIGNALS:
+        listing.signals.append(name)
 
 
 def _seconds(modified: Any) -> float:

@@ -82,7 +82,7 @@ async def put_events(store: Store, count: int) -> list[str]:
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
-async def test_an_idle_pass_over_2000_open_events_is_five_listings(counting_moto: CountingMoto) -> None:
+async def test_an_idle_pass_over_2000_open_events_is_three_listings(counting_moto: CountingMoto) -> None:
     store = Store(f"s3://{counting_moto.bucket}/hitl")
     ids = await put_events(store, OPEN_EVENTS)
     service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
@@ -91,14 +91,13 @@ async def test_an_idle_pass_over_2000_open_events_is_five_listings(counting_moto
 
     first = await reconciler.step()  # a cold replica reads each event once
     assert first.announced == OPEN_EVENTS
-    # Markers: 2 pages and the one that shows where they end; the outbox and owed signals: 1 each.
-    assert counting_moto.take() == {"LIST": 5, "GET": 2 * OPEN_EVENTS}  # request.json cold, response.json 404
+    # Outbox, owed signals, markers and heartbeats in one listing: 2 pages and the one that shows the end.
+    assert counting_moto.take() == {"LIST": 3, "GET": 2 * OPEN_EVENTS}  # request.json cold, response.json 404
 
     idle = await reconciler.step()
     assert idle.announced == idle.expired == idle.repaired == idle.failed == 0
-    # 2,000 markers at 1,000 keys a page, and the page that shows where they end: 1 + N/1000;
-    # plus one listing each of the outbox and of owed signals (both empty).
-    assert counting_moto.take() == {"LIST": 3 + OPEN_EVENTS // 1000}
+    # 2,000 markers at 1,000 keys a page, and the page that shows where they end: 1 + N/1000.
+    assert counting_moto.take() == {"LIST": 1 + OPEN_EVENTS // 1000}
 
     # One answered (its marker dropped by the answerer) and one new event: only the new one is read.
     await service.respond(ids[0], "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
@@ -107,8 +106,25 @@ async def test_an_idle_pass_over_2000_open_events_is_five_listings(counting_moto
     counting_moto.take()
     changed = await reconciler.step()
     assert changed.announced == 1
-    assert counting_moto.take() == {"LIST": 5, "GET": 2}  # the new event's request.json and response.json
+    assert counting_moto.take() == {"LIST": 3, "GET": 2}  # the new event's request.json and response.json
     assert new in await store.pending_ids() and ids[0] not in await store.pending_ids()
+
+
+async def test_owed_work_markers_and_heartbeats_come_from_one_listing(counting_moto: CountingMoto) -> None:
+    """The outbox, owed signals, markers and heartbeats sort together; outcomes and events do not get listed."""
+    store = Store(f"s3://{counting_moto.bucket}/owed")
+    service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
+    answered, owed, waiting = await put_events(store, 3)
+    await service.respond(answered, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
+    await service.drain()  # its outcome is in the history now, which sorts before the listed folders
+    await store.put_outbox(owed, "answered")
+    await store.put_owed_signal(owed, {"error": "control plane down"})
+    await store.put_replica(waiting)
+    counting_moto.take()
+    listing = await store.listing()
+    assert counting_moto.take() == {"LIST": 1}
+    assert (listing.outbox, listing.signals, sorted(listing.pending)) == ([owed], [owed], sorted([owed, waiting]))
+    assert list(listing.replicas) == [waiting]
 
 
 async def test_replicas_take_turns_one_pass_per_slot(store_url: str) -> None:
@@ -165,7 +181,7 @@ async def test_an_outcome_left_unsettled_is_finished_by_the_reconciler(store_url
     for request in (first, second):
         await store.put_request(request)
     await reconciler.step()  # both posted (nowhere): not read again until something changes
-    blocker = Path(store.root) / "hitl-outcomes"
+    blocker = Path(store.root) / "hitl-history"
     blocker.write_text("in the way")  # the index folder cannot be made: the settle fails
     await service.respond(first.request_id, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
     await service.drain()
