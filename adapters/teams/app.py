@@ -18,8 +18,8 @@ from .channel_auth import OPENID_URL, ChannelTokens, KeysUnavailable, TokenRefus
 from .connector import BotConnectorClients
 from .graph import GroupMembers
 from .handler import TeamsBot
+from .platform import TeamsPlatform
 from .settings import TeamsSettings
-from .surface import TeamsPlatform
 from .tokens import app_tokens
 
 log = logging.getLogger(__name__)
