@@ -43,7 +43,8 @@ async def test_layout_matches_the_storage_protocol(store: Store, any_store_url: 
     assert on_disk["request_id"] == request.request_id
     assert on_disk["status"] == "pending"
     assert on_disk["response_path"] == store.url_of(f"{root}/hitl-requests/{request.request_id}/response.json")
-    assert on_disk["response_path"].startswith("s3://" if any_store_url.startswith("s3") else "/")
+    scheme = any_store_url.split("://", 1)[0]
+    assert on_disk["response_path"].startswith("/" if scheme == "file" else f"{scheme}://")
     assert fs.exists(f"{root}/hitl-pending/{request.request_id}")
     assert await store.pending_ids() == [request.request_id]
     assert await store.get_request(request.request_id) == request
