@@ -541,7 +541,8 @@ class Store:
         if self._objects is None:
             await self._mutate(self._remove, path)
             return
-        await self._run(self._objects.delete, self._key(path))  # no error for a missing key
+        with contextlib.suppress(FileNotFoundError):  # Azure answers 404 for a missing blob; S3 says nothing
+            await self._run(self._objects.delete, self._key(path))
 
     def _require_folder(self) -> None:
         """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
@@ -642,6 +643,8 @@ class _BulkDelete:
             failed: Exception | None = None
             try:
                 await self._store._run(objects.delete, list(batch))
+            except FileNotFoundError:
+                pass  # Azure: a key another replica dropped first (its batch still deleted the rest)
             except Exception as error:
                 failed = error
             for future in batch.values():

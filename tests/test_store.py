@@ -278,3 +278,23 @@ async def test_ping_on_s3_lists_the_bucket_with_the_bots_own_client(s3_store_url
     await Store(s3_store_url).ping()
     with pytest.raises(StoreError):
         await Store("s3://hitl-no-such-bucket/hitl").ping()
+
+
+async def test_removing_what_is_already_gone_is_no_error(store: Store) -> None:
+    """Replicas race to settle one outcome or drop one marker: the later delete finds nothing, and that is fine.
+
+    Azure answers a delete of a missing blob with 404 (S3 and local folders say nothing).
+    """
+    gone, other = make_request(store), make_request(store)
+    for request in (gone, other):
+        await store.put_request(request)
+    response = answer(gone.request_id, 1, "U1")
+    await store.put_response(response)  # settles: the marker is dropped
+    assert await store.settle(response) is True  # another replica settles it again
+    await store.drop_pending(gone.request_id)
+    await asyncio.gather(store.drop_pending(gone.request_id), store.drop_pending(other.request_id))  # one bulk delete
+    assert await store.pending_ids() == []
+    await store.drop_outbox(gone.request_id)
+    await store.drop_owed_signal(gone.request_id)
+    await store.drop_replica(new_request_id())
+    await store.release(gone.request_id, "post-slack")
