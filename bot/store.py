@@ -203,7 +203,7 @@ class Store:
         `hitl-owed-signals/` < `hitl-pending/` < `hitl-replicas/` < `hitl-requests/`): one ranged
         listing that stops before the events' own folders, one request per 1,000 keys. The outcome
         history (`hitl-history/`), which grows with every outcome, sorts before them and is never
-        listed here.
+        listed here. Azure: four listings, one per folder (one request per 5,000 keys each).
         """
         if self._objects is None:
             pending, outbox, replicas, signals = [
@@ -213,15 +213,21 @@ class Store:
             return Listing(pending=pending, outbox=list(outbox), replicas=beats, signals=list(signals))
         objects = self._objects
         start, end = self._key(self._path(OUTBOX)), self._key(self._path(REPLICAS)) + "/\uffff"
-        prefix = self._key(self.root) or None  # whole path segments only: the root, not "hitl-"
+        # (prefix, offset) of each listing; prefixes match whole path segments only: the root, not "hitl-"
+        ranges: list[tuple[str | None, str | None]] = [(self._key(self.root) or None, start)]
+        if _OBJECT_STORES[self._scheme] == "az":
+            # Azure's List Blobs cannot start after a key: obstore would list from the root's first key and
+            # filter, paging through the whole outcome history on every pass. One listing per folder instead.
+            ranges = [(self._key(self._path(folder)), None) for folder in (OUTBOX, SIGNALS, PENDING, REPLICAS)]
 
         def pages() -> Listing:
             result = Listing()
-            for page in objects.list(prefix=prefix, offset=start, chunk_size=_LIST_PAGE):
-                for meta in page:
-                    if meta["path"] > end:
-                        return result
-                    _file(result, meta["path"].rsplit("/", 2)[-2:], meta)
+            for prefix, offset in ranges:
+                for page in objects.list(prefix=prefix, offset=offset, chunk_size=_LIST_PAGE):
+                    for meta in page:
+                        if meta["path"] > end:
+                            return result
+                        _file(result, meta["path"].rsplit("/", 2)[-2:], meta)
             return result
 
         return await self._run(pages)
