@@ -547,8 +547,12 @@ class Store:
         if self._objects is None:
             await self._mutate(self._remove, path)
             return
-        with contextlib.suppress(FileNotFoundError):  # Azure answers 404 for a missing blob; S3 says nothing
-            await self._run(self._objects.delete, self._key(path))
+        await self._delete_key(self._key(path))
+
+    async def _delete_key(self, key: str) -> None:
+        assert self._objects is not None
+        with contextlib.suppress(FileNotFoundError):  # Azure and GCS answer 404 for a missing object; S3 says nothing
+            await self._run(self._objects.delete, key)
 
     def _require_folder(self) -> None:
         """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
@@ -639,6 +643,13 @@ class _BulkDelete:
             self._task = loop.create_task(self._flush())  # starts once this loop turn's callers queued
         await asyncio.shield(future)
 
+    async def _delete(self, objects: ObjectStore, keys: list[str]) -> None:
+        """One bulk request; one by one if a key was gone already (Azure and GCS: 404, where GCS's deletes stop)."""
+        try:
+            await self._store._run(objects.delete, keys)
+        except FileNotFoundError:
+            await asyncio.gather(*map(self._store._delete_key, keys))
+
     async def _flush(self) -> None:
         objects = self._store._objects
         assert objects is not None
@@ -648,9 +659,7 @@ class _BulkDelete:
                 del self._queued[key]
             failed: Exception | None = None
             try:
-                await self._store._run(objects.delete, list(batch))
-            except FileNotFoundError:
-                pass  # Azure: a key another replica dropped first (its batch still deleted the rest)
+                await self._delete(objects, list(batch))
             except Exception as error:
                 failed = error
             for future in batch.values():
