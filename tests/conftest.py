@@ -130,12 +130,12 @@ def az_store_url(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(scope="session")
-def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def gcs_api() -> Iterator[GcsXmlApi]:
     """fake-gcs-server with one bucket, behind the XML API object_store's GCS client speaks, for the session."""
     fake = FakeGcs()
     fake.create_bucket(GS_BUCKET)
     api = GcsXmlApi(fake.endpoint)
-    yield api.endpoint
+    yield api
     api.stop()
     fake.stop()
 
@@ -144,11 +144,11 @@ GS_BUCKET = "hitl-tests"
 
 
 @pytest.fixture
-def gs_store_url(gcs_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+def gs_store_url(gcs_api: GcsXmlApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """A fresh prefix per test, reached through object_store's standard GCS env (a service account file)."""
     import uuid
 
-    for name, value in gcs_env(gcs_endpoint, tmp_path).items():
+    for name, value in gcs_env(gcs_api.endpoint, tmp_path).items():
         monkeypatch.setenv(name, value)
     url = f"gs://{GS_BUCKET}/{uuid.uuid4().hex[:12]}/hitl"
     monkeypatch.setenv("HITL_CHATOPS_STORE", url)

@@ -1,4 +1,4 @@
-"""What the store asks of Azure Blob, counted at Azurite behind a recording proxy (S3: test_reconciler_scale)."""
+"""What the store asks of Azure Blob and GCS, counted where the emulators get it (S3: test_reconciler_scale)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from hitl_chatops.bot.protocol import Responder
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
-from tests.clouds import Azurite, CountingProxy, azure_env
+from tests.clouds import Azurite, CountingProxy, GcsXmlApi, azure_env
 from tests.conftest import AZ_CONTAINER, SECRET
+from tests.helpers import make_request
 from tests.test_reconciler_scale import put_events
 
 FOLDERS = ("hitl-outbox", "hitl-owed-signals", "hitl-pending", "hitl-replicas")
@@ -58,3 +59,25 @@ async def test_an_idle_pass_on_azure_lists_only_the_reconcilers_folders(counting
     assert counting_azurite.count() == {"LIST": 4}  # and nothing else: one request per folder under 5,000 keys
     assert (listing.outbox, listing.signals, sorted(listing.pending)) == ([owed], [owed], sorted([owed, waiting]))
     assert list(listing.replicas) == [reconciler.replica_id]
+
+
+async def test_an_idle_pass_on_gcs_is_one_ranged_listing(gcs_api: GcsXmlApi, gs_store_url: str) -> None:
+    """GCS's listing starts after a key on the server (`start-after`), as S3's does: one ranged listing of the
+    four folders, 1,000 keys a page, and the page that shows where they end; never the outcome history."""
+    store = Store(gs_store_url)
+    service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
+    await put_events(store, 1000)
+    await store.index_expired(make_request(store))  # the history, which sorts before the listed folders
+    reconciler = Reconciler(service, 15)
+    await reconciler.step()
+    gcs_api.take()
+
+    idle = await reconciler.step()
+    assert idle.announced == idle.expired == idle.repaired == idle.failed == 0
+    requests = gcs_api.take()
+    root = store._key(store.root)
+    assert [(method, query["prefix"], query.get("start-after")) for method, _, query in requests] == [
+        ("GET", [f"{root}/"], [f"{root}/hitl-outbox"]),  # the 1,000 markers
+        ("GET", [f"{root}/"], [f"{root}/hitl-outbox"]),  # its next page (continuation-token): the events' folder
+    ]
+    assert "continuation-token" in requests[1][2]
