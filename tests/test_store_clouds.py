@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hitl_chatops.bot.errors import StoreError
 from hitl_chatops.bot.protocol import Responder
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.service import HitlService
@@ -81,3 +82,11 @@ async def test_an_idle_pass_on_gcs_is_one_ranged_listing(gcs_api: GcsXmlApi, gs_
         ("GET", [f"{root}/"], [f"{root}/hitl-outbox"]),  # its next page (continuation-token): the events' folder
     ]
     assert "continuation-token" in requests[1][2]
+
+
+@pytest.mark.parametrize("cloud", ["az", "gs"])
+async def test_ping_lists_the_container_with_the_bots_own_client(cloud: str, request: pytest.FixtureRequest) -> None:
+    """`/healthz` on Azure and GCS: a container or bucket that is not there is not "reachable"."""
+    await Store(request.getfixturevalue(f"{cloud}_store_url")).ping()
+    with pytest.raises(StoreError):
+        await Store(f"{cloud}://hitl-no-such-bucket/hitl").ping()
