@@ -216,8 +216,8 @@ class Store:
         # (prefix, offset) of each listing; prefixes match whole path segments only: the root, not "hitl-"
         ranges: list[tuple[str | None, str | None]] = [(self._key(self.root) or None, start)]
         if _OBJECT_STORES[self._scheme] == "az":
-            # Azure's List Blobs cannot start after a key: obstore would list from the root's first key and
-            # filter, paging through the whole outcome history on every pass. One listing per folder instead.
+            # obstore cannot start an Azure listing after a key: it lists from the root's first key and filters
+            # on the client, paging through the whole outcome history on every pass. One listing per folder instead.
             ranges = [(self._key(self._path(folder)), None) for folder in (OUTBOX, SIGNALS, PENDING, REPLICAS)]
 
         def pages() -> Listing:

@@ -35,8 +35,8 @@ def az_store(name: str) -> Store:
 
 
 async def test_an_idle_pass_on_azure_lists_only_the_reconcilers_folders(counting_azurite: CountingProxy) -> None:
-    """Azure's List Blobs has no start-after: a ranged listing would page through the whole outcome history
-    (obstore filters the offset on the client), a cost that grows forever. One listing per folder instead."""
+    """obstore filters an Azure listing's offset on the client: a ranged listing would page through the whole
+    outcome history, a cost that grows forever. One listing per folder instead."""
     store = az_store("idle")
     service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
     answered, owed, waiting = await put_events(store, 3)
