@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Strict editable mode links files into build/, so mypy can follow the package-dir mapping.
 EDITABLE := --config-settings editable_mode=strict
+# Azure Blob emulator for the store tests, installed into the project (never globally) by npm.
+AZURITE  := .cache/azurite/node_modules/.bin/azurite-blob
 
 .PHONY: demo install install-test system-deps lint fmt test bench teams-package clean
 
@@ -17,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q $(EDITABLE) -e '.[all]'
 	touch $@
 
-install-test: $(VENV)/.installed-test system-deps
+install-test: $(VENV)/.installed-test system-deps $(AZURITE)
 $(VENV)/.installed-test: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -28,6 +30,13 @@ system-deps:  ## Debian's chromium for the browser tests (Playwright drives it; 
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+$(AZURITE):  ## Azurite (Microsoft's Azure Blob emulator) for the store tests; node and npm from Debian if missing
+	@command -v npm >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	npm install --prefix .cache/azurite --no-audit --no-fund --loglevel=error azurite@3
+	touch $@
 
 lint: install-test
 	$(BIN)/ruff check .
@@ -48,4 +57,4 @@ teams-package: install
 	$(BIN)/python manifests/teams/package.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info test-artifacts
+	rm -rf $(VENV) build dist *.egg-info test-artifacts .cache

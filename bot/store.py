@@ -203,7 +203,7 @@ class Store:
         `hitl-owed-signals/` < `hitl-pending/` < `hitl-replicas/` < `hitl-requests/`): one ranged
         listing that stops before the events' own folders, one request per 1,000 keys. The outcome
         history (`hitl-history/`), which grows with every outcome, sorts before them and is never
-        listed here.
+        listed here. Azure: four listings, one per folder (one request per 5,000 keys each).
         """
         if self._objects is None:
             pending, outbox, replicas, signals = [
@@ -213,15 +213,21 @@ class Store:
             return Listing(pending=pending, outbox=list(outbox), replicas=beats, signals=list(signals))
         objects = self._objects
         start, end = self._key(self._path(OUTBOX)), self._key(self._path(REPLICAS)) + "/\uffff"
-        prefix = self._key(self.root) or None  # whole path segments only: the root, not "hitl-"
+        # (prefix, offset) of each listing; prefixes match whole path segments only: the root, not "hitl-"
+        ranges: list[tuple[str | None, str | None]] = [(self._key(self.root) or None, start)]
+        if _OBJECT_STORES[self._scheme] == "az":
+            # obstore cannot start an Azure listing after a key: it lists from the root's first key and filters
+            # on the client, paging through the whole outcome history on every pass. One listing per folder instead.
+            ranges = [(self._key(self._path(folder)), None) for folder in (OUTBOX, SIGNALS, PENDING, REPLICAS)]
 
         def pages() -> Listing:
             result = Listing()
-            for page in objects.list(prefix=prefix, offset=start, chunk_size=_LIST_PAGE):
-                for meta in page:
-                    if meta["path"] > end:
-                        return result
-                    _file(result, meta["path"].rsplit("/", 2)[-2:], meta)
+            for prefix, offset in ranges:
+                for page in objects.list(prefix=prefix, offset=offset, chunk_size=_LIST_PAGE):
+                    for meta in page:
+                        if meta["path"] > end:
+                            return result
+                        _file(result, meta["path"].rsplit("/", 2)[-2:], meta)
             return result
 
         return await self._run(pages)
@@ -541,7 +547,12 @@ class Store:
         if self._objects is None:
             await self._mutate(self._remove, path)
             return
-        await self._run(self._objects.delete, self._key(path))  # no error for a missing key
+        await self._delete_key(self._key(path))
+
+    async def _delete_key(self, key: str) -> None:
+        assert self._objects is not None
+        with contextlib.suppress(FileNotFoundError):  # Azure and GCS answer 404 for a missing object; S3 says nothing
+            await self._run(self._objects.delete, key)
 
     def _require_folder(self) -> None:
         """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
@@ -632,6 +643,13 @@ class _BulkDelete:
             self._task = loop.create_task(self._flush())  # starts once this loop turn's callers queued
         await asyncio.shield(future)
 
+    async def _delete(self, objects: ObjectStore, keys: list[str]) -> None:
+        """One bulk request; one by one if a key was gone already (Azure and GCS: 404, where GCS's deletes stop)."""
+        try:
+            await self._store._run(objects.delete, keys)
+        except FileNotFoundError:
+            await asyncio.gather(*map(self._store._delete_key, keys))
+
     async def _flush(self) -> None:
         objects = self._store._objects
         assert objects is not None
@@ -641,7 +659,7 @@ class _BulkDelete:
                 del self._queued[key]
             failed: Exception | None = None
             try:
-                await self._store._run(objects.delete, list(batch))
+                await self._delete(objects, list(batch))
             except Exception as error:
                 failed = error
             for future in batch.values():

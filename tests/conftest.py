@@ -12,11 +12,12 @@ import pytest
 
 from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.server import BotThread
+from tests.clouds import Azurite, FakeGcs, GcsXmlApi, azure_env, gcs_env
 from tests.flyte_fake import FakeFlyte
 
 SECRET = "test-secret-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {SECRET}"}  # the bot's API, as a task or an operator calls it
-_OWN_PREFIXES = ("HITL_CHATOPS_", "SLACK_", "Microsoft", "AWS_")
+_OWN_PREFIXES = ("HITL_CHATOPS_", "SLACK_", "Microsoft", "AWS_", "AZURE_", "AZURITE_", "GOOGLE_")
 
 
 @pytest.fixture(autouse=True)
@@ -104,10 +105,60 @@ def s3_store_url(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite, Microsoft's Azure Blob emulator, on loopback with one container, for the session."""
+    server = Azurite(tmp_path_factory.mktemp("azurite"))
+    server.create_container(AZ_CONTAINER)
+    yield server
+    server.stop()
+
+
+AZ_CONTAINER = "hitl-tests"
+
+
+@pytest.fixture
+def az_store_url(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh prefix per test, reached through object_store's standard Azure env (the emulator's)."""
+    import uuid
+
+    for name, value in azure_env(azurite.endpoint).items():
+        monkeypatch.setenv(name, value)
+    url = f"az://{AZ_CONTAINER}/{uuid.uuid4().hex[:12]}/hitl"
+    monkeypatch.setenv("HITL_CHATOPS_STORE", url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def gcs_api() -> Iterator[GcsXmlApi]:
+    """fake-gcs-server with one bucket, behind the XML API object_store's GCS client speaks, for the session."""
+    fake = FakeGcs()
+    fake.create_bucket(GS_BUCKET)
+    api = GcsXmlApi(fake.endpoint)
+    yield api
+    api.stop()
+    fake.stop()
+
+
+GS_BUCKET = "hitl-tests"
+
+
+@pytest.fixture
+def gs_store_url(gcs_api: GcsXmlApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """A fresh prefix per test, reached through object_store's standard GCS env (a service account file)."""
+    import uuid
+
+    for name, value in gcs_env(gcs_api.endpoint, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    url = f"gs://{GS_BUCKET}/{uuid.uuid4().hex[:12]}/hitl"
+    monkeypatch.setenv("HITL_CHATOPS_STORE", url)
+    return url
+
+
+@pytest.fixture(params=["file", "s3", "az", "gs"])
 def any_store_url(request: pytest.FixtureRequest) -> str:
-    """Run a test against the local folder and the S3 server alike."""
-    name = "store_url" if request.param == "file" else "s3_store_url"
+    """Run a test against the local folder, S3 (moto), Azure Blob (Azurite) and GCS (fake-gcs-server) alike."""
+    name = {"file": "store_url", "s3": "s3_store_url", "az": "az_store_url", "gs": "gs_store_url"}[request.param]
     return str(request.getfixturevalue(name))
 
 
