@@ -53,6 +53,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from hitl_chatops.bot.protocol import Request
+from hitl_chatops.bot.server import tune_gc
 from hitl_chatops.bot.store import Store
 
 SIGNING_SECRET = "bench-signing-secret"
@@ -105,13 +106,18 @@ def serve_fake(port: int, api_url: str = "", folder: str = "") -> None:
     app.router.add_get("/count/{method}", count)
     app.router.add_post("/slack/events", floor)
     app.router.add_post("/bolt/events", dispatcher(bolt))
+    what = "one handler reads the body and answers 200, one runs bolt to an ack"
     if folder:
         work, session = work_floor(api_url, Path(folder))
         app.router.add_post("/work/events", dispatcher(work))
         app.cleanup_ctx.append(session)
-        print("aiohttp: bolt to an ack, then one durable exclusive write and one chat.update", flush=True)
-    else:
-        print("aiohttp: one handler reads the body and answers 200, one runs bolt to an ack", flush=True)
+        what = "bolt to an ack, then one durable exclusive create and one chat.update"
+    print(f"aiohttp: {what} (backlog and garbage collection as ours: `tune_gc`)", flush=True)
+
+    async def tuned(_: web.Application) -> None:
+        tune_gc()
+
+    app.on_startup.append(tuned)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=2048)
 
 
