@@ -1,7 +1,10 @@
 """Signed Slack clicks: our `POST /slack/events` (slack_bolt) vs stock flyteplugins-hitl's `POST /submit/json`.
 
-Three child processes on loopback: our bot with Slack on (HTTP mode, `SLACK_API_URL` pointing at a
-tiny fake Web API child), stock `flyteplugins.hitl._app:app` under uvicorn, and the fake. Every
+Child processes on loopback: our bot with Slack on (HTTP mode, `SLACK_API_URL` pointing at a tiny
+fake Web API child), stock `flyteplugins.hitl._app:app` under uvicorn, the fake, and three peers
+in processes like the fake's: a handler that only reads and answers, a bolt app configured as ours
+whose listener only acks, and the work floor: that bolt app doing only the work a click cannot skip
+(a durable exclusive create of response.json and one `chat.update`, see `work_floor`). Every
 round creates fresh pending bool events (ours with the record of their posted Slack message, so
 every answer updates it, as in production) and fires one click per event, shaped like Slack's, all
 in flight at once (default 200); rounds alternate ours/stock. Each server has its own store folder
@@ -29,6 +32,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -361,11 +365,20 @@ async def read_back(stores: dict[str, Store], answered: list[tuple[str, Request]
     return good
 
 
-async def bench(
-    clicks: int, rounds: int, warmup: int
-) -> tuple[list[LoadSample], list[str], int, int, float, tuple[float, float]]:
-    """The samples, notes, answers read back as True of all answered, the fake's CPU ms per click of
-    ours, and ours' CPU seconds in its event loop thread and in its other threads (the disk thread)."""
+@dataclass
+class Measured:
+    """What `bench` measured, for `report`."""
+
+    samples: dict[str, LoadSample]
+    notes: list[str]
+    good: int  # answers read back as True
+    total: int  # of all answered
+    fake_ms: float  # the fake Slack's CPU per click of ours (its chat.updates)
+    threads: tuple[float, float]  # ours' CPU seconds: its event loop thread, its other threads (the disk thread)
+    per_round: dict[str, list[float]]  # CPU ms per click in each round, by server
+
+
+async def bench(clicks: int, rounds: int, warmup: int) -> Measured:
     # One store folder per server, on the same filesystem: our bot's reconciler then sees only its
     # own events, not stock's (whose pending markers stock never drops) or the floors' (never answered).
     folder = Path(tempfile.mkdtemp(prefix="hitl-bench-slack-"))
@@ -379,6 +392,7 @@ async def bench(
     updates = 0  # chat.update calls ours and the work floor owe the fake so far: one per answered event
     fake_cpu = 0.0
     loop_cpu = other_cpu = 0.0  # ours, by thread
+    per_round: dict[str, list[float]] = {}
 
     async def events_for(server: Server, count: int) -> list[Request]:
         """Fresh pending events; ours also gets each event's posted message, which its answer updates."""
@@ -408,7 +422,10 @@ async def bench(
             for server in servers:
                 batch = await events_for(server, clicks)
                 fake_before, threads_before = fake.cpu_seconds(), thread_cpu_seconds(server.process.pid)
+                cpu_before = samples[server.name].cpu_seconds
                 await run_round(server, batch, samples[server.name], settle(server))
+                spent_ms = (samples[server.name].cpu_seconds - cpu_before) * 1000 / clicks
+                per_round.setdefault(server.name, []).append(spent_ms)
                 if server.name == "ours":
                     fake_cpu += fake.cpu_seconds() - fake_before
                     pid, spent = server.process.pid, thread_cpu_seconds(server.process.pid)
@@ -418,21 +435,14 @@ async def bench(
         good = await read_back(stores, answered)
         notes = [f"{s.name}: {s.note}" for s in servers]
         fake_ms = fake_cpu * 1000 / samples["ours"].count
-        return list(samples.values()), notes, good, len(answered), fake_ms, (loop_cpu, other_cpu)
+        return Measured(samples, notes, good, len(answered), fake_ms, (loop_cpu, other_cpu), per_round)
     finally:
         for server in [*servers, fake]:
             server.stop()
 
 
-def report(
-    samples: list[LoadSample],
-    notes: list[str],
-    good: int,
-    total: int,
-    fake_ms: float,
-    threads: tuple[float, float],
-    args: argparse.Namespace,
-) -> list[str]:
+def report(measured: Measured, args: argparse.Namespace) -> list[str]:
+    samples = list(measured.samples.values())
     ours, stock = samples[:2]
     endpoints = {
         "ours": "`POST /slack/events` (signed block_actions, bolt)",
@@ -459,9 +469,10 @@ def report(
         "",
         ours.versus(stock),
         "",
-        f"Answers read back through our `Store` as True: {good} of {total} (ours, stock and the work floor).",
+        f"Answers read back through our `Store` as True: {measured.good} of {measured.total} "
+        "(ours, stock and the work floor).",
         "",
-        *floor_lines({s.name: s for s in samples}, threads),
+        *floor_lines(measured),
         "",
         "What each side does per click: ours verifies Slack's HMAC signature and timestamp, parses the "
         "form-encoded payload (shaped like Slack's, with the clicked message's blocks: about 4 KB), runs "
@@ -470,19 +481,19 @@ def report(
         "marker and, in the background, reads the event's message record and `chat.update`s that message "
         "through slack_sdk. Stock converts the value and overwrites whatever `response_path` the client "
         "names, unauthenticated. Ours' CPU per click includes the update (each round waits for all of "
-        f"them); the fake Slack's own CPU for those calls, {fake_ms:.2f} ms per click, is not counted.",
+        f"them); the fake Slack's own CPU for those calls, {measured.fake_ms:.2f} ms per click, is not counted.",
         "",
         "How the servers ran:",
-        *(f"- {note}" for note in notes),
+        *(f"- {note}" for note in measured.notes),
         "- child processes on 127.0.0.1, no uvloop/httptools; uvicorn 1 worker, access log off",
     ]
     return lines
 
 
-def floor_lines(by_name: dict[str, LoadSample], threads: tuple[float, float]) -> list[str]:
+def floor_lines(measured: Measured) -> list[str]:
     """What the three floors say: any Python server, bolt alone, and bolt plus the work a click cannot skip."""
-    ours, stock, floor, bolt, work = (by_name[name] for name in ("ours", "stock", "floor", "bolt", WORK))
-    loop_ms, other_ms = (seconds * 1000 / ours.count for seconds in threads)
+    ours, stock, floor, bolt, work = (measured.samples[name] for name in ("ours", "stock", "floor", "bolt", WORK))
+    loop_ms, other_ms = (seconds * 1000 / ours.count for seconds in measured.threads)
     return [
         f"The floor is what this machine allows any Python server under this load: p99 {floor.ms(99):.0f} ms "
         f"for a handler that does nothing; ours acks at {ours.ms(99) / floor.ms(99):.1f}x the floor's p99 and "
@@ -496,8 +507,10 @@ def floor_lines(by_name: dict[str, LoadSample], threads: tuple[float, float]) ->
         f"The work floor is that bolt app whose listener acks, then does only what a click cannot skip, with the "
         "same libraries and nothing of ours: a durable exclusive create of response.json (temp file, one "
         "`syncfs` per batch, hard link, as ours) and one `chat.update` of the clicked message through slack_sdk's "
-        "client on one pooled session, with blocks built at start. No reads, checks or models. It uses "
-        f"{work.cpu_ms:.2f} ms CPU per click.",
+        "client on one pooled session, with blocks built at start. It reads nothing, checks nothing but the id's "
+        "shape, renders nothing and indexes nothing, which ours does (the event and its message record read, "
+        "who may answer and the value checked, the answered message rendered and validated by slack_sdk's "
+        f"models, the outcome indexed, the pending marker dropped). It uses {work.cpu_ms:.2f} ms CPU per click.",
         "",
         f"**ours/bolt-only: CPU per click {ours.cpu_ms / bolt.cpu_ms:.1f}x** (issue 17's target: 2x); "
         f"**ours/work floor: {ours.cpu_ms / work.cpu_ms:.1f}x; "
@@ -505,7 +518,24 @@ def floor_lines(by_name: dict[str, LoadSample], threads: tuple[float, float]) ->
         "the least any bolt app that writes the answer durably and updates the message can reach here. Of ours' "
         f"{ours.cpu_ms:.2f} ms, {loop_ms:.2f} ms are its event loop thread (HTTP, bolt, checks, the message update) "
         f"and {other_ms:.2f} ms its other threads: the disk thread's durable writes (temp file, `syncfs`, link).",
+        "",
+        round_ratios(measured.per_round),
     ]
+
+
+def round_ratios(per_round: dict[str, list[float]]) -> str:
+    """The three CPU ratios in each round (each round runs every server once, one after another)."""
+    rounds = list(zip(per_round["ours"], per_round["bolt"], per_round[WORK], strict=True))
+    cpu = "; ".join(f"{o:.2f} / {b:.2f} / {w:.2f}" for o, b, w in rounds)
+
+    def spread(ratios: list[float]) -> str:
+        return f"{min(ratios):.1f} to {max(ratios):.1f}x"
+
+    return (
+        f"Per round, CPU ms per click (ours / bolt / work floor): {cpu}. Over the rounds, ours/bolt-only "
+        f"{spread([o / b for o, b, _ in rounds])}, ours/work floor {spread([o / w for o, _, w in rounds])}, "
+        f"work floor/bolt-only {spread([w / b for _, b, w in rounds])}."
+    )
 
 
 def main() -> None:
@@ -517,9 +547,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=50)
     args = parser.parse_args()
-    samples, notes, good, total, fake_ms, threads = asyncio.run(bench(args.clicks, args.rounds, args.warmup))
-    lines = report(samples, notes, good, total, fake_ms, threads, args)
-    publish(args.out, lines)
+    publish(args.out, report(asyncio.run(bench(args.clicks, args.rounds, args.warmup)), args))
 
 
 if __name__ == "__main__":
