@@ -160,7 +160,10 @@ class GroupCommit:
     async def create(self, path: str, data: bytes) -> None:
         tmp = f"{path}.{secrets.token_hex(8)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        os.write(fd, data)
+        if os.write(fd, data) != len(data):  # a few hundred bytes to a regular file: all, or a full disk
+            os.close(fd)
+            os.unlink(tmp)
+            raise OSError(f"short write to {tmp}")
         future = asyncio.get_running_loop().create_future()
         self._queued.append((fd, tmp, path, future))
         if self._flushing is None or self._flushing.done():
