@@ -24,7 +24,7 @@ from hitl_chatops.bot.service import HitlService
 
 from . import EVENTS_PATH
 from ._listeners import Listeners
-from ._surface import SlackPlatform
+from ._platform import SlackPlatform
 from .settings import SlackSettings
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.text import clip
 
 from . import _blocks
-from ._surface import PLATFORM, api_error, as_dicts
+from ._platform import PLATFORM, api_error, as_dicts
 
 log = logging.getLogger(__name__)
 _FAILED = "Something went wrong on our side and your answer was not saved. Please try again in a moment."

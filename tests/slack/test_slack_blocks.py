@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hitl_chatops.adapters.slack import _blocks
-from hitl_chatops.adapters.slack._surface import as_dicts
+from hitl_chatops.adapters.slack._platform import as_dicts
 from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, utcnow
 from tests.slack.slack_helpers import find_element, validate_blocks, validate_view

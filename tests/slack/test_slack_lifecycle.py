@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from hitl_chatops.adapters.slack._app import web_client
-from hitl_chatops.adapters.slack._surface import SlackPlatform
+from hitl_chatops.adapters.slack._platform import SlackPlatform
 from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.server import BotThread

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.adapters.slack import _blocks
-from hitl_chatops.adapters.slack._surface import as_dicts
+from hitl_chatops.adapters.slack._platform import as_dicts
 from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
 from hitl_chatops.bot.server import BotThread
 from tests import lifecycle_workflows as flows
