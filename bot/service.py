@@ -104,19 +104,28 @@ class HitlService:
         return response
 
     def _ended(self, request: Request, response: Response) -> None:
-        """After the person's ack: settle the outcome (indexed, marker dropped) and update the copies."""
+        """After the person's ack: settle the outcome (indexed, marker dropped), then update the copies."""
         self._settling.add(request.request_id)
-        self.spawn(self._settle(request, response))
-        self._fan_out("answered", request, response)
+        self.spawn(self._close(request, response))
 
-    async def _settle(self, request: Request, response: Response) -> None:
-        """`Store.settle`; what fails stays owed, so this replica's reconciler reads the event again."""
+    async def _close(self, request: Request, response: Response) -> None:
+        copies = await self._settle(request, response)
+        await self._update_copies("answered", request, response, copies)
+
+    async def _settle(self, request: Request, response: Response) -> list[MessageRef] | None:
+        """`Store.settle`, which also lists the copies to update (when a platform can): one storage job.
+
+        What fails stays owed, so this replica's reconciler reads the event again. Returns the
+        copies, or None if they are still to be listed.
+        """
         self._owed.discard(request.request_id)
         try:
-            if not await self.store.settle(response, request.event_name):
-                self._owed.add(request.request_id)
+            settled = await self.store.settle(response, request.event_name, copies=bool(self._platforms))
         finally:
             self._settling.discard(request.request_id)
+        if not settled.indexed:
+            self._owed.add(request.request_id)
+        return settled.copies
 
     async def _answer(
         self, request_id: str, raw_value: object, responder: Responder, via: Via, trusted: bool
@@ -417,22 +426,25 @@ class HitlService:
             return False  # the plugin's wait (or another replica) applied it first, or someone answered
         log.info("event expired", extra={"request_id": request.request_id, "outcome": "default applied"})
         self.metrics.expired.inc()
-        await self._settle(request, response)  # nobody waits for an ack here
-        self._fan_out("answered", request, response)
+        copies = await self._settle(request, response)  # nobody waits for an ack here
+        self._fan_out("answered", request, response, copies)
         return True
 
     async def recent(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
         """Recently ended events with who/when/via, newest first (see `Store.outcomes`)."""
         return await self.store.outcomes(outcome, limit=limit, after=after)
 
-    async def update_messages(self, request: Request, response: Response | None) -> bool:
+    async def update_messages(
+        self, request: Request, response: Response | None, copies: list[MessageRef] | None = None
+    ) -> bool:
         """Re-render every copy of the event (answered, or expired when `response` is None).
 
+        `copies` are the event's messages if the caller listed them already (`Store.settle`).
         Returns False if any copy failed; the event then stays in the outbox for a retry.
         """
         what = "answered" if response else "expired"
-        try:
-            messages = await self.store.messages(request.request_id)  # one listing for every platform
+        try:  # one listing for every platform
+            messages = copies if copies is not None else await self.store.messages(request.request_id)
         except StoreError as error:
             self._log_failure(what, request, "store", error)
             return False
@@ -446,8 +458,8 @@ class HitlService:
                 return False
             return True
 
-        copies = [(m, platforms[m.platform]) for m in messages if m.platform in platforms]
-        return all(await asyncio.gather(*(rerender(m, p) for m, p in copies)))
+        shown = [(m, platforms[m.platform]) for m in messages if m.platform in platforms]
+        return all(await asyncio.gather(*(rerender(m, p) for m, p in shown)))
 
     async def drain(self) -> None:
         """Wait for message updates still running (shutdown, tests)."""
@@ -459,17 +471,19 @@ class HitlService:
     def _platform(self, name: str) -> Platform | None:
         return next((p for p in self._platforms if p.name == name), None)
 
-    def _fan_out(self, what: str, request: Request, response: Response | None) -> None:
+    def _fan_out(
+        self, what: str, request: Request, response: Response | None, copies: list[MessageRef] | None = None
+    ) -> None:
         """Update messages without holding up the person's answer; what fails goes to the outbox."""
-        if not self._platforms:
-            return
+        if self._platforms:
+            self.spawn(self._update_copies(what, request, response, copies))
 
-        async def update() -> None:
-            if not await self.update_messages(request, response):
-                with contextlib.suppress(StoreError):
-                    await self.store.put_outbox(request.request_id, what)
-
-        self.spawn(update())
+    async def _update_copies(
+        self, what: str, request: Request, response: Response | None, copies: list[MessageRef] | None = None
+    ) -> None:
+        if self._platforms and not await self.update_messages(request, response, copies):
+            with contextlib.suppress(StoreError):
+                await self.store.put_outbox(request.request_id, what)
 
     def spawn(self, work: Coroutine[Any, Any, object]) -> None:
         """Run `work` in the background; shutdown (`drain`) waits for it, and a failure is logged."""

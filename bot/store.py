@@ -29,7 +29,7 @@ import os
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,6 +55,7 @@ from .protocol import (
 )
 
 if TYPE_CHECKING:
+    from obstore import PutMode
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,14 @@ class Listing:
     outbox: list[str] = field(default_factory=list)
     replicas: dict[str, datetime] = field(default_factory=dict)  # replica id -> last heartbeat
     signals: list[str] = field(default_factory=list)  # Flyte condition signals owed (bot/conditions.py)
+
+
+@dataclass
+class Settled:
+    """What `Store.settle` did once an outcome was written."""
+
+    indexed: bool  # False if storage failed: the marker stays, and the reconciler finishes the job
+    copies: list[MessageRef] | None = None  # the event's chat messages, when asked for and listed
 
 
 class Store:
@@ -261,47 +270,65 @@ class Store:
             raise AlreadyAnswered.of(first or response) from None
         self._remember(path, response)
 
-    async def settle(self, response: Response, event_name: str = "") -> bool:
+    async def settle(self, response: Response, event_name: str = "", *, copies: bool = False) -> Settled:
         """What follows a written outcome: index it, then drop the pending marker (bulk where possible).
 
         In that order, so a marker outlives a missing index entry and the reconciler adds it. The
-        outcome stands either way; returns False if storage failed (the reconciler finishes the job).
+        outcome stands either way; `indexed` is False if storage failed (the reconciler finishes the
+        job). With `copies`, the event's chat messages are listed as well, for the caller to update.
+        On object stores the index entry, the listing and the records' reads are one job on an I/O
+        thread (each still one request): one thread hop after the person's ack instead of three.
         """
+        request_id = response.request_id
+        record = _outcome_of(response, event_name)
+        path, data = self._outcome_path(record), _dump(record)
+        listed: list[bytes] | None = None
+        if self._objects is not None:
+            folder = self._event_path(request_id, "messages/") if copies else None
+            indexed, listed = await self._run(self._index_then_list, path, data, folder)
+        else:
+            indexed = await _done(self._write(path, data))
+            if copies:
+                with contextlib.suppress(StoreError):
+                    listed = await self._message_records(request_id)
+        if indexed:
+            indexed = await _done(self.drop_pending(request_id))
+        found = None
+        if listed is not None:
+            with contextlib.suppress(StoreError):  # an unreadable record: the caller lists again, or retries
+                found = [_load(MessageRef, raw, request_id) for raw in listed]
+        return Settled(indexed, found)
+
+    def _index_then_list(self, path: str, record: bytes, folder: str | None) -> tuple[bool, list[bytes] | None]:
+        """`settle`'s requests on an object store, in order, as one I/O-thread job; what failed is logged."""
         try:
-            await self.index_outcome(response, event_name)
-            await self.drop_pending(response.request_id)
+            with self._errors():
+                self._put(path, record)
+            indexed = True
         except StoreError:
-            return False
-        return True
+            indexed = False
+        if folder is None:
+            return indexed, None
+        try:
+            with self._errors():
+                return indexed, self._records(folder)
+        except StoreError:
+            return indexed, None
 
     # -- the recent-outcomes index -------------------------------------------------------
-
-    async def index_outcome(self, response: Response, event_name: str = "") -> None:
-        """Add an event's outcome to `hitl-outcomes/` (idempotent for a response with a time)."""
-        record = OutcomeRecord(
-            request_id=response.request_id,
-            event_name=event_name,
-            outcome=response.outcome,
-            at=response.responded_at or utcnow(),
-            via=response.via,
-            responder=response.responder,
-            value=response.value,
-            reason=response.reason,
-        )
-        await self._put_outcome(record)
 
     async def index_expired(self, request: Request) -> None:
         """Record an event that reached its deadline without an answer or a default."""
         record = OutcomeRecord(
             request_id=request.request_id, event_name=request.event_name, outcome="expired", at=request.deadline
         )
-        await self._put_outcome(record)
+        await self._write(self._outcome_path(record), _dump(record))
 
-    async def _put_outcome(self, record: OutcomeRecord) -> None:
+    def _outcome_path(self, record: OutcomeRecord) -> str:
         at = record.at.astimezone(UTC)
         countdown = _KEY_EPOCH_MICROS - int(at.timestamp() * 1_000_000)
         key = f"{at:%Y-%m-%d}/{countdown:016d}-{check_request_id(record.request_id)}"
-        await self._write(self._path(OUTCOMES, record.outcome, key), _dump(record))
+        return self._path(OUTCOMES, record.outcome, key)
 
     async def outcomes(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
         """Newest first, `limit` at a time: the records and the cursor of the next page (None at the end).
@@ -347,12 +374,13 @@ class Store:
         await self._write(self._event_path(request_id, name), _dump(message))
 
     async def messages(self, request_id: str) -> list[MessageRef]:
+        return [_load(MessageRef, raw, request_id) for raw in await self._message_records(request_id)]
+
+    async def _message_records(self, request_id: str) -> list[bytes]:
         event = self._event_path(request_id, "")
         folder = f"{event}messages/"
-        if self._objects is not None:  # one listing, then the records read concurrently
-            keys = list(await self._index_keys(folder))
-            found = await asyncio.gather(*(self._read(f"{folder}{key}") for key in keys))
-            return [_load(MessageRef, raw, request_id) for raw in found if raw is not None]
+        if self._objects is not None:  # one listing, then each record: one I/O-thread job
+            return await self._run(self._records, folder)
 
         def read_all() -> list[bytes]:
             # One prefix listing even when there are none (`ls` of an empty prefix lists its parent
@@ -360,8 +388,7 @@ class Store:
             paths = [str(p) for p in self.fs.find(event, prefix="messages/") if str(p).startswith(folder)]
             return list(self.fs.cat(paths).values()) if paths else []
 
-        records = await (self._run(_read_folder, folder) if self._local else self._run(read_all))
-        return [_load(MessageRef, raw, request_id) for raw in records]
+        return await (self._run(_read_folder, folder) if self._local else self._run(read_all))
 
     # -- claims: one replica does a thing once ------------------------------------------
 
@@ -507,16 +534,19 @@ class Store:
 
     async def _index_keys(self, folder: str) -> dict[str, str]:
         """Names in `folder` (a flat one, ending in "/") -> a version that changes when the object is rewritten."""
-        if self._objects is None:
-            return await self._run(self._ls_versions, folder)
-        objects = self._objects
+        return await self._run(self._ls_versions if self._objects is None else self._keys, folder)
+
+    def _keys(self, folder: str) -> dict[str, str]:
+        """`_index_keys` of an object store (blocking: runs on I/O threads)."""
+        assert self._objects is not None
         prefix = self._key(folder).rstrip("/")  # obstore prefixes match whole path segments: no trailing "/"
+        pages = self._objects.list(prefix=prefix, chunk_size=_LIST_PAGE)
+        return {meta["path"].rsplit("/", 1)[-1]: _version(meta) for page in pages for meta in page}
 
-        def pages() -> dict[str, str]:
-            pages = objects.list(prefix=prefix, chunk_size=_LIST_PAGE)
-            return {meta["path"].rsplit("/", 1)[-1]: _version(meta) for page in pages for meta in page}
-
-        return await self._run(pages)
+    def _records(self, folder: str) -> list[bytes]:
+        """Every object in an object store's flat `folder` (ending in "/"), by name (blocking)."""
+        found = (self._get(f"{folder}{name}") for name in self._keys(folder))
+        return [raw for raw in found if raw is not None]
 
     def _ls_versions(self, folder: str) -> dict[str, str]:
         """fsspec's listing, each name with its modification time (seconds since the epoch) as version."""
@@ -569,8 +599,8 @@ class Store:
         `durable` syncs a local file to disk first; indexes and records that the reconciler can
         rebuild skip it. Object stores are durable once the PUT returns.
         """
-        if (objects := self._objects) is not None:
-            await self._run(lambda: objects.put(self._key(path), data, use_multipart=False))
+        if self._objects is not None:
+            await self._run(self._put, path, data)
             return
         if not self._local:
             await self._run(self.fs.pipe_file, path, data)
@@ -583,7 +613,7 @@ class Store:
         """Create `path` only if absent (durably); raise FileExistsError otherwise."""
         assert data, "an empty body would bypass the exclusive-create condition"
         if self._objects is not None:
-            await self._create_object(self._key(path), data)
+            await self._create_object(path, data)
             return
         if not self._local:
             await self._run(self._create_remote, path, data)
@@ -593,26 +623,29 @@ class Store:
             # link is atomic and exclusive, unlike pipe_file(mode="create") on a local folder
             await DISK.put(path, data, durable=True, publish=os.link)
 
-    async def _create_object(self, key: str, data: bytes) -> None:
+    async def _create_object(self, path: str, data: bytes) -> None:
         """`If-None-Match: *` PUT (GCS: `ifGenerationMatch=0`, Azure: `If-None-Match: *`)."""
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
-        objects = self._objects
-        assert objects is not None
         for attempt in range(_CONFLICT_RETRIES):
             try:
-                await self._run(lambda: objects.put(key, data, mode="create", use_multipart=False))
+                await self._run(self._put, path, data, "create")
                 return
             except StoreError as error:
                 cause = error.__cause__
                 if isinstance(cause, AlreadyExistsError):
-                    raise FileExistsError(key) from None
+                    raise FileExistsError(self._key(path)) from None
                 # Racing conditional writes on AWS: 409 ConditionalRequestConflict, to be retried.
                 if not isinstance(cause, PreconditionError) and "409" not in str(cause):
                     raise
                 if attempt == _CONFLICT_RETRIES - 1:
                     raise
                 await asyncio.sleep(0.05 * 2**attempt)
+
+    def _put(self, path: str, data: bytes, mode: PutMode = "overwrite") -> None:
+        """One PUT to an object store (blocking: runs on I/O threads)."""
+        assert self._objects is not None
+        self._objects.put(self._key(path), data, mode=mode, use_multipart=False)
 
     def _create_remote(self, path: str, data: bytes) -> None:
         """Any other fsspec filesystem: its own `mode="create"` (exclusive where it supports it)."""
@@ -743,6 +776,29 @@ def _listed_after(key: str, cursor: str | None) -> bool:
         return True
     day, cursor_day = key[:10], cursor[:10]
     return day < cursor_day or (day == cursor_day and key > cursor)
+
+
+def _outcome_of(response: Response, event_name: str) -> OutcomeRecord:
+    """The recent-outcomes index entry of a written outcome (idempotent for a response with a time)."""
+    return OutcomeRecord(
+        request_id=response.request_id,
+        event_name=event_name,
+        outcome=response.outcome,
+        at=response.responded_at or utcnow(),
+        via=response.via,
+        responder=response.responder,
+        value=response.value,
+        reason=response.reason,
+    )
+
+
+async def _done(work: Awaitable[object]) -> bool:
+    """Whether `work` succeeded; storage failures (logged where they happened) become False."""
+    try:
+        await work
+    except StoreError:
+        return False
+    return True
 
 
 def _safe_name(name: str) -> str:
