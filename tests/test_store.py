@@ -119,6 +119,36 @@ async def test_messages_and_conversations_round_trip(store: Store) -> None:
     assert await store.get_conversation("teams", "other") is None
 
 
+async def test_settle_indexes_drops_the_marker_and_lists_the_copies(store: Store) -> None:
+    """What follows an answer: its outcome indexed, the marker gone, the chat copies returned to update."""
+    request = make_request(store)
+    await store.put_request(request)
+    copy = MessageRef(platform="slack", key="C1-1700000000.000100", data={"channel": "C1", "ts": "1700000000.000100"})
+    await store.put_message(request.request_id, copy)
+    response = answer(request.request_id, 3, "U1")
+    await store.create_response(response)
+    settled = await store.settle(response, "deploy", copies=True)
+    assert settled.indexed and settled.copies == [copy]
+    assert await store.pending_ids() == []
+    records, _ = await store.outcomes("completed", limit=5)
+    assert [(r.request_id, r.event_name, r.value) for r in records] == [(request.request_id, "deploy", 3)]
+    assert (await store.settle(response, "deploy")).copies is None  # not asked for: not listed
+
+
+async def test_a_failed_index_write_keeps_the_marker_and_still_lists_the_copies(store_url: str) -> None:
+    store = Store(store_url)
+    request = make_request(store)
+    await store.put_request(request)
+    copy = MessageRef(platform="teams", key="conv-abc", data={"activity_id": "1"})
+    await store.put_message(request.request_id, copy)
+    (Path(store.root) / "hitl-outcomes").write_text("in the way")  # the index folder cannot be made
+    response = answer(request.request_id, 3, "U1")
+    await store.create_response(response)
+    settled = await store.settle(response, copies=True)
+    assert not settled.indexed and settled.copies == [copy]
+    assert await store.pending_ids() == [request.request_id]  # for the reconciler to finish
+
+
 async def test_a_message_record_being_written_is_not_read(store_url: str) -> None:
     """A local write's temp file (`.tmp-…`, not yet synced and linked) lies beside the records it joins."""
     store = Store(store_url)
