@@ -70,6 +70,7 @@ class Sample:
     answers: int = 0
     written_per_round: list[float] = field(default_factory=list)
     server_cpu: float = 0.0
+    cpu_per_round: list[float] = field(default_factory=list)  # ms per answer, each round
     moto_cpu: float = 0.0
 
     @property
@@ -232,6 +233,7 @@ async def run_round(
     if sample is not None:
         sample.written_per_round.append(len(events) / written)
         sample.server_cpu += cpu
+        sample.cpu_per_round.append(cpu / len(events) * 1000)
         sample.moto_cpu += moto_cpu
         sample.latencies += [latency for latency, _ in results]
         sample.statuses.update(status for _, status in results)
@@ -402,6 +404,11 @@ def report(
     return lines
 
 
+def median_ratio(a: Sample, b: Sample) -> float:
+    """The median over rounds of a's CPU per answer over b's (each pair measured minutes apart at most)."""
+    return statistics.median(x / y for x, y in zip(a.cpu_per_round, b.cpu_per_round, strict=True))
+
+
 def floor_lines(by: dict[str, Sample]) -> list[str]:
     """Server CPU per answer against the floors: how much is the requests, how much our code."""
     stock, floor, put = by["stock"], by.get("floor"), by.get("floor-put")
@@ -414,7 +421,19 @@ def floor_lines(by: dict[str, Sample]) -> list[str]:
         parts.append(f"floor-put/stock {put.cpu_ms / stock.cpu_ms:.2f}x")
     if floor is not None and put is not None:
         parts.append(f"floor/floor-put {floor.cpu_ms / put.cpu_ms:.2f}x")
-    return [f"**Against the floor, server CPU per answer: {'; '.join(parts)}**", ""] if parts else []
+    if not parts:
+        return []
+    sides = [side for side in ("api-unposted", "floor", "floor-put", "stock") if side in by]
+    rounds = "; ".join(f"{side} " + " / ".join(f"{ms:.2f}" for ms in by[side].cpu_per_round) for side in sides)
+    pairs = [("api-unposted", "floor"), ("api-unposted", "stock"), ("floor", "stock"), ("floor-put", "stock")]
+    medians = "; ".join(f"{a}/{b} {median_ratio(by[a], by[b]):.2f}x" for a, b in pairs if a in by and b in by)
+    return [
+        f"**Against the floor, server CPU per answer: {'; '.join(parts)}**",
+        "",
+        f"Server CPU ms/answer round by round (rounds alternate between sides): {rounds}. "
+        f"Median of the rounds' ratios: {medians}.",
+        "",
+    ]
 
 
 def main() -> None:
