@@ -277,7 +277,7 @@ class Store:
         outcome stands either way; `indexed` is False if storage failed (the reconciler finishes the
         job). With `copies`, the event's chat messages are listed as well, for the caller to update.
         On object stores the index entry, the listing and the records' reads are one job on an I/O
-        thread (each still one request): one thread hop after the person's ack instead of three.
+        thread (each still one request): one thread hop after the person's ack, not one per request.
         """
         request_id = response.request_id
         record = _outcome_of(response, event_name)
