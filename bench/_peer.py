@@ -2,7 +2,7 @@
 
 Each server runs in its own child process, as it would be deployed, so the load generator in
 the parent never competes with a server for the same GIL and both are measured the same way.
-Run directly only as the child: `python bench/_peer.py stock|ours|moto --port N`.
+Run directly only as the child: `python bench/_peer.py stock|ours|floor|moto --port N`.
 Reporting and event-building helpers live in `_common.py`.
 """
 
@@ -139,6 +139,11 @@ def start_ours(store_url: str, secret: str) -> Server:
     return _spawn("ours", "/healthz", env)
 
 
+def start_floor(store_url: str) -> Server:
+    """`_floor.py`: a bare aiohttp server making only an answer's storage requests, under `store_url`."""
+    return _spawn("floor", "/health", {"HITL_CHATOPS_STORE": store_url})
+
+
 def start_stock() -> Server:
     """Stock `flyteplugins.hitl._app:app` under uvicorn; it writes wherever `response_path` says."""
     return _spawn("stock", "/health")
@@ -242,6 +247,12 @@ def _run_stock(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+def _run_floor(port: int) -> None:
+    from _floor import run
+
+    run(port)
+
+
 def _run_moto(port: int) -> None:
     """moto's own WSGI app behind a request counter, access log off."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -295,6 +306,7 @@ def _object_kind(path: str, query: str) -> str:
 _CHILDREN: dict[str, Callable[[int], None]] = {
     "ours": _run_ours,
     "stock": _run_stock,
+    "floor": _run_floor,
     "moto": _run_moto,
 }
 

@@ -16,6 +16,11 @@ one answer per event, all in flight at once: ours through the form
 signed Slack click (`POST /slack/events`); stock through `POST /submit/json`. Rounds alternate.
 The form runs the same `HitlService.respond` as the API plus a page render; it is left out of the
 default run to stay within the time budget (`--sides form api slack stock` adds it).
+
+The floor, a third server (`_floor.py`), shows how much of our CPU is the storage requests and how
+much our code: a bare aiohttp app that makes, through obstore's sync API on a thread pool as
+`Store` must, exactly the requests our answer makes with no chat message (`floor`, against our
+`api-unposted` row) and, the same way, stock's one PUT (`floor-put`).
 Form, API and stock answer after the write; Slack acks first and writes after, so for Slack
 "written" is measured separately. Finally every answer is read back through our `Store`.
 """
@@ -38,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from _common import REPO, bench_parser, event_objects, machine_lines, percentile, publish, slack_click_body
-from _peer import BUCKET, MotoChild, Server, make_bucket, s3fs_client, start_ours, start_stock
+from _peer import BUCKET, MotoChild, Server, make_bucket, s3fs_client, start_floor, start_ours, start_stock
 
 sys.path.insert(0, str(REPO))
 
@@ -48,8 +53,10 @@ if TYPE_CHECKING:
     from hitl_chatops.bot.protocol import Request
 
 READ_BACK = 100
-SIDES = ("form", "api", "api-unposted", "slack", "stock")
-DEFAULT_SIDES = ("api", "api-unposted", "slack", "stock")
+SIDES = ("form", "api", "api-unposted", "slack", "floor", "floor-put", "stock")
+DEFAULT_SIDES = ("api", "api-unposted", "slack", "floor", "floor-put", "stock")
+OURS = ("form", "api", "api-unposted", "slack")
+UNPOSTED = ("api-unposted", "floor")  # events with no chat message: nothing to update after the answer
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Sample:
     answers: int = 0
     written_per_round: list[float] = field(default_factory=list)
     server_cpu: float = 0.0
+    cpu_per_round: list[float] = field(default_factory=list)  # ms per answer, each round
     moto_cpu: float = 0.0
 
     @property
@@ -86,7 +94,7 @@ class Sample:
     def before_ack(self) -> float:
         """Requests per answer before the ack: all of stock's; ours read request.json and create response.json
         (a Slack click is acked before either)."""
-        if self.side == "stock":
+        if self.side in ("stock", "floor-put"):
             return self.requests_per_answer
         if self.side == "slack":
             return 0.0
@@ -112,7 +120,7 @@ def create_events(fs: Any, root: str, count: int, *, posted: bool = True) -> lis
 Answer = Callable[[aiohttp.ClientSession, "Request", int], Awaitable[int]]
 
 
-def answerers(ours: Server, stock: Server, secret: str) -> dict[str, Answer]:
+def answerers(ours: Server, stock: Server, floor: Server, secret: str) -> dict[str, Answer]:
     from hitl_chatops.bot.links import form_url
 
     async def form(session: aiohttp.ClientSession, event: Request, _: int) -> int:
@@ -141,10 +149,32 @@ def answerers(ours: Server, stock: Server, secret: str) -> dict[str, Answer]:
             await reply.read()
             return reply.status
 
-    return {"form": form, "api": api, "api-unposted": api, "slack": slack, "stock": submit}
+    async def bare(session: aiohttp.ClientSession, event: Request, _: int) -> int:
+        return await to_floor(session, f"{floor.url}/answer/{event.request_id}", event)
+
+    async def bare_put(session: aiohttp.ClientSession, event: Request, _: int) -> int:
+        return await to_floor(session, f"{floor.url}/put/{event.request_id}", event)
+
+    return {
+        "form": form,
+        "api": api,
+        "api-unposted": api,
+        "slack": slack,
+        "floor": bare,
+        "floor-put": bare_put,
+        "stock": submit,
+    }
 
 
-_OK = {"form": 200, "api": 201, "api-unposted": 201, "slack": 200, "stock": 200}
+async def to_floor(session: aiohttp.ClientSession, url: str, event: Request) -> int:
+    """The floor stores the body as is: a response as stock writes it (our `Store` reads it back)."""
+    body = {"value": True, "status": "completed", "request_id": event.request_id, "data_type": "bool"}
+    async with session.post(url, json=body) as reply:
+        await reply.read()
+        return reply.status
+
+
+_OK = {"form": 200, "api": 201, "api-unposted": 201, "slack": 200, "floor": 201, "floor-put": 200, "stock": 200}
 
 
 async def all_written(store: Any, events: list[Request]) -> int:
@@ -185,7 +215,7 @@ async def run_round(
                 status = -1
             return time.perf_counter() - started, status
 
-        if side != "stock":  # a warm replica: it has read the events once (notify, pending list, reconciler)
+        if side in OURS:  # a warm replica: it has read the events once (notify, pending list, reconciler)
             await warm(session, server)
         await settle(moto)  # nothing of the previous round still running
         moto.reset()
@@ -203,6 +233,7 @@ async def run_round(
     if sample is not None:
         sample.written_per_round.append(len(events) / written)
         sample.server_cpu += cpu
+        sample.cpu_per_round.append(cpu / len(events) * 1000)
         sample.moto_cpu += moto_cpu
         sample.latencies += [latency for latency, _ in results]
         sample.statuses.update(status for _, status in results)
@@ -252,21 +283,21 @@ async def bench(
         fs = s3fs_client()
         root = f"{BUCKET}/{uuid.uuid4().hex[:12]}/hitl"
         secret = os.environ["HITL_BENCH_SECRET"] = secrets.token_urlsafe(32)
-        ours, stock = start_ours(f"s3://{root}", secret), start_stock()
-        servers = [ours, stock]
-        answer = answerers(ours, stock, secret)
-        server_of = {side: stock if side == "stock" else ours for side in SIDES}
+        ours, stock, floor = start_ours(f"s3://{root}", secret), start_stock(), start_floor(f"s3://{root}")
+        servers = [ours, stock, floor]
+        answer = answerers(ours, stock, floor, secret)
+        server_of = {side: ours if side in OURS else floor if side.startswith("floor") else stock for side in SIDES}
         store = Store(f"s3://{root}")
         samples = {side: Sample(side) for side in sides}
         for side in sides:
-            events = create_events(fs, root, warmup, posted=side != "api-unposted")
+            events = create_events(fs, root, warmup, posted=side not in UNPOSTED)
             await run_round(side, answer[side], events, moto, server_of[side], store, None)
         answered: list[Request] = []
         setup = 0.0
         for _ in range(rounds):
             for side in sides:
                 started = time.perf_counter()
-                events = create_events(fs, root, answers, posted=side != "api-unposted")
+                events = create_events(fs, root, answers, posted=side not in UNPOSTED)
                 setup += time.perf_counter() - started
                 await run_round(side, answer[side], events, moto, server_of[side], store, samples[side])
                 answered += events
@@ -285,6 +316,8 @@ ENDPOINTS = {
     "api": "ours `POST /api/v1/events/<id>/response`",
     "api-unposted": "ours, the same, on events with no chat message to update",
     "slack": "ours `POST /slack/events` (signed click; acks before writing)",
+    "floor": "floor: bare aiohttp, the requests of an answer with no chat message (`_floor.py`)",
+    "floor-put": "floor: bare aiohttp, stock's one PUT (`_floor.py`)",
     "stock": "stock `POST /submit/json`",
 }
 
@@ -329,16 +362,15 @@ def report(
         )
     by = {s.side: s for s in samples}
     stock = by["stock"]
-    ours_sides = [side for side in ("form", "api", "api-unposted", "slack") if side in by]
+    ours_sides = [side for side in OURS if side in by]
     ratios = "; ".join(
         f"{side} p50 {by[side].ms(50) / stock.ms(50):.2f}x, p99 {by[side].ms(99) / stock.ms(99):.2f}x"
         for side in ours_sides
     )
     cpu = "; ".join(f"{side} {by[side].cpu_ms / stock.cpu_ms:.2f}x" for side in ours_sides)
+    lines += ["", f"**ours/stock server CPU per answer: {cpu}** (below 1 favours ours)", ""]
+    lines += floor_lines(by)
     lines += [
-        "",
-        f"**ours/stock server CPU per answer: {cpu}** (below 1 favours ours)",
-        "",
         f"**ours/stock ack latency: {ratios}** (below 1 favours ours)",
         "",
         "S3 requests per answer, by method and object: "
@@ -356,11 +388,13 @@ def report(
         "Per answer, ours reads no request.json (the replica read it once before; it never changes), no "
         "response.json (the exclusive create refuses a second answer by itself; the response is read only when "
         "an answer is refused), and makes one exclusive-create PUT of response.json (`If-None-Match: *`) before "
-        "the ack. After the ack: the outcome's entry in `hitl-outcomes/` (a PUT), then the pending marker's "
-        "DELETE (markers dropped together share one bulk `POST ?delete`), one LIST (prefix `messages/`) "
-        "and one GET of the event's chat message record (every "
-        "event here was posted to Slack), then its `chat.update`; stock does one unconditional PUT to whatever "
-        "path the client sent. "
+        "the ack. After the ack, two jobs run side by side on the store's I/O threads: the outcome's entry in "
+        "`hitl-history/` (a PUT), then the pending marker's DELETE (markers dropped together share one bulk "
+        "`POST ?delete`); and one LIST (prefix `messages/`) with one GET of the event's chat message record "
+        "(none on `api-unposted` events), then the message's `chat.update`. Stock does one unconditional PUT to "
+        "whatever path the client sent. The floor (`_floor.py`) makes `api-unposted`'s requests, or stock's one "
+        "PUT, from a bare aiohttp handler through obstore's sync API on a thread pool, as `Store` must, with "
+        "the two after the ack in one pool call (one thread trip fewer than ours). "
         "Acks/s and written/s are medians over rounds; they differ only for "
         "Slack, whose written/s runs until the last pending marker is gone (polled every 50 ms). CPU is "
         "user+system of the server process and of moto's process over the round, from `/proc`.",
@@ -369,6 +403,38 @@ def report(
         *(f"- {note}" for note in notes),
     ]
     return lines
+
+
+def median_ratio(a: Sample, b: Sample) -> float:
+    """The median over rounds of a's CPU per answer over b's (each pair measured minutes apart at most)."""
+    return statistics.median(x / y for x, y in zip(a.cpu_per_round, b.cpu_per_round, strict=True))
+
+
+def floor_lines(by: dict[str, Sample]) -> list[str]:
+    """Server CPU per answer against the floors: how much is the requests, how much our code."""
+    stock, floor, put = by["stock"], by.get("floor"), by.get("floor-put")
+    parts = []
+    if floor is not None and "api-unposted" in by:
+        parts.append(f"ours (api-unposted)/floor {by['api-unposted'].cpu_ms / floor.cpu_ms:.2f}x")
+    if floor is not None:
+        parts.append(f"floor/stock {floor.cpu_ms / stock.cpu_ms:.2f}x")
+    if put is not None:
+        parts.append(f"floor-put/stock {put.cpu_ms / stock.cpu_ms:.2f}x")
+    if floor is not None and put is not None:
+        parts.append(f"floor/floor-put {floor.cpu_ms / put.cpu_ms:.2f}x")
+    if not parts:
+        return []
+    sides = [side for side in ("api-unposted", "floor", "floor-put", "stock") if side in by]
+    rounds = "; ".join(f"{side} " + " / ".join(f"{ms:.2f}" for ms in by[side].cpu_per_round) for side in sides)
+    pairs = [("api-unposted", "floor"), ("api-unposted", "stock"), ("floor", "stock"), ("floor-put", "stock")]
+    medians = "; ".join(f"{a}/{b} {median_ratio(by[a], by[b]):.2f}x" for a, b in pairs if a in by and b in by)
+    return [
+        f"**Against the floor, server CPU per answer: {'; '.join(parts)}**",
+        "",
+        f"Server CPU ms/answer round by round (rounds alternate between sides): {rounds}. "
+        f"Median of the rounds' ratios: {medians}.",
+        "",
+    ]
 
 
 def main() -> None:

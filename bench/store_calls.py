@@ -8,9 +8,13 @@ moto's S3 server in a child process: `--calls` requests in flight at once (as 20
 CPU of this process (all threads: ours, obstore's tokio threads) per request.
 
 Rows, each the request an answer makes: the exclusive create of response.json (before the ack),
-the outcome's PUT to `hitl-outcomes/`, the LIST of the event's `messages/` (empty here), and a GET
+the outcome's PUT to `hitl-history/`, the LIST of the event's `messages/` (empty here), and a GET
 of an absent object (a poll before the answer). The async side makes the same request with the
 same client options through `put_async` / `list` stream / `get_async`.
+
+Then what a trip to the I/O threads costs by itself: `Store._run` of a 0.5 ms sleep (a thread that
+waits, as one waiting on a request does) less the same sleep called inline; and a PUT through
+`Store` with 4, 8, 16 and 32 I/O threads (the pool is swapped for the row), alternating.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any
 from _common import bench_parser, machine_lines, publish
 from _peer import BUCKET, MotoChild, make_bucket, process_cpu_seconds
 
+HOP_SLEEP = 0.0005  # seconds a thread waits in the hop row: about one loopback request
+POOL_SIZES = (4, 8, 16, 32)
 Calls = Callable[[], Awaitable[Any]]
 
 
@@ -67,7 +73,42 @@ async def cpu_per_call(calls: int, make: Calls) -> float:
     return (process_cpu_seconds(os.getpid()) - started) / calls * 1000
 
 
-async def bench(args: argparse.Namespace) -> dict[str, tuple[list[float], list[float]]]:
+def inline_sleep_ms(calls: int) -> float:
+    started = process_cpu_seconds(os.getpid())
+    for _ in range(calls):
+        time.sleep(HOP_SLEEP)
+    return (process_cpu_seconds(os.getpid()) - started) / calls * 1000
+
+
+async def threads(store: Any, args: argparse.Namespace) -> dict[str, list[float]]:
+    """ms of CPU per hop to the I/O threads, and per PUT by pool size (`calls` in flight), each over rounds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hitl_chatops.bot import store as module
+
+    def put() -> Awaitable[None]:
+        return store._write(store._path("outcomes", str(uuid.uuid4())), b"{}")  # type: ignore[no-any-return]
+
+    results: dict[str, list[float]] = {"hop": [], **{f"PUT, {n} I/O threads": [] for n in POOL_SIZES}}
+    default, pools = module._IO_THREADS, {n: ThreadPoolExecutor(n) for n in POOL_SIZES}
+    try:
+        for _ in range(args.rounds):
+            hop = await cpu_per_call(args.calls, lambda: store._run(time.sleep, HOP_SLEEP))
+            results["hop"].append(hop - inline_sleep_ms(args.calls // 4))
+            for n, pool in pools.items():
+                module._IO_THREADS = pool
+                await cpu_per_call(20, put)  # the pool's threads started
+                results[f"PUT, {n} I/O threads"].append(await cpu_per_call(args.calls, put))
+    finally:
+        module._IO_THREADS = default
+        for pool in pools.values():
+            pool.shutdown()
+    return results
+
+
+async def bench(
+    args: argparse.Namespace,
+) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, list[float]]]:
     from hitl_chatops.bot.store import Store
 
     moto = MotoChild.start()
@@ -82,12 +123,14 @@ async def bench(args: argparse.Namespace) -> dict[str, tuple[list[float], list[f
             for _ in range(args.rounds):
                 results[name][0].append(await cpu_per_call(args.calls, ours))
                 results[name][1].append(await cpu_per_call(args.calls, stock))
-        return results
+        return results, await threads(store, args)
     finally:
         moto.stop()
 
 
-def report(results: dict[str, tuple[list[float], list[float]]], args: argparse.Namespace) -> list[str]:
+def report(
+    results: dict[str, tuple[list[float], list[float]]], pools: dict[str, list[float]], args: argparse.Namespace
+) -> list[str]:
     lines = [
         "# CPU per S3 request: `Store` (obstore sync API on its I/O threads) vs obstore's async API",
         "",
@@ -102,6 +145,14 @@ def report(results: dict[str, tuple[list[float], list[float]]], args: argparse.N
     for name, (ours, stock) in results.items():
         a, b = statistics.median(ours), statistics.median(stock)
         lines.append(f"| {name} | {a:.3f} | {b:.3f} | {a / b:.2f}x |")
+    lines += [
+        "",
+        "| the I/O threads (`Store`) | ms of CPU per call |",
+        "| --- | ---: |",
+        f"| one hop alone: `Store._run` of a {HOP_SLEEP * 1000:.1f} ms sleep, less the sleep inline "
+        f"| {statistics.median(pools.pop('hop')):.3f} |",
+        *(f"| {name} | {statistics.median(values):.3f} |" for name, values in pools.items()),
+    ]
     return lines
 
 
@@ -111,7 +162,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     started = time.perf_counter()
-    lines = report(asyncio.run(bench(args)), args)
+    lines = report(*asyncio.run(bench(args)), args)
     lines.append(f"\nRun time: {time.perf_counter() - started:.0f} s.")
     publish(args.out, lines)
 

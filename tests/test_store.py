@@ -120,6 +120,30 @@ async def test_messages_and_conversations_round_trip(store: Store) -> None:
     assert await store.get_conversation("teams", "other") is None
 
 
+async def test_settle_indexes_the_outcome_and_drops_the_marker(store: Store) -> None:
+    """What follows an answer's ack: its outcome in the recent-outcomes index, the pending marker gone."""
+    request = make_request(store)
+    await store.put_request(request)
+    response = answer(request.request_id, 3, "U1")
+    await store.create_response(response)
+    assert await store.settle(response, "deploy") is True
+    assert await store.pending_ids() == []
+    records, _ = await store.outcomes("completed", limit=5)
+    assert [(r.request_id, r.event_name, r.value) for r in records] == [(request.request_id, "deploy", 3)]
+
+
+async def test_a_failed_index_write_keeps_the_marker(store_url: str) -> None:
+    """The marker outlives a missing index entry, so the reconciler finishes the job."""
+    store = Store(store_url)
+    request = make_request(store)
+    await store.put_request(request)
+    (Path(store.root) / "hitl-history").write_text("in the way")  # the index folder cannot be made
+    response = answer(request.request_id, 3, "U1")
+    await store.create_response(response)
+    assert await store.settle(response) is False
+    assert await store.pending_ids() == [request.request_id]
+
+
 async def test_a_message_record_being_written_is_not_read(store_url: str) -> None:
     """A local write's temp file (`.tmp-…`, not yet synced and linked) lies beside the records it joins."""
     store = Store(store_url)
