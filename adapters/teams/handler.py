@@ -20,7 +20,7 @@ from microsoft_agents.activity import (
     TextFormatTypes,
     TurnContextProtocol,
 )
-from microsoft_agents.hosting.core import ActivityHandler, MessageFactory
+from microsoft_agents.hosting.core import ActivityHandler, MessageFactory, TurnContext
 
 from hitl_chatops.bot.errors import (
     AlreadyAnswered,
@@ -154,18 +154,28 @@ class TeamsBot(ActivityHandler):
     # -- pending -----------------------------------------------------------------------------
 
     async def _list_pending(self, turn_context: Turn) -> None:
+        """Answer the message now and list in a turn of our own: a replica that has not read the open
+        requests yet reads each once, which at thousands of events outlasts Teams' wait for a reply."""
         activity = turn_context.activity
-        events = await self._service.pending(_responder(activity))
+        reference, responder = activity.get_conversation_reference(), _responder(activity)
+
+        async def send(context: TurnContext) -> None:
+            await self._send_pending(context, responder, str(reference.conversation.id))
+
+        self._service.spawn(self._platform.in_conversation(reference, send))
+
+    async def _send_pending(self, context: TurnContext, responder: Responder, conversation_id: str) -> None:
+        events = await self._service.pending(responder)
         if not events:
-            await turn_context.send_activity(MessageFactory.text("Nothing is waiting for your answer."))
+            await context.send_activity(MessageFactory.text("Nothing is waiting for your answer."))
             return
         shown = events[:MAX_LISTED]
         more = f" (showing the newest {len(shown)})" if len(events) > len(shown) else ""
-        await turn_context.send_activity(MessageFactory.text(f"{len(events)} event(s) wait for your answer{more}:"))
+        await context.send_activity(MessageFactory.text(f"{len(events)} event(s) wait for your answer{more}:"))
         for request in shown:
-            resource = await turn_context.send_activity(card_activity(self._event_card(request)))
-            if resource is not None and resource.id and activity.conversation is not None:
-                await self._platform.record(request, str(activity.conversation.id), str(resource.id), "pending")
+            resource = await context.send_activity(card_activity(self._event_card(request)))
+            if resource is not None and resource.id:
+                await self._platform.record(request, conversation_id, str(resource.id), "pending")
 
 
 def _responder(activity: Activity) -> Responder:

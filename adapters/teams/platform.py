@@ -111,6 +111,10 @@ class TeamsPlatform:
 
         await self._continue(reference, update)
 
+    async def in_conversation(self, reference: ConversationReference, callback: Callback) -> None:
+        """Run `callback` in a proactive turn of the conversation (after the incoming turn has ended)."""
+        await self._continue(reference, callback)
+
     async def _continue(self, reference: ConversationReference, callback: Callback) -> None:
         """Run `callback` in the conversation and raise what it raised, as a `PlatformError`.
 

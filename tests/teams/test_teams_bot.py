@@ -67,6 +67,8 @@ async def test_any_message_stores_the_reference_and_help_lists_nothing_pending(t
     status, _ = await teams.say("<at>hitl</at> help", PERSONAL)
     assert status in (200, 201)
     assert (await store_of(teams).get_conversation("teams", PERSONAL)) is not None
+    # The list comes in a turn of its own, once the message has been answered.
+    await teams.connector.wait_for(lambda: len(teams.connector.sent(PERSONAL)) >= 2)
     replies = [c.body["text"] for c in teams.connector.sent(PERSONAL)]
     assert any(f"teams:{PERSONAL}" in text for text in replies)
     assert replies[-1] == "Nothing is waiting for your answer."
@@ -311,7 +313,7 @@ async def test_pending_lists_only_what_the_sender_may_answer_as_live_cards(teams
     await make_event(teams.bot, event_name="for_bob", responders=["aad-bob"])
 
     await teams.say("pending", PERSONAL, user=ALICE)
-    cards = teams.connector.cards(teams.connector.sent(PERSONAL))
+    cards = await teams.connector.wait_for(lambda: teams.connector.cards(teams.connector.sent(PERSONAL)))
     assert [c["body"][0]["text"] for c in cards] == ["for\\_anyone"]
 
     listed = next(c for c in teams.connector.sent(PERSONAL) if c.body.get("attachments"))
