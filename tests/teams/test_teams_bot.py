@@ -322,6 +322,19 @@ async def test_pending_lists_only_what_the_sender_may_answer_as_live_cards(teams
     await teams.connector.wait_for(lambda: teams.connector.updates(listed.created_id))
 
 
+async def test_pending_shows_the_newest_twenty_and_counts_the_rest(teams: Teams) -> None:
+    """Paced under Teams' per-conversation limit (8 messages in 2 s), so this takes about five seconds."""
+    names = [f"event_{n:02d}" for n in range(21)]
+    for name in names:
+        await make_event(teams.bot, event_name=name)
+    await teams.say("pending", PERSONAL, user=ALICE)
+    await teams.connector.wait_for(lambda: len(teams.connector.sent(PERSONAL)) == 21, seconds=30)
+    intro, *listed = teams.connector.sent(PERSONAL)
+    assert intro.body["text"] == "21 event(s) wait for your answer (showing the newest 20):"
+    titles = [c["body"][0]["text"] for c in teams.connector.cards(listed)]
+    assert titles == [name.replace("_", "\\_") for name in reversed(names[1:])]
+
+
 async def test_requests_that_are_not_json_are_refused(teams: Teams) -> None:
     async with (
         aiohttp.ClientSession() as session,
