@@ -47,6 +47,7 @@ MAX_LISTED = 20
 # Teams lets a bot send at most 7 messages a second, 8 in 2 s and 60 in 30 s into one conversation
 # (more is HTTP 429): the pending list's cards go out at most 4 a second.
 _LIST_SPACING_SECONDS = 0.25
+_LIST_UNREADABLE = "Could not read the pending events because storage is unreachable. Please try again."
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 _REMEMBERED = (ActivityTypes.message, ActivityTypes.conversation_update, ActivityTypes.installation_update)
 
@@ -169,7 +170,11 @@ class TeamsBot(ActivityHandler):
         self._service.spawn(self._platform.in_conversation(reference, send))
 
     async def _send_pending(self, context: TurnContext, responder: Responder, conversation_id: str) -> None:
-        events = await self._service.pending(responder)
+        try:
+            events = await self._service.pending(responder)
+        except StoreError:  # the message was answered already: say so here, or the person hears nothing
+            await context.send_activity(MessageFactory.text(_LIST_UNREADABLE))
+            return
         if not events:
             await context.send_activity(MessageFactory.text("Nothing is waiting for your answer."))
             return
