@@ -177,6 +177,8 @@ async def test_two_replicas_race_twenty_answers_one_wins_and_losers_learn_who(
     stored = await store.get_response(event.request_id)
     assert stored is not None
     assert await response_objects(store, event.request_id) == ["response.json"]
+    for bot in replicas:  # the marker is dropped after the ack, in the background
+        await asyncio.to_thread(bot.call, bot.service.drain())
     assert await store.pending_ids() == []
 
     winners = [r for r in results if (r[0] == "api" and r[1] == 201) or (r[0] == "form" and "Thanks" in str(r[2]))]
@@ -225,5 +227,24 @@ async def test_store_down_during_a_teams_answer_says_try_again_and_the_retry_sav
         stored = await store.get_response(event.request_id)
         assert stored is not None and stored.value == 3 and stored.via == "teams"
         assert await response_objects(store, event.request_id) == ["response.json"]
+    finally:
+        connector.stop()
+
+
+async def test_store_down_during_a_teams_pending_list_says_try_again(
+    own_moto: OwnMoto, start_bot: Callable[..., BotThread]
+) -> None:
+    """The list comes in a turn of its own, after the message was answered: a failure must still reach the person."""
+    from tests.teams.teams_helpers import CHANNEL, FakeConnector, Teams
+
+    connector = FakeConnector().start()
+    try:
+        teams = Teams(start_bot(teams_emulator=True), connector)
+        own_moto.stop()
+        status, _ = await teams.say("pending", CHANNEL)
+        assert status in (200, 201)
+        replies = await connector.wait_for(lambda: [c.body.get("text") for c in connector.sent(CHANNEL)], seconds=30)
+        assert replies == ["Could not read the pending events because storage is unreachable. Please try again."]
+        own_moto.start()
     finally:
         connector.stop()
