@@ -90,7 +90,7 @@ class TeamsPlatform:
             if resource is not None and resource.id:
                 sent.append(str(resource.id))
 
-        await self._continue(reference, send)
+        await self.in_conversation(reference, send)
         if not sent:
             raise PlatformError("Teams accepted the card but returned no activity id")
         log.info("teams card posted", extra={"request_id": request.request_id, "conversation_id": conversation_id})
@@ -109,14 +109,10 @@ class TeamsPlatform:
             activity.id = activity_id
             await context.update_activity(activity)
 
-        await self._continue(reference, update)
+        await self.in_conversation(reference, update)
 
     async def in_conversation(self, reference: ConversationReference, callback: Callback) -> None:
-        """Run `callback` in a proactive turn of the conversation (after the incoming turn has ended)."""
-        await self._continue(reference, callback)
-
-    async def _continue(self, reference: ConversationReference, callback: Callback) -> None:
-        """Run `callback` in the conversation and raise what it raised, as a `PlatformError`.
+        """Run `callback` in a proactive turn of the conversation and raise what it raised, as a `PlatformError`.
 
         The SDK hands a proactive turn's error to `on_turn_error`, which only logs it: a failed
         post or card update would look done, and the reconciler would never retry it.
