@@ -33,6 +33,9 @@ REQUEST_ID_PATTERN = re.compile(r"^[0-9a-f-]{36}$")
 
 ScalarType = Literal["int", "float", "str", "bool"]
 DataType = Literal["int", "float", "str", "bool", "object"]
+# How surfaces show the title, prompt and details (Flyte's `new_condition(prompt_type=...)`): "text"
+# literally; "markdown" with the author's emphasis and links. Never a broadcast or user mention.
+PromptType = Literal["text", "markdown"]
 # Where an outcome came from: a chat platform (slack, teams), the web form (web), the API (api),
 # flyte, or timeout (the default applied at the deadline). A plain name, so platforms added later need no change here.
 Via = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
@@ -136,6 +139,7 @@ class Request(_Model):
     initial: Any = None  # a proposed answer, pre-filled (None: nothing proposed)
     on_timeout: Default | None = None  # the answer applied at the deadline (None: the wait raises)
     condition: ConditionRef | None = None  # a native Flyte condition mirrors the event (bot/conditions.py)
+    prompt_type: PromptType = "text"  # how title, prompt and details are shown (see `PromptType`)
 
     @field_validator("request_id")
     @classmethod

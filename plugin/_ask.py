@@ -26,11 +26,11 @@ async def ask(
 ) -> Any:
     """Post `condition` (from `flyte.new_condition`) to chat and wait for its answer.
 
-    Its name, prompt, type and timeout make the question; an answer in chat is validated like
-    every other and signalled into the condition, and an answer given in Flyte instead (UI, CLI,
-    `flyte.remote`) updates the chat messages. Returns the typed value; `TimeoutError` at the
-    condition's timeout. Call it instead of `condition.wait()`. In a local run the condition is
-    not awaited: the question is answered through hitl-chatops alone.
+    Its name, prompt (shown as its `prompt_type` says), type and timeout make the question; an
+    answer in chat is validated like every other and signalled into the condition, and an answer
+    given in Flyte instead (UI, CLI, `flyte.remote`) updates the chat messages. Returns the typed
+    value; `TimeoutError` at the condition's timeout. Call it instead of `condition.wait()`. In a
+    local run the condition is not awaited: the question is answered through hitl-chatops alone.
     """
     timeout = condition.timeout
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout or DEFAULT_TIMEOUT_SECONDS
@@ -47,6 +47,7 @@ async def ask(
         max_value=max_value,
         responders=responders,
         details=details,
+        prompt_type=getattr(condition, "prompt_type", "text"),
     )
     event = await open_event(condition.data_type, fields, poll_interval_seconds, None if _is_local() else condition)
     return await event.wait.aio()

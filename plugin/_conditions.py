@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 SETTLE_SECONDS = 10.0  # how long the bot has to signal a chat answer before the task does it itself
 
 
-async def mirror(name: str, data_type: str, prompt: str, timeout_seconds: float) -> Any:
+async def mirror(name: str, data_type: str, prompt: str, timeout_seconds: float, prompt_type: str = "text") -> Any:
     """Register the native condition an event mirrors (structured answers: a `str` holding JSON).
 
     None where the run cannot hold one (a task without a controller, such as a clustered worker):
@@ -35,7 +35,11 @@ async def mirror(name: str, data_type: str, prompt: str, timeout_seconds: float)
     """
     try:
         return await flyte.new_condition.aio(
-            name, prompt=prompt, data_type=condition_type(data_type), timeout=timeout_seconds
+            name,
+            prompt=prompt,
+            prompt_type=prompt_type,
+            data_type=condition_type(data_type),
+            timeout=timeout_seconds,
         )
     except RuntimeError as error:
         log.warning("no native condition for this event", extra={"event": name, "error": str(error)})

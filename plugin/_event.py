@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Generic, Literal, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar, cast, get_args
 
 import flyte
 import flyte.report
@@ -19,7 +19,7 @@ from hitl_chatops.bot import registry
 from hitl_chatops.bot.answers import Accepted, AnswerSchema, parse_answer, parse_fields, schema_from_type, type_name
 from hitl_chatops.bot.config import Settings, load_settings
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, StoreError
-from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, format_time, utcnow
+from hitl_chatops.bot.protocol import PromptType, Request, Responder, Response, RunInfo, format_time, utcnow
 from hitl_chatops.bot.store import Store, new_request_id
 from hitl_chatops.bot.templates import render
 
@@ -54,6 +54,7 @@ async def new_event(
     context: BaseModel | Mapping[str, Any] | None = None,
     initial: Any = None,
     on_timeout: Any = None,
+    prompt_type: PromptType = "text",
 ) -> Event[T]:
     """Create an event, post it to its chat channels, and return it to `wait()` on.
 
@@ -62,7 +63,9 @@ async def new_event(
     str/int, `min_value`/`max_value` for numbers, `responders` (user or group ids who may answer;
     empty means anyone), `details` (more text), `title` (the heading; default `name`), `context`
     (a model or JSON object shown as labelled fields), `initial` (a proposed answer, pre-filled)
-    and `on_timeout` (the answer `wait()` returns at the deadline instead of raising). In a remote
+    and `on_timeout` (the answer `wait()` returns at the deadline instead of raising). `prompt_type`
+    is Flyte's: "text" (default) shows the title, prompt and details literally everywhere, "markdown"
+    renders their emphasis and links; neither ever mentions a channel or a person. In a remote
     run the event also mirrors a native Flyte condition, answerable in Flyte (plugin/_conditions.py).
     """
     fields = _fields(
@@ -82,8 +85,9 @@ async def new_event(
         context=context,
         initial=initial,
         on_timeout=on_timeout,
+        prompt_type=prompt_type,
     )
-    condition = None if _is_local() else await mirror(name, fields["data_type"], prompt, timeout_seconds)
+    condition = None if _is_local() else await mirror(name, fields["data_type"], prompt, timeout_seconds, prompt_type)
     return await open_event(data_type, fields, poll_interval_seconds, condition)
 
 
@@ -105,6 +109,7 @@ def _fields(
     context: BaseModel | Mapping[str, Any] | None = None,
     initial: Any = None,
     on_timeout: Any = None,
+    prompt_type: PromptType = "text",
 ) -> dict[str, Any]:
     """The request's fields from `new_event`'s (or `ask`'s) arguments, checked before anything is written."""
     kind = type_name(data_type)
@@ -127,6 +132,7 @@ def _fields(
         "context": _context(context),
         "initial": _proposal("initial", initial, schema, partial=True),
         "on_timeout": None if on_timeout is None else {"value": _proposal("on_timeout", on_timeout, schema)},
+        "prompt_type": _prompt_type(prompt_type),
     }
 
 
@@ -150,6 +156,12 @@ async def open_event(
         announce_link(name, url, request.request_id)
     api = f"{bot.public_url}/api/v1/events/{request.request_id}/response" if bot else None
     return Event(request, data_type, poll_interval_seconds, url, api, bot, condition)
+
+
+def _prompt_type(prompt_type: str) -> PromptType:
+    if prompt_type not in get_args(PromptType):
+        raise ValueError(f'prompt_type must be "text" or "markdown" (got {prompt_type!r})')
+    return cast(PromptType, prompt_type)
 
 
 def _check_channels(channels: list[str]) -> None:

@@ -8,6 +8,8 @@ from typing import Any, Generic, TypeVar, cast
 from flyte.syncify import syncify
 from pydantic import BaseModel
 
+from hitl_chatops.bot.protocol import PromptType
+
 from ._event import new_event
 from ._result import EventResult
 
@@ -39,6 +41,7 @@ class Human(Generic[In, Out]):
         responders: list[str] | None = None,
         on_timeout: Out | None = None,
         poll_interval_seconds: float = 5,
+        prompt_type: PromptType = "text",
     ) -> None:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         if seconds < 1:
@@ -53,6 +56,7 @@ class Human(Generic[In, Out]):
         self.responders = responders
         self.on_timeout = on_timeout
         self.poll_interval_seconds = poll_interval_seconds
+        self.prompt_type = prompt_type
 
     async def __call__(
         self, input_data: In | dict[str, Any] | None = None, message: str | None = None
@@ -77,6 +81,7 @@ class Human(Generic[In, Out]):
             title=self.title,
             context=context,
             on_timeout=self.on_timeout,
+            prompt_type=self.prompt_type,
         )
         return cast(EventResult[Out], await event.result.aio())
 

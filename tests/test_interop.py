@@ -46,6 +46,13 @@ async def test_our_request_is_a_superset_of_the_stock_request(start_bot: Callabl
     stock_keys = {"request_id", "event_name", "scope", "prompt", "data_type", "status", "request_path", "response_path"}
     assert stock_keys <= set(stored)
     assert stored["status"] == "pending" and stored["data_type"] == "float" and stored["scope"] == "run"
+    assert stored["prompt_type"] == "text"  # Flyte's default: the prompt is shown literally
+
+
+async def test_prompt_type_is_stored_as_asked(start_bot: Callable[..., BotThread]) -> None:
+    start_bot()
+    event = await hitl.new_event.aio("md", data_type=bool, prompt="Ship **it**?", prompt_type="markdown")
+    assert event.request.prompt_type == "markdown"
 
 
 async def test_stock_spellings_work(start_bot: Callable[..., BotThread]) -> None:
@@ -67,6 +74,7 @@ async def test_stock_spellings_work(start_bot: Callable[..., BotThread]) -> None
         ({"data_type": str, "channels": ["#deploys"]}, 'look like "slack:C0123"'),
         ({"data_type": str, "scope": "task"}, 'scope must be "run"'),
         ({"data_type": str, "timeout_seconds": 0}, "must be positive"),
+        ({"data_type": str, "prompt_type": "html"}, 'prompt_type must be "text" or "markdown"'),
     ],
 )
 async def test_bad_arguments_fail_at_the_call_site(kwargs: dict[str, object], message: str) -> None:
