@@ -232,7 +232,7 @@ def _package_files(folder: Path, project: dict[str, Any]) -> list[str]:
     readme = readme.get("file") if isinstance(readme, dict) else readme
     patterns = project.get("project", {}).get("license-files", _LICENSE_FILES)
     top = {"pyproject.toml", "MANIFEST.in", *([readme] if readme else [])}
-    top |= {p.name for pattern in patterns for p in folder.glob(pattern)}
+    top |= {path.relative_to(folder).as_posix() for pattern in patterns for path in folder.glob(pattern)}
     found = {name for name in top if (folder / name).is_file()}
     for package in folders.values():
         for path in (folder / package).rglob("*"):
