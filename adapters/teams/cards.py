@@ -4,9 +4,11 @@ Pure functions of core objects: no Teams SDK here, so cards are easy to test and
 against the official schema. Every decision about values stays in the core; a card only asks.
 
 An event card has one input per answer field (`field_input`, the one place a field becomes an
-Adaptive Card input), each with the field's name as its id, so Teams merges the inputs into the
-action's data as the `{field: raw value}` object the core parses. A bool answered by buttons (a
-scalar bool, or an "approve, with a reason" model) is carried by Approve/Reject instead.
+Adaptive Card input). Teams merges the inputs into the action's data, the inputs winning, so the
+data's keys live in two namespaces no field name can cross: `hitl.event` (the event answered) and
+`hitl.field.<name>` (each input's id); `answer_payload` reads the `{field: raw value}` object the
+core parses back out. A bool answered by buttons (a scalar bool, or an "approve, with a reason"
+model) is carried by Approve/Reject instead.
 Text from people or code (names, values, context) goes in `RichTextBlock`/`TextRun`, which Teams
 never reads as markdown; `TextBlock` is kept for our own sentences.
 """
@@ -41,8 +43,10 @@ from hitl_chatops.bot.text import clip, via_name
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 VERB = "hitl.answer"
-MARKER = "hitl"
-REQUEST_KEY = "request_id"
+EVENT_KEY = "hitl.event"
+FIELD_PREFIX = "hitl.field."
+# Cards posted before the namespaces: `{"hitl": "answer", "request_id": <id>, <field>: <value>, ...}`.
+_LEGACY_MARKER, _LEGACY_EVENT_KEY = "hitl", "request_id"
 _VERSION = "1.5"
 _PROMPT_LIMIT = 3000
 _DETAILS_LIMIT = 6000
@@ -106,14 +110,15 @@ def _decision(schema: AnswerSchema) -> AnswerField | None:
 
 
 def field_input(answer_field: AnswerField, value: object, error: str | None = None) -> list[Element]:
-    """The one place an answer field becomes an Adaptive Card input (id = the field's name), with its
+    """The one place an answer field becomes an Adaptive Card input (id: `input_id`), with its
     description and, after a refused answer, its error right below it."""
-    base: Element = {"id": answer_field.name, "label": answer_field.label, "isRequired": answer_field.required}
+    name = input_id(answer_field.name)
+    base: Element = {"id": name, "label": answer_field.label, "isRequired": answer_field.required}
     shown = "" if value is None else value if isinstance(value, str) else input_text(value)
     if answer_field.kind == "bool":  # always a value: the switch's title is its label
         element: Element = {
             "type": "Input.Toggle",
-            "id": answer_field.name,
+            "id": name,
             "title": answer_field.label,
             "valueOn": "true",
             "valueOff": "false",
@@ -201,15 +206,25 @@ def notice_card(title: str, message: str) -> Card:
     return _card([_text(escape(title), size="medium", weight="bolder"), _text(message)], [])
 
 
+def input_id(field_name: str) -> str:
+    """The id of a field's input, and so its key in the action's data."""
+    return FIELD_PREFIX + field_name
+
+
 def answer_payload(data: object) -> tuple[str, dict[str, object]] | None:
     """The request id and the raw answer, `{field: value}`, in a card action's data (Teams merges the
     inputs into it), if it is ours. A scalar event's one field is `value`."""
-    if not isinstance(data, dict) or data.get(MARKER) != "answer":
+    if not isinstance(data, dict):
         return None
-    request_id = data.get(REQUEST_KEY)
-    if not isinstance(request_id, str):
+    if EVENT_KEY in data:
+        request_id = data[EVENT_KEY]
+        raw = {k.removeprefix(FIELD_PREFIX): v for k, v in data.items() if k.startswith(FIELD_PREFIX)}
+    elif data.get(_LEGACY_MARKER) == "answer":  # a card posted before the namespaces
+        request_id = data.get(_LEGACY_EVENT_KEY)
+        raw = {str(k): v for k, v in data.items() if k not in (_LEGACY_MARKER, _LEGACY_EVENT_KEY)}
+    else:
         return None
-    return request_id, {str(k): v for k, v in data.items() if k not in (MARKER, REQUEST_KEY)}
+    return (request_id, raw) if isinstance(request_id, str) else None
 
 
 def escape(text: str) -> str:
@@ -298,7 +313,8 @@ def _run_facts(request: Request) -> list[tuple[str, str]]:
 
 def _execute(request: Request, title: str, values: dict[str, object] | None, *, style: str | None = None) -> Element:
     """`Action.Execute` (Universal Actions) with an `Action.Submit` fallback for older clients."""
-    data: dict[str, Any] = {MARKER: "answer", REQUEST_KEY: request.request_id, **(values or {})}
+    data: dict[str, Any] = {EVENT_KEY: request.request_id}
+    data.update({input_id(name): value for name, value in (values or {}).items()})
     submit: Element = {"type": "Action.Submit", "title": title, "data": data}
     execute: Element = {"type": "Action.Execute", "title": title, "verb": VERB, "data": data}
     if style:

@@ -202,10 +202,24 @@ class FakeConnector:
 
 def answer(request_id: str, value: Any = None) -> dict[str, Any]:
     """The data of a card's answer action (`Action.Execute`), with the typed `value` if any."""
-    data: dict[str, Any] = {"hitl": "answer", "request_id": request_id}
-    if value is not None:
-        data["value"] = value
-    return data
+    return {"hitl.event": request_id} | (typed(value=value) if value is not None else {})
+
+
+def typed(**values: Any) -> dict[str, Any]:
+    """Values entered in a card's inputs, as Teams merges them into the action's data (by input id)."""
+    return {f"hitl.field.{name}": value for name, value in values.items()}
+
+
+def submission(card: dict[str, Any], title: str, typed: dict[str, Any]) -> dict[str, Any]:
+    """What Teams sends when `title` is pressed on `card` with `typed` (input label → value) entered:
+    the action's data with every input's value merged in under the input's id, the inputs winning."""
+    action = next(a for a in card["actions"] if a["type"] == "Action.Execute" and a["title"] == title)
+    values = {
+        block["id"]: typed.get(block.get("label") or block.get("title"), block.get("value", ""))
+        for block in card["body"]
+        if block["type"].startswith("Input.")
+    }
+    return {**action["data"], **values}
 
 
 def card_of(activity: dict[str, Any]) -> dict[str, Any]:

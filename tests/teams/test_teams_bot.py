@@ -173,6 +173,17 @@ async def test_a_failed_card_update_stays_in_the_outbox_until_a_pass_makes_it(qu
     assert await store_of(teams).outbox_ids() == []
 
 
+async def test_a_card_posted_before_the_routing_namespaces_still_answers(teams: Teams) -> None:
+    """Cards already in conversations route on `hitl`/`request_id`, with the field names as input ids."""
+    event = await make_event(teams.bot)
+
+    status, body = await teams.invoke({"hitl": "answer", "request_id": event.request_id, "value": "4"})
+
+    assert status == 200 and "Answered" in texts(body["value"])
+    response = await store_of(teams).get_response(event.request_id)
+    assert response is not None and response.value == 4
+
+
 async def test_unknown_conversation_is_skipped_without_failing_the_notify(teams: Teams) -> None:
     await make_event(teams.bot, channels=["teams:19:never-installed@thread.tacv2"])
     await asyncio.sleep(0.3)  # the announce runs after the notify's 202

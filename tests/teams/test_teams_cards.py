@@ -26,6 +26,7 @@ from hitl_chatops.adapters.teams.cards import (
     notice_card,
 )
 from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, utcnow
+from tests.teams.teams_helpers import typed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")
 FORM = "https://bot.example.com/form/x?sig=y"
@@ -118,7 +119,9 @@ def actions(card: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_inputs_per_type() -> None:
     assert inputs(CARDS["event-bool"]) == []
-    assert [(a["type"], a["title"], a.get("data", {}).get("value")) for a in actions(CARDS["event-bool"])] == [
+    assert [
+        (a["type"], a["title"], a.get("data", {}).get("hitl.field.value")) for a in actions(CARDS["event-bool"])
+    ] == [
         ("Action.Execute", "Approve", True),
         ("Action.Execute", "Reject", False),
         ("Action.OpenUrl", "Answer in browser", None),
@@ -138,7 +141,7 @@ def test_execute_carries_request_id_with_submit_fallback() -> None:
     submit = actions(CARDS["event-int-bounded"])[0]
     assert submit["type"] == "Action.Execute" and submit["verb"] == "hitl.answer"
     # the raw answer is the data object minus our keys; a scalar event's one field is `value`
-    assert answer_payload({**submit["data"], "value": "7"}) == (KINDS["int-bounded"].request_id, {"value": "7"})
+    assert answer_payload({**submit["data"], **typed(value="7")}) == (KINDS["int-bounded"].request_id, {"value": "7"})
     assert submit["fallback"]["type"] == "Action.Submit"
     assert submit["fallback"]["data"] == submit["data"]
 
@@ -182,5 +185,22 @@ def test_answered_card_shows_value_who_when_via_and_no_actions() -> None:
 
 def test_foreign_data_is_not_an_answer() -> None:
     assert answer_payload({"request_id": "x"}) is None
+    assert answer_payload({"hitl.event": 5}) is None
     assert answer_payload({"hitl": "answer", "request_id": 5}) is None
     assert answer_payload("text") is None
+
+
+def test_inputs_and_routing_keys_live_in_namespaces_no_field_name_crosses() -> None:
+    """Teams merges the inputs into the action's data, the inputs winning: a field named like a
+    routing key must not replace it."""
+    [number] = inputs(CARDS["event-int-bounded"])
+    approve = actions(CARDS["event-bool"])[0]
+    assert number["id"] == "hitl.field.value"
+    assert approve["data"] == {"hitl.event": KINDS["bool"].request_id, "hitl.field.value": True}
+    merged = {**approve["data"], "hitl.field.hitl.event": "x", "hitl.field.request_id": "y"}
+    assert answer_payload(merged) == (KINDS["bool"].request_id, {"value": True, "hitl.event": "x", "request_id": "y"})
+
+
+def test_a_card_posted_before_the_namespaces_still_answers() -> None:
+    legacy = {"hitl": "answer", "request_id": KINDS["bool"].request_id, "value": True}
+    assert answer_payload(legacy) == (KINDS["bool"].request_id, {"value": True})
