@@ -247,6 +247,22 @@ def texts(card: dict[str, Any]) -> str:
     return "\n".join(found)
 
 
+def title(card: dict[str, Any]) -> str:
+    """The card's heading as shown: a `TextBlock`'s text, or a `RichTextBlock`'s runs."""
+    first = card["body"][0]
+    return str(first["text"]) if first["type"] == "TextBlock" else "".join(r["text"] for r in first["inlines"])
+
+
+def rows(card: dict[str, Any]) -> dict[str, str]:
+    """The label/value rows (facts, context, a structured answer), read from their TextRuns."""
+    found = {}
+    for block in card["body"]:
+        if block["type"] == "ColumnSet":
+            label, value = (column["items"][0]["inlines"][0]["text"] for column in block["columns"])
+            found[label] = value
+    return found
+
+
 @dataclass
 class Teams:
     """Sends Teams-shaped activities to a bot's `/api/messages`, with `serviceUrl` at the fake."""
