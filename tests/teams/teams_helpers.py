@@ -36,6 +36,8 @@ CHANNEL = "19:ops-general@thread.tacv2"
 
 
 TOKEN_ISSUER = "https://api.botframework.com"
+# Teams refuses a message past about 28 KB with 413 (and the Bot Connector passes that on).
+MESSAGE_LIMIT_BYTES = 28 * 1024
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class Call:
 
 @dataclass
 class FakeConnector:
-    """`POST /v3/conversations/{id}/activities[/{activityId}]` and `PUT .../{activityId}`, recorded."""
+    """`POST /v3/conversations/{id}/activities[/{activityId}]` and `PUT .../{activityId}`, recorded;
+    a message past Teams' size limit is refused with 413, as Teams does."""
 
     calls: list[Call] = field(default_factory=list)
     key_fetches: int = 0  # GETs of the published signing keys
@@ -144,6 +147,9 @@ class FakeConnector:
             self.failures.setdefault(method, []).extend([status] * times)
 
     def _failure(self, request: web.Request) -> web.Response | None:
+        if (request.content_length or 0) > MESSAGE_LIMIT_BYTES:
+            body = {"error": {"code": "MessageSizeTooBig", "message": "Message size is too big."}}
+            return web.json_response(body, status=413)
         with self._lock:
             statuses = self.failures.get(request.method)
             status = statuses.pop(0) if statuses else None
