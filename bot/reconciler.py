@@ -139,16 +139,19 @@ class Reconciler:
             await self.service.store.put_replica(self.replica_id)
 
     async def run(self) -> None:
-        """Pass on this replica's turns until `stop()`; a pass in progress is finished, never cut."""
+        """Pass on this replica's turns until `stop()`; a pass in progress is finished unless shutdown
+        cuts it (cancels this), and either way the heartbeat is dropped, so the others take its turns."""
         await self.beat()
-        await self.take_turn(time.time(), first=True)  # the first pass also learns the other replicas
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval - time.time() % self.interval)
-            if not self._stop.is_set():
-                await self.take_turn(time.time())
-        with contextlib.suppress(HitlError):
-            await self.service.store.drop_replica(self.replica_id)
+        try:
+            await self.take_turn(time.time(), first=True)  # the first pass also learns the other replicas
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.interval - time.time() % self.interval)
+                if not self._stop.is_set():
+                    await self.take_turn(time.time())
+        finally:
+            with contextlib.suppress(HitlError):
+                await self.service.store.drop_replica(self.replica_id)
 
     async def take_turn(self, now: float, *, first: bool = False) -> StepReport | None:
         """A pass if the slot at `now` is this replica's (or `first`); its heartbeat now and then."""

@@ -13,7 +13,7 @@ import pytest
 from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.server import BotThread
 from tests.clouds import Azurite, FakeGcs, GcsXmlApi, azure_env, gcs_env
-from tests.flyte_fake import FakeFlyte
+from tests.flyte_fake import BlackHole, FakeFlyte
 from tests.release import Release, built_release
 
 SECRET = "test-secret-0123456789abcdef"
@@ -176,3 +176,11 @@ def fake_flyte() -> Iterator[FakeFlyte]:
     yield fake
     fake.stop(keep_port=False)
     flyte.init()  # the bot's flyte.init pointed at the fake: later tests get a plain local config
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    """A Flyte endpoint on loopback that accepts connections and never answers."""
+    hole = BlackHole()
+    yield hole
+    hole.close()
