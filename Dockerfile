@@ -1,20 +1,29 @@
 # syntax=docker/dockerfile:1
-# hitl-chatops bot image: `docker build -t hitl-chatops:0.1.0 .` from the repository root.
-# The builder installs the wheel and its runtime dependencies into a venv; the runtime stage copies
-# only that venv onto a clean slim base (no compiler, no pip cache, no sources).
+# hitl-chatops bot image: `docker build -t hitl-chatops:0.2.0 .` from the repository root.
+# The image installs the wheel, not the source tree: the first stage builds it from the sources (as a
+# release does), the second installs it with its runtime dependencies into a venv, and the runtime
+# stage copies only that venv onto a clean slim base (no compiler, no pip cache, no sources).
+
+FROM python:3.12-slim AS wheel
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md LICENSE MANIFEST.in ./
+COPY src/ src/
+COPY bot/ bot/
+COPY adapters/ adapters/
+COPY plugin/ plugin/
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 FROM python:3.12-slim AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY bot/ bot/
-COPY adapters/ adapters/
-COPY plugin/ plugin/
-# A local path, not a PyPI name: versions are bounded in pyproject.toml. `flyte` lets the bot signal
+COPY --from=wheel /dist/ /dist/
+# Dependencies come from the index within pyproject.toml's bounds. `flyte` lets the bot signal
 # native Flyte conditions once HITL_CHATOPS_FLYTE_ENDPOINT (or a key or config) is set.
-RUN /opt/venv/bin/pip install --no-cache-dir ".[slack,teams,s3,flyte]"
+RUN wheel="$(echo /dist/hitl_chatops-*.whl)" \
+    && /opt/venv/bin/pip install --no-cache-dir "${wheel}[slack,teams,s3,flyte]"
 
 FROM python:3.12-slim
 LABEL org.opencontainers.image.title="hitl-chatops" \

@@ -6,8 +6,10 @@ BIN    := $(VENV)/bin
 EDITABLE := --config-settings editable_mode=strict
 # Azure Blob emulator for the store tests, installed into the project (never globally) by npm.
 AZURITE  := .cache/azurite/node_modules/.bin/azurite-blob
+# A clean venv that gets the built wheel, as a user's pip install would (never the editable install).
+SMOKE    := .cache/smoke-venv
 
-.PHONY: demo install install-test system-deps lint fmt test bench teams-package clean
+.PHONY: demo install install-test system-deps lint fmt dist smoke test bench teams-package clean
 
 demo: install  ## run the example workflow locally and answer it in a browser
 	$(BIN)/hitl-chatops demo
@@ -41,13 +43,25 @@ $(AZURITE):  ## Azurite (Microsoft's Azure Blob emulator) for the store tests; n
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy -p hitl_chatops.bot -p hitl_chatops.plugin -p hitl_chatops.adapters
+	$(BIN)/mypy -p hitl_chatops
 
 fmt: install-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install-test lint  ## everything CI runs
+dist: install-test  ## the sdist and the wheel (built from the sdist), as a release makes them; twine checks both
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+# pip's own cache serves the dependencies; no bytecode compiling and no pip inside the venv keep it quick.
+smoke: dist  ## install the wheel with [all] into a clean venv and run the example from that install
+	rm -rf $(SMOKE)
+	$(PYTHON) -m venv --without-pip $(SMOKE)
+	$(BIN)/pip --python $(SMOKE)/bin/python install -q --no-compile "$$(echo dist/hitl_chatops-*.whl)[all]"
+	$(SMOKE)/bin/python tests/smoke_installed.py "$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')"
+
+test: install-test lint smoke  ## everything CI runs
 	$(BIN)/pytest
 
 bench: install-test

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import hitl_chatops
+
 from . import registry
 from .config import load_settings
 from .errors import ConfigError
@@ -35,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hitl-chatops", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {hitl_chatops.__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     labels = ", ".join(r.label for r in registry.registrations())

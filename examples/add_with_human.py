@@ -1,4 +1,5 @@
-"""The flyteplugins-hitl README example, with one changed import.
+"""The flyteplugins-hitl README example, with one changed import (and, for remote runs, an image
+that has hitl-chatops: `hitl.env.image`).
 
 Run it with `hitl-chatops demo`, or `python examples/add_with_human.py`.
 """
@@ -7,7 +8,8 @@ import flyte
 
 import hitl_chatops.plugin as hitl
 
-task_env = flyte.TaskEnvironment(name="my-hitl-workflow", depends_on=[hitl.env])
+# The tasks call hitl-chatops, so in a remote run they need it in their image too: hitl.env's has it.
+task_env = flyte.TaskEnvironment(name="my-hitl-workflow", image=hitl.env.image, depends_on=[hitl.env])
 
 
 @task_env.task

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 
 import hitl_chatops.plugin as hitl
 
-task_env = flyte.TaskEnvironment(name="expense-approval", depends_on=[hitl.env])
+# The tasks call hitl-chatops, so in a remote run they need it in their image too: hitl.env's has it.
+task_env = flyte.TaskEnvironment(name="expense-approval", image=hitl.env.image, depends_on=[hitl.env])
 
 
 class ExpenseRequest(BaseModel):

@@ -12,6 +12,7 @@ from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled
 from hitl_chatops.bot.protocol import Responder
 
 from ._ask import ask
+from ._env import env_with
 from ._event import Event, EventScope, new_event
 from ._human import Human
 from ._result import EventResult
@@ -26,6 +27,7 @@ __all__ = [
     "Responder",
     "ask",
     "env",
+    "env_with",
     "new_event",
 ]
 

@@ -14,6 +14,7 @@ from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.server import BotThread
 from tests.clouds import Azurite, FakeGcs, GcsXmlApi, azure_env, gcs_env
 from tests.flyte_fake import BlackHole, FakeFlyte
+from tests.release import Release, built_release
 
 SECRET = "test-secret-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {SECRET}"}  # the bot's API, as a task or an operator calls it
@@ -160,6 +161,12 @@ def any_store_url(request: pytest.FixtureRequest) -> str:
     """Run a test against the local folder, S3 (moto), Azure Blob (Azurite) and GCS (fake-gcs-server) alike."""
     name = {"file": "store_url", "s3": "s3_store_url", "az": "az_store_url", "gs": "gs_store_url"}[request.param]
     return str(request.getfixturevalue(name))
+
+
+@pytest.fixture(scope="session")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
+    """The sdist and the wheel `make dist` makes, built once per session."""
+    return built_release(tmp_path_factory.getbasetemp() / "release")
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from pydantic import AliasChoices
 
 from hitl_chatops.bot.config import settings_class
 from hitl_chatops.bot.server import free_port
+from tests.release import Release, build_wheel, copy_sources, wheel_contents
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = ROOT / "manifests" / "kubernetes"
@@ -43,6 +44,7 @@ KUBERNETES_VERSION = "1.30"  # schemas bundled with kubernetes-validate; validat
 PORT = 8080
 ENTRYPOINT = ["hitl-chatops"]
 CMD = ["serve", "--host", "0.0.0.0", "--port", str(PORT)]
+WHEEL_STAGE, BUILDER, RUNTIME = 0, 1, 2  # the Dockerfile's stages: build the wheel, install it, run it
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -156,33 +158,56 @@ def test_dockerfile_is_clean_under_hadolint() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
+def test_dockerfile_builds_the_wheel_installs_it_and_runs_slim_and_non_root() -> None:
     bases = [i.value for i in dockerfile() if i.keyword == "FROM"]
-    assert bases == ["python:3.12-slim AS builder", "python:3.12-slim"]
-    builder_runs = " && ".join(i.value for i in dockerfile() if i.keyword == "RUN" and i.stage == 0)
+    assert bases == ["python:3.12-slim AS wheel", "python:3.12-slim AS builder", "python:3.12-slim"]
+    assert only("RUN", stage=WHEEL_STAGE).value == "pip wheel --no-cache-dir --no-deps --wheel-dir /dist ."
+    builder_runs = " && ".join(i.value for i in dockerfile() if i.keyword == "RUN" and i.stage == BUILDER)
     assert "python -m venv /opt/venv" in builder_runs
-    assert '/opt/venv/bin/pip install --no-cache-dir ".[slack,teams,s3,flyte]"' in builder_runs
-    assert only("COPY", stage=1).value == "--from=builder /opt/venv /opt/venv"
-    assert not [i for i in dockerfile() if i.stage == 1 and i.keyword == "RUN" and "pip" in i.value]
+    assert '/opt/venv/bin/pip install --no-cache-dir "${wheel}[slack,teams,s3,flyte]"' in builder_runs
+    assert only("COPY", stage=BUILDER).value == "--from=wheel /dist/ /dist/", "the wheel, never the sources"
+    assert only("COPY", stage=RUNTIME).value == "--from=builder /opt/venv /opt/venv"
+    assert not [i for i in dockerfile() if i.stage == RUNTIME and i.keyword == "RUN" and "pip" in i.value]
     user = only("USER").value.split(":")[0]
     assert user.isdigit() and int(user) != 0, "numeric non-root uid, so runAsNonRoot can verify it"
-    assert env_of(1)["HITL_CHATOPS_LOG_FORMAT"] == "json"
-    assert set(env_of(1)) - {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"} <= setting_names()
+    assert only("USER").stage == RUNTIME
+    assert env_of(RUNTIME)["HITL_CHATOPS_LOG_FORMAT"] == "json"
+    assert set(env_of(RUNTIME)) - {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"} <= setting_names()
 
 
-def test_dockerfile_copies_every_package_of_the_wheel() -> None:
-    """A new package folder in pyproject's package-dir must reach the image too."""
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    package_dirs = set(setuptools["package-dir"].values())
-    copied = {i.value.split()[0].rstrip("/") for i in dockerfile() if i.keyword == "COPY" and i.stage == 0}
-    assert package_dirs <= copied
-    for path in copied - package_dirs:
-        assert (ROOT / path).exists()
+def wheel_stage_sources() -> list[str]:
+    """What the wheel stage copies from the build context (file or folder names)."""
+    copies = [i.value.split() for i in dockerfile() if i.keyword == "COPY" and i.stage == WHEEL_STAGE]
+    return [source.rstrip("/") for *sources, _ in copies for source in sources]
+
+
+def test_dockerfile_copies_everything_the_wheel_is_built_from() -> None:
+    """A new package folder in pyproject's package-dir, or its readme or license, must reach the image too."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = {
+        "pyproject.toml",
+        pyproject["project"]["readme"],
+        *pyproject["project"]["license-files"],
+        *pyproject["tool"]["setuptools"]["package-dir"].values(),
+    }
+    copied = wheel_stage_sources()
+    for path in needed:
+        assert any(path == source or path.startswith(f"{source}/") for source in copied), path
+    for source in copied:
+        assert (ROOT / source).exists()
+
+
+def test_the_wheel_stage_builds_the_wheel_a_release_ships(tmp_path: Path, release: Release) -> None:
+    """The wheel stage's `pip wheel`, run on just what it copies, makes the same wheel as `make dist`."""
+    context = copy_sources(wheel_stage_sources(), tmp_path / "context")
+    wheel = build_wheel(context, tmp_path / "dist")
+    assert wheel.name == release.wheel.name
+    assert wheel_contents(wheel) == wheel_contents(release.wheel)
 
 
 def test_dockerfile_command_healthcheck_and_port() -> None:
     assert json.loads(only("ENTRYPOINT").value) == ENTRYPOINT
-    assert json.loads(only("CMD", stage=1).value) == CMD
+    assert json.loads(only("CMD", stage=RUNTIME).value) == CMD
     assert only("EXPOSE").value == str(PORT)
     assert f"http://127.0.0.1:{PORT}/healthz" in " ".join(healthcheck_command())
     assert healthcheck_command()[0] == "python"  # no curl in slim images
@@ -190,8 +215,8 @@ def test_dockerfile_command_healthcheck_and_port() -> None:
 
 def test_dockerignore_keeps_the_context_small() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
-    assert {".git", ".venv", "tests", "**/__pycache__"} <= ignored
-    assert not {"bot", "adapters", "plugin", "pyproject.toml", "README.md"} & ignored
+    assert {".git", ".venv", "tests", "**/__pycache__", "dist", "build"} <= ignored
+    assert not set(wheel_stage_sources()) & ignored
 
 
 def image_command(port: int) -> list[str]:
@@ -406,7 +431,16 @@ def test_flyte_app_runs_the_same_command_port_and_secrets() -> None:
     assert (names | set(app.env_vars)) - setting_names() == set()
     assert "HITL_CHATOPS_STORE" in app.env_vars
     assert isinstance(app.image, flyte.Image)
-    assert "hitl-chatops[slack,teams,s3]" in repr(app.image)
+
+
+def test_flyte_app_installs_the_version_the_dockerfile_and_kubernetes_ship() -> None:
+    from flyte._image import PipPackages  # the image's layers: flyte has no public reader for them
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    (pip,) = [layer for layer in load_flyte_app().bot_env.image._layers if isinstance(layer, PipPackages)]
+    assert pip.packages == (f"hitl-chatops[slack,teams,s3]=={version}",)
+    (kustomization,) = manifests()["kustomization.yaml"]
+    assert kustomization["images"][0]["newTag"] == version
 
 
 def test_flyte_app_serializes_to_the_spec_the_platform_runs() -> None:

@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from tests.release import Release
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _BLOCK_SDKS = """
@@ -33,25 +35,8 @@ def test_core_imports_without_chat_sdks_or_flyte() -> None:
     assert int(done.stdout) >= 10
 
 
-def test_wheel_installs_only_hitl_chatops(tmp_path: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=True,
-        timeout=180,
-    )
-    (wheel,) = tmp_path.glob("hitl_chatops-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
+def test_wheel_installs_only_hitl_chatops(release: Release) -> None:
+    names = zipfile.ZipFile(release.wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"hitl_chatops", next(t for t in tops if t.endswith(".dist-info"))}
     for expected in (

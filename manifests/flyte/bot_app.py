@@ -7,19 +7,25 @@ Deploy (from the repository root, with a Flyte config pointing at your cluster):
     flyte create secret slack-signing-secret --value ...
     HITL_CHATOPS_STORE=s3://my-bucket/hitl-chatops python manifests/flyte/bot_app.py
 
-The module defines `bot_env` and nothing else at import time; deploying happens only under `__main__`.
+The app's image installs `hitl-chatops[slack,teams,s3]` pinned to this checkout's version, the one the
+Dockerfile builds. The module defines `bot_env` and nothing else at import time; deploying happens only
+under `__main__`.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
+from pathlib import Path
 
 import flyte
 import flyte.app
 
 APP_NAME = "hitl-chatops"
 PORT = 8080
-PACKAGE = "hitl-chatops[slack,teams,s3]"
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+VERSION = tomllib.loads(PYPROJECT.read_text())["project"]["version"]
+PACKAGE = f"hitl-chatops[slack,teams,s3]=={VERSION}"
 # Taken from the deploying shell, so the bot uses the store your Flyte tasks write to (the plugin reads the same
 # variable). Set HITL_CHATOPS_PUBLIC_URL to the app's endpoint (printed by the first deploy) for form links.
 ENV_VARS = {
