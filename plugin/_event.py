@@ -328,8 +328,8 @@ class Event(Generic[T]):
             raise EventCancelled(response)
         value = _typed(response.value, self.request)
         if isinstance(self.data_type, type) and issubclass(self.data_type, BaseModel):
-            try:
-                return cast(T, self.data_type.model_validate(value))
+            try:  # as the JSON it is stored as: what `strict` models expect of enums and floats
+                return cast(T, self.data_type.model_validate_json(json.dumps(value)))
             except ValidationError as error:
                 raise ValueError(f"the stored answer does not fit {self.data_type.__name__}: {error}") from None
         return cast(T, value)
