@@ -188,6 +188,40 @@ async def test_recent_outcomes_newest_first_in_pages(bot: BotThread, http: aioht
             assert reply.status == 400
 
 
+LIMITS = {
+    "20": 200,
+    "1": 200,
+    "100": 200,
+    "007": 200,
+    "0": 400,
+    "101": 400,
+    "-1": 400,
+    "+5": 400,
+    " 5": 400,
+    "5.0": 400,
+    "": 400,
+    "\u00b2": 400,  # superscript two: str.isdigit() says yes, int() says no
+    "\u0663": 400,  # Arabic-Indic three: int() reads it as 3
+    "\uff15": 400,  # fullwidth five
+    "9" * 5000: 400,  # past int()'s 4,300-digit limit
+}
+
+
+@pytest.mark.parametrize("limit", list(LIMITS), ids=[ascii(k)[:20] for k in LIMITS])
+async def test_history_limit_is_a_small_ascii_number_or_a_400(
+    bot: BotThread, http: aiohttp.ClientSession, limit: str
+) -> None:
+    """issue 21: `limit=²` and a 5,000-digit limit were 500s."""
+    url = f"{bot.url}/api/v1/events"
+    async with http.get(url, params={"status": "completed", "limit": limit}, headers=AUTH) as reply:
+        assert reply.status == LIMITS[limit], await reply.text()
+        body = await reply.json()
+    if reply.status == 400:
+        assert body["error"] == "limit must be a whole number from 1 to 100."
+    else:
+        assert body == {"events": [], "next": None}
+
+
 # -- the plugin's sync spellings -------------------------------------------------------------------
 
 
