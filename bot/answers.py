@@ -73,7 +73,12 @@ MAX_TEXT_LENGTH = 2000
 MAX_INT = 2**63  # Flyte's ints are 64-bit: |x| < 2**63
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "approve", "approved"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0", "reject", "rejected"})
-_INT = re.compile(r"[+-]?\d{1,24}")  # longer digit runs are not numbers people mean
+# Numbers as people type them, in ASCII only: `\d`, int() and float() also take other scripts' digits
+# (Arabic-Indic, fullwidth), underscores ("1_0") and words ("infinity"). One sign, one point, an exponent.
+_INT = re.compile(r"[+-]?[0-9]{1,24}")  # longer digit runs are not numbers people mean
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_FLOAT_CHARS = 64
 _MULTILINE_OVER = 200  # text fields allowing more than this many characters get a multi-line input
 FieldKind = Literal["bool", "int", "float", "str", "choice"]
 _SUPPORTED = (
@@ -536,9 +541,13 @@ def _to_float(raw: object, _: AnswerField) -> Accepted | str:
         text = raw.strip() if isinstance(raw, str) else ""
         if not text:
             return "Enter a number, like 0.5."
-        try:
-            number = float(text) if len(text) <= 64 else math.nan
-        except ValueError:
+        if _NOT_FINITE.fullmatch(text):
+            number = math.nan
+        elif len(text) > _FLOAT_CHARS:
+            return f"Enter a number of at most {_FLOAT_CHARS} characters."
+        elif _FLOAT.fullmatch(text):
+            number = float(text)
+        else:
             return f"“{clip(text, 40)}” is not a number. Enter something like 0.5 or 12."
     if not math.isfinite(number):
         return "Enter a finite number; NaN and infinity are not allowed."

@@ -36,6 +36,7 @@ from hitl_chatops.bot.store import REQUESTS, Store
 from tests.conftest import AUTH, SECRET
 from tests.helpers import make_request
 from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
+from tests.test_answers import NUMBERS, number_oracle, number_texts
 
 FUZZ = settings(
     max_examples=60,
@@ -396,6 +397,34 @@ def test_api_answer_never_fails_and_never_stores_an_invalid_value(
         assert reply.status == 201
         assert_valid(event, response)
     assert_only_known_events(store, known)
+
+
+@FUZZ
+@given(
+    data_type=st.sampled_from(["int", "float"]),
+    text=st.one_of(number_texts, st.sampled_from([text for _, text in NUMBERS])),
+    form=st.booleans(),
+)
+def test_numbers_are_saved_only_in_ascii_and_wait_returns_them(
+    bot: BotThread, data_type: Literal["int", "float"], text: str, form: bool
+) -> None:
+    """issue 21: the numbers table, through the API or the form, read back through `wait()`."""
+    store = Store(bot.settings.store)
+    event = put_event(store, {"data_type": data_type})
+    if form:
+        reply = HTTP.request(
+            "POST", bot.service.form_url(event.request_id), fields={"value": text}, encode_multipart=False
+        )
+    else:
+        url = f"{bot.url}/api/v1/events/{event.request_id}/response"
+        reply = HTTP.request("POST", url, body=json.dumps({"value": text}), headers=AUTH)
+    expected = number_oracle(data_type, text)
+    assert reply.status == (422 if expected is None else 200 if form else 201), (text, reply.data[:300])
+    response = stored(store, event)
+    assert (response is not None) == (expected is not None)
+    if response is not None:
+        assert response.value == expected
+        assert_valid(event, response)
 
 
 # -- Slack ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH, SECRET
 from tests.helpers import make_request
+from tests.test_answers import NUMBERS
 
 
 @pytest.fixture
@@ -169,3 +170,20 @@ async def test_form_refuses_restricted_events(bot: BotThread, http: aiohttp.Clie
         assert reply.status == 403
         assert "Only U0DANA may answer" in await reply.text()
     assert await bot.service.store.get_response(request.request_id) is None
+
+
+async def test_numbers_table_through_the_api_and_the_form(bot: BotThread, http: aiohttp.ClientSession) -> None:
+    """issue 21: other scripts' digits and "1_0" were saved; both surfaces take exactly what parse_answer takes."""
+    for (data_type, text), expected in NUMBERS.items():
+        api_event, form_event = await put(bot, data_type=data_type), await put(bot, data_type=data_type)
+        url = f"{bot.url}/api/v1/events/{api_event.request_id}/response"
+        async with http.post(url, headers=AUTH, json={"value": text}) as reply:
+            assert reply.status == (422 if expected is None else 201), (text, await reply.text())
+        async with http.post(link(bot, form_event), data={"value": text}) as reply:
+            assert reply.status == (422 if expected is None else 200), (text, await reply.text())
+        for event in (api_event, form_event):
+            response = await bot.service.store.get_response(event.request_id)
+            if expected is None:
+                assert response is None, text
+            else:
+                assert response is not None and response.value == expected and type(response.value) is type(expected)
