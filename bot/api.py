@@ -144,7 +144,10 @@ async def list_events(request: web.Request) -> web.Response:
     _authorized(request)
     status = request.query.get("status", "pending")
     if status == "pending":
-        events = await request.app[SERVICE].pending()
+        try:
+            events = await request.app[SERVICE].pending()
+        except UserError as error:  # storage unreachable: 503, "try again"
+            return _refused(error)
         return web.json_response({"events": [event_summary(request, e) for e in events]})
     if status not in get_args(OutcomeKind):
         return problem(400, "status must be pending, completed, cancelled or expired.")
@@ -156,6 +159,8 @@ async def list_events(request: web.Request) -> web.Response:
         records, cursor = await request.app[SERVICE].recent(outcome, limit=limit, after=after)
     except ValueError:
         return problem(400, "cursor must be the `next` value of a previous page.")
+    except UserError as error:
+        return _refused(error)
     return web.json_response({"events": [r.model_dump(mode="json") for r in records], "next": cursor})
 
 

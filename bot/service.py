@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -167,8 +167,10 @@ class HitlService:
 
         Lets a platform refuse before asking for input (Slack's "Respond…" modal, for one).
         """
-        request = await self.store.get_request(request_id)
-        if existing := await self.store.get_response(request_id):
+        async with _reading():
+            request = await self.store.get_request(request_id)
+            existing = await self.store.get_response(request_id)
+        if existing:
             raise AlreadyAnswered.of(existing)
         await self._admit(request, responder, trusted)
         return request
@@ -220,10 +222,8 @@ class HitlService:
 
     async def event(self, request_id: str) -> Request:
         """The event, for a platform or the form to show; storage trouble is `StoreUnavailable` ("try again")."""
-        try:
+        async with _reading():
             return await self.store.get_request(request_id)
-        except StoreError:
-            raise StoreUnavailable() from None
 
     # -- where a platform may post -------------------------------------------------------
 
@@ -240,8 +240,13 @@ class HitlService:
         """Pending, unexpired events, newest first; only those `responder` may answer if given.
 
         One listing of the index; requests this replica has read are not read again, the others
-        are read once, `_READ_CONCURRENCY` at a time.
+        are read once, `_READ_CONCURRENCY` at a time. Storage trouble is `StoreUnavailable` ("try
+        again"): an empty list would tell people nothing waits for them.
         """
+        async with _reading():
+            return await self._pending(responder)
+
+    async def _pending(self, responder: Responder | None) -> list[Request]:
         ids = await self.store.pending_ids()
         cached = {request_id: self.store.cached_request(request_id) for request_id in ids}
         known = [r for r in cached.values() if r is not None]
@@ -262,7 +267,10 @@ class HitlService:
             except MembershipUnknown:  # cannot tell now: list it; answering checks again
                 return True
 
-        loaded = [r for r in await asyncio.gather(*map(load, missing)) if r]
+        found = await asyncio.gather(*map(load, missing))
+        if None in found:
+            await self.store.ping()  # an unreadable event is skipped, a store that is down is not
+        loaded = [r for r in found if r]
         requests = [r for r in known + loaded if not r.expired()]
         if responder is not None:
             anyone = [r for r in requests if not r.responders or "*" in r.responders]  # no lookup needed
@@ -438,7 +446,8 @@ class HitlService:
 
     async def recent(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
         """Recently ended events with who/when/via, newest first (see `Store.outcomes`)."""
-        return await self.store.outcomes(outcome, limit=limit, after=after)
+        async with _reading():
+            return await self.store.outcomes(outcome, limit=limit, after=after)
 
     async def update_messages(self, request: Request, response: Response | None) -> bool:
         """Re-render every copy of the event (answered, or expired when `response` is None).
@@ -553,6 +562,15 @@ async def finish_or_cut(tasks: Collection[asyncio.Task[Any]], seconds: float | N
     if cut:
         await asyncio.wait(cut, timeout=CUT_SECONDS)
     return len(cut)
+
+
+@contextlib.asynccontextmanager
+async def _reading() -> AsyncIterator[None]:
+    """A read a person waits on: storage trouble becomes the "try again" every surface shows."""
+    try:
+        yield
+    except StoreError:
+        raise StoreUnavailable(reading=True) from None
 
 
 def _as_platform_error(error: Exception, platform: str, step: str) -> tuple[HitlError, bool]:

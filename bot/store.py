@@ -339,6 +339,7 @@ class Store:
             try:
                 paths = [str(p) for p in self.fs.ls(folder, detail=False)]
             except FileNotFoundError:
+                self._require_folder()
                 return []
         return [p.rstrip("/").rsplit("/", 1)[-1] for p in paths]
 
@@ -363,6 +364,8 @@ class Store:
             return list(self.fs.cat(paths).values()) if paths else []
 
         records = await (self._run(_read_folder, folder) if self._local else self._run(read_all))
+        if not records:
+            self._require_folder()
         return [_load(MessageRef, raw, request_id) for raw in records]
 
     # -- claims: one replica does a thing once ------------------------------------------
@@ -500,6 +503,7 @@ class Store:
                 return bytes(self._objects.get(self._key(path)).bytes())
             return bytes(self.fs.cat_file(path))
         except FileNotFoundError:
+            self._require_folder()  # absent because the whole store is gone is not "absent"
             return None
 
     async def _index(self, folder: str) -> dict[str, str]:
@@ -525,6 +529,7 @@ class Store:
         try:
             entries = self.fs.ls(folder.rstrip("/"), detail=True)
         except FileNotFoundError:
+            self._require_folder()
             return {}
         return {
             str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: str(_seconds(e.get("mtime") or e.get("LastModified")))
@@ -555,7 +560,8 @@ class Store:
             await self._run(self._objects.delete, key)
 
     def _require_folder(self) -> None:
-        """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
+        """A local store's folder, made at start, must still exist: writing would make a new, empty one,
+        and reading would answer "no such event" or "nothing pending" while nobody can know."""
         if self._local and not os.path.isdir(self.root):
             log.warning("store folder missing", extra={"url": self.url})
             raise StoreError(f"the store folder {self.root} is missing: put it back, or restart to begin an empty one")
