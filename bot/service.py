@@ -33,7 +33,7 @@ from .links import form_url
 from .metrics import Metrics
 from .platform import Platform
 from .protocol import MessageRef, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
-from .store import Listing, Page, Store
+from .store import EXPIRED_CLAIM, Listing, Page, Store
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
@@ -114,7 +114,7 @@ class HitlService:
         """`Store.settle`; what fails stays owed, so this replica's reconciler reads the event again."""
         self._owed.discard(request.request_id)
         try:
-            if not await self.store.settle(response, request.event_name):
+            if not await self.store.settle(response, request):
                 self._owed.add(request.request_id)
         finally:
             self._settling.discard(request.request_id)
@@ -149,10 +149,16 @@ class HitlService:
     async def cancel(self, request_id: str, reason: str, responder: Responder, via: Via) -> Response:
         """End a pending event without an answer; the first outcome wins, as for answers.
 
-        Raises `AlreadyAnswered` (or `EventCancelled`) when the event already has its outcome.
+        Raises `AlreadyAnswered` (or `EventCancelled`) when the event already has its outcome, and
+        `EventExpired` past its deadline: the expiry (or the default the reconciler is about to
+        apply) is the outcome then.
         """
         try:
             request = await self.store.get_request(request_id)
+            if request.expired():
+                if existing := await self.store.get_response(request_id):
+                    raise AlreadyAnswered.of(existing)
+                raise EventExpired(format_time(request.deadline))
             response = Response.cancellation(request, reason, responder, via)
             await self.store.create_response(response)  # like an answer: one request before the ack
         except StoreError:
@@ -420,13 +426,18 @@ class HitlService:
             return False
         if request.on_timeout is not None:
             return await self._apply_default(request)
-        first = await self.store.claim(request_id, "expired")  # the claim is also the record of expiry
-        if first:
-            with contextlib.suppress(StoreError):  # only the list of recent outcomes misses it
-                await self.store.index_expired(request)
-        await self.store.drop_pending(request_id)
-        if not first:
+        if not await self.store.claim(request_id, EXPIRED_CLAIM):  # the claim is also the record of expiry
+            await self.store.drop_pending(request_id)
             return False
+        with contextlib.suppress(StoreError):  # only the list of recent outcomes misses it
+            await self.store.index_expired(request)
+        if await self.store.get_response(request_id):
+            # An answer or cancel checked before the deadline landed since: it is the outcome (its
+            # writer settles it), and the index must not name the event twice (`Store.supersede_expiry`).
+            with contextlib.suppress(StoreError):
+                await self.store.unindex_expired(request)
+            return False
+        await self.store.drop_pending(request_id)
         log.info("event expired", extra={"request_id": request_id, "outcome": "expired"})
         self.metrics.expired.inc()
         self._fan_out("expired", request, None)
