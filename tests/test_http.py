@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -187,3 +188,56 @@ async def test_numbers_table_through_the_api_and_the_form(bot: BotThread, http: 
                 assert response is None, text
             else:
                 assert response is not None and response.value == expected and type(response.value) is type(expected)
+
+
+HOSTILE = (
+    "**Ship** _now_? `make deploy` [runbook](https://runbook.example/deploy?a=1&b=2)\n\n"
+    "[js](javascript:alert(1)) [JS](JAVASCRIPT:alert(1)) [ent](&#106;avascript:alert(1)) <javascript:alert(1)> "
+    "[data](data:text/html,x) [rel](/admin) ![pixel](https://evil.example/p.png) "
+    "<script>alert(1)</script> <img src=x onerror=alert(1)> <!channel>"
+)
+
+
+async def test_prompt_type_text_shows_task_text_literally(bot: BotThread, http: aiohttp.ClientSession) -> None:
+    request = await put(bot, data_type="bool", title="**Deploy**", prompt=HOSTILE, details="_more_")
+    async with http.get(link(bot, request)) as reply:
+        page = await reply.text()
+    assert "<h1>**Deploy**</h1>" in page and "<title>**Deploy** · hitl-chatops</title>" in page
+    assert "**Ship** _now_? `make deploy` [runbook](https://runbook.example/deploy?a=1&amp;b=2)" in page
+    assert '<p class="details">_more_</p>' in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;img src=x" in page
+    assert "<strong>" not in page and "<code>" not in page and "<a href=" not in page
+
+
+async def test_prompt_type_markdown_renders_the_authors_emphasis_code_and_web_links_only(
+    bot: BotThread, http: aiohttp.ClientSession
+) -> None:
+    request = await put(
+        bot,
+        data_type="bool",
+        prompt_type="markdown",
+        title="**Deploy** `api`",
+        prompt=HOSTILE,
+        details="- _one_\n- two",
+    )
+    async with http.get(link(bot, request)) as reply:
+        page = await reply.text()
+    assert "<h1><strong>Deploy</strong> <code>api</code></h1>" in page
+    assert "<title>Deploy api · hitl-chatops</title>" in page
+    assert '<div class="prompt markdown"><p><strong>Ship</strong> <em>now</em>? <code>make deploy</code> ' in page
+    runbook = '<a href="https://runbook.example/deploy?a=1&amp;b=2" rel="nofollow noopener noreferrer">runbook</a>'
+    assert runbook in page
+    assert '<div class="details markdown"><ul>\n<li><em>one</em></li>\n<li>two</li>\n</ul>\n</div>' in page
+    # The runbook, and the image as a link to it (nothing loads): no other scheme, no relative link.
+    assert re.findall(r'href="([^"]*)"', page) == [
+        "https://runbook.example/deploy?a=1&amp;b=2",
+        "https://evil.example/p.png",
+    ]
+    assert "<img" not in page and "<script>" not in page
+    for literal in ("&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;img src=x onerror=alert(1)&gt;", "&lt;!channel&gt;"):
+        assert literal in page
+    assert "[data](data:text/html,x) [rel](/admin)" in page
+
+    async with http.post(link(bot, request), data={"value": "true"}) as reply:
+        done = await reply.text()
+    assert "<b><strong>Deploy</strong> <code>api</code></b>: <strong>Ship</strong>" in done
