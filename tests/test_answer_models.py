@@ -401,18 +401,22 @@ class Tier(enum.Enum):
     GOLD = "gold"
 
 
-class Strictest(BaseModel):
-    """Every setting the bot lets through, at its tightest (the fuzz tests answer a model like it)."""
+# The `model_config` settings the bot lets through, at their tightest (the fuzz tests answer a model with them).
+TIGHTEST = ConfigDict(
+    strict=True,
+    extra="forbid",
+    frozen=True,
+    allow_inf_nan=False,
+    str_strip_whitespace=True,
+    validate_default=True,
+    alias_generator=to_camel,
+    populate_by_name=True,
+)
 
+
+class Strictest(BaseModel):
     model_config = ConfigDict(
-        strict=True,
-        extra="forbid",
-        frozen=True,
-        allow_inf_nan=False,
-        str_strip_whitespace=True,
-        validate_default=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
+        **TIGHTEST,
         title="Strict review",
         str_min_length=0,  # neutral values of refused settings pass
         str_to_lower=False,

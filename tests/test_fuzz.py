@@ -10,7 +10,6 @@ with, and read back through the plugin's real `wait()`: accepted ⇒ readable as
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import math
 import os
@@ -25,7 +24,6 @@ import urllib3
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic.alias_generators import to_camel
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, Accepted, parse_answer
@@ -36,6 +34,7 @@ from hitl_chatops.bot.store import REQUESTS, Store
 from tests.conftest import AUTH, SECRET
 from tests.helpers import make_request
 from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
+from tests.test_answer_models import TIGHTEST, Tier
 from tests.test_answers import NUMBERS, number_oracle, number_texts
 
 FUZZ = settings(
@@ -68,26 +67,11 @@ class FuzzApproval(BaseModel):
     reason: str | None = None
 
 
-class Tier(enum.Enum):
-    BRONZE = "bronze"
-    GOLD = "gold"
-
-
 class FuzzConfigured(BaseModel):
     """The `model_config` settings the bot lets through, at their tightest (issue 21: `strict` with an
     Enum was stored, then refused by `wait()`)."""
 
-    model_config = ConfigDict(
-        strict=True,
-        extra="forbid",
-        frozen=True,
-        allow_inf_nan=False,
-        str_strip_whitespace=True,
-        validate_default=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-        title="FuzzConfigured",
-    )
+    model_config = ConfigDict(**TIGHTEST, title="FuzzConfigured")
     approved: bool
     amount: float = Field(ge=0, le=1000)
     tier: Tier = Tier.BRONZE
