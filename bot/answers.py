@@ -73,7 +73,12 @@ MAX_TEXT_LENGTH = 2000
 MAX_INT = 2**63  # Flyte's ints are 64-bit: |x| < 2**63
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "approve", "approved"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0", "reject", "rejected"})
-_INT = re.compile(r"[+-]?\d{1,24}")  # longer digit runs are not numbers people mean
+# Numbers as people type them, in ASCII only: `\d`, int() and float() also take other scripts' digits
+# (Arabic-Indic, fullwidth), underscores ("1_0") and words ("infinity"). One sign, one point, an exponent.
+_INT = re.compile(r"[+-]?[0-9]{1,24}")  # longer digit runs are not numbers people mean
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_FLOAT_CHARS = 64
 _MULTILINE_OVER = 200  # text fields allowing more than this many characters get a multi-line input
 FieldKind = Literal["bool", "int", "float", "str", "choice"]
 _SUPPORTED = (
@@ -208,13 +213,20 @@ def _scalar_schema(
 
 
 def _check_model(model: type[BaseModel]) -> None:
-    """Refuse what the bot cannot ask for or check exactly as the model would."""
+    """Refuse what the bot cannot ask for or check exactly as the model would.
+
+    The bot sees only the JSON Schema stored in request.json, and `wait()` validates the stored
+    answer with the model itself: anything in the model that validates beyond that schema (validators,
+    hooks, tightening `model_config` settings, other constraints) could refuse an answer the bot took.
+    """
     decorators = model.__pydantic_decorators__
     if decorators.field_validators or decorators.model_validators or decorators.validators:
         raise TypeError(
             f"{model.__name__} has validators; the bot checks answers from the JSON Schema alone, "
             "so express constraints with Field(ge=, le=, max_length=) instead"
         )
+    _check_hooks(model)
+    _check_config(model)
     if not model.model_fields:
         raise TypeError(f"{model.__name__} has no fields to ask for")
     for name, info in model.model_fields.items():
@@ -222,8 +234,103 @@ def _check_model(model: type[BaseModel]) -> None:
         if not _supported(_unwrap_optional(info.annotation)):
             raise TypeError(f"{where}: {_type_text(info.annotation)} is not supported; {_SUPPORTED}")
         for constraint in info.metadata:
-            if type(constraint).__name__ not in ("Ge", "Le", "MaxLen"):
+            if type(constraint).__name__ not in _SCHEMA_CONSTRAINTS:
                 raise TypeError(f"{where}: the constraint {constraint!r} is not supported; {_SUPPORTED}")
+
+
+# Field constraints the JSON Schema carries (`Strict` changes nothing: `wait()` validates the answer as
+# the JSON it is stored as, and every accepted value already has its field's JSON type).
+_SCHEMA_CONSTRAINTS = frozenset({"Ge", "Le", "MaxLen", "Strict"})
+
+# `model_config` settings that change nothing about which answers validate, given that the bot sends
+# the model exactly its schema's fields (no extras), with JSON values of the right type (so `strict`
+# holds), finite numbers, stripped text, and every default filled in; the rest only name, document,
+# serialise or freeze the model. Any other setting (including ones later pydantic versions add) is
+# refused unless it has its neutral value (`_NEUTRAL_CONFIG`).
+_HARMLESS_CONFIG = frozenset(
+    {
+        "alias_generator",
+        "allow_inf_nan",
+        "arbitrary_types_allowed",
+        "cache_strings",
+        "coerce_numbers_to_str",
+        "defer_build",
+        "extra",
+        "field_title_generator",
+        "from_attributes",
+        "frozen",
+        "hide_input_in_errors",
+        "ignored_types",
+        "json_encoders",
+        "json_schema_extra",
+        "json_schema_serialization_defaults_required",
+        "loc_by_alias",
+        "model_title_generator",
+        "plugin_settings",
+        "polymorphic_serialization",
+        "populate_by_name",
+        "protected_namespaces",
+        "regex_engine",
+        "revalidate_instances",
+        "ser_json_bytes",
+        "ser_json_inf_nan",
+        "ser_json_temporal",
+        "ser_json_timedelta",
+        "serialize_by_alias",
+        "str_strip_whitespace",
+        "strict",
+        "title",
+        "url_preserve_empty_path",
+        "use_attribute_docstrings",
+        "use_enum_values",
+        "val_json_bytes",
+        "val_temporal_unit",
+        "validate_assignment",
+        "validate_by_name",
+        "validate_default",
+        "validate_return",
+        "validation_error_cause",
+    }
+)
+_NEUTRAL_CONFIG: dict[str, tuple[object, ...]] = {
+    "str_min_length": (0,),
+    "str_to_lower": (False,),
+    "str_to_upper": (False,),
+    "validate_by_alias": (True,),  # the stored schema names fields by their aliases
+    "json_schema_mode_override": ("validation",),
+}
+_CONFIG_HINTS = {
+    "str_max_length": "set Field(max_length=) on each text field instead",
+    "str_min_length": "minimum lengths cannot be asked for; check the length after wait() returns",
+    "str_to_lower": "change the case after wait() returns",
+    "str_to_upper": "change the case after wait() returns",
+}
+
+
+def _check_config(model: type[BaseModel]) -> None:
+    """Refuse, naming it, a `model_config` setting that could make `wait()` refuse an accepted answer."""
+    for key, value in model.model_config.items():
+        if key in _HARMLESS_CONFIG or value is None or value in _NEUTRAL_CONFIG.get(key, ()):
+            continue
+        hint = _CONFIG_HINTS.get(key, "remove it from the answer model")
+        raise TypeError(
+            f"{model.__name__}: model_config sets {key}={value!r}, which the bot cannot check from the "
+            f"answer's JSON Schema, so wait() could refuse an answer people were told was saved; {hint}"
+        )
+
+
+def _check_hooks(model: type[BaseModel]) -> None:
+    """`model_post_init` and a custom core schema run inside `wait()`'s validation, never in the bot's."""
+    for klass in model.__mro__:
+        if klass is BaseModel:
+            return
+        for hook in ("model_post_init", "__get_pydantic_core_schema__"):
+            own = vars(klass).get(hook)
+            if own is not None and getattr(own, "__name__", "") != "init_private_attributes":  # pydantic's own
+                raise TypeError(
+                    f"{model.__name__} defines {hook}; the bot checks answers from the JSON Schema alone, "
+                    "so express constraints with Field(ge=, le=, max_length=) instead"
+                )
 
 
 def _unwrap_optional(annotation: Any) -> Any:
@@ -434,9 +541,13 @@ def _to_float(raw: object, _: AnswerField) -> Accepted | str:
         text = raw.strip() if isinstance(raw, str) else ""
         if not text:
             return "Enter a number, like 0.5."
-        try:
-            number = float(text) if len(text) <= 64 else math.nan
-        except ValueError:
+        if _NOT_FINITE.fullmatch(text):
+            number = math.nan
+        elif len(text) > _FLOAT_CHARS:
+            return f"Enter a number of at most {_FLOAT_CHARS} characters."
+        elif _FLOAT.fullmatch(text):
+            number = float(text)
+        else:
             return f"“{clip(text, 40)}” is not a number. Enter something like 0.5 or 12."
     if not math.isfinite(number):
         return "Enter a finite number; NaN and infinity are not allowed."

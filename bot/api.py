@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, Literal, cast, get_args
 
 from aiohttp import web
@@ -57,6 +58,14 @@ class CancelBody(BaseModel):
 
 
 _PAGE_DEFAULT, _PAGE_MAX = 20, 100
+_PAGE_SIZE = re.compile(r"[0-9]{1,3}")
+
+
+def _page_size(text: str) -> int | None:
+    """`limit` as ASCII digits within bounds, or None: `str.isdigit` takes "²" and int() "٣"."""
+    if not _PAGE_SIZE.fullmatch(text) or not 1 <= (size := int(text)) <= _PAGE_MAX:
+        return None
+    return size
 
 
 def problem(status: int, message: str, **extra: Any) -> web.Response:
@@ -135,18 +144,23 @@ async def list_events(request: web.Request) -> web.Response:
     _authorized(request)
     status = request.query.get("status", "pending")
     if status == "pending":
-        events = await request.app[SERVICE].pending()
+        try:
+            events = await request.app[SERVICE].pending()
+        except UserError as error:  # storage unreachable: 503, "try again"
+            return _refused(error)
         return web.json_response({"events": [event_summary(request, e) for e in events]})
     if status not in get_args(OutcomeKind):
         return problem(400, "status must be pending, completed, cancelled or expired.")
-    limit = request.query.get("limit", str(_PAGE_DEFAULT))
-    if not limit.isdigit() or not 1 <= int(limit) <= _PAGE_MAX:
+    limit = _page_size(request.query.get("limit", str(_PAGE_DEFAULT)))
+    if limit is None:
         return problem(400, f"limit must be a whole number from 1 to {_PAGE_MAX}.")
     try:
         outcome, after = cast(OutcomeKind, status), request.query.get("cursor")
-        records, cursor = await request.app[SERVICE].recent(outcome, limit=int(limit), after=after)
+        records, cursor = await request.app[SERVICE].recent(outcome, limit=limit, after=after)
     except ValueError:
         return problem(400, "cursor must be the `next` value of a previous page.")
+    except UserError as error:
+        return _refused(error)
     return web.json_response({"events": [r.model_dump(mode="json") for r in records], "next": cursor})
 
 

@@ -16,7 +16,7 @@ import hitl_chatops
 
 from . import registry
 from .config import load_settings
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 from .logs import setup_logging
 from .protocol import format_time
 from .text import clip
@@ -31,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         sys.stderr.write(f"hitl-chatops: {error}\n")
         return 2
+    except UserError as error:  # storage unreachable, say
+        sys.stderr.write(f"hitl-chatops: {error}\n")
+        return 1
     except KeyboardInterrupt:
         return 130
 

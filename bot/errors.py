@@ -99,5 +99,14 @@ class EventCancelled(AlreadyAnswered):
 
 
 class StoreUnavailable(UserError):
-    def __init__(self) -> None:
-        super().__init__("Could not save your answer because storage is unreachable. Please try again.")
+    """Storage could not be reached for something a person waits on; nothing was written, a retry may work.
+
+    `reading` says so for a read (an event, a list) rather than an answer or a cancel being saved.
+    """
+
+    def __init__(self, *, reading: bool = False) -> None:
+        if reading:
+            message = "Storage is unreachable just now, so nothing could be read. Please try again in a moment."
+        else:
+            message = "Could not save your answer because storage is unreachable. Please try again."
+        super().__init__(message)

@@ -128,8 +128,8 @@ async def _load(request: web.Request) -> Request | web.Response:
     except EventNotFound as error:
         return _outcome("error", 404, "Event not found", str(error))
     except StoreError:
-        unsaved = str(StoreUnavailable()) if request.method == "POST" else "Storage is unreachable; reload in a moment."
-        return _outcome("error", 503, "Please try again in a moment", unsaved)
+        unavailable = StoreUnavailable(reading=request.method != "POST")
+        return _outcome("error", 503, "Please try again in a moment", str(unavailable))
 
 
 def _form(

@@ -99,7 +99,7 @@ class Reconciler:
             # Answered, but the marker outlived it (crash, a failed settle, or an answer written by stock
             # code): update the copies, index the outcome and drop the marker.
             await self.service.update_messages(request, response)
-            if not await store.settle(response, request.event_name):
+            if not await store.settle(response, request):
                 raise StoreError("outcome not settled")
             report.repaired += 1
         elif request.expired():

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ from .links import form_url
 from .metrics import Metrics
 from .platform import Platform
 from .protocol import MessageRef, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
-from .store import Listing, Page, Store
+from .store import EXPIRED_CLAIM, Listing, Page, Store
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
@@ -114,7 +114,7 @@ class HitlService:
         """`Store.settle`; what fails stays owed, so this replica's reconciler reads the event again."""
         self._owed.discard(request.request_id)
         try:
-            if not await self.store.settle(response, request.event_name):
+            if not await self.store.settle(response, request):
                 self._owed.add(request.request_id)
         finally:
             self._settling.discard(request.request_id)
@@ -149,10 +149,16 @@ class HitlService:
     async def cancel(self, request_id: str, reason: str, responder: Responder, via: Via) -> Response:
         """End a pending event without an answer; the first outcome wins, as for answers.
 
-        Raises `AlreadyAnswered` (or `EventCancelled`) when the event already has its outcome.
+        Raises `AlreadyAnswered` (or `EventCancelled`) when the event already has its outcome, and
+        `EventExpired` past its deadline: the expiry (or the default the reconciler is about to
+        apply) is the outcome then.
         """
         try:
             request = await self.store.get_request(request_id)
+            if request.expired():
+                if existing := await self.store.get_response(request_id):
+                    raise AlreadyAnswered.of(existing)
+                raise EventExpired(format_time(request.deadline))
             response = Response.cancellation(request, reason, responder, via)
             await self.store.create_response(response)  # like an answer: one request before the ack
         except StoreError:
@@ -167,8 +173,10 @@ class HitlService:
 
         Lets a platform refuse before asking for input (Slack's "Respond…" modal, for one).
         """
-        request = await self.store.get_request(request_id)
-        if existing := await self.store.get_response(request_id):
+        async with _reading():
+            request = await self.store.get_request(request_id)
+            existing = await self.store.get_response(request_id)
+        if existing:
             raise AlreadyAnswered.of(existing)
         await self._admit(request, responder, trusted)
         return request
@@ -220,10 +228,8 @@ class HitlService:
 
     async def event(self, request_id: str) -> Request:
         """The event, for a platform or the form to show; storage trouble is `StoreUnavailable` ("try again")."""
-        try:
+        async with _reading():
             return await self.store.get_request(request_id)
-        except StoreError:
-            raise StoreUnavailable() from None
 
     # -- where a platform may post -------------------------------------------------------
 
@@ -240,8 +246,13 @@ class HitlService:
         """Pending, unexpired events, newest first; only those `responder` may answer if given.
 
         One listing of the index; requests this replica has read are not read again, the others
-        are read once, `_READ_CONCURRENCY` at a time.
+        are read once, `_READ_CONCURRENCY` at a time. Storage trouble is `StoreUnavailable` ("try
+        again"): an empty list would tell people nothing waits for them.
         """
+        async with _reading():
+            return await self._pending(responder)
+
+    async def _pending(self, responder: Responder | None) -> list[Request]:
         ids = await self.store.pending_ids()
         cached = {request_id: self.store.cached_request(request_id) for request_id in ids}
         known = [r for r in cached.values() if r is not None]
@@ -262,7 +273,10 @@ class HitlService:
             except MembershipUnknown:  # cannot tell now: list it; answering checks again
                 return True
 
-        loaded = [r for r in await asyncio.gather(*map(load, missing)) if r]
+        found = await asyncio.gather(*map(load, missing))
+        if None in found:
+            await self.store.ping()  # an unreadable event is skipped, a store that is down is not
+        loaded = [r for r in found if r]
         requests = [r for r in known + loaded if not r.expired()]
         if responder is not None:
             anyone = [r for r in requests if not r.responders or "*" in r.responders]  # no lookup needed
@@ -412,13 +426,18 @@ class HitlService:
             return False
         if request.on_timeout is not None:
             return await self._apply_default(request)
-        first = await self.store.claim(request_id, "expired")  # the claim is also the record of expiry
-        if first:
-            with contextlib.suppress(StoreError):  # only the list of recent outcomes misses it
-                await self.store.index_expired(request)
-        await self.store.drop_pending(request_id)
-        if not first:
+        if not await self.store.claim(request_id, EXPIRED_CLAIM):  # the claim is also the record of expiry
+            await self.store.drop_pending(request_id)
             return False
+        with contextlib.suppress(StoreError):  # only the list of recent outcomes misses it
+            await self.store.index_expired(request)
+        if await self.store.get_response(request_id):
+            # An answer or cancel checked before the deadline landed since: it is the outcome (its
+            # writer settles it), and the index must not name the event twice (`Store.supersede_expiry`).
+            with contextlib.suppress(StoreError):
+                await self.store.unindex_expired(request)
+            return False
+        await self.store.drop_pending(request_id)
         log.info("event expired", extra={"request_id": request_id, "outcome": "expired"})
         self.metrics.expired.inc()
         self._fan_out("expired", request, None)
@@ -438,7 +457,8 @@ class HitlService:
 
     async def recent(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
         """Recently ended events with who/when/via, newest first (see `Store.outcomes`)."""
-        return await self.store.outcomes(outcome, limit=limit, after=after)
+        async with _reading():
+            return await self.store.outcomes(outcome, limit=limit, after=after)
 
     async def update_messages(self, request: Request, response: Response | None) -> bool:
         """Re-render every copy of the event (answered, or expired when `response` is None).
@@ -553,6 +573,15 @@ async def finish_or_cut(tasks: Collection[asyncio.Task[Any]], seconds: float | N
     if cut:
         await asyncio.wait(cut, timeout=CUT_SECONDS)
     return len(cut)
+
+
+@contextlib.asynccontextmanager
+async def _reading() -> AsyncIterator[None]:
+    """A read a person waits on: storage trouble becomes the "try again" every surface shows."""
+    try:
+        yield
+    except StoreError:
+        raise StoreUnavailable(reading=True) from None
 
 
 def _as_platform_error(error: Exception, platform: str, step: str) -> tuple[HitlError, bool]:

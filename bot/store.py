@@ -72,6 +72,9 @@ SIGNALS = "hitl-owed-signals"  # Flyte condition signals still owed
 PENDING = "hitl-pending"
 REPLICAS = "hitl-replicas"  # one heartbeat object per running reconciler (see `reconciler`)
 REQUESTS = "hitl-requests"
+EXPIRED_CLAIM = "expired"  # `claims/expired`: an event without `on_timeout` was closed at its deadline
+# An outcome written this close to the deadline (or after it) may have crossed the reconciler's expiry.
+_CLOCK_SKEW = timedelta(minutes=1)
 _OUTCOME_KEY = re.compile(r"\d{4}-\d{2}-\d{2}/\d{16}-[0-9a-f-]{36}")
 _KEY_EPOCH_MICROS = 10**16  # outcome keys count down from here, so names sort newest first
 _CONFLICT_RETRIES = 3
@@ -242,13 +245,13 @@ class Store:
         data = await self._read(path)
         return None if data is None else self._remember(path, _load(Response, data, request_id))
 
-    async def put_response(self, response: Response, event_name: str = "") -> None:
+    async def put_response(self, response: Response, request: Request | None = None) -> None:
         """Exclusive create, then `settle` (for writers with nobody waiting: the plugin, tests).
 
         Raises `AlreadyAnswered` (or `EventCancelled`) when the event already has its outcome.
         """
         await self.create_response(response)
-        await self.settle(response, event_name)
+        await self.settle(response, request)
 
     async def create_response(self, response: Response) -> None:
         """Exclusive create: the first outcome wins, a later one raises `AlreadyAnswered` (or `EventCancelled`).
@@ -263,18 +266,34 @@ class Store:
             raise AlreadyAnswered.of(first or response) from None
         self._remember(path, response)
 
-    async def settle(self, response: Response, event_name: str = "") -> bool:
+    async def settle(self, response: Response, request: Request | None = None) -> bool:
         """What follows a written outcome: index it, then drop the pending marker (bulk where possible).
 
         In that order, so a marker outlives a missing index entry and the reconciler adds it. The
         outcome stands either way; returns False if storage failed (the reconciler finishes the job).
+        An outcome written about the deadline also takes the place of an expiry it crossed
+        (`supersede_expiry`).
         """
         try:
-            await self.index_outcome(response, event_name)
+            await self.index_outcome(response, request.event_name if request else "")
+            if request is not None and not response.defaulted and utcnow() >= request.deadline - _CLOCK_SKEW:
+                await self.supersede_expiry(request)
             await self.drop_pending(response.request_id)
         except StoreError:
             return False
         return True
+
+    async def supersede_expiry(self, request: Request) -> None:
+        """One event, one outcome, when an answer or a cancel checked before the deadline is written after
+        the reconciler closed the event (`HitlService.expire` claims, indexes, then looks for a response;
+        the writer writes, then looks for the claim: one of them sees the other). The written outcome is
+        what every reader of response.json sees, so it stands: the expiry's index entry goes, and the
+        copies, which the expiry may have re-rendered last, are queued to be re-rendered from it.
+        """
+        if await self.get_claim(request.request_id, EXPIRED_CLAIM) is None:
+            return
+        await self.unindex_expired(request)
+        await self.put_outbox(request.request_id, "answered")
 
     # -- the recent-outcomes index -------------------------------------------------------
 
@@ -299,11 +318,17 @@ class Store:
         )
         await self._put_outcome(record)
 
+    async def unindex_expired(self, request: Request) -> None:
+        """Take back `index_expired` (its key follows from the deadline): the event has an outcome after all."""
+        await self._delete(self._outcome_path("expired", request.deadline, request.request_id))
+
     async def _put_outcome(self, record: OutcomeRecord) -> None:
-        at = record.at.astimezone(UTC)
+        await self._write(self._outcome_path(record.outcome, record.at, record.request_id), _dump(record))
+
+    def _outcome_path(self, outcome: OutcomeKind, at: datetime, request_id: str) -> str:
+        at = at.astimezone(UTC)
         countdown = _KEY_EPOCH_MICROS - int(at.timestamp() * 1_000_000)
-        key = f"{at:%Y-%m-%d}/{countdown:016d}-{check_request_id(record.request_id)}"
-        await self._write(self._path(OUTCOMES, record.outcome, key), _dump(record))
+        return self._path(OUTCOMES, outcome, f"{at:%Y-%m-%d}/{countdown:016d}-{check_request_id(request_id)}")
 
     async def outcomes(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
         """Newest first, `limit` at a time: the records and the cursor of the next page (None at the end).
@@ -339,6 +364,7 @@ class Store:
             try:
                 paths = [str(p) for p in self.fs.ls(folder, detail=False)]
             except FileNotFoundError:
+                self._require_folder()
                 return []
         return [p.rstrip("/").rsplit("/", 1)[-1] for p in paths]
 
@@ -363,6 +389,8 @@ class Store:
             return list(self.fs.cat(paths).values()) if paths else []
 
         records = await (self._run(_read_folder, folder) if self._local else self._run(read_all))
+        if not records:
+            self._require_folder()
         return [_load(MessageRef, raw, request_id) for raw in records]
 
     # -- claims: one replica does a thing once ------------------------------------------
@@ -500,6 +528,7 @@ class Store:
                 return bytes(self._objects.get(self._key(path)).bytes())
             return bytes(self.fs.cat_file(path))
         except FileNotFoundError:
+            self._require_folder()  # absent because the whole store is gone is not "absent"
             return None
 
     async def _index(self, folder: str) -> dict[str, str]:
@@ -525,6 +554,7 @@ class Store:
         try:
             entries = self.fs.ls(folder.rstrip("/"), detail=True)
         except FileNotFoundError:
+            self._require_folder()
             return {}
         return {
             str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: str(_seconds(e.get("mtime") or e.get("LastModified")))
@@ -555,7 +585,8 @@ class Store:
             await self._run(self._objects.delete, key)
 
     def _require_folder(self) -> None:
-        """A local store's folder, made at start, must still exist: writing would make a new, empty one."""
+        """A local store's folder, made at start, must still exist: writing would make a new, empty one,
+        and reading would answer "no such event" or "nothing pending" while nobody can know."""
         if self._local and not os.path.isdir(self.root):
             log.warning("store folder missing", extra={"url": self.url})
             raise StoreError(f"the store folder {self.root} is missing: put it back, or restart to begin an empty one")

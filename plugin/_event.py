@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from hitl_chatops.bot import registry
 from hitl_chatops.bot.answers import Accepted, AnswerSchema, parse_answer, parse_fields, schema_from_type, type_name
 from hitl_chatops.bot.config import Settings, load_settings
-from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, StoreError
+from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, EventExpired, StoreError
 from hitl_chatops.bot.protocol import PromptType, Request, Responder, Response, RunInfo, format_time, utcnow
 from hitl_chatops.bot.store import Store, new_request_id
 from hitl_chatops.bot.templates import render
@@ -255,15 +255,22 @@ class Event(Generic[T]):
     async def cancel(self, reason: str = "cancelled by the workflow") -> None:
         """End the event without an answer: its messages say so and later answers are refused.
 
-        Raises `AlreadyAnswered` if someone answered (or cancelled) first.
+        Raises `AlreadyAnswered` if someone answered (or cancelled) first, `EventExpired` once the
+        deadline has passed (the expiry, or the `on_timeout` default, is the outcome then).
         """
         run = self.request.run
         by = f"run {run.run_name}" if run.run_name else "the workflow"
+        store = _store(_settings().store)
         if self._bot is not None and await self._bot.cancel(self.request_id, reason, by):
-            response = await _store(_settings().store).get_response(self.request_id)
-            if response is not None and not (response.cancelled and response.reason == reason):
+            response = await store.get_response(self.request_id)
+            if response is None:  # the bot refused it: the deadline passed
+                raise EventExpired(format_time(self.deadline))
+            if not (response.cancelled and response.reason == reason):
                 raise AlreadyAnswered.of(response)
             return
+        if self.request.expired():  # what the bot would say, with no bot to ask
+            response = await store.get_response(self.request_id)
+            raise AlreadyAnswered.of(response) if response else EventExpired(format_time(self.deadline))
         cancellation = Response.cancellation(self.request, reason, Responder(platform="flyte", user_name=by), "flyte")
         await _record(self.request, cancellation)
 
@@ -320,7 +327,7 @@ class Event(Generic[T]):
     async def _cancel_quietly(self, reason: str) -> None:
         try:
             await self.cancel.aio(reason)
-        except (AlreadyAnswered, StoreError) as error:
+        except (AlreadyAnswered, EventExpired, StoreError) as error:
             log.info("event not cancelled", extra={"request_id": self.request_id, "error": type(error).__name__})
 
     def _output(self, response: Response) -> T:
@@ -328,8 +335,8 @@ class Event(Generic[T]):
             raise EventCancelled(response)
         value = _typed(response.value, self.request)
         if isinstance(self.data_type, type) and issubclass(self.data_type, BaseModel):
-            try:
-                return cast(T, self.data_type.model_validate(value))
+            try:  # as the JSON it is stored as: what `strict` models expect of enums and floats
+                return cast(T, self.data_type.model_validate_json(json.dumps(value)))
             except ValidationError as error:
                 raise ValueError(f"the stored answer does not fit {self.data_type.__name__}: {error}") from None
         return cast(T, value)
@@ -345,7 +352,7 @@ async def _record(request: Request, response: Response) -> None:
     """Write an outcome the plugin decided (a default, or a cancel the bot did not take), and leave
     the message updates to the bot's reconciler through the outbox."""
     store = _store(_settings().store)
-    await store.put_response(response, request.event_name)
+    await store.put_response(response, request)
     try:
         await store.put_outbox(request.request_id, "answered")
     except StoreError:  # the outcome stands; its chat copies keep their buttons, and clicks are refused

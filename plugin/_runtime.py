@@ -40,12 +40,13 @@ class BotEndpoint:
         return await self._call(request_id, "notify", None, {202})
 
     async def cancel(self, request_id: str, reason: str, by: str) -> bool:
-        """Ask the bot to cancel the event and update its messages; True once it has an outcome.
+        """Ask the bot to cancel the event and update its messages; True once it has decided (cancelled,
+        or refused: answered first, 409, or past the deadline, 410; the store tells which).
 
         False when the bot could not be asked: the caller then records the cancellation itself.
         """
         body = {"reason": reason, "responder": by, "via": "flyte"}
-        return await self._call(request_id, "cancel", body, {200, 409})
+        return await self._call(request_id, "cancel", body, {200, 409, 410})
 
     async def _call(self, request_id: str, route: str, body: dict[str, str] | None, ok: set[int]) -> bool:
         headers = {"Authorization": f"Bearer {self.secret or ''}"}

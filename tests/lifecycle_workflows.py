@@ -6,11 +6,12 @@ Results come back as JSON text so the tests can look at every part of them.
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 from datetime import timedelta
 
 import flyte
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 import hitl_chatops.plugin as hitl
 
@@ -131,3 +132,41 @@ async def default_at_deadline(timeout_seconds: int) -> str:
         poll_interval_seconds=POLL,
     )
     return _result(await event.result.aio())
+
+
+class Severity(enum.Enum):
+    LOW = "low"
+    HIGH = "high"
+
+
+class StrictTriage(BaseModel):
+    """`strict=True` with an Enum: the stored answer is JSON, and strict mode takes JSON enum values."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, title="Triage")
+    severity: Severity
+    score: float = Field(ge=0, le=1)
+    page_oncall: bool
+
+
+class ShortReason(BaseModel):
+    """A setting the answer's JSON Schema cannot carry: refused where the event is created."""
+
+    model_config = ConfigDict(str_min_length=5)
+    reason: str
+
+
+@env.task
+async def triage() -> str:
+    event = await hitl.new_event.aio("triage", data_type=StrictTriage, prompt="How bad?", poll_interval_seconds=POLL)
+    answer = await event.wait.aio()
+    assert isinstance(answer, StrictTriage) and isinstance(answer.severity, Severity)
+    return answer.model_dump_json()
+
+
+@env.task
+async def ask_short_reason() -> str:
+    try:
+        await hitl.new_event.aio("short_reason", data_type=ShortReason, prompt="Why?", poll_interval_seconds=POLL)
+    except TypeError as error:
+        return f"TypeError: {error}"
+    return "created"

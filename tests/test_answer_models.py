@@ -9,7 +9,8 @@ from typing import Any, Literal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic.alias_generators import to_camel
 
 from hitl_chatops.bot.answers import (
     Accepted,
@@ -359,3 +360,76 @@ def test_accepted_means_the_model_validates_it_and_parsing_again_changes_nothing
         assert parse_answer(request, outcome.value) == outcome
     else:
         assert outcome.errors and set(outcome.errors) <= set(Expense.model_fields)
+
+
+# -- issue 21: model_config settings the JSON Schema cannot carry ------------------------------
+
+
+def configured(name: str, config: ConfigDict, **namespace: Any) -> type[BaseModel]:
+    """A one-text-field answer model with `config` (and any methods in `namespace`)."""
+    return type(name, (BaseModel,), {"model_config": config, "__annotations__": {"reason": str}, **namespace})
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        (ConfigDict(str_min_length=5), "str_min_length=5"),
+        (ConfigDict(str_max_length=10), "str_max_length=10"),
+        (ConfigDict(str_to_lower=True), "str_to_lower=True"),
+        (ConfigDict(str_to_upper=True), "str_to_upper=True"),
+        (ConfigDict(validate_by_alias=False, validate_by_name=True), "validate_by_alias=False"),
+        (ConfigDict(json_schema_mode_override="serialization"), "json_schema_mode_override='serialization'"),
+    ],
+)
+def test_settings_that_tighten_validation_are_refused_naming_the_setting(config: ConfigDict, named: str) -> None:
+    with pytest.raises(TypeError) as error:
+        type_name(configured("Review", config))
+    assert f"Review: model_config sets {named}" in str(error.value)
+    assert "wait() could refuse" in str(error.value)
+
+
+def test_a_model_post_init_is_refused_like_a_validator() -> None:
+    def model_post_init(self: BaseModel, context: Any) -> None:
+        raise ValueError("too short")
+
+    with pytest.raises(TypeError, match="Review defines model_post_init"):
+        type_name(configured("Review", ConfigDict(), model_post_init=model_post_init))
+
+
+class Tier(enum.Enum):
+    BRONZE = "bronze"
+    GOLD = "gold"
+
+
+# The `model_config` settings the bot lets through, at their tightest (the fuzz tests answer a model with them).
+TIGHTEST = ConfigDict(
+    strict=True,
+    extra="forbid",
+    frozen=True,
+    allow_inf_nan=False,
+    str_strip_whitespace=True,
+    validate_default=True,
+    alias_generator=to_camel,
+    populate_by_name=True,
+)
+
+
+class Strictest(BaseModel):
+    model_config = ConfigDict(
+        **TIGHTEST,
+        title="Strict review",
+        str_min_length=0,  # neutral values of refused settings pass
+        str_to_lower=False,
+    )
+    tier: Tier = Tier.BRONZE
+    max_nights: int = Field(default=1, ge=1, le=14, strict=True)
+    ratio: float = Field(ge=0, le=1)
+    page_oncall: bool
+    _seen: int = PrivateAttr(default=0)  # pydantic's own model_post_init, not the model's
+
+
+def test_settings_that_change_nothing_about_validation_are_allowed() -> None:
+    schema = schema_from_type(Strictest)
+    assert [f.name for f in schema.fields] == ["tier", "maxNights", "ratio", "pageOncall"]
+    outcome = parse_answer(request_for(Strictest), {"tier": "GOLD", "maxNights": "3", "ratio": "1", "pageOncall": "no"})
+    assert outcome == Accepted({"tier": "gold", "maxNights": 3, "ratio": 1.0, "pageOncall": False})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, Accepted, Rejected, display, parse_answer, type_name
 from hitl_chatops.bot.protocol import DataType, Request, utcnow
@@ -192,3 +195,90 @@ def test_version_1_objects_are_still_read() -> None:
         ' "data_type": "int", "via": "web"}'
     )
     assert (answer.status, answer.reason, answer.cancelled, answer.defaulted) == ("completed", None, False, False)
+
+
+# -- issue 21: numbers in ASCII only, on every surface -------------------------------------------
+
+# (data_type, text) -> the value, or None for a refusal. Other scripts' digits, fullwidth digits and
+# Python's own spellings (underscores, hex floats, words) are what `\\d`, int() and float() took.
+NUMBERS: dict[tuple[DataType, str], Any] = {
+    ("int", "42"): 42,
+    ("int", "+7"): 7,
+    ("int", "-7"): -7,
+    ("int", " 12 "): 12,
+    ("int", "\u0663"): None,  # ٣ Arabic-Indic three
+    ("int", "\uff11\uff12"): None,  # fullwidth one two
+    ("int", "\U0001d7d1"): None,  # mathematical bold three
+    ("int", "1_0"): None,
+    ("int", "0x10"): None,
+    ("int", "1e3"): None,
+    ("int", "--1"): None,
+    ("int", "+-1"): None,
+    ("int", "1 000"): None,
+    ("float", "0.5"): 0.5,
+    ("float", ".5"): 0.5,
+    ("float", "1."): 1.0,
+    ("float", "-2.5e3"): -2500.0,
+    ("float", "1E-2"): 0.01,
+    ("float", "+3"): 3.0,
+    ("float", "\u0663.\u0665"): None,  # Arabic-Indic 3.5
+    ("float", "\uff11\uff12"): None,
+    ("float", "1e\u0662"): None,  # an exponent in another script
+    ("float", "1_0"): None,
+    ("float", "1_0.5"): None,
+    ("float", "1.2.3"): None,
+    ("float", "1e"): None,
+    ("float", "e5"): None,
+    ("float", "."): None,
+    ("float", "0x1p3"): None,
+    ("float", "1,5"): None,
+    ("float", "++1"): None,
+    ("float", "1" * 65): None,
+}
+
+
+@pytest.mark.parametrize(("data_type", "text"), list(NUMBERS), ids=[f"{t}-{ascii(x)[:24]}" for t, x in NUMBERS])
+def test_numbers_are_ascii_with_one_sign_one_point_and_an_exponent(data_type: DataType, text: str) -> None:
+    outcome = parse_value(text, data_type=data_type)
+    expected = NUMBERS[data_type, text]
+    if expected is None:
+        assert isinstance(outcome, Rejected)
+        assert "number" in outcome.message and len(outcome.message) < 200
+    else:
+        assert outcome == Accepted(expected) and type(outcome.value) is type(expected)
+
+
+def number_oracle(data_type: DataType, text: str) -> Any:
+    """What a number field should accept, written with Python's own parsers kept to ASCII without '_'."""
+    text = text.strip()
+    if not text.isascii() or "_" in text:
+        return None
+    try:
+        if data_type == "int":
+            value: Any = int(text)
+            return value if len(text.lstrip("+-")) <= 24 and abs(value) < 2**63 else None
+        value = float(text)
+    except ValueError:
+        return None
+    words = text.lstrip("+-").lower() in ("nan", "inf", "infinity")
+    return value if math.isfinite(value) and len(text) <= 64 and not words else None
+
+
+number_texts = st.text(
+    st.one_of(
+        st.sampled_from("0123456789+-.eE_ x"),
+        st.characters(categories=["Nd", "No"]),  # every script's digits, superscripts, fractions
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(data_type=st.sampled_from(["int", "float"]), text=number_texts)
+def test_number_fields_accept_exactly_ascii_numbers(data_type: DataType, text: str) -> None:
+    outcome = parse_value(text, data_type=data_type)
+    expected = number_oracle(data_type, text)
+    if expected is None:
+        assert isinstance(outcome, Rejected), (text, outcome)
+    else:
+        assert outcome == Accepted(expected) and type(outcome.value) is type(expected)

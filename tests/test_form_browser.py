@@ -189,6 +189,32 @@ def test_form_is_styled_under_a_strict_csp_with_no_violation(bot: BotThread, bro
     page.context.close()
 
 
+def test_markdown_prompt_renders_under_the_strict_csp_and_runs_nothing(bot: BotThread, browser: Browser) -> None:
+    """`prompt_type="markdown"`: the author's emphasis, code and links; no script, image or CSP violation."""
+    from tests.test_http import HOSTILE
+
+    event = hitl.new_event("deploy", bool, title="Deploy `api`", prompt=HOSTILE, prompt_type="markdown")
+    assert event.form_url
+    page = open_page(browser, "laptop")
+    console = watch_console(page)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(event.form_url)
+    expect(page.get_by_role("heading", name="Deploy api")).to_be_visible()
+    expect(page.locator(".prompt strong")).to_have_text("Ship")
+    expect(page.locator(".prompt code")).to_have_text("make deploy")
+    runbook = page.get_by_role("link", name="runbook")
+    expect(runbook).to_have_attribute("href", "https://runbook.example/deploy?a=1&b=2")
+    expect(runbook).to_have_attribute("rel", "nofollow noopener noreferrer")
+    assert page.evaluate("[document.images.length, document.scripts.length]") == [0, 0]
+    assert page.evaluate("[...document.links].every(a => a.protocol === 'https:')")
+    expect(page.get_by_text("<script>alert(1)</script>", exact=False)).to_be_visible()
+    shoot(page, "form-markdown-laptop")
+    assert dialogs == []
+    assert [line for line in console if "Content Security Policy" in line] == [], console
+    page.context.close()
+
+
 def test_form_cannot_be_framed(bot: BotThread, browser: Browser) -> None:
     event = hitl.new_event("deploy", bool, prompt="Ship it?")
     assert event.form_url

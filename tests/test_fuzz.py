@@ -23,7 +23,7 @@ import pytest
 import urllib3
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, Accepted, parse_answer
@@ -34,6 +34,8 @@ from hitl_chatops.bot.store import REQUESTS, Store
 from tests.conftest import AUTH, SECRET
 from tests.helpers import make_request
 from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
+from tests.test_answer_models import TIGHTEST, Tier
+from tests.test_answers import NUMBERS, number_oracle, number_texts
 
 FUZZ = settings(
     max_examples=60,
@@ -65,11 +67,26 @@ class FuzzApproval(BaseModel):
     reason: str | None = None
 
 
-MODELS: dict[str, type[BaseModel]] = {model.__name__: model for model in (FuzzExpense, FuzzApproval)}
-FIELD_NAMES = sorted({name for model in MODELS.values() for name in model.model_fields})
+class FuzzConfigured(BaseModel):
+    """The `model_config` settings the bot lets through, at their tightest (issue 21: `strict` with an
+    Enum was stored, then refused by `wait()`)."""
+
+    model_config = ConfigDict(**TIGHTEST, title="FuzzConfigured")
+    approved: bool
+    amount: float = Field(ge=0, le=1000)
+    tier: Tier = Tier.BRONZE
+    max_nights: int = Field(default=1, ge=1, le=14)
+    notes: str | None = Field(default=None, max_length=50)
+
+
+MODELS: dict[str, type[BaseModel]] = {model.__name__: model for model in (FuzzExpense, FuzzApproval, FuzzConfigured)}
+STRUCTURED = 3  # the first EVENT_SPECS are the models'
+
+FIELD_NAMES = sorted({name for model in MODELS.values() for name in model.model_json_schema()["properties"]})
 EVENT_SPECS: list[dict[str, Any]] = [
     {"data_type": "object", "answer_schema": FuzzExpense.model_json_schema()},
     {"data_type": "object", "answer_schema": FuzzApproval.model_json_schema()},
+    {"data_type": "object", "answer_schema": FuzzConfigured.model_json_schema()},
     {"data_type": "bool"},
     {"data_type": "int", "min_value": 1, "max_value": 10},
     {"data_type": "int"},
@@ -152,6 +169,8 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "reason": st.one_of(st.text(max_size=60), st.none()),
     "region": st.sampled_from(["eu", "US", " 1 ", "1", 1, True, "ap", ""]),
     "level": st.sampled_from([0, 1, 5, "5", "0", True, None, 2, "", 1.0, "yes"]),
+    "tier": st.sampled_from(["bronze", "GOLD", " gold ", "silver", "", None, 1, True]),
+    "maxNights": st.one_of(st.integers(-1, 20), st.sampled_from(["1", "14", "15", "2.0", "", None]), st.floats(0, 20)),
 }
 
 
@@ -218,7 +237,7 @@ def assert_valid(event: Request, response: Response) -> None:
     if event.data_type == "object":
         model = MODELS[str((event.answer_schema or {})["title"])]
         returned = hitl.Event(event, model, 0.01, None).wait()  # the plugin's real read path
-        assert isinstance(returned, model) and returned.model_dump(mode="json") == response.value
+        assert isinstance(returned, model) and returned.model_dump(mode="json", by_alias=True) == response.value
         return
     expected = {"bool": bool, "int": int, "float": float, "str": str}[event.data_type]
     assert type(response.value) is expected, (event.data_type, response.value)
@@ -271,7 +290,7 @@ def test_form_post_never_fails_and_never_stores_an_invalid_value(
 
 
 @FUZZ
-@given(spec=st.sampled_from(EVENT_SPECS[:2]), fields=structured_answers(as_text=True))
+@given(spec=st.sampled_from(EVENT_SPECS[:STRUCTURED]), fields=structured_answers(as_text=True))
 def test_structured_form_answers_are_what_wait_returns(
     bot: BotThread, spec: dict[str, Any], fields: dict[str, str]
 ) -> None:
@@ -287,7 +306,7 @@ def test_structured_form_answers_are_what_wait_returns(
 
 
 @FUZZ
-@given(spec=st.sampled_from(EVENT_SPECS[:2]), value=structured_answers())
+@given(spec=st.sampled_from(EVENT_SPECS[:STRUCTURED]), value=structured_answers())
 def test_structured_api_answers_are_what_wait_returns(
     bot: BotThread, spec: dict[str, Any], value: dict[str, Any]
 ) -> None:
@@ -317,6 +336,24 @@ def test_form_get_never_fails(bot: BotThread, data: st.DataObject, query: str) -
     assert stored(store, event) is None
 
 
+@FUZZ
+@given(
+    value=st.fixed_dictionaries(
+        {"approved": st.booleans(), "amount": st.floats(0, 1000)},
+        optional={name: values for name, values in FIELD_VALUES.items() if name not in ("approved", "amount")},
+    )
+)
+def test_configured_model_answers_are_what_wait_returns(bot: BotThread, value: dict[str, Any]) -> None:
+    """The required fields always fit, so most answers are accepted and read back through `wait()`."""
+    store = Store(bot.settings.store)
+    event = put_event(store, {"data_type": "object", "answer_schema": FuzzConfigured.model_json_schema()})
+    url = f"{bot.url}/api/v1/events/{event.request_id}/response"
+    reply = HTTP.request("POST", url, body=json.dumps({"value": value}), headers=AUTH)
+    assert reply.status in (201, 413, 422), (reply.status, reply.data[:300])
+    if (response := stored(store, event)) is not None:
+        assert_valid(event, response)
+
+
 # -- the API -------------------------------------------------------------------------------------
 
 
@@ -344,6 +381,34 @@ def test_api_answer_never_fails_and_never_stores_an_invalid_value(
         assert reply.status == 201
         assert_valid(event, response)
     assert_only_known_events(store, known)
+
+
+@FUZZ
+@given(
+    data_type=st.sampled_from(["int", "float"]),
+    text=st.one_of(number_texts, st.sampled_from([text for _, text in NUMBERS])),
+    form=st.booleans(),
+)
+def test_numbers_are_saved_only_in_ascii_and_wait_returns_them(
+    bot: BotThread, data_type: Literal["int", "float"], text: str, form: bool
+) -> None:
+    """issue 21: the numbers table, through the API or the form, read back through `wait()`."""
+    store = Store(bot.settings.store)
+    event = put_event(store, {"data_type": data_type})
+    if form:
+        reply = HTTP.request(
+            "POST", bot.service.form_url(event.request_id), fields={"value": text}, encode_multipart=False
+        )
+    else:
+        url = f"{bot.url}/api/v1/events/{event.request_id}/response"
+        reply = HTTP.request("POST", url, body=json.dumps({"value": text}), headers=AUTH)
+    expected = number_oracle(data_type, text)
+    assert reply.status == (422 if expected is None else 200 if form else 201), (text, reply.data[:300])
+    response = stored(store, event)
+    assert (response is not None) == (expected is not None)
+    if response is not None:
+        assert response.value == expected
+        assert_valid(event, response)
 
 
 # -- Slack ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -13,6 +14,7 @@ from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH, SECRET
 from tests.helpers import make_request
+from tests.test_answers import NUMBERS
 
 
 @pytest.fixture
@@ -169,3 +171,73 @@ async def test_form_refuses_restricted_events(bot: BotThread, http: aiohttp.Clie
         assert reply.status == 403
         assert "Only U0DANA may answer" in await reply.text()
     assert await bot.service.store.get_response(request.request_id) is None
+
+
+async def test_numbers_table_through_the_api_and_the_form(bot: BotThread, http: aiohttp.ClientSession) -> None:
+    """issue 21: other scripts' digits and "1_0" were saved; both surfaces take exactly what parse_answer takes."""
+    for (data_type, text), expected in NUMBERS.items():
+        api_event, form_event = await put(bot, data_type=data_type), await put(bot, data_type=data_type)
+        url = f"{bot.url}/api/v1/events/{api_event.request_id}/response"
+        async with http.post(url, headers=AUTH, json={"value": text}) as reply:
+            assert reply.status == (422 if expected is None else 201), (text, await reply.text())
+        async with http.post(link(bot, form_event), data={"value": text}) as reply:
+            assert reply.status == (422 if expected is None else 200), (text, await reply.text())
+        for event in (api_event, form_event):
+            response = await bot.service.store.get_response(event.request_id)
+            if expected is None:
+                assert response is None, text
+            else:
+                assert response is not None and response.value == expected and type(response.value) is type(expected)
+
+
+HOSTILE = (
+    "**Ship** _now_? `make deploy` [runbook](https://runbook.example/deploy?a=1&b=2)\n\n"
+    "[js](javascript:alert(1)) [JS](JAVASCRIPT:alert(1)) [ent](&#106;avascript:alert(1)) <javascript:alert(1)> "
+    "[data](data:text/html,x) [rel](/admin) ![pixel](https://evil.example/p.png) "
+    "<script>alert(1)</script> <img src=x onerror=alert(1)> <!channel>"
+)
+
+
+async def test_prompt_type_text_shows_task_text_literally(bot: BotThread, http: aiohttp.ClientSession) -> None:
+    request = await put(bot, data_type="bool", title="**Deploy**", prompt=HOSTILE, details="_more_")
+    async with http.get(link(bot, request)) as reply:
+        page = await reply.text()
+    assert "<h1>**Deploy**</h1>" in page and "<title>**Deploy** · hitl-chatops</title>" in page
+    assert "**Ship** _now_? `make deploy` [runbook](https://runbook.example/deploy?a=1&amp;b=2)" in page
+    assert '<p class="details">_more_</p>' in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;img src=x" in page
+    assert "<strong>" not in page and "<code>" not in page and "<a href=" not in page
+
+
+async def test_prompt_type_markdown_renders_the_authors_emphasis_code_and_web_links_only(
+    bot: BotThread, http: aiohttp.ClientSession
+) -> None:
+    request = await put(
+        bot,
+        data_type="bool",
+        prompt_type="markdown",
+        title="**Deploy** `api`",
+        prompt=HOSTILE,
+        details="- _one_\n- two",
+    )
+    async with http.get(link(bot, request)) as reply:
+        page = await reply.text()
+    assert "<h1><strong>Deploy</strong> <code>api</code></h1>" in page
+    assert "<title>Deploy api · hitl-chatops</title>" in page
+    assert '<div class="prompt markdown"><p><strong>Ship</strong> <em>now</em>? <code>make deploy</code> ' in page
+    runbook = '<a href="https://runbook.example/deploy?a=1&amp;b=2" rel="nofollow noopener noreferrer">runbook</a>'
+    assert runbook in page
+    assert '<div class="details markdown"><ul>\n<li><em>one</em></li>\n<li>two</li>\n</ul>\n</div>' in page
+    # The runbook, and the image as a link to it (nothing loads): no other scheme, no relative link.
+    assert re.findall(r'href="([^"]*)"', page) == [
+        "https://runbook.example/deploy?a=1&amp;b=2",
+        "https://evil.example/p.png",
+    ]
+    assert "<img" not in page and "<script>" not in page
+    for literal in ("&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;img src=x onerror=alert(1)&gt;", "&lt;!channel&gt;"):
+        assert literal in page
+    assert "[data](data:text/html,x) [rel](/admin)" in page
+
+    async with http.post(link(bot, request), data={"value": "true"}) as reply:
+        done = await reply.text()
+    assert "<b><strong>Deploy</strong> <code>api</code></b>: <strong>Ship</strong>" in done

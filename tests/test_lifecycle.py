@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled
-from hitl_chatops.bot.protocol import Default, Request, Responder
+from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, EventExpired
+from hitl_chatops.bot.protocol import Default, Request, Responder, Response
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
@@ -108,6 +108,60 @@ async def test_without_a_default_the_deadline_writes_no_outcome(service: HitlSer
     assert await service.store.get_response(request.request_id) is None
 
 
+async def listed_once(service: HitlService, request_id: str) -> list[str]:
+    """The recent-outcome lists that name the event (one outcome: exactly one list)."""
+    found = []
+    for outcome in ("completed", "cancelled", "expired"):
+        records, _ = await service.store.outcomes(outcome, limit=100)  # type: ignore[arg-type]
+        found += [outcome for r in records if r.request_id == request_id]
+    return found
+
+
+async def test_a_cancel_after_the_deadline_is_refused_and_writes_nothing(service: HitlService) -> None:
+    """issue 21: a cancel after the reconciler's expiry wrote a second outcome."""
+    expired, overdue = await stored(service, timeout=-1), await stored(service, timeout=-1)
+    assert await service.expire(expired.request_id) is True
+    for request in (expired, overdue):  # expired by the reconciler, or only past its deadline
+        with pytest.raises(EventExpired, match=r"^This event expired at "):
+            await service.cancel(request.request_id, "too late", CI, "api")
+        assert await service.store.get_response(request.request_id) is None
+    assert await listed_once(service, expired.request_id) == ["expired"]
+    defaulted = await stored(service, data_type="int", timeout=-1, on_timeout=Default(value=3))
+    assert await service.expire(defaulted.request_id) is True
+    with pytest.raises(AlreadyAnswered, match="default answer was applied"):
+        await service.cancel(defaulted.request_id, "too late", CI, "api")
+
+
+@pytest.mark.parametrize("expiry_first", [True, False], ids=["expiry-first", "straddler-first"])
+async def test_a_cancel_straddling_the_deadline_and_the_expiry_leave_one_outcome(
+    service: HitlService, expiry_first: bool
+) -> None:
+    """A cancel checked before the deadline and written after it races the reconciler's expiry.
+
+    What is written stands (every reader of response.json sees it), so the expiry steps back: its
+    index entry goes and the copies are re-rendered from the outbox. Both orders, and each event's
+    two writers started together, end with the cancellation listed once and never as expired.
+    """
+    requests = [await stored(service, timeout=-1) for _ in range(6)]
+
+    async def straddle(request: Request) -> None:  # the cancel's write, its check long done
+        await service.store.put_response(Response.cancellation(request, "late", CI, "api"), request)
+
+    async def race(request: Request) -> None:
+        steps = [service.expire(request.request_id), straddle(request)]
+        await asyncio.gather(*(steps if expiry_first else steps[::-1]))
+
+    await race(requests[0])  # gathered: the two interleave
+    await service.expire(requests[1].request_id)  # one after the other
+    await straddle(requests[1])
+    await asyncio.gather(*map(race, requests[2:]))
+    await service.drain()
+    for request in requests:
+        assert await listed_once(service, request.request_id) == ["cancelled"]
+        assert (await service.store.get_response(request.request_id)).cancelled  # type: ignore[union-attr]
+    assert requests[1].request_id in await service.store.outbox_ids(), "the copies are re-rendered"
+
+
 # -- over the API ----------------------------------------------------------------------------------
 
 
@@ -139,6 +193,37 @@ async def test_api_cancel(bot: BotThread, http: aiohttp.ClientSession) -> None:
     async with http.get(bot.service.form_url(request.request_id)) as reply:
         page = await reply.text()
     assert "This event was cancelled" in page and "not needed any more" in page and "<form" not in page
+
+
+async def test_api_cancel_after_expiry_is_a_410_and_the_event_is_listed_once(
+    bot: BotThread, http: aiohttp.ClientSession
+) -> None:
+    """issue 21: it was a 200, a cancelled response.json appeared and both lists named the event."""
+    request = await stored(bot.service, event_name="late", timeout=-1)
+    assert await bot.service.expire(request.request_id) is True
+    url = f"{bot.url}/api/v1/events/{request.request_id}/cancel"
+    async with http.post(url, headers=AUTH, json={"reason": "superseded"}) as reply:
+        assert reply.status == 410
+        assert (await reply.json())["error"].startswith("This event expired at ")
+    assert await bot.service.store.get_response(request.request_id) is None
+    for status, names in (("expired", ["late"]), ("cancelled", [])):
+        async with http.get(f"{bot.url}/api/v1/events?status={status}", headers=AUTH) as reply:
+            assert [e["event_name"] for e in (await reply.json())["events"]] == names
+
+
+async def test_the_plugin_cancel_after_the_deadline_is_refused_with_or_without_a_bot(bot: BotThread) -> None:
+    """`Event.cancel` writes the cancellation itself when no bot is reachable: the deadline holds there too."""
+    import hitl_chatops.plugin as hitl
+    from hitl_chatops.plugin._runtime import BotEndpoint
+    from tests.conftest import SECRET
+
+    overdue = await stored(bot.service, timeout=-1)
+    through_bot = BotEndpoint(bot.url, SECRET, bot.url)
+    for endpoint in (None, through_bot):
+        event = hitl.Event(overdue, bool, 0.01, None, bot=endpoint)
+        with pytest.raises(EventExpired):
+            await event.cancel.aio("too late")
+        assert await bot.service.store.get_response(overdue.request_id) is None
 
 
 async def test_recent_outcomes_newest_first_in_pages(bot: BotThread, http: aiohttp.ClientSession) -> None:
@@ -186,6 +271,40 @@ async def test_recent_outcomes_newest_first_in_pages(bot: BotThread, http: aioht
     for bad in ("status=answered", "status=completed&limit=0", "status=completed&cursor=../../x"):
         async with http.get(f"{bot.url}/api/v1/events?{bad}", headers=AUTH) as reply:
             assert reply.status == 400
+
+
+LIMITS = {
+    "20": 200,
+    "1": 200,
+    "100": 200,
+    "007": 200,
+    "0": 400,
+    "101": 400,
+    "-1": 400,
+    "+5": 400,
+    " 5": 400,
+    "5.0": 400,
+    "": 400,
+    "\u00b2": 400,  # superscript two: str.isdigit() says yes, int() says no
+    "\u0663": 400,  # Arabic-Indic three: int() reads it as 3
+    "\uff15": 400,  # fullwidth five
+    "9" * 5000: 400,  # past int()'s 4,300-digit limit
+}
+
+
+@pytest.mark.parametrize("limit", list(LIMITS), ids=[ascii(k)[:20] for k in LIMITS])
+async def test_history_limit_is_a_small_ascii_number_or_a_400(
+    bot: BotThread, http: aiohttp.ClientSession, limit: str
+) -> None:
+    """issue 21: `limit=²` and a 5,000-digit limit were 500s."""
+    url = f"{bot.url}/api/v1/events"
+    async with http.get(url, params={"status": "completed", "limit": limit}, headers=AUTH) as reply:
+        assert reply.status == LIMITS[limit], await reply.text()
+        body = await reply.json()
+    if reply.status == 400:
+        assert body["error"] == "limit must be a whole number from 1 to 100."
+    else:
+        assert body == {"events": [], "next": None}
 
 
 # -- the plugin's sync spellings -------------------------------------------------------------------

@@ -137,3 +137,26 @@ async def test_the_expense_example_runs_as_the_demo_runs_it(start_bot: Callable[
         async with http.post(event["form_url"], data=form) as reply:
             assert reply.status == 200
     assert await run.finish() == "EXP-1042: approved 1000.0 by web form via web"
+
+
+async def test_a_strict_model_with_an_enum_gets_the_answer_the_api_accepted(
+    start_bot: Callable[..., BotThread],
+) -> None:
+    """issue 21: `ConfigDict(strict=True)` with an Enum field was accepted (201), then refused by `wait()`."""
+    bot = start_bot()
+    run = Run(flows.triage)
+    event = await pending_event(bot, "triage")
+    url = f"{bot.url}/api/v1/events/{event['request_id']}/response"
+    status, body = await post_json(url, {"value": {"severity": "HIGH", "score": 1, "page_oncall": "yes"}})
+    assert status == 201 and body["value"] == {"severity": "high", "score": 1.0, "page_oncall": True}
+    assert json.loads(await run.finish()) == {"severity": "high", "score": 1.0, "page_oncall": True}
+
+
+async def test_a_model_setting_the_schema_cannot_carry_is_refused_before_anything_is_written(
+    start_bot: Callable[..., BotThread],
+) -> None:
+    """issue 21: `ConfigDict(str_min_length=5)` let the API store "ab", which `wait()` then refused."""
+    bot = start_bot()
+    said = await Run(flows.ask_short_reason).finish()
+    assert said.startswith("TypeError: ShortReason: model_config sets str_min_length=5"), said
+    assert await bot.service.store.pending_ids() == []

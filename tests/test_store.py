@@ -126,10 +126,10 @@ async def test_settle_indexes_the_outcome_and_drops_the_marker(store: Store) -> 
     await store.put_request(request)
     response = answer(request.request_id, 3, "U1")
     await store.create_response(response)
-    assert await store.settle(response, "deploy") is True
+    assert await store.settle(response, request) is True
     assert await store.pending_ids() == []
     records, _ = await store.outcomes("completed", limit=5)
-    assert [(r.request_id, r.event_name, r.value) for r in records] == [(request.request_id, "deploy", 3)]
+    assert [(r.request_id, r.event_name, r.value) for r in records] == [(request.request_id, "deploy_gate", 3)]
 
 
 async def test_a_failed_index_write_keeps_the_marker(store_url: str) -> None:

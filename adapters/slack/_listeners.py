@@ -298,7 +298,11 @@ class Listeners:
             responder = Responder(
                 platform=PLATFORM, user_id=str(command.get("user_id", "")), user_name=str(command.get("user_name", ""))
             )
-            requests = await self.service.pending(responder)
+            try:
+                requests = await self.service.pending(responder)
+            except UserError as error:  # storage unreachable: "try again", rather than silence
+                await respond(text=escape(str(error)), response_type="ephemeral")
+                return
             blocks = as_dicts(_blocks.pending_blocks(requests, self.service.form_url))
             await respond(text=_blocks.pending_text(requests), blocks=blocks, response_type="ephemeral")
             return

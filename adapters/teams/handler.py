@@ -173,7 +173,7 @@ class TeamsBot(ActivityHandler):
     async def _send_pending(self, context: TurnContext, responder: Responder, conversation_id: str) -> None:
         try:
             events = await self._service.pending(responder)
-        except StoreError:  # the message was answered already: say so here, or the person hears nothing
+        except StoreUnavailable:  # the message was answered already: say so here, or the person hears nothing
             await context.send_activity(MessageFactory.text(_LIST_UNREADABLE))
             return
         if not events:

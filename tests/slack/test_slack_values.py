@@ -10,6 +10,7 @@ import pytest
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.server import BotThread
+from tests.helpers import make_request
 from tests.slack.slack_helpers import (
     FakeSlack,
     api_answer,
@@ -60,3 +61,21 @@ async def test_numbers_wait_would_refuse_are_never_stored(
     assert await api_answer(bot, request_id, {"value": float(huge)}) == 422
     assert await api_answer(bot, request_id, {"value": int(float(huge))}) == 422
     assert await store().get_response(request_id) is None
+
+
+async def test_numbers_table_through_a_slack_modal(slack_bot: BotFactory) -> None:
+    """issue 21: a modal's number_input sends text; "٣" or "1_0" must be refused like everywhere else."""
+    from tests.test_answers import NUMBERS
+
+    bot = slack_bot()
+    for (data_type, text), expected in NUMBERS.items():
+        request = make_request(store(), data_type=data_type)
+        await store().put_request(request)
+        state = {"type": "number_input" if data_type == "int" else "plain_text_input", "value": text}
+        status, body = await post_signed(bot.url, view_submission("U0ALICE", request.request_id, state))
+        assert status == 200
+        if expected is None:
+            assert json.loads(body)["response_action"] == "errors", text
+            assert await store().get_response(request.request_id) is None
+        else:
+            assert (await wait_response(request.request_id)).value == expected, text

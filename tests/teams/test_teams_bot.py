@@ -234,6 +234,21 @@ async def test_invalid_number_returns_the_card_with_an_error_and_saves_nothing(t
     assert teams.connector.updates() == []
 
 
+async def test_numbers_table_through_a_card(teams: Teams) -> None:
+    """issue 21: a card's Input.Number is checked on the server only; "٣" or "1_0" must be refused there."""
+    from tests.helpers import make_request
+    from tests.test_answers import NUMBERS
+
+    store = store_of(teams)
+    for (data_type, text), expected in NUMBERS.items():
+        request = make_request(store, data_type=data_type)
+        await store.put_request(request)
+        status, body = await teams.invoke(answer(request.request_id, text))
+        assert status == 200 and body["statusCode"] == 200
+        response = await store.get_response(request.request_id)
+        assert (response.value if response else None) == expected, (text, texts(body["value"]))
+
+
 async def test_only_listed_responders_may_answer(teams: Teams) -> None:
     await teams.install()
     event = await make_event(teams.bot, channels=[f"teams:{CHANNEL}"], responders=["aad-bob"])
