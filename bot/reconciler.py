@@ -43,6 +43,7 @@ from .store import new_request_id
 log = logging.getLogger(__name__)
 BEAT_INTERVALS = 4  # a replica rewrites its heartbeat every 4 intervals: once a minute at the default 15 s
 STALE_BEATS = 2  # a heartbeat 2 periods old is a replica that stopped: 2 minutes after its last beat at 15 s
+_LATE_SECONDS = 1.0  # how much older a heartbeat may look: S3's LastModified counts whole seconds
 
 
 @dataclass
@@ -64,10 +65,10 @@ class _Settled:
 
 
 class Reconciler:
-    def __init__(self, service: HitlService, interval_seconds: float) -> None:
+    def __init__(self, service: HitlService, interval_seconds: float, replica_id: str | None = None) -> None:
         self.service = service
         self.interval = interval_seconds
-        self.replica_id = new_request_id()
+        self.replica_id = replica_id or new_request_id()
         self._stop = asyncio.Event()
         self._settled: dict[str, _Settled] = {}
         self.beat_seconds = interval_seconds * BEAT_INTERVALS
@@ -161,7 +162,7 @@ class Reconciler:
         least once per round of turns, so this happens only in sets whose rounds outlast
         `stale_seconds - beat_seconds` (5 replicas or more), or for a replica that stopped just then.
         """
-        on_time = self._listed_at - self.beat_seconds - self.interval  # one slot of slack for late beats
+        on_time = self._listed_at - self.beat_seconds - self.interval - _LATE_SECONDS  # a slot late, at most
         stale = now - self.stale_seconds
         return any(on_time < beat <= stale for replica, beat in self._beats.items() if replica != self.replica_id)
 

@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -54,7 +55,8 @@ def build_app(settings: Settings) -> web.Application:
         attach_flyte(app, service, settings)
 
     if settings.reconcile_seconds > 0:
-        app.cleanup_ctx.append(_reconciling(Reconciler(service, settings.reconcile_seconds)))
+        reconciler = Reconciler(service, settings.reconcile_seconds, replica_id(settings))
+        app.cleanup_ctx.append(_reconciling(reconciler))
     if settings.metrics_port is not None:
         app.cleanup_ctx.append(_metrics_listener(settings.host, settings.metrics_port))
 
@@ -63,6 +65,12 @@ def build_app(settings: Settings) -> web.Application:
 
     app.on_shutdown.append(drain)
     return app
+
+
+def replica_id(settings: Settings) -> str:
+    """The same for every start of a bot on one host and port, so a container restarted in place
+    (OOM, a crash) takes its own heartbeat and turns back instead of leaving a stale one behind."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"hitl-chatops://{socket.gethostname()}:{settings.port}"))
 
 
 def _reconciling(reconciler: Reconciler) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -125,12 +125,12 @@ async def test_a_replica_whose_heartbeat_was_removed_writes_it_again_on_its_next
 class Bot:
     """`hitl-chatops serve` in its own process on loopback (stderr kept in `log` for a failure's message)."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.url = f"http://127.0.0.1:{free_port('127.0.0.1')}"
+    def __init__(self, env: dict[str, str], log: Path, port: int = 0) -> None:
+        self.port = port or free_port("127.0.0.1")
+        self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         with log.open("w") as stderr:
-            port = self.url.rsplit(":", 1)[1]
-            self.process = subprocess.Popen([CLI, "serve", "--port", port], env=env, stderr=stderr)
+            self.process = subprocess.Popen([CLI, "serve", "--port", str(self.port)], env=env, stderr=stderr)
 
     async def ready(self, http: aiohttp.ClientSession, seconds: float = 60) -> Bot:
         deadline = time.monotonic() + seconds
@@ -145,16 +145,22 @@ class Bot:
             await asyncio.sleep(0.2)
         raise AssertionError(f"bot did not start: {self.log.read_text()}")
 
-    async def replicas(self, http: aiohttp.ClientSession) -> float | None:
-        """`hitl_reconciler_replicas` on its /metrics: the live replicas its reconciler counts."""
+    async def metric(self, http: aiohttp.ClientSession, name: str) -> float | None:
+        """A sample of its /metrics, e.g. `hitl_reconciler_replicas`: the live replicas its reconciler counts."""
         async with http.get(f"{self.url}/metrics", headers=AUTH) as reply:
             text = await reply.text()
         samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
-        return next((s.value for s in samples if s.name == "hitl_reconciler_replicas"), None)
+        return next((s.value for s in samples if s.name == name), None)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def env(s3_store_url: str) -> dict[str, str]:
+    """A bot process's environment: the test's S3 store on moto, a 1 s reconciler interval."""
+    return {**os.environ, "HITL_CHATOPS_RECONCILE_SECONDS": "1", "HITL_CHATOPS_LOG_FORMAT": "text"}
 
 
 @pytest.fixture
@@ -169,11 +175,32 @@ def bots() -> Iterator[list[Bot]]:
         bot.process.wait(timeout=30)
 
 
-async def test_survivors_of_a_crash_loop_count_three_replicas_sweep_the_ghosts_and_expire_events(
-    s3_store_url: str, bots: list[Bot], tmp_path: Path
+async def test_a_bot_restarted_in_place_takes_its_own_heartbeat_back(
+    s3_store_url: str, env: dict[str, str], bots: list[Bot], tmp_path: Path
 ) -> None:
-    """Three replicas at a 1 s interval; two are SIGKILLed and restarted, twice each: four ghosts."""
-    env = {**os.environ, "HITL_CHATOPS_RECONCILE_SECONDS": "1", "HITL_CHATOPS_LOG_FORMAT": "text"}
+    """A container restarted in its pod (same host name, same port) is the same replica: no ghost."""
+    store = Store(s3_store_url)
+    async with aiohttp.ClientSession() as http:
+        bots.append(crashed := await Bot(env, tmp_path / "first.log").ready(http))
+        for _ in range(100):  # until its heartbeat is written (at start, before its first pass)
+            if heartbeats := list((await store.listing()).replicas):
+                break
+            await asyncio.sleep(0.1)
+        crashed.kill()
+        bots.append(restarted := await Bot(env, tmp_path / "second.log", crashed.port).ready(http))
+        for _ in range(100):  # until its first pass is done: its heartbeat was written before
+            if await restarted.metric(http, "hitl_reconciler_last_pass_timestamp_seconds"):
+                break
+            await asyncio.sleep(0.1)
+        assert await restarted.metric(http, "hitl_reconciler_replicas") == 1
+    assert list((await store.listing()).replicas) == heartbeats
+
+
+async def test_survivors_of_a_crash_loop_count_three_replicas_sweep_the_ghosts_and_expire_events(
+    s3_store_url: str, env: dict[str, str], bots: list[Bot], tmp_path: Path
+) -> None:
+    """Three replicas at a 1 s interval; two are SIGKILLed and restarted as new pods (new ports), twice
+    each: four ghosts."""
     store = Store(s3_store_url)
     events = [make_request(store, timeout=2) for _ in range(10)]
 
@@ -195,7 +222,7 @@ async def test_survivors_of_a_crash_loop_count_three_replicas_sweep_the_ghosts_a
         live = [survivor, *crashing]
 
         async def state() -> tuple[list[float | None], int, int]:
-            counts = [await bot.replicas(http) for bot in live]
+            counts = [await bot.metric(http, "hitl_reconciler_replicas") for bot in live]
             expired, _ = await store.outcomes("expired", limit=len(events))
             return counts, len((await store.listing()).replicas), len(expired)
 
