@@ -151,8 +151,8 @@ def report(rows: list[Row], peers: list[Peer], setup: list[float], args: argpars
         + ", ".join(f"{n:,} in {s:.0f} s" for n, s in zip(args.sizes, setup, strict=True))
         + " (each size adds to the previous one)",
         f"- per size and replica count: fresh replicas (own `Store`, own caches, no chat platform), heartbeats, "
-        f"a cold first pass each, then {SLOTS} consecutive slots stepped as `run` does; requests = HTTP requests "
-        "moto received; CPU = this process",
+        f"a cold first pass each, heartbeats and a warm pass each, then the next {SLOTS} slots stepped as `run` "
+        "does; requests = HTTP requests moto received; CPU = this process",
         "",
         "| open events | replicas | requests per interval, idle (set) | target 1 + N/1000 | CPU ms per pass "
         "| pass ms | cold pass: requests per replica | cold pass s |",
