@@ -8,13 +8,15 @@ reconciler counts whenever that changes, and each stale-heartbeat sweep.
 
 Per rule, on a fresh prefix: 3 replicas start; then, ROUNDS times, the two newest are SIGKILLed
 and two new ones start (each round waits for the new ones' first pass), leaving 2 x ROUNDS
-heartbeats of crashed replicas. Right after the last crash, EVENTS pending events are written with
-deadlines every half interval from 1 interval on; once all are closed (or after a cap), a steady
-window counts requests. Reported: each event's lateness (its expiry claim's `claimed_at` minus its
-deadline, in intervals), when every survivor counted 3 replicas again, the heartbeats left in
-`hitl-replicas/`, passes per interval and requests per replica in the steady window. Then `LARGE`
-replicas start on another prefix, with no crash, for the same steady window: a set whose turns
-come to each replica less often than its heartbeats.
+heartbeats of crashed replicas. Each new replica has a new id, as a new pod has (`hitl-chatops
+serve` restarted in place, same host and port, keeps its id and leaves no heartbeat behind).
+Right after the last crash, EVENTS pending events are written with deadlines every half interval
+from 1 interval on; once all are closed (or after a cap), a steady window counts requests.
+Reported: each event's lateness (its expiry claim's `claimed_at` minus its deadline, in
+intervals), when every survivor counted 3 replicas again, the heartbeats left in `hitl-replicas/`,
+passes per interval and requests per replica in the steady window. Then `LARGE` replicas start on
+another prefix, with no crash, for the same steady window: a set whose turns come to each replica
+less often than its heartbeats.
 
 The peer, measured in the same run: the reconciler of `BEFORE` (main before issue 26), loaded from
 git into the child: heartbeats every 40 of a replica's own passes, stale after interval x 40 x 2.5
@@ -296,7 +298,8 @@ def report(results: list[Result], large: dict[str, Counter[str]]) -> list[str]:
         *machine_lines(["moto", "obstore"]),
         "- command: `python bench/reconciler_crashes.py`",
         f"- per rule: 3 replicas (child processes, {INTERVAL:g} s interval, S3 on moto), then {ROUNDS} rounds of "
-        f"SIGKILLing the two newest and starting two new ones ({2 * ROUNDS} crashed replicas); {EVENTS} events "
+        f"SIGKILLing the two newest and starting two new ones, with new ids as new pods have ({2 * ROUNDS} "
+        f"crashed replicas); {EVENTS} events "
         f"due every half interval from 1 interval after the crash loop; then {STEADY_INTERVALS} idle intervals. "
         f"Then {LARGE} replicas, no crash, {STEADY_INTERVALS} idle intervals",
         "- lateness: the expiry claim's `claimed_at` minus the deadline, in intervals (p50 / p90 / max); "
