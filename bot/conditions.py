@@ -2,9 +2,10 @@
 
 The event's `condition` (project, domain, run, parent action, name) says where the condition
 lives. After the bot writes an answer, `ConditionSignaller` signals it through `flyte.remote`
-(ListActions to find it by name, then SignalEvent). A signal that fails is owed
-(`hitl-owed-signals/<id>`) and retried by the reconciler until the event's deadline, when the
-condition times out by itself; a condition that is no longer waiting is recorded, not retried.
+(ListActions to find it by name, then SignalEvent, each with a deadline). A signal that fails,
+runs out of time or is cut short by shutdown is owed (`hitl-owed-signals/<id>`) and retried by the
+reconciler until the event's deadline, when the condition times out by itself; a condition that
+is no longer waiting is recorded, not retried.
 
 Everything here runs without `flyte` installed; `flyte_signal` (the part that talks to the
 control plane) is imported only when signalling is configured.
@@ -12,6 +13,8 @@ control plane) is imported only when signalling is configured.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -110,7 +113,11 @@ class ConditionSignaller:
         """The reconciler's hook: retry every owed signal of its pass's listing; returns how many were settled.
 
         Nothing is read for a signal still owed since the last pass (its event and answer are cached).
+        A control plane that lets a call run out of time is not asked again in this pass: the other
+        signals wait for the next one rather than hold every other repair for a deadline each.
         """
+        from .flyte_signal import FlyteTimedOut
+
         settled = 0
         for request_id in listing.signals:
             try:
@@ -121,19 +128,23 @@ class ConditionSignaller:
                 elif request.expired():  # the condition timed out with the event: nothing left to signal
                     await self._settle(request, "deadline_passed")
                     settled += 1
-                else:
-                    settled += await self._attempt(request, response)
+                elif (failure := await self._attempt(request, response)) is None:
+                    settled += 1
+                elif isinstance(failure, FlyteTimedOut):
+                    break
             except HitlError as error:
                 log.warning("owed signal not retried", extra={"request_id": request_id, "error": type(error).__name__})
         return settled
 
-    async def _attempt(self, request: Request, response: Response) -> bool:
+    async def _attempt(self, request: Request, response: Response) -> HitlError | None:
+        """Signal once; what fails is owed, and returned (None: settled)."""
         assert request.condition is not None
         from .flyte_signal import SignalFailed, signal_condition
 
         try:
             await self.connect()
-            outcome = await signal_condition(request.condition, payload(request, response.value))
+            seconds = self._settings.flyte_timeout_seconds
+            outcome = await signal_condition(request.condition, payload(request, response.value), seconds=seconds)
             if outcome == "not_found":
                 raise SignalFailed("the condition is not (yet) registered in its run")
         except (SignalFailed, ConfigError) as error:
@@ -141,10 +152,18 @@ class ConditionSignaller:
                 "flyte condition not signalled; the reconciler retries",
                 extra={"request_id": request.request_id, "condition": request.condition.name, "error": str(error)},
             )
-            await self.store.put_owed_signal(request.request_id, {"error": str(error), "at": utcnow().isoformat()})
-            return False
+            await self._owe(request, str(error))
+            return error
+        except asyncio.CancelledError:  # shutdown cut it short: the next bot (or another replica) retries
+            # With the store down too, the task itself signals it (plugin: `SETTLE_SECONDS`).
+            with contextlib.suppress(HitlError):
+                await self._owe(request, "cut short by shutdown")
+            raise
         await self._settle(request, outcome)
-        return True
+        return None
+
+    async def _owe(self, request: Request, error: str) -> None:
+        await self.store.put_owed_signal(request.request_id, {"error": error, "at": utcnow().isoformat()})
 
     async def _settle(self, request: Request, outcome: str) -> None:
         """Record how the signal ended and stop owing it."""

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import registry
 from .errors import ConfigError
+from .flyte_signal import FLYTE_CALL_SECONDS
 
 # Every settings class of the bot, a platform's included, reads the environment this way.
 SETTINGS_CONFIG = SettingsConfigDict(extra="ignore", frozen=True, validate_by_name=True, env_ignore_empty=True)
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     flyte_insecure: bool = Field(False, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_INSECURE"))
     flyte_config: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_CONFIG"))
     flyte_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("FLYTE_API_KEY"))
+    flyte_timeout_seconds: float = Field(
+        FLYTE_CALL_SECONDS, gt=0, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_TIMEOUT_SECONDS")
+    )
 
     @field_validator("public_url", "bot_url")
     @classmethod

@@ -2,13 +2,19 @@
 
 Used by the bot when its Flyte connection is configured and by the plugin (which always has
 flyte). flyte is imported inside the functions, so the core still imports without it.
+
+Every call to the control plane has a deadline (`FLYTE_CALL_SECONDS` unless told otherwise): a
+control plane that accepts connections and never answers must not hold an answer's signal, a
+reconciler pass or shutdown. The calls run on flyte's own loop (where its client lives), so the
+deadline cancels the request itself rather than only our wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .errors import ConfigError, HitlError
 from .protocol import ConditionRef
@@ -17,7 +23,9 @@ if TYPE_CHECKING:
     from .conditions import Payload
     from .config import Settings
 
+T = TypeVar("T")
 Signalled = Literal["signalled", "resolved", "timed_out", "not_found"]
+FLYTE_CALL_SECONDS = 5.0  # each call to the control plane (a healthy one answers in milliseconds)
 _TIMED_OUT = "ACTION_PHASE_TIMED_OUT"
 _DONE = frozenset({"ACTION_PHASE_SUCCEEDED", "ACTION_PHASE_FAILED", "ACTION_PHASE_ABORTED", _TIMED_OUT})
 
@@ -26,24 +34,35 @@ class SignalFailed(HitlError):
     """The control plane could not be reached or refused for a reason a retry may fix."""
 
 
-async def signal_condition(ref: ConditionRef, value: Payload) -> Signalled:
+class FlyteTimedOut(SignalFailed):
+    """The control plane did not answer a call within its deadline (hung, or a proxy holding the call)."""
+
+
+async def signal_condition(ref: ConditionRef, value: Payload, *, seconds: float = FLYTE_CALL_SECONDS) -> Signalled:
     """Find the condition by name among its run's condition actions and signal it, once.
 
     A condition that no longer waits (answered in Flyte, timed out) is reported, not signalled.
+    Each of the two calls gets `seconds`; past that, `FlyteTimedOut`.
     """
+    return await _on_flyte_loop(_signal, ref, value, seconds)
+
+
+async def _signal(ref: ConditionRef, value: Payload, seconds: float) -> Signalled:
     from connectrpc.code import Code
     from connectrpc.errors import ConnectError
 
     try:
         with _in_project(ref):
-            condition = await _find(ref)
+            condition = await _within(seconds, _find(ref))
             if condition is None:
                 return "not_found"
             if condition.phase == _TIMED_OUT:
                 return "timed_out"
             if condition.phase in _DONE:
                 return "resolved"
-            await condition.signal.aio(value)
+            await _within(seconds, condition.signal.aio(value))
+    except SignalFailed:
+        raise
     except ConnectError as error:
         if error.code in (Code.FAILED_PRECONDITION, Code.ALREADY_EXISTS):
             return "resolved"
@@ -53,18 +72,60 @@ async def signal_condition(ref: ConditionRef, value: Payload) -> Signalled:
     return "signalled"
 
 
-async def signalled_by(ref: ConditionRef) -> str:
-    """Who signalled the condition, as Flyte tells it: a name, an email or a handle ("" if unknown)."""
+async def signalled_by(ref: ConditionRef, *, seconds: float = FLYTE_CALL_SECONDS) -> str:
+    """Who signalled the condition, as Flyte tells it: a name, an email or a handle ("" if unknown).
+
+    Each of the two calls gets `seconds`; past that, `FlyteTimedOut`.
+    """
+    return await _on_flyte_loop(_signalled_by, ref, seconds)
+
+
+async def _signalled_by(ref: ConditionRef, seconds: float) -> str:
     from flyte.remote import ActionDetails
 
     with _in_project(ref):
-        condition = await _find(ref)
+        condition = await _within(seconds, _find(ref))
         if condition is None:
             return ""
-        details = await ActionDetails.get_details.aio(condition.pb2.id)
+        details = await _within(seconds, ActionDetails.get_details.aio(condition.pb2.id))
     user = details.pb2.signal_info.signalled_by.user.spec
     full_name = " ".join(part for part in (user.first_name, user.last_name) if part)
     return str(full_name or user.email or user.user_handle)
+
+
+async def _on_flyte_loop(work: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    """Run `work` on flyte's loop (`flyte.syncify`, which flyte.remote's calls share).
+
+    Its outcome, error included, comes back as a value: a caller cut short (shutdown) cancels the
+    call there, and the error that cancel becomes is then dropped with it, not logged by asyncio
+    as "never retrieved".
+    """
+    from flyte.syncify import syncify
+
+    result, error = await syncify(_caught).aio(work, *args)
+    if error is not None:
+        raise error
+    return cast(T, result)
+
+
+async def _caught(work: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> tuple[T | None, Exception | None]:
+    try:
+        return await work(*args), None
+    except Exception as error:
+        return None, error
+
+
+async def _within(seconds: float, call: Awaitable[T]) -> T:
+    """`call`, given up after `seconds`. connectrpc turns our cancel into its own `CANCELED`
+    error, so whether the deadline passed is asked of the deadline, not read from the error."""
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            return await call
+    except Exception:
+        if deadline.expired():
+            raise FlyteTimedOut(f"Flyte did not answer within {seconds:g} s") from None
+        raise
 
 
 async def _find(ref: ConditionRef) -> Any:
@@ -76,8 +137,8 @@ async def _find(ref: ConditionRef) -> Any:
 
 @contextlib.contextmanager
 def _in_project(ref: ConditionRef) -> Iterator[None]:
-    """flyte.remote reads project and domain from its init config: scope them to this call (and the
-    calls it makes on flyte's own loop, which copy the context), so one bot serves every project."""
+    """flyte.remote reads project and domain from its init config: scope them to this call (a task
+    on flyte's loop, with its own context), so one bot serves every project."""
     from flyte._initialize import get_init_config, init_config_context
 
     with init_config_context(get_init_config().replace(project=ref.project, domain=ref.domain)):
@@ -85,7 +146,11 @@ def _in_project(ref: ConditionRef) -> Iterator[None]:
 
 
 async def connect(settings: Settings) -> None:
-    """`flyte.init` the way flyte's SDK takes credentials: a config file, an API key, or an endpoint."""
+    """`flyte.init` the way flyte's SDK takes credentials: a config file, an API key, or an endpoint.
+
+    No deadline here: `flyte.init` reads settings and calls nobody (the client connects, and
+    authenticates, on the first call, which has its deadline).
+    """
     import flyte
 
     api_key = settings.flyte_api_key.get_secret_value() if settings.flyte_api_key else None

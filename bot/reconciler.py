@@ -196,7 +196,8 @@ class Reconciler:
         self._beaten_at = time.time()
 
     async def run(self) -> None:
-        """Pass on this replica's turns until `stop()`; a pass in progress is finished, never cut."""
+        """Pass on this replica's turns until `stop()`; a pass in progress is finished unless shutdown
+        cuts it (cancels this), and either way the heartbeat is dropped, so the others take its turns."""
         await self.beat()
         beating = asyncio.create_task(self._keep_beating(), name="hitl-heartbeat")
         try:
@@ -206,8 +207,8 @@ class Reconciler:
         finally:
             self._stop.set()
             await beating  # a heartbeat being written lands before the goodbye
-        with contextlib.suppress(HitlError):
-            await self.service.store.drop_replica(self.replica_id)
+            with contextlib.suppress(HitlError):
+                await self.service.store.drop_replica(self.replica_id)
 
     async def _keep_beating(self) -> None:
         """Heartbeats on their own clock: a long pass does not make this replica look stopped."""

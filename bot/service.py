@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ _READ_CONCURRENCY = 32
 STALE_POST_SECONDS = 120.0
 _POST_ATTEMPTS = 3  # a target whose posts keep dying mid-way is given up after this many
 _RECORD_ATTEMPTS = 3  # saving where a posted message went; each wait doubles from `record_retry_seconds`
+CUT_SECONDS = 2.0  # work cut short at shutdown has this long to record what it still owes (one store write)
 
 
 class HitlService:
@@ -463,10 +464,14 @@ class HitlService:
         copies = [(m, platforms[m.platform]) for m in messages if m.platform in platforms]
         return all(await asyncio.gather(*(rerender(m, p) for m, p in copies)))
 
-    async def drain(self) -> None:
-        """Wait for message updates still running (shutdown, tests)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+    async def drain(self, seconds: float | None = None) -> None:
+        """Wait for background work (settles, message updates, Flyte signals): all of it (tests), or
+        at most `seconds` (shutdown), then cut what still runs. Work cut short leaves what it owes
+        for the reconciler: an update its outbox entry, a signal its owed record, a settle its
+        marker, a post its released claim."""
+        cut = await finish_or_cut(self._background, seconds)
+        if cut:
+            log.warning("background work cut short; the reconciler finishes it", extra={"tasks": cut})
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -479,11 +484,19 @@ class HitlService:
             return
 
         async def update() -> None:
-            if not await self.update_messages(request, response):
-                with contextlib.suppress(StoreError):
-                    await self.store.put_outbox(request.request_id, what)
+            try:
+                if await self.update_messages(request, response):
+                    return
+            except asyncio.CancelledError:  # cut short by shutdown
+                await self._owe_update(request, what)
+                raise
+            await self._owe_update(request, what)
 
         self.spawn(update())
+
+    async def _owe_update(self, request: Request, what: str) -> None:
+        with contextlib.suppress(StoreError):
+            await self.store.put_outbox(request.request_id, what)
 
     def spawn(self, work: Coroutine[Any, Any, object]) -> None:
         """Run `work` in the background; shutdown (`drain`) waits for it, and a failure is logged."""
@@ -521,6 +534,25 @@ class HitlService:
                 "reason": str(failure),
             },
         )
+
+
+async def finish_or_cut(tasks: Collection[asyncio.Task[Any]], seconds: float | None) -> int:
+    """Wait for `tasks` (a live set: work they start is waited for too) for at most `seconds`
+    (None: until done), then cancel the rest and give them `CUT_SECONDS` to record what they still
+    owe. Returns how many were cut."""
+    loop = asyncio.get_running_loop()
+    deadline = None if seconds is None else loop.time() + seconds
+    while running := [task for task in tasks if not task.done()]:
+        left = None if deadline is None else deadline - loop.time()
+        if left is not None and left <= 0:
+            break
+        await asyncio.wait(running, timeout=left)
+    cut = [task for task in tasks if not task.done()]
+    for task in cut:
+        task.cancel()
+    if cut:
+        await asyncio.wait(cut, timeout=CUT_SECONDS)
+    return len(cut)
 
 
 def _as_platform_error(error: Exception, platform: str, step: str) -> tuple[HitlError, bool]:

@@ -13,7 +13,7 @@ import pytest
 from hitl_chatops.bot.config import load_settings
 from hitl_chatops.bot.server import BotThread
 from tests.clouds import Azurite, FakeGcs, GcsXmlApi, azure_env, gcs_env
-from tests.flyte_fake import FakeFlyte
+from tests.flyte_fake import BlackHole, FakeFlyte
 
 SECRET = "test-secret-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {SECRET}"}  # the bot's API, as a task or an operator calls it
@@ -169,3 +169,11 @@ def fake_flyte() -> Iterator[FakeFlyte]:
     yield fake
     fake.stop(keep_port=False)
     flyte.init()  # the bot's flyte.init pointed at the fake: later tests get a plain local config
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    """A Flyte endpoint on loopback that accepts connections and never answers."""
+    hole = BlackHole()
+    yield hole
+    hole.close()

@@ -4,6 +4,7 @@ It implements the three RunService methods `flyte.remote.Condition` speaks (List
 GetActionDetails, SignalEvent) over the real ConnectRPC wire, so the real `flyte.remote` client
 (in the bot, the plugin or the `flyte signal` CLI) talks to it as to a cluster. It records every
 signal, can time a condition out, and can be stopped and restarted on the same port ("down").
+`BlackHole` is the other way a control plane fails: it accepts connections and never answers.
 """
 
 from __future__ import annotations
@@ -182,6 +183,49 @@ class FakeFlyte(RunServiceSync):
         if condition is None:
             raise ConnectError(Code.NOT_FOUND, f"action {action.name} not found")
         return condition
+
+
+class BlackHole:
+    """A Flyte endpoint that accepts connections and never answers: a hung control plane or proxy."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("localhost", 0))
+        self._accepted: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="flyte-black-hole", daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"dns:///localhost:{self._listener.getsockname()[1]}"
+
+    @property
+    def connections(self) -> int:
+        """How many connections it has taken (each a call left hanging, unless the client reuses one)."""
+        with self._lock:
+            return len(self._accepted)
+
+    async def wait_for_call(self, seconds: float = 20) -> None:
+        """Until a client has connected: a call is now hanging in it."""
+        for _ in range(int(seconds / 0.02)):
+            if self.connections:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("nothing connected to the black hole")
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for connection in self._accepted:
+                connection.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            with self._lock:
+                self._accepted.append(connection)
 
 
 async def signal_record(store: Store, request_id: str, seconds: float = 20) -> dict[str, Any]:

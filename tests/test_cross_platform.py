@@ -53,7 +53,7 @@ async def test_answered_in_teams_updates_the_slack_message(both: tuple[Teams, Fa
     teams, slack = both
     request_id, _, posted = await posted_everywhere(teams, slack, "bool")
     approve = next(a for a in posted["card"]["actions"] if a["title"] == "Approve")
-    assert approve["data"]["request_id"] == request_id
+    assert approve["data"]["hitl.event"] == request_id
 
     _, body = await teams.invoke(approve["data"], user=ALICE)
     assert "Alice Example" in texts(body["value"])

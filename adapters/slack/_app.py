@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -29,6 +30,7 @@ from .settings import SlackSettings
 
 log = logging.getLogger(__name__)
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds since 1970; bounded so int() stays cheap
+_OBJECTS = ("view", "user", "team", "container", "channel", "message", "event")  # what bolt reads as objects
 SOCKET_HANDLER = web.AppKey("slack_socket_handler", AsyncSocketModeHandler)
 
 
@@ -97,6 +99,18 @@ def _unsigned_reason(verifier: SignatureVerifier, body: bytes, headers: Mapping[
     return None
 
 
+def _odd_shape(body: Mapping[str, Any]) -> str | None:
+    """The part of a payload bolt reads that is not the shape Slack sends (bolt would fail on it:
+    a 500 and a traceback), or None."""
+    for key in _OBJECTS:
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            return f"{key} is not an object"
+    actions = body.get("actions")
+    if actions is not None and not (isinstance(actions, list) and all(isinstance(a, dict) for a in actions)):
+        return "actions is not a list of objects"
+    return None
+
+
 def bolt_app(service: HitlService, settings: SlackSettings, client: AsyncWebClient) -> AsyncApp:
     """The bolt app with our listeners; HTTP mode verifies Slack's signature on every request."""
     socket_mode = settings.slack_app_token is not None
@@ -138,8 +152,11 @@ def attach(app: web.Application, service: HitlService, settings: SlackSettings) 
                 return web.json_response({"error": "invalid Slack signature"}, status=401)
             try:
                 bolt_request = await to_bolt_request(request)
+                odd = _odd_shape(bolt_request.body)
             except Exception as error:  # signed but unreadable: an unknown charset, or odd shapes bolt cannot parse
-                log.warning("malformed slack request", extra={"error": type(error).__name__})
+                odd = type(error).__name__
+            if odd is not None:
+                log.warning("malformed slack request", extra={"error": odd})
                 return web.json_response({"error": "malformed Slack request"}, status=400)
             return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 

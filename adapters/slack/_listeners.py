@@ -2,19 +2,25 @@
 
 Every listener acks at once (Slack's 3 s limit) and leaves its work to a task that runs after the
 ack has gone out, except the modal submission, whose ack carries the core's verdict as an inline
-error. Bolt runs with `process_before_response`, so it answers as soon as a listener returns, with
-no polling for the ack. Refusals come from the core as `UserError`s; nothing here decides.
+error when the core answers within `ACK_BUDGET_SECONDS`; a slower verdict (a slow group lookup)
+turns the modal into "Saving…" and is shown there when it comes. Bolt runs with
+`process_before_response`, so it answers as soon as a listener returns, with no polling for the
+ack. Refusals come from the core as `UserError`s; nothing here decides.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
+from pydantic import ValidationError
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from hitl_chatops.bot.answers import schema_of
@@ -23,11 +29,16 @@ from hitl_chatops.bot.protocol import Request, Responder
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.text import clip
 
-from . import _blocks
+from . import _blocks, _modal
 from ._platform import PLATFORM, api_error, as_dicts
+from ._text import escape
 
 log = logging.getLogger(__name__)
 _FAILED = "Something went wrong on our side and your answer was not saved. Please try again in a moment."
+# How long Slack-facing work waits for the core (a submission's ack, a click's trigger_id: both
+# 3 s from Slack's side): well under Slack's limit, network included.
+ACK_BUDGET_SECONDS = 2.0
+_SAVING = "Saving your answer… This takes longer than usual; this dialog shows how it went in a moment."
 
 
 def responder_of(user: dict[str, Any]) -> Responder:
@@ -40,7 +51,7 @@ def refusal_text(error: UserError, request: Request | None = None) -> str:
     earlier = error.response if isinstance(error, AlreadyAnswered) else None
     if earlier is not None and request is not None and not (earlier.cancelled or earlier.defaulted):
         return f"Already answered: {_blocks.answered_text(request, earlier)}."
-    return _blocks.escape(str(error))
+    return escape(str(error))
 
 
 def _preset(request: Request, pick: str) -> dict[str, object]:
@@ -50,6 +61,33 @@ def _preset(request: Request, pick: str) -> dict[str, object]:
     if pick not in _blocks.BOOL_PICKS or schema.scalar or decision is None:
         return {}
     return {decision.name: _blocks.BOOL_PICKS[pick]}
+
+
+_SUBMISSION = "hitl_submission"
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """How a modal submission ended: inline errors per input block (None: saved), and the same in words."""
+
+    errors: dict[str, str] | None
+    note: str
+
+
+async def well_formed(
+    body: dict[str, Any], context: AsyncBoltContext, next_: Callable[[], Awaitable[None]]
+) -> BoltResponse | None:
+    """Read a submission's view before its listener runs; a shape Slack never sends is a 400.
+
+    Only Slack can sign a submission, so this is cheap insurance, not a defence: one log line, no traceback.
+    """
+    try:
+        context[_SUBMISSION] = _modal.Submission.model_validate(body.get("view"))
+    except ValidationError as error:
+        log.warning("malformed slack submission", extra={"error": f"{error.error_count()} invalid parts"})
+        return BoltResponse(status=400, body="malformed view_submission")
+    await next_()
+    return None
 
 
 class Listeners:
@@ -64,7 +102,7 @@ class Listeners:
         app.action(_blocks.SELECT_ACTION)(self.on_select)
         app.action(re.compile(rf"^{_blocks.MODAL_ACTION}(_\d+)?$"))(self.on_open_modal)
         app.action(_blocks.FORM_ACTION)(self.on_form_link)
-        app.view(_blocks.MODAL_CALLBACK)(self.on_submit)
+        app.view(_blocks.MODAL_CALLBACK, middleware=[well_formed])(self.on_submit)
         app.command(self.command)(self.on_command)
 
     def _after_ack(self, work: Coroutine[Any, Any, None]) -> None:
@@ -97,13 +135,49 @@ class Listeners:
     async def _open_modal(self, body: dict[str, Any], value: str, client: AsyncWebClient) -> None:
         request_id, pick = _blocks.parse_action_value(value)
         try:
-            # Refuse before the person types anything: answered, expired or not theirs to answer.
-            request = await self.service.check(request_id, responder_of(body.get("user") or {}))
-            await client.views_open(trigger_id=body["trigger_id"], view=_blocks.modal(request, _preset(request, pick)))
+            request = await self._checked(request_id, client, body)
         except UserError as error:
             await self._tell(client, body, await self._refusal(request_id, error))
+            return
+        if (reason := _modal.too_big(request)) is not None:
+            await self._to_form(client, body, request, reason)
+            return
+        try:
+            view = _modal.modal(request, _preset(request, pick), self.service.form_url(request_id))
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackObjectFormationError as error:  # a limit `too_big` does not know yet
+            log.warning("slack modal does not fit", extra={"request_id": request_id, "error": str(error)[:200]})
+            await self._to_form(client, body, request, "Slack cannot show this event's questions in a dialog.")
         except SlackApiError as error:
             log.warning("slack modal failed", extra={"request_id": request_id, "error": api_error(error)})
+
+    async def _checked(self, request_id: str, client: AsyncWebClient, body: dict[str, Any]) -> Request:
+        """The event once the core's `check` passes (answered, expired or not theirs: refused before
+        the person types anything).
+
+        A check still waiting on a slow group lookup after `ACK_BUDGET_SECONDS` is not waited for:
+        the click's trigger runs out 3 s after the click, so the modal opens now, the submission is
+        checked again, and a refusal that comes later is told to the person.
+        """
+        checking = asyncio.ensure_future(self.service.check(request_id, responder_of(body.get("user") or {})))
+        await asyncio.wait([checking], timeout=ACK_BUDGET_SECONDS)
+        if checking.done():
+            return checking.result()
+        self._after_ack(self._refused_later(checking, request_id, client, body))
+        return await self.service.event(request_id)
+
+    async def _refused_later(
+        self, checking: Awaitable[Request], request_id: str, client: AsyncWebClient, body: dict[str, Any]
+    ) -> None:
+        try:
+            await checking
+        except UserError as error:
+            await self._tell(client, body, await self._refusal(request_id, error))
+
+    async def _to_form(self, client: AsyncWebClient, body: dict[str, Any], request: Request, reason: str) -> None:
+        """Send the person who clicked to the web form, saying why Slack cannot ask them here."""
+        log.info("slack event sent to the web form", extra={"request_id": request.request_id, "reason": reason})
+        await self._tell(client, body, _modal.form_note(request, reason, self.service.form_url(request.request_id)))
 
     async def _answer(self, body: dict[str, Any], value: str, client: AsyncWebClient) -> None:
         request_id, pick = _blocks.parse_action_value(value)
@@ -155,36 +229,62 @@ class Listeners:
 
     # -- the modal -------------------------------------------------------------------------
 
-    async def on_submit(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        request_id = str(view.get("private_metadata", ""))
-        values = (view.get("state") or {}).get("values") or {}
-        errors = await self._submit(request_id, values, responder_of(body.get("user") or {}))
-        if errors:
+    async def on_submit(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        """Ack with the core's verdict if it comes within `ACK_BUDGET_SECONDS`; else ack with a
+        "Saving…" view at once and show the verdict in it when it comes (`views.update`).
+
+        Waiting for the verdict keeps the person's typing on screen when a value is refused; not
+        waiting longer keeps Slack's 3 s limit whatever a group lookup costs. The answer is saved
+        either way: the person never has to submit again because Slack was slow.
+        """
+        submission: _modal.Submission = context[_SUBMISSION]
+        responder = responder_of(body.get("user") or {})
+        verdict = asyncio.ensure_future(self._submit(submission, responder))
+        await asyncio.wait([verdict], timeout=ACK_BUDGET_SECONDS)
+        if not verdict.done():
+            await ack(response_action="update", view=_modal.note_view(_SAVING))
+            self._after_ack(self._show_later(verdict, submission.id, client))
+        elif errors := verdict.result().errors:
             await ack(response_action="errors", errors=errors)
         else:
             await ack()
 
-    async def _submit(self, request_id: str, values: dict[str, Any], responder: Responder) -> dict[str, str] | None:
-        """Answer with the modal's inputs; the refusal as errors per input block, or None once saved.
+    async def _show_later(self, verdict: Awaitable[_Verdict], view_id: str, client: AsyncWebClient) -> None:
+        """The verdict, in the view that said "Saving…"."""
+        note = (await verdict).note
+        try:
+            await client.views_update(view_id=view_id, view=_modal.note_view(note))
+        except SlackApiError as error:  # closed by the person, most likely: the message shows the outcome
+            log.warning("slack view update failed", extra={"view_id": view_id, "error": api_error(error)})
+
+    async def _submit(self, submission: _modal.Submission, responder: Responder) -> _Verdict:
+        """Answer with the modal's inputs: errors per input block (or None once saved), and a note
+        saying the same for a view that no longer shows the inputs.
 
         Invalid fields get the core's message each; any other refusal goes on the first input.
         """
-        first = next(iter(values), _blocks.VALUE_BLOCK)
+        request_id = submission.request_id
+        first = next(iter(submission.state.values), _blocks.VALUE_BLOCK)
         try:
-            schema = schema_of(await self.service.event(request_id))
-            await self.service.respond(request_id, _blocks.submitted_answer(schema, values), responder, PLATFORM)
+            request = await self.service.event(request_id)
+            schema = schema_of(request)
+            raw = _modal.submitted_answer(schema, submission)
+            response = await self.service.respond(request_id, raw, responder, PLATFORM)
         except UserError as error:
             log.info(
                 "slack submission refused",
                 extra={"request_id": request_id, "user": responder.user_id, "outcome": type(error).__name__},
             )
+            note = f"Not saved: {await self._refusal(request_id, error)}"
             if isinstance(error, InvalidValue):
-                return _blocks.field_errors(schema, error.errors, str(error))
-            return {first: clip(str(error), _blocks.ERROR_LIMIT)}
+                return _Verdict(_modal.field_errors(schema, error.errors, str(error)), note)
+            return _Verdict({first: clip(str(error), _blocks.ERROR_LIMIT)}, note)
         except Exception:
             log.exception("slack submission failed", extra={"request_id": request_id, "user": responder.user_id})
-            return {first: _FAILED}
-        return None
+            return _Verdict({first: _FAILED}, _FAILED)
+        return _Verdict(None, f"Saved: {_blocks.answered_text(request, response)}.")
 
     # -- the slash command -----------------------------------------------------------------
 
@@ -202,5 +302,5 @@ class Listeners:
             blocks = as_dicts(_blocks.pending_blocks(requests, self.service.form_url))
             await respond(text=_blocks.pending_text(requests), blocks=blocks, response_type="ephemeral")
             return
-        prefix = "" if word == "help" else f"I do not know `{clip(_blocks.escape(word), 40)}`.\n"
+        prefix = "" if word == "help" else f"I do not know `{clip(escape(word), 40)}`.\n"
         await respond(text=prefix + _blocks.help_text(self.command), response_type="ephemeral")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,7 +22,10 @@ from . import _blocks
 
 log = logging.getLogger(__name__)
 PLATFORM = "slack"
-_GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
+# `usergroups.users.list` errors that answer the question "who is in it": nobody, there is no such
+# group. Slack's method reference lists `no_such_subteam`; `subteam_not_found` is what Slack's
+# usergroup methods are seen answering in other clients' code for the same case.
+_NO_SUCH_GROUP = frozenset({"no_such_subteam", "subteam_not_found"})
 
 
 def as_dicts(blocks: Sequence[Block]) -> list[dict[str, Any]]:
@@ -63,10 +65,12 @@ class SlackPlatform:
         return MessageRef(platform=PLATFORM, key=f"{where}-{ts}", data={"channel": where, "ts": ts})
 
     async def rerender(self, request: Request, outcome: Response | None, ref: MessageRef) -> None:
+        form_url = self.service.form_url(request.request_id)
         if outcome is None:
-            text, blocks = _blocks.expired_summary(request), _blocks.expired_blocks(request)
+            text, blocks = _blocks.expired_summary(request), _blocks.expired_blocks(request, form_url)
         else:
-            text, blocks = _blocks.answered_summary(request, outcome), _blocks.answered_blocks(request, outcome)
+            text = _blocks.answered_summary(request, outcome)
+            blocks = _blocks.answered_blocks(request, outcome, form_url)
         body = {"channel": ref.data["channel"], "ts": ref.data["ts"], "text": text, "blocks": as_dicts(blocks)}
         with _refusals("chat.update"):
             # The body is complete and serialized: `chat_update` would only walk the blocks again
@@ -75,20 +79,23 @@ class SlackPlatform:
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Slack user group (`S…`), cached for a minute; None for anything else."""
-        return await self._groups.members(group) if _GROUP_ID.fullmatch(group) else None
+        return await self._groups.members(group) if _blocks.GROUP_ID.fullmatch(group) else None
 
     async def _read_group(self, group: str) -> set[str] | None:
-        """Slack's refusal (`no_such_subteam`, `missing_scope`) is an answer: nobody gets in through
-        that group. Slack failing to answer (5xx or 429 after the client's retries, a dropped
-        connection, a timeout) raises `MembershipUnknown`, so the person is asked to retry.
+        """Members of `group`; None when Slack says there is no such group (nobody gets in through it).
+
+        Anything else Slack or the network answers (a transient `fatal_error`, a proxy's HTML page,
+        a 5xx or 429 after the client's retries, a missing scope, a timeout) is not an answer about
+        the group: `MembershipUnknown`, so the person is asked to retry rather than refused.
         """
         try:
             reply = await self.client.usergroups_users_list(usergroup=group)
         except SlackApiError as error:
-            log.warning("slack user group lookup failed", extra={"group": group, "error": api_error(error)})
-            if error.response.status_code >= 500 or error.response.status_code == 429:
-                raise MembershipUnknown(group) from error
-            return None
+            code = api_error(error)
+            log.warning("slack user group lookup failed", extra={"group": group, "error": code})
+            if code in _NO_SUCH_GROUP:
+                return None
+            raise MembershipUnknown(group) from error
         except (aiohttp.ClientError, TimeoutError) as error:
             log.warning("slack user group lookup failed", extra={"group": group, "error": type(error).__name__})
             raise MembershipUnknown(group) from error

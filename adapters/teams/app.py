@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from hitl_chatops.bot.service import HitlService
 
-from .channel_auth import OPENID_URL, ChannelTokens, KeysUnavailable, TokenRefused
+from .channel_auth import OPENID_URL, ChannelTokens, KeysUnavailable, TokenRefused, Verified
 from .connector import BotConnectorClients
 from .graph import GroupMembers
 from .handler import TeamsBot
@@ -28,6 +28,9 @@ ROUTE = "/api/messages"
 # outcome itself, with the event it was for (a refused post is retried later: a warning).
 logging.getLogger("microsoft_agents").setLevel(logging.WARNING)
 logging.getLogger("microsoft_agents.hosting.core.connector").setLevel(logging.CRITICAL)
+# It also logs every body that is not an activity at ERROR, with a traceback; `messages` refuses such
+# a body itself, with one short line.
+logging.getLogger("microsoft_agents.activity.activity").setLevel(logging.CRITICAL)
 
 
 def attach(app: web.Application, service: HitlService, settings: TeamsSettings) -> TeamsPlatform:
@@ -46,12 +49,16 @@ def attach(app: web.Application, service: HitlService, settings: TeamsSettings) 
     channel = _channel_tokens(app, settings)
 
     async def messages(request: web.Request) -> web.StreamResponse:
+        # The token first: an anonymous body is never read, let alone parsed.
+        verified = _verify(channel, request)
+        if isinstance(verified, web.Response):
+            return verified
         if request.content_type != "application/json":
-            return _error(415, "Send activities as application/json.")
+            return _refused(415, "Send activities as application/json.", "not JSON")
         activity = await _activity(request)
         if activity is None:
-            return _error(400, "The body is not a Bot Framework activity.")
-        identity = _identity(channel, request, activity)
+            return _refused(400, "The body is not a Bot Framework activity.", "not an activity")
+        identity = _identity(verified, activity)
         if isinstance(identity, web.Response):
             return identity
         answer = await adapter.process_activity(identity, activity, bot.on_turn)
@@ -79,22 +86,32 @@ def _channel_tokens(app: web.Application, settings: TeamsSettings) -> ChannelTok
     return channel
 
 
-def _identity(channel: ChannelTokens | None, request: web.Request, activity: Activity) -> ClaimsIdentity | web.Response:
-    """Who sent `activity` (anonymous in emulator mode), or the 401 / 503 to answer instead."""
+def _verify(channel: ChannelTokens | None, request: web.Request) -> Verified | web.Response | None:
+    """The request's checked token (None in emulator mode), or the 401 / 503 to answer instead."""
     if channel is None:
-        return ClaimsIdentity()
+        return None
     try:
-        claims = channel.check(
-            request.headers.get("Authorization"), str(activity.channel_id), activity.service_url or ""
-        )
+        return channel.verify(request.headers.get("Authorization"))
     except TokenRefused as error:
-        reason = {"route": ROUTE, "reason": str(error)}
-        log.warning("teams request refused: missing or invalid Bot Framework token", extra=reason)
-        return _error(401, "Missing or invalid Bot Framework token.")
+        return _unauthorized(error)
     except KeysUnavailable:  # `keep_fresh` logs why
         log.warning("teams request not checked: no Bot Framework signing keys yet", extra={"route": ROUTE})
         return _error(503, "The bot cannot check tokens yet; retry shortly.")
+
+
+def _identity(verified: Verified | None, activity: Activity) -> ClaimsIdentity | web.Response:
+    """Who sent `activity` (anonymous in emulator mode), or the 401 if the token is for another."""
+    if verified is None:
+        return ClaimsIdentity()
+    try:
+        claims = verified.bind(str(activity.channel_id), activity.service_url or "")
+    except TokenRefused as error:
+        return _unauthorized(error)
     return ClaimsIdentity(claims, authentication_type="Bearer")
+
+
+def _unauthorized(error: TokenRefused) -> web.Response:
+    return _refused(401, "Missing or invalid Bot Framework token.", str(error))
 
 
 async def _activity(request: web.Request) -> Activity | None:
@@ -107,6 +124,12 @@ async def _activity(request: web.Request) -> Activity | None:
     if activity is None or not activity.type or not activity.conversation or not activity.conversation.id:
         return None
     return activity
+
+
+def _refused(status: int, message: str, reason: str) -> web.Response:
+    """One short warning per refused request (never a traceback: anyone may send junk), and the answer."""
+    log.warning("teams request refused", extra={"route": ROUTE, "status": status, "reason": reason})
+    return _error(status, message)
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -2,18 +2,21 @@
 
 Pure functions of core objects: no Teams SDK here, so cards are easy to test and to validate
 against the official schema. Every decision about values stays in the core; a card only asks.
+How text is shown (never markdown unless the event asked for it) is `elements`' one rule.
 
 An event card has one input per answer field (`field_input`, the one place a field becomes an
-Adaptive Card input), each with the field's name as its id, so Teams merges the inputs into the
-action's data as the `{field: raw value}` object the core parses. A bool answered by buttons (a
-scalar bool, or an "approve, with a reason" model) is carried by Approve/Reject instead.
-Text from people or code (names, values, context) goes in `RichTextBlock`/`TextRun`, which Teams
-never reads as markdown; `TextBlock` is kept for our own sentences.
+Adaptive Card input). Teams merges the inputs into the action's data, the inputs winning, so the
+data's keys live in two namespaces no field name can cross: `hitl.event` (the event answered) and
+`hitl.field.<name>` (each input's id); `answer_payload` reads the `{field: raw value}` object the
+core parses back out. A bool answered by buttons (a scalar bool, or an "approve, with a reason"
+model) is carried by Approve/Reject instead.
+
+A card past Teams' size limit would be refused: an event's card then leaves out what only informs
+(context, details, descriptions), and if it still does not fit, sends the person to the web form.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,22 +42,25 @@ from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, Response, format_time
 from hitl_chatops.bot.text import clip, via_name
 
+from .elements import Card, Element, Row, card, fits, link, literal, prose, rows, run, sentence
+from .markdown import is_plain
+
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 VERB = "hitl.answer"
-MARKER = "hitl"
-REQUEST_KEY = "request_id"
-_VERSION = "1.5"
+EVENT_KEY = "hitl.event"
+FIELD_PREFIX = "hitl.field."
+# Cards posted before the namespaces: `{"hitl": "answer", "request_id": <id>, <field>: <value>, ...}`.
+_LEGACY_MARKER, _LEGACY_EVENT_KEY = "hitl", "request_id"
+_HEADING_LIMIT = 300
 _PROMPT_LIMIT = 3000
+_LEAN_PROMPT_LIMIT = 500
 _DETAILS_LIMIT = 6000
-_VALUE_LIMIT = 300  # a context value or a field of the answer; the web form shows all of it
 _CONTEXT_SHOWN = 20
+_FEWER_ROWS = (20, 5, 0)  # an answer's rows on a lean card, fewer until it fits
 _COMPACT_CHOICES = 5
-_MARKDOWN = re.compile(r"([\\`*_\[\]<>#|~])")
 # Only what a number input can hold again: any finite number, bounds aside (those are the error).
 _ANY_NUMBER = AnswerSchema(fields=[AnswerField(name="n", kind="float", label="n")])
-
-Card = dict[str, Any]
-Element = dict[str, Any]
+_LEAN_NOTE = "Shortened to fit a Teams card: the details, context and field descriptions are left out."
 
 
 def event_card(
@@ -71,21 +77,42 @@ def event_card(
     `errors` (field name → message) are shown next to their inputs, with what was `typed` (the
     submitted `{field: value}` object, or a scalar event's value) kept in them; `error` is about
     the answer as a whole; `notice` is shown above the inputs (for example "only X may answer").
+    Past Teams' size limit: a lean card, else one that sends the person to the web form.
     """
+    for lean in (False, True):
+        built = _question(request, form_url, errors or {}, error, notice, typed, lean=lean)
+        if fits(built):
+            return built
+    return _too_large(request, form_url)
+
+
+def _question(
+    request: Request,
+    form_url: str | None,
+    errors: Mapping[str, str],
+    error: str | None,
+    notice: str | None,
+    typed: object,
+    *,
+    lean: bool,
+) -> Card:
     schema = schema_of(request)
     kept = typed if isinstance(typed, Mapping) else {} if typed is None else {"value": typed}
     shown: dict[str, object] = dict(prefill(request))
     shown.update({str(k): v for k, v in kept.items()})
     decision = _decision(schema)
-    problems = dict(errors or {})
-    body = [*_header(request), *_context(request), _facts(_event_facts(request))]
+    problems = dict(errors)
+    body = _header(request, lean=lean)
+    body += [sentence(_LEAN_NOTE, isSubtle=True)] if lean else _context(request)
+    body += rows(_event_facts(request))
     if notice:
-        body.append(_literal(_run(notice, color="attention", weight="bolder")))
+        body.append(literal(run(notice, color="attention", weight="bolder")))
     for answer_field in schema.fields:
         if answer_field is not decision:
-            body += field_input(answer_field, shown.get(answer_field.name), problems.pop(answer_field.name, None))
+            value, problem = shown.get(answer_field.name), problems.pop(answer_field.name, None)
+            body += field_input(answer_field, value, problem, describe=not lean)
     # What no input shows: the buttons' field (Approve/Reject), or the answer as a whole.
-    body += [_text(message, color="attention") for message in [*problems.values(), *filter(None, [error])]]
+    body += [_problem(message) for message in [*problems.values(), *filter(None, [error])]]
     if decision is None:
         actions = [_execute(request, "Submit", None, style="positive")]
     else:
@@ -93,9 +120,33 @@ def event_card(
             _execute(request, "Approve", {decision.name: True}, style="positive"),
             _execute(request, "Reject", {decision.name: False}),
         ]
-    if form_url and not request.responders:
-        actions.append({"type": "Action.OpenUrl", "title": "Answer in browser", "url": form_url})
-    return _card(body, actions)
+    if form_url and _form_may_answer(request):
+        actions.append(_open_form(form_url))
+    return card(body, actions)
+
+
+def _too_large(request: Request, form_url: str | None) -> Card:
+    """The event when even its lean card is past Teams' limit: why, and where to answer instead."""
+    fields = len(schema_of(request).fields)
+    why = f"This event asks for {fields} fields: too many to answer on a Teams card."
+    if form_url and _form_may_answer(request):
+        body = [
+            *_header(request, lean=True),
+            *rows(_event_facts(request)),
+            sentence(f"{why} Answer it in the browser."),
+        ]
+        return card(body, [_open_form(form_url)])
+    # The web form has no identity, so it refuses events only some people may answer.
+    told = f"{why} Only the responders listed may answer it, which the web form cannot check."
+    return card([*_header(request, lean=True), *rows(_event_facts(request)), sentence(told, color="attention")], [])
+
+
+def _form_may_answer(request: Request) -> bool:
+    return not request.responders or "*" in request.responders
+
+
+def _open_form(form_url: str) -> Element:
+    return {"type": "Action.OpenUrl", "title": "Answer in browser", "url": form_url}
 
 
 def _decision(schema: AnswerSchema) -> AnswerField | None:
@@ -105,25 +156,25 @@ def _decision(schema: AnswerSchema) -> AnswerField | None:
     return next(f for f in schema.fields if f.kind == "bool")
 
 
-def field_input(answer_field: AnswerField, value: object, error: str | None = None) -> list[Element]:
-    """The one place an answer field becomes an Adaptive Card input (id = the field's name), with its
-    description and, after a refused answer, its error right below it."""
-    base: Element = {"id": answer_field.name, "label": answer_field.label, "isRequired": answer_field.required}
+def field_input(
+    answer_field: AnswerField, value: object, error: str | None = None, *, describe: bool = True
+) -> list[Element]:
+    """The one place an answer field becomes an Adaptive Card input (id: `input_id`), with its
+    description (if `describe`) and, after a refused answer, its error right below it."""
+    name = input_id(answer_field.name)
+    base: Element = {"id": name, "label": answer_field.label, "isRequired": answer_field.required}
     shown = "" if value is None else value if isinstance(value, str) else input_text(value)
-    if answer_field.kind == "bool":  # always a value: the switch's title is its label
-        element: Element = {
-            "type": "Input.Toggle",
-            "id": answer_field.name,
-            "title": answer_field.label,
-            "valueOn": "true",
-            "valueOff": "false",
-            "value": "true" if shown.strip().lower() == "true" else "false",
-        }
+    if answer_field.kind == "bool":  # always a value
+        element: Element = {"type": "Input.Toggle", "id": name, "valueOn": "true", "valueOff": "false"}
+        element["value"] = "true" if shown.strip().lower() == "true" else "false"
+        # Teams reads a switch's title as markdown: a label that would not read literally goes above it.
+        element |= {"title": answer_field.label} if is_plain(answer_field.label) else {**base, "title": "Yes"}
     elif answer_field.kind == "choice":
         choices = [{"title": field_text(c), "value": input_text(c)} for c in answer_field.choices or []]
-        style = "compact" if len(choices) > _COMPACT_CHOICES else "expanded"
-        element = {"type": "Input.ChoiceSet", "choices": choices, "style": style, **base}
-        element["errorMessage"] = "Choose one."
+        # Teams reads radio buttons' titles as markdown, a drop-down's never.
+        expanded = len(choices) <= _COMPACT_CHOICES and all(is_plain(c["title"]) for c in choices)
+        element = {"type": "Input.ChoiceSet", "choices": choices, "style": "expanded" if expanded else "compact"}
+        element |= {**base, "errorMessage": "Choose one."}
         if shown in {c["value"] for c in choices}:
             element["value"] = shown
     elif answer_field.kind in ("int", "float"):
@@ -142,10 +193,10 @@ def field_input(answer_field: AnswerField, value: object, error: str | None = No
         if shown:
             element["value"] = shown[:MAX_TEXT_LENGTH]
     found = [element]
-    if answer_field.description:
-        found.append(_literal(_run(answer_field.description, isSubtle=True, size="small")))
+    if answer_field.description and describe:
+        found.append(literal(run(answer_field.description, isSubtle=True, size="small")))
     if error:
-        found.append(_text(error, color="attention"))
+        found.append(_problem(error))
     return found
 
 
@@ -160,145 +211,132 @@ def _number(value: object) -> float | int | None:
 
 def answered_card(request: Request, response: Response, *, notice: str | None = None) -> Card:
     """The event after its outcome, with no actions: each field's value and who, when and where;
-    or who cancelled it and why; or the default applied at the deadline."""
-    body = _header(request, subtitle=outcome_label(response))
-    body += _context(request)
+    or who cancelled it and why; or the default applied at the deadline. Past Teams' size limit,
+    lean: no context or details, and the answer's first fields only."""
+    for most in (None, *_FEWER_ROWS):
+        built = _outcome(request, response, notice, most)
+        if fits(built):
+            break
+    return built
+
+
+def _outcome(request: Request, response: Response, notice: str | None, most: int | None) -> Card:
+    """`most` None: the full card; else a lean one showing at most `most` of the answer's fields."""
+    lean = most is not None
+    limit = _LEAN_PROMPT_LIMIT if lean else _DETAILS_LIMIT
+    body = _header(request, subtitle=outcome_label(response), lean=lean)
+    body += [] if lean else _context(request)
     if response.cancelled:
         reason = f": {response.reason}" if response.reason else ""
         line = f"Cancelled by {response.responder_label} at {response.responded_text}{reason}"
-        body += [_literal(_run(clip(line, _DETAILS_LIMIT), color="attention")), _facts(_run_facts(request))]
+        body += [literal(run(clip(line, limit), color="attention")), *rows(_run_facts(request))]
     elif response.defaulted:
-        value = clip(answer_text(request, response.value), _DETAILS_LIMIT)
+        value = clip(answer_text(request, response.value), limit)
         line = f"Expired at {format_time(request.deadline)}: default {value} applied."
-        body += [_literal(_run(line, color="warning")), _facts(_run_facts(request))]
+        body += [literal(run(line, color="warning")), *rows(_run_facts(request))]
     else:
-        facts = [
-            ("Answered by", escape(response.responder_label)),
+        facts: list[Row] = [
+            ("Answered by", response.responder_label),
             ("When", response.responded_text),
             ("Via", via_name(response.via)),
         ]
         if schema_of(request).scalar:
-            facts.insert(0, ("Answer", escape(display(response.value))))
+            facts.insert(0, ("Answer", display(response.value)))
         else:
-            body += _rows(describe_answer(request, response.value))
-        body.append(_facts(facts + _run_facts(request)))
-    if notice:  # the core's words, with names and reasons people typed: never markdown
-        body.append(_literal(_run(notice, color="attention")))
-    return _card(body, [])
+            body += _shown(describe_answer(request, response.value), most, "fields")
+        body += rows(facts + _run_facts(request))
+    if notice:  # the core's words, with names and reasons people typed
+        body.append(literal(run(notice, color="attention")))
+    return card(body, [])
 
 
 def expired_card(request: Request, *, notice: str | None = None) -> Card:
     body = _header(request, subtitle="Expired")
-    body.append(_text(f"This event expired at {format_time(request.deadline)} without an answer.", color="warning"))
-    body.append(_facts(_run_facts(request)))
-    if notice:  # the core's words, with names and reasons people typed: never markdown
-        body.append(_literal(_run(notice, color="attention")))
-    return _card(body, [])
+    body.append(sentence(f"This event expired at {format_time(request.deadline)} without an answer.", color="warning"))
+    body += rows(_run_facts(request))
+    if notice:  # the core's words, with names and reasons people typed
+        body.append(literal(run(notice, color="attention")))
+    return card(body, [])
 
 
 def notice_card(title: str, message: str) -> Card:
     """A card carrying one message, when there is no event to show (unknown or unreadable)."""
-    return _card([_text(escape(title), size="medium", weight="bolder"), _text(message)], [])
+    return card([sentence(title, size="medium", weight="bolder"), literal(run(message))], [])
+
+
+def input_id(field_name: str) -> str:
+    """The id of a field's input, and so its key in the action's data."""
+    return FIELD_PREFIX + field_name
 
 
 def answer_payload(data: object) -> tuple[str, dict[str, object]] | None:
     """The request id and the raw answer, `{field: value}`, in a card action's data (Teams merges the
     inputs into it), if it is ours. A scalar event's one field is `value`."""
-    if not isinstance(data, dict) or data.get(MARKER) != "answer":
+    if not isinstance(data, dict):
         return None
-    request_id = data.get(REQUEST_KEY)
-    if not isinstance(request_id, str):
+    if EVENT_KEY in data:
+        request_id = data[EVENT_KEY]
+        raw = {k.removeprefix(FIELD_PREFIX): v for k, v in data.items() if k.startswith(FIELD_PREFIX)}
+    elif data.get(_LEGACY_MARKER) == "answer":  # a card posted before the namespaces
+        request_id = data.get(_LEGACY_EVENT_KEY)
+        raw = {str(k): v for k, v in data.items() if k not in (_LEGACY_MARKER, _LEGACY_EVENT_KEY)}
+    else:
         return None
-    return request_id, {str(k): v for k, v in data.items() if k not in (MARKER, REQUEST_KEY)}
-
-
-def escape(text: str) -> str:
-    """Show people's text literally in a `FactSet` (markdown); elsewhere such text goes in a `TextRun`."""
-    return _MARKDOWN.sub(r"\\\1", text)
+    return (request_id, raw) if isinstance(request_id, str) else None
 
 
 # -- pieces ------------------------------------------------------------------------------
 
 
-def _card(body: list[Element], actions: list[Element]) -> Card:
-    card: Card = {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": _VERSION,
-        "body": body,
-        "msteams": {"width": "Full"},
-    }
-    if actions:
-        card["actions"] = actions
-    return card
-
-
-def _header(request: Request, subtitle: str | None = None) -> list[Element]:
-    title = escape(request.heading) + (f" · {subtitle}" if subtitle else "")
-    blocks = [_text(title, size="large", weight="bolder"), _text(clip(request.prompt, _PROMPT_LIMIT))]
-    if request.details:
-        blocks.append(_text(clip(request.details, _DETAILS_LIMIT), isSubtle=True))
+def _header(request: Request, subtitle: str | None = None, *, lean: bool = False) -> list[Element]:
+    """Title (with the outcome, once there is one), prompt and details; `lean`: a short prompt only."""
+    title = prose(request, clip(request.heading, _HEADING_LIMIT), size="large", weight="bolder")
+    if subtitle and title["type"] == "RichTextBlock":
+        title["inlines"].append(run(f" · {subtitle}", size="large", weight="bolder"))
+    elif subtitle:
+        title["text"] += f" · {subtitle}"
+    blocks = [title, prose(request, clip(request.prompt, _LEAN_PROMPT_LIMIT if lean else _PROMPT_LIMIT))]
+    if request.details and not lean:
+        blocks.append(prose(request, clip(request.details, _DETAILS_LIMIT), isSubtle=True))
     return blocks
 
 
 def _context(request: Request) -> list[Element]:
     """The event's context as labelled rows next to the prompt; past `_CONTEXT_SHOWN` rows, a count."""
-    rows = context_rows(request)
-    found = _rows(rows[:_CONTEXT_SHOWN])
-    if len(rows) > _CONTEXT_SHOWN:
-        found.append(_text(f"…and {len(rows) - _CONTEXT_SHOWN} more context fields, not shown here.", isSubtle=True))
+    return _shown(context_rows(request), _CONTEXT_SHOWN, "context fields")
+
+
+def _shown(pairs: list[tuple[str, str]], most: int | None, what: str) -> list[Element]:
+    """`pairs` as rows, the first `most` only (all when None) and a count of the rest."""
+    found = rows(list(pairs[:most]))
+    if most is not None and len(pairs) > most:
+        found.append(sentence(f"…and {len(pairs) - most} more {what}, not shown here.", isSubtle=True))
     return found
 
 
-def _rows(pairs: list[tuple[str, str]]) -> list[Element]:
-    """Label/value rows laid out like a FactSet, in `TextRun`s so values are shown exactly as given."""
-    return [
-        {
-            "type": "ColumnSet",
-            "spacing": "none" if i else "default",
-            "columns": [
-                {"type": "Column", "width": 1, "items": [_literal(_run(clip(label, 100), weight="bolder"))]},
-                {"type": "Column", "width": 2, "items": [_literal(_run(clip(text, _VALUE_LIMIT)))]},
-            ],
-        }
-        for i, (label, text) in enumerate(pairs)
-    ]
+def _problem(message: str) -> Element:
+    """The core's reason an answer was refused, which may quote what was typed."""
+    return literal(run(message, color="attention"))
 
 
-def _text(text: str, **style: Any) -> Element:
-    return {"type": "TextBlock", "text": text, "wrap": True, **style}
-
-
-def _run(text: str, **style: Any) -> Element:
-    return {"type": "TextRun", "text": text, **style}
-
-
-def _literal(*runs: Element) -> Element:
-    return {"type": "RichTextBlock", "inlines": list(runs)}
-
-
-def _facts(facts: list[tuple[str, str]]) -> Element:
-    return {"type": "FactSet", "facts": [{"title": title, "value": value} for title, value in facts]}
-
-
-def _event_facts(request: Request) -> list[tuple[str, str]]:
-    who = ", ".join(escape(r) for r in request.responders) if request.responders else "anyone"
-    flyte = [("Flyte", text)] if (text := flyte_note(request)) else []
+def _event_facts(request: Request) -> list[Row]:
+    who = ", ".join(request.responders) if request.responders else "anyone"
+    flyte: list[Row] = [("Flyte", text)] if (text := flyte_note(request)) else []
     return [*_run_facts(request), ("Deadline", format_time(request.deadline)), ("Who may answer", who), *flyte]
 
 
-def _run_facts(request: Request) -> list[tuple[str, str]]:
-    run = request.run
-    parts = [p for p in (run.project, run.domain, run.run_name) if p]
-    name = escape("/".join(parts)) if parts else ""
-    if run.url:
-        return [("Run", f"[{name or 'open'}]({run.url})")]
+def _run_facts(request: Request) -> list[Row]:
+    run_info = request.run
+    name = "/".join(p for p in (run_info.project, run_info.domain, run_info.run_name) if p)
+    if run_info.url:
+        return [("Run", link(name or "open", run_info.url))]
     return [("Run", name)] if name else []
 
 
 def _execute(request: Request, title: str, values: dict[str, object] | None, *, style: str | None = None) -> Element:
     """`Action.Execute` (Universal Actions) with an `Action.Submit` fallback for older clients."""
-    data: dict[str, Any] = {MARKER: "answer", REQUEST_KEY: request.request_id, **(values or {})}
+    data: dict[str, Any] = {EVENT_KEY: request.request_id}
+    data.update({input_id(name): value for name, value in (values or {}).items()})
     submit: Element = {"type": "Action.Submit", "title": title, "data": data}
     execute: Element = {"type": "Action.Execute", "title": title, "verb": VERB, "data": data}
     if style:

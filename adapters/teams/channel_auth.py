@@ -48,6 +48,22 @@ class KeysUnavailable(Exception):
     """No signing key could be fetched yet, so no token can be checked: answer 503."""
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A channel token whose signature, audience, issuer and lifetime were checked."""
+
+    claims: dict[str, Any]
+    endorsements: list[str] | None  # the channels its signing key may sign for; None: any
+
+    def bind(self, channel_id: str, service_url: str) -> dict[str, Any]:
+        """The claims, if the token was issued for this activity's channel and service URL."""
+        if self.endorsements is not None and channel_id not in self.endorsements:
+            raise TokenRefused(f"signing key not endorsed for channel {channel_id!r}")
+        if self.claims.get("serviceurl") != service_url:
+            raise TokenRefused("token issued for another service URL")
+        return self.claims
+
+
 class _OpenIdConfiguration(BaseModel):
     issuer: str
     jwks_uri: str
@@ -68,8 +84,11 @@ class ChannelTokens:
     _fetched_at: float = 0.0
     _refresh: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def check(self, authorization: str | None, channel_id: str, service_url: str) -> dict[str, Any]:
-        """The verified claims of the token, or `TokenRefused` / `KeysUnavailable`. No I/O."""
+    def verify(self, authorization: str | None) -> Verified:
+        """The token's verified claims, before the body is read, or `TokenRefused` / `KeysUnavailable`.
+
+        No I/O. The claims are bound to the activity afterwards (`Verified.bind`).
+        """
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenRefused("no bearer token")
@@ -79,8 +98,6 @@ class ChannelTokens:
         except jwt.PyJWTError as error:
             raise TokenRefused(f"malformed token ({type(error).__name__})") from None
         key = self._key(str(header.get("kid", "")), unverified.get("iss"))
-        if channel_id not in key.get("endorsements", [channel_id]):
-            raise TokenRefused(f"signing key not endorsed for channel {channel_id!r}")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token.strip(),
@@ -93,9 +110,7 @@ class ChannelTokens:
             )
         except jwt.PyJWTError as error:
             raise TokenRefused(f"{type(error).__name__}") from None
-        if claims.get("serviceurl") != service_url:
-            raise TokenRefused("token issued for another service URL")
-        return claims
+        return Verified(claims, key.get("endorsements"))
 
     def _key(self, kid: str, issuer: object) -> dict[str, Any]:
         if self._keys is None:  # `keep_fresh` retries on its own; requests never fetch

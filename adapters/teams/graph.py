@@ -11,7 +11,7 @@ import re
 
 import aiohttp
 from microsoft_agents.authentication.msal import MsalAuth
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from hitl_chatops.bot.errors import MembershipUnknown, PlatformError
 from hitl_chatops.bot.groups import GroupCache
@@ -22,6 +22,17 @@ log = logging.getLogger(__name__)
 _GROUP_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _MOST_PAGES = 50  # 999 members a page: groups far larger than anyone lists as responders
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
+# Graph's answer for an id no directory object has: the one failure that means "nobody". Throttling,
+# server errors, refused tokens or permissions and anything not from Graph mean "try again".
+_NO_SUCH_OBJECT = "Request_ResourceNotFound"
+
+
+class _ErrorBody(BaseModel):
+    code: str
+
+
+class _Error(BaseModel):
+    error: _ErrorBody
 
 
 class _Member(BaseModel):
@@ -43,9 +54,10 @@ class GroupMembers:
         self._session: aiohttp.ClientSession | None = None
 
     async def members(self, group: str) -> set[str] | None:
-        """Member ids of the Entra group `group`; None if it is no group (or not one we may read).
+        """Member ids of the Entra group `group`; None if Graph says no such group exists.
 
-        Raises `MembershipUnknown` when Graph or the Microsoft login cannot answer just now.
+        Raises `MembershipUnknown` whenever Graph or the Microsoft login does not answer that
+        clearly: throttled, failing, unreachable, refusing the bot, or a proxy answering for it.
         """
         if self._tokens is None or not _GROUP_ID.fullmatch(group):
             return None
@@ -53,14 +65,23 @@ class GroupMembers:
 
     async def _read(self, group: str) -> set[str] | None:
         try:
-            members = await self._transitive_members(group)
-        except _NotReadable as refusal:  # an answer: nobody gets in through this entry
-            log.warning("teams group not readable", extra={"group": group, "status": refusal.status})
-            members = None
+            return await self._transitive_members(group)
+        except _NoSuchGroup:  # Graph's own answer: nobody gets in through this entry
+            log.info("teams responder entry is no Entra group", extra={"group": group})
+            return None
         except (aiohttp.ClientError, TimeoutError, ValueError, PlatformError) as error:  # PlatformError: no token
-            log.warning("teams group lookup failed", extra={"group": group, "error": type(error).__name__})
+            status = error.status if isinstance(error, aiohttp.ClientResponseError) else None
+            if status in (401, 403):
+                log.error(
+                    "Microsoft Graph refused to list a group's members: grant the app the application "
+                    "permission GroupMember.Read.All, with admin consent, in MicrosoftAppTenantId",
+                    extra={"group": group, "status": status},
+                )
+            else:
+                log.warning(
+                    "teams group lookup failed", extra={"group": group, "error": type(error).__name__, "status": status}
+                )
             raise MembershipUnknown(group) from error
-        return members
 
     async def _transitive_members(self, group: str) -> set[str]:
         assert self._tokens is not None
@@ -73,9 +94,9 @@ class GroupMembers:
             if url is None:
                 break
             async with self._session.get(url, headers={"Authorization": f"Bearer {bearer}"}) as reply:
-                if reply.status in (400, 403, 404):  # not a group id, or no permission to read it
-                    raise _NotReadable(reply.status)
-                reply.raise_for_status()
+                if reply.status == 404 and await _error_code(reply) == _NO_SUCH_OBJECT:
+                    raise _NoSuchGroup()
+                reply.raise_for_status()  # throttled, failing, refused, or a proxy's page: try again
                 page = _Page.model_validate(await reply.json())
             members |= {member.id for member in page.value}
             url = page.next_link
@@ -86,7 +107,13 @@ class GroupMembers:
             await self._session.close()
 
 
-class _NotReadable(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
+class _NoSuchGroup(Exception):
+    """Graph says no directory object has this id (for example a user's id among `responders`)."""
+
+
+async def _error_code(reply: aiohttp.ClientResponse) -> str | None:
+    """The `error.code` of a Graph error answer; None for anything else (a proxy's page, say)."""
+    try:
+        return _Error.model_validate_json(await reply.read()).error.code
+    except ValidationError:
+        return None

@@ -36,7 +36,8 @@ from hitl_chatops.bot.errors import (
 from hitl_chatops.bot.protocol import Request, Responder
 from hitl_chatops.bot.service import HitlService
 
-from .cards import CARD_CONTENT_TYPE, VERB, Card, answer_payload, answered_card, event_card, expired_card, notice_card
+from .cards import CARD_CONTENT_TYPE, VERB, answer_payload, answered_card, event_card, expired_card, notice_card
+from .elements import Card
 from .platform import TeamsPlatform, card_activity
 from .references import PLATFORM, remember
 

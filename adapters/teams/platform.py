@@ -15,8 +15,9 @@ from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request, Response
 from hitl_chatops.bot.service import HitlService
 
-from .cards import Card, event_card, expired_card
 from .cards import answered_card as answered_card_for
+from .cards import event_card, expired_card
+from .elements import Card
 from .graph import GroupMembers
 from .references import PLATFORM, message_key, recall
 

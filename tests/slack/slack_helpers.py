@@ -41,6 +41,15 @@ class Call:
     peer: tuple[str, int]  # the client's address and port: which connection the call came over
 
 
+@dataclass(frozen=True)
+class Failure:
+    """How the fake answers a call it fails: HTTP `status` with Slack's `error`, or an HTML page."""
+
+    status: int
+    error: str = "fatal_error"
+    html: bool = False
+
+
 @dataclass
 class FakeSlack:
     """The fake Web API in its own thread (the bot may call it while a test thread blocks)."""
@@ -50,8 +59,8 @@ class FakeSlack:
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
     groups: dict[str, list[str]] = field(default_factory=dict)
     url: str = ""
-    _failures: dict[str, list[int]] = field(default_factory=dict)
-    _held: dict[str, threading.Event] = field(default_factory=dict)
+    _failures: dict[str, list[Failure]] = field(default_factory=dict)
+    _held: dict[str, tuple[threading.Event, float]] = field(default_factory=dict)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _runner: web.AppRunner | None = None
@@ -87,16 +96,19 @@ class FakeSlack:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
 
-    def fail_next(self, method: str, status: int = 429, times: int = 1) -> None:
-        """Answer the next `times` calls of `method` with HTTP `status`; 0 drops the connection unanswered."""
-        self._failures.setdefault(method, []).extend([status] * times)
+    def fail_next(
+        self, method: str, status: int = 429, times: int = 1, *, error: str = "fatal_error", html: bool = False
+    ) -> None:
+        """Answer the next `times` calls of `method` with HTTP `status` and Slack's `error` (`ok: false`,
+        which Slack also sends with a 200), or with a proxy's HTML page; status 0 drops the connection."""
+        self._failures.setdefault(method, []).extend([Failure(status, error, html)] * times)
 
     def stop_failing(self, method: str) -> None:
         self._failures.pop(method, None)
 
-    def hold(self, method: str) -> threading.Event:
-        """Calls to `method` get no answer until the returned event is set (10 s at most)."""
-        return self._held.setdefault(method, threading.Event())
+    def hold(self, method: str, seconds: float = 10) -> threading.Event:
+        """Calls to `method` get no answer until the returned event is set (`seconds` at most)."""
+        return self._held.setdefault(method, (threading.Event(), seconds))[0]
 
     def connections(self) -> set[tuple[str, int]]:
         """The client connections that Web API calls came over."""
@@ -171,23 +183,28 @@ class FakeSlack:
         params["_authorization"] = request.headers.get("Authorization", "")
         peer = tuple(request.transport.get_extra_info("peername")) if request.transport else ("", 0)
         if (held := self._held.get(method)) is not None:
-            await asyncio.get_running_loop().run_in_executor(None, held.wait, 10)
+            await asyncio.get_running_loop().run_in_executor(None, held[0].wait, held[1])
         failures = self._failures.get(method)
         if failures:
-            status = failures.pop(0)
+            failure = failures.pop(0)
             with self._lock:
-                self.calls.append(Call(method, params, status, peer))
-            if status == 0 and request.transport is not None:  # the connection drops without an answer
-                request.transport.close()
-                return web.Response()
-            if status == 429:
-                return web.json_response(
-                    {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
-                )
-            return web.json_response({"ok": False, "error": "fatal_error"}, status=status)
+                self.calls.append(Call(method, params, failure.status, peer))
+            return self._failed(request, failure)
         with self._lock:
             self.calls.append(Call(method, params, 200, peer))
         return web.json_response(self._answer(method, params))
+
+    @staticmethod
+    def _failed(request: web.Request, failure: Failure) -> web.Response:
+        if failure.status == 0 and request.transport is not None:  # the connection drops without an answer
+            request.transport.close()
+            return web.Response()
+        if failure.html:
+            page = "<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
+            return web.Response(text=page, status=failure.status, content_type="text/html")
+        if failure.status == 429:
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
+        return web.json_response({"ok": False, "error": failure.error}, status=failure.status)
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -201,8 +218,8 @@ class FakeSlack:
             return {"ok": True, "channel": params["channel"], "ts": params["ts"]}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": "1700000001.000001"}
-        if method == "views.open":
-            return {"ok": True, "view": {"id": "V0001"}}
+        if method in ("views.open", "views.update"):
+            return {"ok": True, "view": {"id": params.get("view_id") or "V0001"}}
         if method == "usergroups.users.list":
             group = params.get("usergroup", "")
             if group not in self.groups:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from hitl_chatops.adapters.slack import _blocks
+from hitl_chatops.adapters.slack import _blocks, _modal
 from hitl_chatops.adapters.slack._platform import as_dicts
+from hitl_chatops.bot.answers import MAX_TEXT_LENGTH
 from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, utcnow
 from tests.slack.slack_helpers import find_element, validate_blocks, validate_view
@@ -53,7 +54,7 @@ def rendered(request: Request, form: str | None = "https://bot.example/form/x?si
 def test_controls_by_type(fields: dict[str, Any], control: str, count: int) -> None:
     blocks = rendered(event(**fields))
     assert len(find_element(blocks, control)) == count
-    modal = _blocks.modal(event(**fields)).to_dict()
+    modal = _modal.modal(event(**fields)).to_dict()
     validate_view(modal)
     assert modal["private_metadata"] == RID
 
@@ -73,13 +74,13 @@ def test_limits_are_respected_for_huge_inputs() -> None:
     for button in find_element(blocks, "hitl_answer"):
         assert len(button["text"]["text"]) <= 75 and len(button["value"]) < 50
     assert len(_blocks.event_text(request)) <= 3000
-    validate_view(_blocks.modal(request).to_dict())
+    validate_view(_modal.modal(request).to_dict())
 
 
 def test_int_modal_bounds_round_inwards_and_float_allows_decimals() -> None:
-    element = _blocks.modal(event(data_type="int", min_value=0.5, max_value=9.5)).to_dict()["blocks"][-1]["element"]
+    element = _modal.modal(event(data_type="int", min_value=0.5, max_value=9.5)).to_dict()["blocks"][-1]["element"]
     assert (element["min_value"], element["max_value"], element["is_decimal_allowed"]) == ("1", "9", False)
-    element = _blocks.modal(event(data_type="float", min_value=0.5)).to_dict()["blocks"][-1]["element"]
+    element = _modal.modal(event(data_type="float", min_value=0.5)).to_dict()["blocks"][-1]["element"]
     assert (element["min_value"], element["is_decimal_allowed"]) == ("0.5", True)
 
 
@@ -103,7 +104,7 @@ def test_answered_by_someone_elsewhere_names_them_and_the_surface() -> None:
     validate_blocks(blocks)
     text = json.dumps(blocks)
     assert "Reject" in text and "Dana &lt;admin&gt; (Teams)" in text and "<!date^" in text
-    assert _blocks.answered_summary(request, response).startswith("gate: answered Reject by Dana <admin> at ")
+    assert _blocks.answered_summary(request, response).startswith("gate: answered Reject by Dana &lt;admin&gt; at ")
 
 
 def test_pending_list_stays_under_fifty_blocks() -> None:
@@ -125,3 +126,25 @@ def test_picks_translate_to_raw_answers_only() -> None:
     assert _blocks.chosen("c1", ["a", "b"]) == "b"
     assert _blocks.chosen("c9", ["a", "b"]) == "c9"  # left for the core to refuse
     assert _blocks.parse_action_value(_blocks.action_value(RID, "c3")) == (RID, "c3")
+
+
+def test_a_text_input_holds_every_answer_the_core_accepts() -> None:
+    """Slack's plain-text input takes at most 3,000 characters; the core's own cap must stay under it."""
+    assert MAX_TEXT_LENGTH <= _modal.TEXT_INPUT_LIMIT
+    view = _modal.modal(event(data_type="str", initial="x" * 5000)).to_dict()
+    validate_view(view)
+    element = view["blocks"][-1]["element"]
+    assert element["max_length"] == MAX_TEXT_LENGTH and len(element["initial_value"]) == MAX_TEXT_LENGTH
+
+
+def test_view_title_buttons_options_and_private_metadata_stay_within_slack_limits() -> None:
+    request = event(event_name="n" * 400, data_type="str", choices=[f"{n}" * 2000 for n in range(8)])
+    view = _modal.modal(request).to_dict()
+    validate_view(view)
+    assert view["title"]["text"] == "Answer event" and len(view["title"]["text"]) <= 24
+    assert view["blocks"][0]["text"]["text"] == "n" * 149 + "…"  # the heading: a 150-character header
+    assert len(view["private_metadata"]) <= 3000
+    options = view["blocks"][-1]["element"]["options"]
+    assert all(len(o["text"]["text"]) <= 75 and len(o["value"]) <= 150 for o in options)
+    [select] = find_element(rendered(request, None), "hitl_select")
+    assert all(len(o["text"]["text"]) <= 75 and len(o["value"]) <= 150 for o in select["options"])

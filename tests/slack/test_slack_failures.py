@@ -7,10 +7,12 @@ prove the retry handlers on the bot's real `AsyncWebClient`, not a mock of our o
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 
 import pytest
 
+from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
 from tests.helpers import recorded_messages
 from tests.slack.slack_helpers import (
@@ -93,3 +95,23 @@ async def test_post_that_exhausts_retries_is_posted_once_by_the_reconciler(
     await asyncio.sleep(1)  # a few more reconciler steps must not post again
     assert len(fake_slack.of("chat.postMessage")) == 1
     assert len(await store().messages(request_id)) == 1
+
+
+async def test_an_update_cut_short_by_shutdown_is_owed_and_the_reconciler_finishes_it(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = slack_bot(reconcile_seconds=0)
+    request_id = await create_event("cut-short", bool)
+    [posted] = await fake_slack.wait_for("chat.postMessage")
+    held = fake_slack.hold("chat.update")  # Slack takes its time
+
+    status, _ = await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_answer")[0]))
+    assert status == 200
+    await wait_response(request_id)
+    await asyncio.to_thread(bot.call, bot.service.drain(0.1))  # shutdown waits only so long
+    assert await store().outbox_ids() == [request_id]
+
+    held.set()
+    report = await asyncio.to_thread(bot.call, Reconciler(bot.service, 1).step())
+    assert report.updated == 1 and await store().outbox_ids() == []
+    assert "Approve" in json.dumps(fake_slack.of("chat.update")[-1]["blocks"])

@@ -80,6 +80,7 @@ async def test_answer_written_elsewhere_is_repaired(slack_bot: Callable[..., Bot
     bot = slack_bot(reconcile_seconds=0)
     request_id = await create_event("stock_answer", bool)
     await fake_slack.wait_for("chat.postMessage")
+    await asyncio.to_thread(bot.call, bot.service.drain())  # the post recorded: no update of its own
     stock = Response(value=False, request_id=request_id, data_type="bool")
     await store().put_response(stock)
     await store().put_request(await store().get_request(request_id))  # the marker comes back, as after a crash

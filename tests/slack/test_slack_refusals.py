@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 
 from hitl_chatops.bot.server import BotThread
-from tests.slack.slack_helpers import SIGNING_SECRET, FakeSlack, signed_headers
+from tests.slack.slack_helpers import SIGNING_SECRET, FakeSlack, post_signed, signed_headers
 
 pytestmark = pytest.mark.asyncio
 BotFactory = Callable[..., BotThread]
@@ -93,3 +95,38 @@ async def test_signature_that_is_not_ascii_is_a_401(slack_bot: BotFactory, caplo
     writer.close()
     assert status_line.split()[1] == b"401", status_line
     assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+def submission(view: object) -> str:
+    """A signed `view_submission` whose view is `view` (Slack's own never look like these)."""
+    payload = {"type": "view_submission", "user": {"id": "U0ALICE"}, "team": {"id": "T0"}, "view": view}
+    return urlencode({"payload": json.dumps(payload)})
+
+
+RID = "0f3c9a8e-1d2b-4c5d-8e9f-a0b1c2d3e4f5"
+VIEW = {"type": "modal", "callback_id": "hitl_submit", "id": "V0001", "private_metadata": RID}
+ODD_VIEWS: dict[str, object] = {
+    "values a number": VIEW | {"state": {"values": 5}},
+    "no state": VIEW,
+    "no private_metadata": {k: v for k, v in VIEW.items() if k != "private_metadata"} | {"state": {"values": {}}},
+    "metadata a list": VIEW | {"private_metadata": [RID], "state": {"values": {}}},
+    "input not an object": VIEW | {"state": {"values": {"hitl_value": {"value": "x"}}}},
+    "view a number": 5,
+    "view a list": ["hitl_submit"],
+    "option not an object": VIEW | {"state": {"values": {"hitl_value": {"value": {"selected_option": 5}}}}},
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_VIEWS))
+async def test_a_signed_submission_of_an_odd_shape_is_a_400_with_one_log_line(
+    slack_bot: BotFactory, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    bot = slack_bot()
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    status, _ = await post_signed(bot.url, submission(ODD_VIEWS[name]))
+    assert status == 400
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+    (line,) = [r for r in caplog.records if r.name.startswith("hitl_chatops")]
+    assert line.getMessage().startswith("malformed slack") and len(caplog.text) < 300, caplog.text
+    assert fake_slack.of("views.update") == [] and fake_slack.of("chat.postEphemeral") == []

@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 import hitl_chatops.plugin as hitl
-from hitl_chatops.adapters.slack import _blocks
+from hitl_chatops.adapters.slack import _blocks, _modal
 from hitl_chatops.adapters.slack._platform import as_dicts
 from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
 from hitl_chatops.bot.server import BotThread
@@ -73,7 +73,7 @@ def message(request: Request) -> list[dict[str, Any]]:
 
 
 def opened(request: Request, preset: dict[str, object] | None = None) -> dict[str, Any]:
-    view = _blocks.modal(request, preset).to_dict()
+    view = _modal.modal(request, preset).to_dict()
     validate_view(view)
     return view
 
@@ -188,7 +188,7 @@ def test_outcomes_show_each_field_or_the_cancellation_or_the_default() -> None:
     validate_blocks(blocks)
     assert "*Cancelled* by run-42 (Flyte) at <!date^" in blocks[-1]["text"]["text"]
     assert blocks[-1]["text"]["text"].endswith(": superseded by &lt;build 43&gt;")
-    assert _blocks.answered_summary(request, cancelled).endswith(": superseded by <build 43>")
+    assert _blocks.answered_summary(request, cancelled).endswith(": superseded by &lt;build 43&gt;")
 
     default = {"approved": False, "approved_amount": 0.0, "notes": ""}
     defaulted = outcome(value=default, via="timeout", responded_at=request.deadline)

@@ -36,6 +36,8 @@ CHANNEL = "19:ops-general@thread.tacv2"
 
 
 TOKEN_ISSUER = "https://api.botframework.com"
+# Teams refuses a message past about 28 KB with 413 (and the Bot Connector passes that on).
+MESSAGE_LIMIT_BYTES = 28 * 1024
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class Call:
 
 @dataclass
 class FakeConnector:
-    """`POST /v3/conversations/{id}/activities[/{activityId}]` and `PUT .../{activityId}`, recorded."""
+    """`POST /v3/conversations/{id}/activities[/{activityId}]` and `PUT .../{activityId}`, recorded;
+    a message past Teams' size limit is refused with 413, as Teams does."""
 
     calls: list[Call] = field(default_factory=list)
     key_fetches: int = 0  # GETs of the published signing keys
@@ -144,6 +147,9 @@ class FakeConnector:
             self.failures.setdefault(method, []).extend([status] * times)
 
     def _failure(self, request: web.Request) -> web.Response | None:
+        if (request.content_length or 0) > MESSAGE_LIMIT_BYTES:
+            body = {"error": {"code": "MessageSizeTooBig", "message": "Message size is too big."}}
+            return web.json_response(body, status=413)
         with self._lock:
             statuses = self.failures.get(request.method)
             status = statuses.pop(0) if statuses else None
@@ -202,10 +208,24 @@ class FakeConnector:
 
 def answer(request_id: str, value: Any = None) -> dict[str, Any]:
     """The data of a card's answer action (`Action.Execute`), with the typed `value` if any."""
-    data: dict[str, Any] = {"hitl": "answer", "request_id": request_id}
-    if value is not None:
-        data["value"] = value
-    return data
+    return {"hitl.event": request_id} | (typed(value=value) if value is not None else {})
+
+
+def typed(**values: Any) -> dict[str, Any]:
+    """Values entered in a card's inputs, as Teams merges them into the action's data (by input id)."""
+    return {f"hitl.field.{name}": value for name, value in values.items()}
+
+
+def submission(card: dict[str, Any], title: str, typed: dict[str, Any]) -> dict[str, Any]:
+    """What Teams sends when `title` is pressed on `card` with `typed` (input label → value) entered:
+    the action's data with every input's value merged in under the input's id, the inputs winning."""
+    action = next(a for a in card["actions"] if a["type"] == "Action.Execute" and a["title"] == title)
+    values = {
+        block["id"]: typed.get(block.get("label") or block.get("title"), block.get("value", ""))
+        for block in card["body"]
+        if block["type"].startswith("Input.")
+    }
+    return {**action["data"], **values}
 
 
 def card_of(activity: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +251,22 @@ def texts(card: dict[str, Any]) -> str:
 
     walk(card)
     return "\n".join(found)
+
+
+def title(card: dict[str, Any]) -> str:
+    """The card's heading as shown: a `TextBlock`'s text, or a `RichTextBlock`'s runs."""
+    first = card["body"][0]
+    return str(first["text"]) if first["type"] == "TextBlock" else "".join(r["text"] for r in first["inlines"])
+
+
+def rows(card: dict[str, Any]) -> dict[str, str]:
+    """The label/value rows (facts, context, a structured answer), read from their TextRuns."""
+    found = {}
+    for block in card["body"]:
+        if block["type"] == "ColumnSet":
+            label, value = (column["items"][0]["inlines"][0]["text"] for column in block["columns"])
+            found[label] = value
+    return found
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import jwt
 import pytest
 from pydantic import SecretStr
 
+from hitl_chatops.bot.logs import JsonFormatter
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
@@ -188,6 +190,8 @@ async def test_a_body_that_is_not_an_activity_is_a_4xx(
     connector: FakeConnector, start_bot: Callable[..., BotThread], body: object, mode: str
 ) -> None:
     bot = secured_bot(start_bot, connector.openid_url) if mode == "secured" else start_bot(teams_emulator=True)
+    if mode == "secured":  # the token is checked first: wait until the bot can
+        await keys_ready(Teams(bot, connector), APP_ID)
     headers = bearer(SIGNING_KEY.token(APP_ID, connector.url)) | {"Content-Type": "application/json"}
     async with (
         aiohttp.ClientSession() as session,
@@ -203,3 +207,48 @@ async def test_a_message_without_a_token_is_401_and_records_no_conversation(secu
     assert status == 401
     assert secured.connector.calls == []
     assert await Store(secured.bot.settings.store).get_conversation("teams", CHANNEL) is None
+
+
+JUNK = {
+    "empty": b"{}",
+    "a wrong type": b'{"type": 5}',
+    "an activity without a conversation": b'{"type": "message", "text": "hi"}',
+    "not JSON": b"junk",
+    "not UTF-8": b"\xff\xfe{",
+}
+
+
+async def test_junk_without_a_token_is_401_with_one_short_log_line_each(
+    secured: Teams, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token is checked before the body is read: an anonymous body is never parsed, so it
+    costs one short warning, never the Agents SDK's ERROR traceback for an invalid activity."""
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    async with aiohttp.ClientSession() as session:
+        for body in JUNK.values():
+            headers = {"Content-Type": "application/json"}
+            async with session.post(f"{secured.bot.url}/api/messages", data=body, headers=headers) as reply:
+                assert reply.status == 401, await reply.text()
+
+    refused = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelname for r in refused] == ["WARNING"] * len(JUNK), [r.getMessage() for r in refused]
+    lines = [JsonFormatter().format(r) for r in refused]
+    assert all(r.exc_info is None and len(line) < 300 for r, line in zip(refused, lines, strict=True)), lines
+    assert secured.connector.calls == []
+
+
+async def test_a_signed_body_that_is_not_an_activity_logs_one_short_line(
+    secured: Teams, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    headers = bearer(SIGNING_KEY.token(APP_ID, secured.connector.url)) | {"Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{secured.bot.url}/api/messages", data=b'{"type": 5}', headers=headers) as reply,
+    ):
+        assert reply.status == 400
+
+    [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert line.levelname == "WARNING" and line.exc_info is None, line.getMessage()

@@ -25,7 +25,9 @@ from tests.teams.teams_helpers import (
     answer,
     card_of,
     make_event,
+    rows,
     texts,
+    title,
 )
 
 PERSONAL = "a:1personal-chat-with-alice"
@@ -173,6 +175,17 @@ async def test_a_failed_card_update_stays_in_the_outbox_until_a_pass_makes_it(qu
     assert await store_of(teams).outbox_ids() == []
 
 
+async def test_a_card_posted_before_the_routing_namespaces_still_answers(teams: Teams) -> None:
+    """Cards already in conversations route on `hitl`/`request_id`, with the field names as input ids."""
+    event = await make_event(teams.bot)
+
+    status, body = await teams.invoke({"hitl": "answer", "request_id": event.request_id, "value": "4"})
+
+    assert status == 200 and "Answered" in texts(body["value"])
+    response = await store_of(teams).get_response(event.request_id)
+    assert response is not None and response.value == 4
+
+
 async def test_unknown_conversation_is_skipped_without_failing_the_notify(teams: Teams) -> None:
     await make_event(teams.bot, channels=["teams:19:never-installed@thread.tacv2"])
     await asyncio.sleep(0.3)  # the announce runs after the notify's 202
@@ -213,7 +226,7 @@ async def test_invalid_number_returns_the_card_with_an_error_and_saves_nothing(t
         card = body["value"]
         [number] = inputs_of(card)
         assert number.get("value") == kept
-        following = card["body"][card["body"].index(number) + 1]
+        [following] = card["body"][card["body"].index(number) + 1]["inlines"]
         assert following["color"] == "attention" and message in following["text"]
 
     assert await store_of(teams).get_response(event.request_id) is None
@@ -275,7 +288,7 @@ async def test_choices_and_text_answers(teams: Teams) -> None:
 
     note = await make_event(teams.bot, channels=[f"teams:{CHANNEL}"], data_type="str")
     _, body = await teams.invoke(answer(note.request_id, "  ship *it*  "))
-    assert "ship \\*it\\*" in texts(body["value"])
+    assert rows(body["value"])["Answer"] == "ship *it*", "in a TextRun, shown as typed"
     assert (await store_of(teams).get_response(note.request_id)).value == "ship *it*"  # type: ignore[union-attr]
 
 
@@ -314,7 +327,7 @@ async def test_pending_lists_only_what_the_sender_may_answer_as_live_cards(teams
 
     await teams.say("pending", PERSONAL, user=ALICE)
     cards = await teams.connector.wait_for(lambda: teams.connector.cards(teams.connector.sent(PERSONAL)))
-    assert [c["body"][0]["text"] for c in cards] == ["for\\_anyone"]
+    assert [title(c) for c in cards] == ["for_anyone"]
 
     listed = next(c for c in teams.connector.sent(PERSONAL) if c.body.get("attachments"))
     _, body = await teams.invoke(answer(mine.request_id, "4"), conversation_id=PERSONAL)
@@ -331,8 +344,8 @@ async def test_pending_shows_the_newest_twenty_and_counts_the_rest(teams: Teams)
     await teams.connector.wait_for(lambda: len(teams.connector.sent(PERSONAL)) == 21, seconds=30)
     intro, *listed = teams.connector.sent(PERSONAL)
     assert intro.body["text"] == "21 event(s) wait for your answer (showing the newest 20):"
-    titles = [c["body"][0]["text"] for c in teams.connector.cards(listed)]
-    assert titles == [name.replace("_", "\\_") for name in reversed(names[1:])]
+    titles = [title(c) for c in teams.connector.cards(listed)]
+    assert titles == list(reversed(names[1:]))
 
 
 async def test_requests_that_are_not_json_are_refused(teams: Teams) -> None:

@@ -20,12 +20,12 @@ from jsonschema import Draft6Validator
 from hitl_chatops.adapters.teams.cards import (
     answer_payload,
     answered_card,
-    escape,
     event_card,
     expired_card,
     notice_card,
 )
 from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, utcnow
+from tests.teams.teams_helpers import rows, texts, title, typed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")
 FORM = "https://bot.example.com/form/x?sig=y"
@@ -118,7 +118,9 @@ def actions(card: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_inputs_per_type() -> None:
     assert inputs(CARDS["event-bool"]) == []
-    assert [(a["type"], a["title"], a.get("data", {}).get("value")) for a in actions(CARDS["event-bool"])] == [
+    assert [
+        (a["type"], a["title"], a.get("data", {}).get("hitl.field.value")) for a in actions(CARDS["event-bool"])
+    ] == [
         ("Action.Execute", "Approve", True),
         ("Action.Execute", "Reject", False),
         ("Action.OpenUrl", "Answer in browser", None),
@@ -138,22 +140,21 @@ def test_execute_carries_request_id_with_submit_fallback() -> None:
     submit = actions(CARDS["event-int-bounded"])[0]
     assert submit["type"] == "Action.Execute" and submit["verb"] == "hitl.answer"
     # the raw answer is the data object minus our keys; a scalar event's one field is `value`
-    assert answer_payload({**submit["data"], "value": "7"}) == (KINDS["int-bounded"].request_id, {"value": "7"})
+    assert answer_payload({**submit["data"], **typed(value="7")}) == (KINDS["int-bounded"].request_id, {"value": "7"})
     assert submit["fallback"]["type"] == "Action.Submit"
     assert submit["fallback"]["data"] == submit["data"]
 
 
 def test_restricted_event_has_no_web_form_link() -> None:
     assert "Action.OpenUrl" not in {a["type"] for a in actions(CARDS["event-restricted"])}
-    facts = {f["title"]: f["value"] for f in CARDS["event-restricted"]["body"][3]["facts"]}
-    assert facts["Who may answer"] == "aad-bob, ops-leads"
+    assert rows(CARDS["event-restricted"])["Who may answer"] == "aad-bob, ops-leads"
 
 
 def test_facts_show_run_deadline_and_who() -> None:
-    facts = {
-        f["title"]: f["value"] for b in CARDS["event-int-bounded"]["body"] if b["type"] == "FactSet" for f in b["facts"]
-    }
-    assert facts["Run"] == "[ml/dev/r-42](https://flyte.example.com/r-42)"
+    facts = rows(CARDS["event-int-bounded"])
+    assert facts["Run"] == "ml/dev/r-42"
+    [run] = [b["columns"][1]["items"][0]["inlines"][0] for b in CARDS["event-int-bounded"]["body"] if "Run" in texts(b)]
+    assert run["selectAction"] == {"type": "Action.OpenUrl", "url": "https://flyte.example.com/r-42"}
     assert facts["Deadline"].endswith("UTC")
     assert facts["Who may answer"] == "anyone"
 
@@ -163,18 +164,16 @@ def test_error_sits_next_to_the_input_and_keeps_the_value() -> None:
     position = next(i for i, b in enumerate(body) if b["type"] == "Input.Number")
     assert body[position]["value"] == 42
     assert body[position + 1] == {
-        "type": "TextBlock",
-        "text": "Enter a whole number from 1 to 10.",
-        "wrap": True,
-        "color": "attention",
+        "type": "RichTextBlock",
+        "inlines": [{"type": "TextRun", "text": "Enter a whole number from 1 to 10.", "color": "attention"}],
     }
 
 
 def test_answered_card_shows_value_who_when_via_and_no_actions() -> None:
     card = CARDS["answered"]
-    facts = {f["title"]: f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]}
+    facts = rows(card)
     assert facts["Answer"] == "Approve"
-    assert facts["Answered by"] == escape("Alice [admin]") == "Alice \\[admin\\]"
+    assert facts["Answered by"] == "Alice [admin]", "a TextRun shows a name as it is: no escapes"
     assert facts["Via"] == "Teams"  # the one display name of the surface (bot/text.py), as Slack shows it
     assert facts["When"].endswith("UTC")
     assert "actions" not in card
@@ -182,5 +181,44 @@ def test_answered_card_shows_value_who_when_via_and_no_actions() -> None:
 
 def test_foreign_data_is_not_an_answer() -> None:
     assert answer_payload({"request_id": "x"}) is None
+    assert answer_payload({"hitl.event": 5}) is None
     assert answer_payload({"hitl": "answer", "request_id": 5}) is None
     assert answer_payload("text") is None
+
+
+def test_inputs_and_routing_keys_live_in_namespaces_no_field_name_crosses() -> None:
+    """Teams merges the inputs into the action's data, the inputs winning: a field named like a
+    routing key must not replace it."""
+    [number] = inputs(CARDS["event-int-bounded"])
+    approve = actions(CARDS["event-bool"])[0]
+    assert number["id"] == "hitl.field.value"
+    assert approve["data"] == {"hitl.event": KINDS["bool"].request_id, "hitl.field.value": True}
+    merged = {**approve["data"], "hitl.field.hitl.event": "x", "hitl.field.request_id": "y"}
+    assert answer_payload(merged) == (KINDS["bool"].request_id, {"value": True, "hitl.event": "x", "request_id": "y"})
+
+
+def test_a_card_posted_before_the_namespaces_still_answers() -> None:
+    legacy = {"hitl": "answer", "request_id": KINDS["bool"].request_id, "value": True}
+    assert answer_payload(legacy) == (KINDS["bool"].request_id, {"value": True})
+
+
+def test_titles_names_and_values_carry_no_markdown_escapes() -> None:
+    """Teams mobile shows markdown escapes literally (AdaptiveCards#5590): a heading read `teams\\_gate`."""
+    gate = request(
+        event_name="teams_gate",
+        prompt="Ship `v1_2` [beta]?",
+        details="owner: dana_[ops]",
+        responders=["ops_leads"],
+        context={"pr_url": "a_b*c"},
+        run=RunInfo(project="ml_team", domain="dev", run_name="r_42", url="https://flyte.example.com/r_42"),
+    )
+    shown = [
+        event_card(gate, FORM),
+        answered_card(gate, response(5)),
+        expired_card(gate, notice="Answered by dana_[ops]."),
+        notice_card("Not answered", "No event x_y exists."),
+    ]
+    assert title(shown[0]) == "teams_gate" and rows(shown[1])["Answered by"] == "Alice [admin]"
+    assert rows(shown[0])["Run"] == "ml_team/dev/r_42"
+    for card in shown:
+        assert "\\" not in texts(card), texts(card)

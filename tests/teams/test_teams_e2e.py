@@ -9,7 +9,7 @@ import pytest
 
 from tests import workflows
 from tests.helpers import Run
-from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, Teams, card_of, texts
+from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, Teams, card_of, texts, typed
 
 pytestmark = pytest.mark.e2e
 
@@ -28,12 +28,12 @@ async def test_int_event_answered_in_teams_resumes_the_run(teams: Teams) -> None
     card = card_of(posted.body)
     submit = next(a for a in card["actions"] if a["type"] == "Action.Execute")
 
-    _, refused = await teams.invoke({**submit["data"], "value": "11"}, user=BOB)
+    _, refused = await teams.invoke({**submit["data"], **typed(value="11")}, user=BOB)
     assert "Enter a whole number from 1 to 10." in texts(refused["value"])
     await asyncio.sleep(5 * workflows.POLL)
     assert run.running, "an invalid value leaves the run waiting"
 
-    _, accepted = await teams.invoke({**submit["data"], "value": "7"}, user=ALICE)
+    _, accepted = await teams.invoke({**submit["data"], **typed(value="7")}, user=ALICE)
     assert "Alice Example" in texts(accepted["value"])
     assert await run.finish() == 7
     [update] = await teams.connector.wait_for(lambda: teams.connector.updates(posted.created_id))

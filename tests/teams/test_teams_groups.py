@@ -7,6 +7,7 @@ Microsoft Graph below, which pages its answer as Graph does.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,16 +39,24 @@ ANOTHER_USER = "0b1c2d3e-0000-4000-8000-00000000beef"
 
 @dataclass
 class FakeGraph:
-    """`GET /v1.0/groups/{id}/transitiveMembers`, one member a page, answering 503 while `down`."""
+    """`GET /v1.0/groups/{id}/transitiveMembers`, one member a page; answering `trouble` (status,
+    body, content type) instead while it is set, and 503 while `down`."""
 
     url: str = ""
     members: dict[str, list[str]] = field(default_factory=dict)
     lookups: int = 0  # first pages asked for: one per group lookup
     tokens: set[str] = field(default_factory=set)
     down: bool = False
+    trouble: tuple[int, str, str] | None = None
 
     async def transitive_members(self, request: web.Request) -> web.Response:
         self.tokens.add(request.headers.get("Authorization", ""))
+        if self.trouble is not None:
+            status, body, content_type = self.trouble
+            if status == 0:  # the connection drops before any answer
+                assert request.transport is not None
+                request.transport.close()
+            return web.Response(status=status or 500, text=body, content_type=content_type)
         if self.down:
             return web.json_response({"error": {"code": "serviceNotAvailable"}}, status=503)
         group = request.match_info["group"]
@@ -138,4 +147,39 @@ async def test_an_id_that_is_no_group_lets_nobody_in(teams: Teams, graph: FakeGr
     shown = await signed_answer(teams, event.request_id, "1", BOB)
 
     assert f"Only {unknown} may answer this event." in shown
+    assert await Store(teams.bot.settings.store).get_response(event.request_id) is None
+
+
+def graph_error(code: str) -> str:
+    return json.dumps({"error": {"code": code, "message": "..."}})
+
+
+PROXY_PAGE = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+# Only Graph's own "no such group" means nobody; everything else is "try again".
+TROUBLE = {
+    "throttled (429)": (429, graph_error("TooManyRequests"), "application/json"),
+    "server error (500)": (500, graph_error("generalException"), "application/json"),
+    "unavailable (503)": (503, graph_error("serviceNotAvailable"), "application/json"),
+    "a proxy's error page (502)": (502, PROXY_PAGE, "text/html"),
+    "a proxy's page with 200": (200, PROXY_PAGE, "text/html"),
+    "a proxy's 404 page": (404, "<html>Not Found</html>", "text/html"),
+    "JSON of another shape": (200, json.dumps({"members": []}), "application/json"),
+    "token refused (401)": (401, graph_error("InvalidAuthenticationToken"), "application/json"),
+    "permission missing (403)": (403, graph_error("Authorization_RequestDenied"), "application/json"),
+    "bad request (400)": (400, graph_error("Request_BadRequest"), "application/json"),
+    "a dropped connection": (0, "", "text/plain"),
+}
+
+
+@pytest.mark.parametrize("trouble", TROUBLE.values(), ids=TROUBLE.keys())
+async def test_graph_that_cannot_answer_asks_to_try_again(
+    teams: Teams, graph: FakeGraph, trouble: tuple[int, str, str]
+) -> None:
+    event = await make_event(teams.bot, responders=[GROUP])
+    graph.trouble = trouble
+
+    shown = await signed_answer(teams, event.request_id, "4", BOB)
+
+    assert f"Could not check who is in {GROUP} just now. Please try again" in shown
+    assert "may answer this event" not in shown
     assert await Store(teams.bot.settings.store).get_response(event.request_id) is None

@@ -1,0 +1,95 @@
+"""A card past Teams' size limit (about 28 KB) is refused with 413; an event must still be answerable.
+
+The fake Bot Connector refuses a message past the limit as Teams does; every card the bot sends
+is checked against the official schema and adaptive-cards-py's Teams validator (28 KB).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import BaseModel, Field, create_model
+
+import hitl_chatops.plugin as hitl
+from hitl_chatops.bot.store import Store
+from tests.conftest import AUTH
+from tests.teams.teams_helpers import BOB, CHANNEL, Teams, card_of, make_event, texts, typed
+from tests.teams.test_teams_structured import inputs, posted, valid
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")
+FIELDS = 200
+
+
+def big_model() -> type[BaseModel]:
+    """A model of `FIELDS` described text fields: past what one Teams card holds."""
+    fields: dict[str, Any] = {
+        f"check_{n:03d}": (str, Field(description=f"What you saw for check {n}")) for n in range(FIELDS)
+    }
+    return create_model("Inspection", **fields)
+
+
+def form_links(card: dict[str, Any]) -> list[str]:
+    return [a["url"] for a in card.get("actions", []) if a["type"] == "Action.OpenUrl"]
+
+
+async def status_of(url: str, **kwargs: Any) -> int:
+    async with aiohttp.ClientSession() as session, session.request(url=url, **kwargs) as reply:
+        return reply.status
+
+
+async def test_a_model_too_large_for_a_card_sends_the_person_to_the_form(teams: Teams) -> None:
+    await teams.install()
+    event = await hitl.new_event.aio("inspection", big_model(), prompt="Inspect", channels=[f"teams:{CHANNEL}"])
+
+    [post] = await posted(teams)
+    card = valid(card_of(post.body))
+    assert f"This event asks for {FIELDS} fields: too many to answer on a Teams card." in texts(card)
+    assert inputs(card) == {}
+    assert form_links(card) == [teams.bot.service.form_url(event.request_id)]
+    assert await status_of(form_links(card)[0], method="GET") == 200
+
+    answer = {f"check_{n:03d}": "ok" for n in range(FIELDS)}
+    url = f"{teams.bot.url}/api/v1/events/{event.request_id}/response"
+    assert await status_of(url, method="POST", json={"value": answer}, headers=AUTH) == 201
+    [update] = await teams.connector.wait_for(lambda: teams.connector.updates(post.created_id))
+    answered = valid(card_of(update.body))
+    assert "Answered" in texts(answered) and "more fields, not shown here." in texts(answered)
+
+
+async def test_too_large_and_restricted_says_why_nothing_can_take_it(teams: Teams) -> None:
+    await teams.install()
+    await hitl.new_event.aio(
+        "inspection", big_model(), prompt="Inspect", channels=[f"teams:{CHANNEL}"], responders=[BOB["aadObjectId"]]
+    )
+
+    [post] = await posted(teams)
+    card = valid(card_of(post.body))
+    assert "Only the responders listed may answer it, which the web form cannot check." in texts(card)
+    assert "actions" not in card
+
+
+async def test_long_context_leaves_it_out_and_the_card_is_still_answered_in_teams(teams: Teams) -> None:
+    await teams.install()
+    context = {f"evidence {n}": "ü" * 300 for n in range(20)}  # each character sent as \\u00fc
+    event = await make_event(
+        teams.bot,
+        data_type="str",
+        prompt="p" * 3000,
+        details="d" * 6000,
+        context=context,
+        channels=[f"teams:{CHANNEL}"],
+    )
+
+    [post] = await posted(teams)
+    card = valid(card_of(post.body))
+    assert "the details, context and field descriptions are left out" in texts(card)
+    assert "evidence 0" not in texts(card) and "d" * 100 not in texts(card)
+    assert list(inputs(card)) == ["value"] and form_links(card)
+
+    submit = next(a for a in card["actions"] if a["type"] == "Action.Execute")
+    status, body = await teams.invoke({**submit["data"], **typed(value="seen")})
+    assert status == 200 and "Answered" in texts(body["value"])
+    response = await Store(teams.bot.settings.store).get_response(event.request_id)
+    assert response is not None and response.value == "seen"
