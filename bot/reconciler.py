@@ -204,11 +204,17 @@ class Reconciler:
             await self.take_turn(time.time(), first=True)  # the first pass also learns the other replicas
             while not await self._sleep(self.interval - time.time() % self.interval):
                 await self.take_turn(time.time())
-        finally:
-            self._stop.set()
-            await beating  # a heartbeat being written lands before the goodbye
-            with contextlib.suppress(HitlError):
-                await self.service.store.drop_replica(self.replica_id)
+        except (Exception, asyncio.CancelledError):  # not GeneratorExit: a closed loop runs nothing more
+            await self._goodbye(beating)
+            raise
+        await self._goodbye(beating)
+
+    async def _goodbye(self, beating: asyncio.Task[None]) -> None:
+        """No more heartbeats (one being written lands first), then none at all: the others take the turns."""
+        self._stop.set()
+        await beating
+        with contextlib.suppress(HitlError):
+            await self.service.store.drop_replica(self.replica_id)
 
     async def _keep_beating(self) -> None:
         """Heartbeats on their own clock: a long pass does not make this replica look stopped."""

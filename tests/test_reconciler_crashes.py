@@ -9,9 +9,11 @@ reached by real crashes of `hitl-chatops serve` processes on moto; outcomes are 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,6 +119,22 @@ async def test_a_replica_whose_heartbeat_was_removed_writes_it_again_on_its_next
     (Path(store.root) / REPLICAS / reconciler.replica_id).unlink()
     await reconciler.take_turn(time.time(), first=True)
     assert list((await store.listing()).replicas) == [reconciler.replica_id]
+
+
+def test_a_reconciler_collected_with_its_closed_loop_goes_quietly(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program that closes its loop under a running bot (a local Flyte run's in-process bot): the
+    reconciler's coroutine is closed when collected and must not try to run anything on that loop."""
+    unraisable: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda hook: unraisable.append(repr(hook.exc_value)))
+    loop = asyncio.new_event_loop()
+    reconciler = replica(Store(store_url), 1)
+    loop.run_until_complete(asyncio.wait([loop.create_task(reconciler.run())], timeout=0.5))
+    loop.close()
+    del reconciler, loop
+    gc.collect()
+    assert unraisable == []
 
 
 # -- real processes, SIGKILLed ------------------------------------------------------------------
