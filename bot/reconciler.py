@@ -162,7 +162,7 @@ class Reconciler:
         least once per round of turns, so this happens only in sets whose rounds outlast
         `stale_seconds - beat_seconds` (5 replicas or more), or for a replica that stopped just then.
         """
-        on_time = self._listed_at - self.beat_seconds - self.interval - _LATE_SECONDS  # a slot late, at most
+        on_time = self._listed_at - self.beat_seconds - self.interval - _LATE_SECONDS  # late by a slot: on time
         stale = now - self.stale_seconds
         return any(on_time < beat <= stale for replica, beat in self._beats.items() if replica != self.replica_id)
 
