@@ -291,7 +291,7 @@ def _object_kind(path: str, query: str) -> str:
     if "delete" in query:
         return "(bulk delete)"
     if "list-type" in query:
-        return "(listing)"
+        return "(heartbeat listing)" if "hitl-replicas" in query else "(listing)"
     name = path.rsplit("/", 1)[-1]
     if name.endswith(".json") and "/messages/" not in path:
         return name

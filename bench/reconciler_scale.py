@@ -8,9 +8,11 @@ objects, take about a minute; nothing faster is both real S3 and the objects the
 Replicas are `Reconciler`s in this process, each with its own `Store` and `HitlService` (its own
 client and caches, as separate pods have) and no chat platform, so a pass costs only storage.
 For each size and replica count, fresh replicas write their heartbeats and make their first pass
-(cold: each reads every event once), then the wall-clock slots are stepped through as `run` does
-(`take_turn`): a slot's owner makes the pass, the others do nothing. Reported per slot (= per
-interval, for the replica set): S3 requests and the CPU of this process (obstore's threads included).
+(cold: each reads every event once), write their heartbeats again and make one warm pass each (a
+running replica's heartbeats are never older than a minute), then the next wall-clock slots are
+stepped through as `run` does (`take_turn`): a slot's owner makes the pass, the others do nothing.
+Reported per slot (= per interval, for the replica set): S3 requests and the CPU of this process
+(obstore's threads included).
 
 The peer, measured in the same run: the reconciler before issue 17, whose every pass on every
 replica listed `hitl-pending/` and read each open event's response.json (its warm cost; run here
@@ -83,7 +85,11 @@ async def measure(moto: MotoChild, url: str, events: int, count: int) -> Row:
         await r.step()  # cold: reads every event once, and learns the others' heartbeats
     row.cold_seconds = (time.perf_counter() - started) / count
     row.cold_requests = sum(moto.requests().values()) / count
-    slot0 = int(time.time() // 15) + 1000  # any run of consecutive slots: ownership is slot % replicas
+    for r in replicas:
+        await r.beat()
+    for r in replicas:
+        await r.step()  # learns the fresh heartbeats, as each replica's own last pass would have
+    slot0 = int(time.time() // 15) + 1  # the next slots: heartbeats count for 2 minutes
     for slot in range(slot0, slot0 + SLOTS):
         moto.reset()
         cpu, started = time.process_time(), time.perf_counter()
@@ -145,8 +151,8 @@ def report(rows: list[Row], peers: list[Peer], setup: list[float], args: argpars
         + ", ".join(f"{n:,} in {s:.0f} s" for n, s in zip(args.sizes, setup, strict=True))
         + " (each size adds to the previous one)",
         f"- per size and replica count: fresh replicas (own `Store`, own caches, no chat platform), heartbeats, "
-        f"a cold first pass each, then {SLOTS} consecutive slots stepped as `run` does; requests = HTTP requests "
-        "moto received; CPU = this process",
+        f"a cold first pass each, heartbeats and a warm pass each, then the next {SLOTS} slots stepped as `run` "
+        "does; requests = HTTP requests moto received; CPU = this process",
         "",
         "| open events | replicas | requests per interval, idle (set) | target 1 + N/1000 | CPU ms per pass "
         "| pass ms | cold pass: requests per replica | cold pass s |",
@@ -186,7 +192,8 @@ def report(rows: list[Row], peers: list[Peer], setup: list[float], args: argpars
         "at `hitl-requests/`): one request per 1,000 keys, plus the page that shows where the markers end; "
         "`hitl-history/`, which grows with every outcome, sorts before them and is never listed. Each replica "
         "also rewrites its "
-        "heartbeat once per 40 of its passes: 1/40 request per interval for the set, not in these slots. A "
+        "heartbeat every 4 intervals (once a minute at 15 s): 1/4 request per interval per replica, not in these "
+        "slots. A "
         "changed event costs its reads on the replica whose turn sees it first: request.json and response.json "
         "once, then claims and posts as before.",
     ]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
-    """What an operator watches: event flow, answer latency, handler latency, failed posts."""
+    """What an operator watches: event flow, answer latency, handler latency, failed posts, the reconciler."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -38,6 +38,16 @@ class Metrics:
             "hitl_message_update_failures",
             "Chat posts or updates that failed",
             ["platform", "step"],
+            registry=self.registry,
+        )
+        self.reconciler_replicas = Gauge(
+            "hitl_reconciler_replicas",
+            "Replicas taking reconciler turns, as this replica counts them (fresh heartbeats)",
+            registry=self.registry,
+        )
+        self.reconciler_last_pass = Gauge(
+            "hitl_reconciler_last_pass_timestamp_seconds",
+            "When this replica last finished a reconciler pass (Unix time; 0: never)",
             registry=self.registry,
         )
 

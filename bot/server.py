@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -59,8 +60,9 @@ def build_app(settings: Settings) -> web.Application:
 
         attach_flyte(app, service, settings)
 
-    reconciler = Reconciler(service, settings.reconcile_seconds) if settings.reconcile_seconds > 0 else None
-    if reconciler is not None:
+    reconciler = None
+    if settings.reconcile_seconds > 0:
+        reconciler = Reconciler(service, settings.reconcile_seconds, replica_id(settings))
         app.cleanup_ctx.append(_reconciling(reconciler))
     if settings.metrics_port is not None:
         app.cleanup_ctx.append(_metrics_listener(settings.host, settings.metrics_port))
@@ -74,6 +76,12 @@ def build_app(settings: Settings) -> web.Application:
 
     app.on_shutdown.append(wind_down)
     return app
+
+
+def replica_id(settings: Settings) -> str:
+    """The same for every start of a bot on one host and port, so a container restarted in place
+    (OOM, a crash) takes its own heartbeat and turns back instead of leaving a stale one behind."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"hitl-chatops://{socket.gethostname()}:{settings.port}"))
 
 
 def _reconciling(reconciler: Reconciler) -> Callable[[web.Application], AsyncIterator[None]]:

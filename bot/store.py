@@ -212,8 +212,7 @@ class Store:
             pending, outbox, replicas, signals = [
                 await self._index(folder) for folder in (PENDING, OUTBOX, REPLICAS, SIGNALS)
             ]
-            beats = {k: _parse_time(v) for k, v in replicas.items()}
-            return Listing(pending=pending, outbox=list(outbox), replicas=beats, signals=list(signals))
+            return Listing(pending=pending, outbox=list(outbox), replicas=_beats(replicas), signals=list(signals))
         objects = self._objects
         start, end = self._key(self._path(OUTBOX)), self._key(self._path(REPLICAS)) + "/\uffff"
         # (prefix, offset) of each listing; prefixes match whole path segments only: the root, not "hitl-"
@@ -481,8 +480,33 @@ class Store:
         path = self._path(REPLICAS, check_request_id(replica_id))
         await self._write(path, json.dumps({"seen_at": utcnow().isoformat()}).encode())
 
+    async def heartbeats(self) -> dict[str, datetime]:
+        """Replica id -> last heartbeat, as `listing` has them: one request per 1,000 replicas."""
+        if (objects := self._objects) is None:
+            return _beats(await self._index(REPLICAS))
+        prefix = self._key(self._path(REPLICAS))
+
+        def pages() -> dict[str, datetime]:
+            found = Listing()
+            for page in objects.list(prefix=prefix, chunk_size=_LIST_PAGE):
+                for meta in page:
+                    _file(found, meta["path"].rsplit("/", 2)[-2:], meta)
+            return found.replicas
+
+        return await self._run(pages)
+
     async def drop_replica(self, replica_id: str) -> None:
         await self._delete(self._path(REPLICAS, check_request_id(replica_id)))
+
+    async def drop_replicas(self, replica_ids: list[str]) -> None:
+        """Remove the heartbeats of replicas that stopped; on object stores, one bulk DELETE for them all."""
+        paths = [self._path(REPLICAS, check_request_id(replica_id)) for replica_id in replica_ids]
+        if self._objects is None:
+            for path in paths:
+                await self._mutate(self._remove, path)
+            return
+        with self._errors():
+            await asyncio.gather(*(self._deletes.remove(self._key(path)) for path in paths))
 
     # -- health ------------------------------------------------------------------------
 
@@ -779,6 +803,11 @@ def _file(listing: Listing, tail: list[str], meta: Any) -> None:
 def _seconds(modified: Any) -> float:
     """An fsspec listing's modification time (a number, or a datetime on some filesystems), 0 if none."""
     return modified.timestamp() if isinstance(modified, datetime) else float(modified or 0)
+
+
+def _beats(index: dict[str, str]) -> dict[str, datetime]:
+    """Heartbeat times from an fsspec listing of `hitl-replicas/` (`_index`)."""
+    return {replica: _parse_time(version) for replica, version in index.items()}
 
 
 def _parse_time(version: str) -> datetime:

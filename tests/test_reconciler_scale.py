@@ -16,7 +16,7 @@ from hitl_chatops.bot.protocol import Responder, Response
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import free_port
 from hitl_chatops.bot.service import HitlService
-from hitl_chatops.bot.store import Store
+from hitl_chatops.bot.store import Store, new_request_id
 from tests.conftest import SECRET, _aws_env
 from tests.helpers import make_request
 
@@ -196,3 +196,23 @@ async def test_an_outcome_left_unsettled_is_finished_by_the_reconciler(store_url
     assert await store.pending_ids() == []
     records, _ = await store.outcomes("completed", limit=5)
     assert {r.request_id for r in records} == {first.request_id, second.request_id}
+
+
+async def test_stopped_replicas_heartbeats_go_in_one_bulk_delete_and_idle_passes_stay_one_listing(
+    counting_moto: CountingMoto,
+) -> None:
+    """A 0.25 s interval: heartbeats every second, stale after 2 s (1 and 2 minutes at 15 s)."""
+    store = Store(f"s3://{counting_moto.bucket}/sweep")
+    reconciler = Reconciler(HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1"), 0.25)
+    for _ in range(5):
+        await store.put_replica(new_request_id())  # replicas that will crash without a goodbye
+    await asyncio.sleep(reconciler.stale_seconds + 1)  # S3's LastModified counts whole seconds
+    await reconciler.beat()
+    counting_moto.take()
+
+    await reconciler.step()
+    assert counting_moto.take() == {"LIST": 1, "POST": 1}  # the pass's listing; one DeleteObjects for all five
+    assert list(await store.heartbeats()) == [reconciler.replica_id]
+    counting_moto.take()
+    await reconciler.step()
+    assert counting_moto.take() == {"LIST": 1}
