@@ -165,7 +165,7 @@ async def test_s3_uses_obstore_whether_or_not_flyte_registered_it(s3_store_url: 
     from obstore.store import S3Store
 
     store = Store(s3_store_url)
-    assert isinstance(store._objects, S3Store)
+    assert isinstance(store.backend.client, S3Store)
     request = make_request(store)
     await store.put_request(request)
     await store.put_response(answer(request.request_id, 1, "U1"))
@@ -280,12 +280,12 @@ def test_gcs_and_azure_urls_get_their_native_clients(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
     request_id = new_request_id()
     gcs = Store("gs://my-bucket/hitl")
-    assert isinstance(gcs._objects, GCSStore)
+    assert isinstance(gcs.backend.client, GCSStore)
     assert gcs.response_url(request_id) == f"gs://my-bucket/hitl/hitl-requests/{request_id}/response.json"
     with pytest.raises(ConfigError, match="AZURE_STORAGE_ACCOUNT_NAME"):
         Store("az://my-container/hitl")
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "account")
-    assert isinstance(Store("az://my-container/hitl")._objects, AzureStore)
+    assert isinstance(Store("az://my-container/hitl").backend.client, AzureStore)
 
 
 def test_an_object_store_url_without_obstore_says_what_to_install() -> None:
