@@ -323,3 +323,28 @@ async def test_removing_what_is_already_gone_is_no_error(store: Store) -> None:
     await store.drop_owed_signal(gone.request_id)
     await store.drop_replica(new_request_id())
     await store.release(gone.request_id, "post-slack")
+
+
+async def test_any_other_fsspec_filesystem_holds_the_same_objects() -> None:
+    """A URL that is neither S3, GCS, Azure nor a local folder goes through fsspec's own filesystem for it."""
+    import uuid
+
+    store = Store(f"memory://hitl-{uuid.uuid4().hex[:8]}/hitl")
+    request, other = make_request(store), make_request(store)
+    for event in (request, other):
+        await store.put_request(event)
+    record = MessageRef(platform="slack", key="C1-1.0", data={"channel": "C1", "ts": "1.0"})
+    await store.put_message(request.request_id, record)
+    await store.put_outbox(other.request_id, "answered")
+    await store.put_owed_signal(other.request_id, {"error": "control plane down"})
+    await store.put_response(answer(request.request_id, 1, "U1"), request)
+    with pytest.raises(AlreadyAnswered):
+        await store.create_response(answer(request.request_id, 2, "U2"))
+
+    assert store.response_url(request.request_id).startswith(f"memory://{store.root}/hitl-requests/")
+    assert await store.messages(request.request_id) == [record]
+    listing = await store.listing()
+    assert (list(listing.pending), listing.outbox, listing.signals) == ([other.request_id],) * 3
+    records, cursor = await store.outcomes("completed", limit=5)
+    assert ([r.request_id for r in records], cursor) == ([request.request_id], None)
+    await store.ping()
