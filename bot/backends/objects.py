@@ -248,9 +248,7 @@ def _client(url: str, cloud: str, bucket: str) -> ObjectStore:
         ) from None
 
 
-def _version(meta: Any) -> str:
-    return f"{meta['last_modified'].isoformat()} {meta.get('e_tag') or ''}"
-
-
 def _entry(meta: Any) -> Entry:
-    return meta["path"], meta["last_modified"], _version(meta)
+    """One listed object (`Entry`): its version is its modification time and ETag."""
+    modified = meta["last_modified"]
+    return meta["path"], modified, f"{modified.isoformat()} {meta.get('e_tag') or ''}"
