@@ -18,9 +18,10 @@ The contract every surface builds on:
   act on (scalar events use the key `value`, as does a structured answer that is not a mapping
   at all), and all of them in one line. `input_text` writes a value as a control holds it.
 - `describe_answer` / `answer_text` render an answer for people, `context_rows` the context (`outcome_label` titles the
-  outcome: answered, cancelled, default applied at the deadline); `is_approval` tells the
-  "approve, with a reason" shape (one bool plus optional text) that keeps Approve/Reject buttons;
-  `prefill` gives each field's proposed value (the request's `initial`, else the default).
+  outcome: answered, cancelled, default applied at the deadline); `approval_field` finds the bool
+  answered with Approve/Reject buttons (a scalar bool, or the "approve, with a reason" shape: one
+  bool plus optional text); `finite_number` reads a number as the core does; `prefill` gives each
+  field's proposed value (the request's `initial`, else the default).
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ __all__ = [
     "Outcome",
     "Rejected",
     "answer_text",
+    "approval_field",
     "context_rows",
     "describe_answer",
     "display",
     "field_text",
+    "finite_number",
     "input_text",
-    "is_approval",
     "number_hint",
     "outcome_label",
     "parse_answer",
@@ -530,6 +532,16 @@ def _to_int(raw: object, _: AnswerField) -> Accepted | str:
 
 
 def _to_float(raw: object, _: AnswerField) -> Accepted | str:
+    return _read_float(raw)
+
+
+def finite_number(raw: object) -> float | None:
+    """`raw` as the core reads a number (a JSON number, or ASCII digits; finite), else None."""
+    found = _read_float(raw)
+    return float(found.value) if isinstance(found, Accepted) else None
+
+
+def _read_float(raw: object) -> Accepted | str:
     if isinstance(raw, bool):
         return "Enter a number, like 0.5."
     if isinstance(raw, int | float):
@@ -683,11 +695,14 @@ def outcome_label(response: Response) -> str:
     return "Expired: default applied" if response.defaulted else "Answered"
 
 
-def is_approval(schema: AnswerSchema) -> bool:
-    """One bool field plus only optional text fields: keep Approve/Reject buttons, ask for the rest."""
+def approval_field(schema: AnswerSchema) -> AnswerField | None:
+    """The bool answered with Approve/Reject buttons, if the answer has that shape: a scalar bool,
+    or one bool plus only optional text fields ("approve, with a reason", asked for after the click)."""
     bools = [f for f in schema.fields if f.kind == "bool"]
     others = [f for f in schema.fields if f.kind != "bool"]
-    return len(bools) == 1 and all(f.kind == "str" and not f.required for f in others)
+    if len(bools) == 1 and all(f.kind == "str" and not f.required for f in others):
+        return bools[0]
+    return None
 
 
 def prefill(request: Request) -> dict[str, Any]:

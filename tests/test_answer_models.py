@@ -16,8 +16,8 @@ from hitl_chatops.bot.answers import (
     Accepted,
     Rejected,
     answer_text,
+    approval_field,
     describe_answer,
-    is_approval,
     parse_answer,
     prefill,
     schema_from_type,
@@ -255,10 +255,10 @@ def test_rendering_for_people() -> None:
 
 
 def test_approval_shape() -> None:
-    assert is_approval(schema_from_type(Approval))
-    assert is_approval(schema_from_type(bool))
-    assert not is_approval(schema_from_type(Expense))
-    assert not is_approval(schema_from_type(int))
+    assert getattr(approval_field(schema_from_type(Approval)), "name", None) == "approved"
+    assert getattr(approval_field(schema_from_type(bool)), "name", None) == "value"
+    assert approval_field(schema_from_type(Expense)) is None, "a required amount is typed, not clicked"
+    assert approval_field(schema_from_type(int)) is None
 
 
 def test_prefill_takes_the_proposal_then_defaults() -> None:

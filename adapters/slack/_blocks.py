@@ -27,7 +27,7 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
-from hitl_chatops.bot.answers import answer_text, context_rows, describe_answer, display, is_approval, schema_of
+from hitl_chatops.bot.answers import answer_text, approval_field, context_rows, describe_answer, display, schema_of
 from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, Response, format_time
 from hitl_chatops.bot.text import clip, via_name
@@ -232,7 +232,7 @@ def controls(request: Request) -> list[InteractiveElement]:
     rid = request.request_id
     schema = schema_of(request)
     if not schema.scalar:
-        if is_approval(schema):
+        if approval_field(schema) is not None:
             return _approve_reject(rid, MODAL_ACTION)
         return [_respond_button(rid)]
     only = schema.fields[0]

@@ -23,7 +23,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from hitl_chatops.bot.answers import schema_of
+from hitl_chatops.bot.answers import approval_field, schema_of
 from hitl_chatops.bot.errors import AlreadyAnswered, InvalidValue, UserError
 from hitl_chatops.bot.protocol import Request, Responder
 from hitl_chatops.bot.service import HitlService
@@ -57,7 +57,7 @@ def refusal_text(error: UserError, request: Request | None = None) -> str:
 def _preset(request: Request, pick: str) -> dict[str, object]:
     """Approve/Reject on an "approve, with a reason" event: that choice made in the modal it opens."""
     schema = schema_of(request)
-    decision = next((f for f in schema.fields if f.kind == "bool"), None)
+    decision = approval_field(schema)
     if pick not in _blocks.BOOL_PICKS or schema.scalar or decision is None:
         return {}
     return {decision.name: _blocks.BOOL_PICKS[pick]}

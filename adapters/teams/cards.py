@@ -22,25 +22,23 @@ from typing import Any
 
 from hitl_chatops.bot.answers import (
     MAX_TEXT_LENGTH,
-    Accepted,
     AnswerField,
-    AnswerSchema,
     answer_text,
+    approval_field,
     context_rows,
     describe_answer,
     display,
     field_text,
+    finite_number,
     input_text,
-    is_approval,
     number_hint,
     outcome_label,
-    parse_fields,
     prefill,
     schema_of,
 )
 from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, Response, format_time
-from hitl_chatops.bot.text import clip, via_name
+from hitl_chatops.bot.text import clip, via_name, whole
 
 from .elements import Card, Element, Row, card, fits, link, literal, prose, rows, run, sentence
 from .markdown import is_plain
@@ -58,8 +56,6 @@ _DETAILS_LIMIT = 6000
 _CONTEXT_SHOWN = 20
 _FEWER_ROWS = (20, 5, 0)  # an answer's rows on a lean card, fewer until it fits
 _COMPACT_CHOICES = 5
-# Only what a number input can hold again: any finite number, bounds aside (those are the error).
-_ANY_NUMBER = AnswerSchema(fields=[AnswerField(name="n", kind="float", label="n")])
 _LEAN_NOTE = "Shortened to fit a Teams card: the details, context and field descriptions are left out."
 
 
@@ -100,7 +96,7 @@ def _question(
     kept = typed if isinstance(typed, Mapping) else {} if typed is None else {"value": typed}
     shown: dict[str, object] = dict(prefill(request))
     shown.update({str(k): v for k, v in kept.items()})
-    decision = _decision(schema)
+    decision = approval_field(schema)
     problems = dict(errors)
     body = _header(request, lean=lean)
     body += [sentence(_LEAN_NOTE, isSubtle=True)] if lean else _context(request)
@@ -149,13 +145,6 @@ def _open_form(form_url: str) -> Element:
     return {"type": "Action.OpenUrl", "title": "Answer in browser", "url": form_url}
 
 
-def _decision(schema: AnswerSchema) -> AnswerField | None:
-    """The bool answered with Approve/Reject buttons: a scalar bool's, or an "approve, with a reason" model's."""
-    if not is_approval(schema):
-        return None
-    return next(f for f in schema.fields if f.kind == "bool")
-
-
 def field_input(
     answer_field: AnswerField, value: object, error: str | None = None, *, describe: bool = True
 ) -> list[Element]:
@@ -202,11 +191,8 @@ def field_input(
 
 def _number(value: object) -> float | int | None:
     """`value` as a number input holds it, if the core reads it as a finite number; else None."""
-    outcome = parse_fields(_ANY_NUMBER, {"n": value})
-    if not isinstance(outcome, Accepted):
-        return None
-    number = float(outcome.value["n"])
-    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    number = finite_number(value)
+    return None if number is None else whole(number)
 
 
 def answered_card(request: Request, response: Response, *, notice: str | None = None) -> Card:
