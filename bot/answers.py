@@ -17,11 +17,11 @@ The contract every surface builds on:
   or a dict of every field) or `Rejected(errors, message)`: field name → a message a person can
   act on (scalar events use the key `value`, as does a structured answer that is not a mapping
   at all), and all of them in one line. `input_text` writes a value as a control holds it.
-- `describe_answer` / `answer_text` render an answer for people, `context_rows` the context (`outcome_label` titles the
-  outcome: answered, cancelled, default applied at the deadline); `approval_field` finds the bool
-  answered with Approve/Reject buttons (a scalar bool, or the "approve, with a reason" shape: one
-  bool plus optional text); `finite_number` reads a number as the core does; `prefill` gives each
-  field's proposed value (the request's `initial`, else the default).
+- `describe_answer` / `answer_text` render an answer for people, `context_rows` the context;
+  `approval_field` finds the bool answered with Approve/Reject buttons (a scalar bool, or the
+  "approve, with a reason" shape: one bool plus optional text); `finite_number` reads a number as
+  the core does; `prefill` gives each field's proposed value (the request's `initial`, else the
+  default). What an event's state says to people is `bot/view.py`'s.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from .protocol import Scalar, ScalarType
 from .text import clip, format_number
 
 if TYPE_CHECKING:
-    from .protocol import DataType, Request, Response
+    from .protocol import DataType, Request
 
 __all__ = [
     "MAX_TEXT_LENGTH",
@@ -61,7 +61,6 @@ __all__ = [
     "finite_number",
     "input_text",
     "number_hint",
-    "outcome_label",
     "parse_answer",
     "parse_fields",
     "prefill",
@@ -661,9 +660,8 @@ def field_text(value: object) -> str:
     return str(value)
 
 
-def describe_answer(request: Request, value: object) -> list[tuple[str, str]]:
+def describe_answer(schema: AnswerSchema, value: object) -> list[tuple[str, str]]:
     """`(label, text)` per field: [("Answer", "Approve")] for a scalar bool, else each field's label."""
-    schema = schema_of(request)
     if schema.scalar:
         return [("Answer", display(value))]
     given = value if isinstance(value, Mapping) else {}
@@ -680,19 +678,12 @@ def context_rows(request: Request) -> list[tuple[str, str]]:
     return rows
 
 
-def answer_text(request: Request, value: object) -> str:
+def answer_text(schema: AnswerSchema, value: object) -> str:
     """The answer in one line: "Approve", or "Approved: Yes · Amount: 120 · Notes: —"."""
-    pairs = describe_answer(request, value)
-    if schema_of(request).scalar:
+    pairs = describe_answer(schema, value)
+    if schema.scalar:
         return pairs[0][1]
     return " · ".join(f"{label}: {text}" for label, text in pairs)
-
-
-def outcome_label(response: Response) -> str:
-    """The event's state after its outcome, as every surface titles it."""
-    if response.cancelled:
-        return "Cancelled"
-    return "Expired: default applied" if response.defaulted else "Answered"
 
 
 def approval_field(schema: AnswerSchema) -> AnswerField | None:
