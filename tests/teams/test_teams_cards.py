@@ -150,6 +150,13 @@ def test_restricted_event_has_no_web_form_link() -> None:
     assert rows(CARDS["event-restricted"])["Who may answer"] == "aad-bob, ops-leads"
 
 
+def test_a_star_among_the_responders_reads_anyone_and_keeps_the_form() -> None:
+    """As on Slack and in the core's check: `*` lets anyone answer, so the card says so."""
+    card = event_card(request(responders=["*", "aad-bob"]), FORM)
+    assert rows(card)["Who may answer"] == "anyone"
+    assert "Action.OpenUrl" in {a["type"] for a in actions(card)}
+
+
 def test_facts_show_run_deadline_and_who() -> None:
     facts = rows(CARDS["event-int-bounded"])
     assert facts["Run"] == "ml/dev/r-42"
