@@ -133,6 +133,7 @@ async def test_events_waiting_at_once_are_asked_one_after_the_other() -> None:
     child, shown = in_terminal("tests.workflows:two_gates")
     child.expect_exact("--- first_gate ---")
     child.expect_exact("Approve (y/n): ")
+    await asyncio.sleep(0.5)  # both events wait by now: a second prompt would be showing
     assert "--- second_gate ---" not in shown.getvalue()
     child.sendline("yes")
     child.expect_exact("--- second_gate ---")
