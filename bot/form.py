@@ -29,7 +29,7 @@ from .links import form_signature_ok
 from .protocol import Request, Responder, Response, format_time
 from .store import check_request_id
 from .templates import page_style_hash, render
-from .text import format_number
+from .text import format_number, via_name
 
 routes = web.RouteTableDef()
 
@@ -76,7 +76,7 @@ def _answered_page(event: Request, response: Response, *, fresh: bool) -> web.Re
         "answered",
         200,
         "Already answered",
-        f"{response.responder_label} answered {answer} at {response.responded_text}.",
+        f"{response.responder_label} answered {answer} at {response.responded_text} via {via_name(response.via)}.",
         event,
     )
 
