@@ -64,6 +64,9 @@ class HitlService:
         # Extra work after an answer the bot wrote, and owed work the reconciler retries (Flyte signals).
         self.answered_hooks: list[Callable[[Request, Response], Coroutine[Any, Any, None]]] = []
         self.repairs: list[Callable[[Listing], Awaitable[int]]] = []
+        # Told an event's id, on this service's loop, as soon as it writes the event's outcome (an
+        # answer, a cancel, a default): a local run's in-process bot wakes its waiting tasks at once.
+        self.outcome_listeners: list[Callable[[str], None]] = []
 
     def add_platform(self, platform: Platform) -> None:
         """Post events to `platform` and keep its copies current (the server does this per enabled adapter)."""
@@ -107,6 +110,7 @@ class HitlService:
     def _ended(self, request: Request, response: Response) -> None:
         """After the person's ack: settle the outcome (indexed, marker dropped) and update the copies."""
         self._settling.add(request.request_id)
+        self._tell(request.request_id)
         self.spawn(self._settle(request, response))
         self._fan_out("answered", request, response)
 
@@ -451,6 +455,7 @@ class HitlService:
             return False  # the plugin's wait (or another replica) applied it first, or someone answered
         log.info("event expired", extra={"request_id": request.request_id, "outcome": "default applied"})
         self.metrics.expired.inc()
+        self._tell(request.request_id)
         await self._settle(request, response)  # nobody waits for an ack here
         self._fan_out("answered", request, response)
         return True
@@ -497,6 +502,14 @@ class HitlService:
 
     def _platform(self, name: str) -> Platform | None:
         return next((p for p in self._platforms if p.name == name), None)
+
+    def _tell(self, request_id: str) -> None:
+        """Tell `outcome_listeners` the event has its outcome; one that fails never fails the answer."""
+        for listener in self.outcome_listeners:
+            try:
+                listener(request_id)
+            except Exception:
+                log.exception("outcome listener failed", extra={"request_id": request_id})
 
     def _fan_out(self, what: str, request: Request, response: Response | None) -> None:
         """Update messages without holding up the person's answer; what fails goes to the outbox."""

@@ -164,7 +164,7 @@ def words(state: State, outcome: Response | None, deadline: When, answer: str = 
         headline="Already answered",
         summary=("answered ", Answer(answer), " by ", who, " at ", when),
         refusal=("Already answered by ", who, " at ", when, "."),
-        message=(who, " answered ", Answer(answer), " at ", when, "."),
+        message=(who, " answered ", Answer(answer), " at ", when, " via ", via, "."),
         receipt=(Answer(answer), " by ", who, " at ", when, " via ", via),
         facts=(("Answered by", (who,)), ("When", (when,)), ("Via", (via,))),
     )

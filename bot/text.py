@@ -8,6 +8,7 @@ VIA_NAMES = {  # besides the chat platforms, named by the registry
     "web": "the web form",
     "api": "the API",
     "flyte": "Flyte",
+    "console": "the terminal",  # a local run's own terminal (plugin/_console.py)
     "timeout": "the deadline default",
 }
 

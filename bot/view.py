@@ -2,9 +2,10 @@
 
 `event_view(request, outcome)` decides; every surface only lays the `EventView` out: Slack's
 blocks and notification text (`adapters/slack/_blocks.py`), Teams' cards (`adapters/teams/cards.py`),
-the web form and its outcome page (`form.py`), and the refusals people are told (`errors.py`, through
-`states`, which holds every sentence each state says). Each surface keeps its own escaping and
-limits; none of them words a state or decides which controls remain.
+the web form and its outcome page (`form.py`), a local run's terminal (`plugin/_console.py`), and
+the refusals people are told (`errors.py`, through `states`, which holds every sentence each state
+says). Each surface keeps its own escaping and limits; none of them words a state or decides which
+controls remain.
 
 Adding a state (a proposal awaiting confirmation, a veto, "1 of 2 approvals") takes:
 1. the member in `states.State`, the rule that reaches it in `states.state_of`, its words in

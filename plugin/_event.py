@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar, cast, get_args
 
@@ -23,9 +23,11 @@ from hitl_chatops.bot.protocol import PromptType, Request, Responder, Response, 
 from hitl_chatops.bot.store import Store, new_request_id
 from hitl_chatops.bot.templates import render
 
+from . import _console as console
 from ._conditions import condition_ref, mirror, run_url, wait_either
 from ._result import EventResult
 from ._runtime import BotEndpoint, announce_link, endpoint
+from ._wake import waiting, wake
 
 __all__ = ["Event", "EventCancelled", "EventScope", "new_event"]
 
@@ -276,40 +278,70 @@ class Event(Generic[T]):
 
     async def _outcome(self) -> Response:
         """The event's outcome: from the store, or (a mirrored event) from its condition if Flyte answers
-        first (plugin/_conditions.py). Cancels the event if the waiting task is cancelled."""
+        first (plugin/_conditions.py), or (a local run with a terminal) typed there (plugin/_console.py).
+        Cancels the event if the waiting task is cancelled."""
         await _write_report(self)
         try:
-            if self.condition is None:
-                return await self._poll()
-            return await wait_either(self.request, self.condition, self._poll(), self._answered_in_flyte)
+            if self.condition is not None:
+                return await wait_either(self.request, self.condition, self._poll(), self._answered_elsewhere)
+            if _is_local() and console.available(_settings().console):
+                return await console.alongside(self.request, self._answered_in_console, self._poll)
+            return await self._poll()
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel_quietly(_ABORTED))
             raise
 
-    async def _poll(self) -> Response:
-        """Read the store every poll interval until the event has its outcome; the deadline's otherwise."""
+    async def _poll(self, on_waiting: Callable[[], None] | None = None) -> Response:
+        """Read the store every poll interval, or as soon as this process writes (or its in-process
+        bot hears of) the outcome (`_wake`), until the event has one; the deadline's otherwise.
+        `on_waiting` is called once if the first read finds no outcome (the terminal asks then)."""
         store = _store(_settings().store)
         request_id = self.request.request_id
-        while True:
-            response = await store.get_response(request_id)
-            if response is not None:
-                log.info("event answered", extra={"request_id": request_id, "event": self.name})
-                return response
-            remaining = (self.request.deadline - utcnow()).total_seconds()
-            if remaining <= 0:
-                return await self._at_deadline()
-            await asyncio.sleep(min(self.poll_interval_seconds, remaining))
+        with waiting(request_id) as waiter:
+            while True:
+                response = await store.get_response(request_id)
+                if response is not None:
+                    log.info("event answered", extra={"request_id": request_id, "event": self.name})
+                    return response
+                remaining = (self.request.deadline - utcnow()).total_seconds()
+                if remaining <= 0:
+                    return await self._at_deadline()
+                if on_waiting is not None:
+                    on_waiting()
+                    on_waiting = None
+                await waiter.sleep(min(self.poll_interval_seconds, remaining))
 
-    async def _answered_in_flyte(self, response: Response) -> Response:
-        """Record an answer signalled in Flyte like any outcome and have the bot update every chat copy
-        now (the outbox covers a lost notify); the outcome that stands if chat was first."""
+    async def _answered_elsewhere(self, response: Response) -> Response:
+        """Record an answer given outside the bot (signalled in Flyte, typed in the terminal) like any
+        outcome, wake this process's waiters, and have the bot update every chat copy now (the outbox
+        covers a lost notify); the outcome that stands if another surface was first."""
         try:
             await _record(self.request, response)
         except AlreadyAnswered as first:
             return first.response
         if self._bot is not None:
             await self._bot.notify(self.request_id)  # an answered event's copies are updated, not posted
+        wake(self.request_id)  # after the notify: a run that ends at once ends with its copies told
         return response
+
+    async def _answered_in_console(self, value: Any) -> Response:
+        """Record a value typed in the terminal (checked there by `parse_answer`), as the person
+        running the workflow: like the API's token holder, not held to `responders`. Raises
+        `AlreadyAnswered` if another surface was first, `EventExpired` past the deadline."""
+        if self.request.expired():
+            raise EventExpired(format_time(self.request.deadline))
+        mine = Response(
+            value=value,
+            request_id=self.request_id,
+            data_type=self.request.data_type,
+            responder=console.person(),
+            responded_at=utcnow(),
+            via="console",
+        )
+        standing = await self._answered_elsewhere(mine)
+        if standing is not mine:
+            raise AlreadyAnswered.of(standing)
+        return mine
 
     async def _at_deadline(self) -> Response:
         if self.request.on_timeout is None:

@@ -17,6 +17,7 @@ from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, EventExpire
 from hitl_chatops.bot.protocol import Default, Request, Responder, Response, format_time, utcnow
 from hitl_chatops.bot.states import State, text_of
 from hitl_chatops.bot.view import event_view
+from hitl_chatops.plugin._console import ended_text
 from tests.slack.slack_helpers import validate_blocks
 from tests.teams.test_teams_structured import valid
 
@@ -142,3 +143,12 @@ def test_every_surface_lays_out_every_ended_state(state: State) -> None:
     assert page.status == (403 if state is State.EXPIRED else 200)
     assert view.words.headline in (page.text or "") and f'class="card {state}"' in (page.text or "")
     assert text_of(view.words.refusal)
+
+
+@pytest.mark.parametrize("state", ENDED)
+def test_the_terminal_says_how_the_event_ended_as_the_view_does(state: State) -> None:
+    request = event(deadline=NOW - timedelta(seconds=1))
+    view = view_in(state, request)
+    said = view.words.receipt or view.words.refusal
+    assert ended_text(request, view.outcome).startswith("deploy_gate: ")
+    assert ended_text(request, view.outcome).endswith(text_of(said) + ("." if view.words.receipt else ""))
