@@ -193,6 +193,7 @@ def answered_message() -> tuple[str, list[dict[str, Any]]]:
     """The text and blocks of an answered bool event as ours renders it, built once: the update's payload."""
     from hitl_chatops.adapters.slack import _blocks
     from hitl_chatops.bot.protocol import Responder, Response, utcnow
+    from hitl_chatops.bot.view import event_view
 
     request = make_request("0" * 36, "request.json", "response.json")
     response = Response(
@@ -203,8 +204,8 @@ def answered_message() -> tuple[str, list[dict[str, Any]]]:
         responded_at=utcnow(),
         via="slack",
     )
-    blocks = [block.to_dict() for block in _blocks.answered_blocks(request, response)]
-    return _blocks.answered_summary(request, response), blocks
+    view = event_view(request, response)
+    return _blocks.summary_text(view), [block.to_dict() for block in _blocks.ended_blocks(view)]
 
 
 def work_floor(api_url: str, folder: Path) -> tuple[AsyncApp, Callable[[web.Application], AsyncIterator[None]]]:

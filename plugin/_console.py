@@ -28,7 +28,6 @@ from typing import Any, TextIO
 from hitl_chatops.bot.answers import (
     Accepted,
     AnswerField,
-    answer_text,
     context_rows,
     input_text,
     parse_answer,
@@ -38,8 +37,10 @@ from hitl_chatops.bot.answers import (
     schema_of,
 )
 from hitl_chatops.bot.errors import AlreadyAnswered, StoreError, StoreUnavailable, UserError
-from hitl_chatops.bot.protocol import Request, Responder, Response, format_time
-from hitl_chatops.bot.text import clip, via_name
+from hitl_chatops.bot.protocol import Request, Responder, Response
+from hitl_chatops.bot.states import text_of
+from hitl_chatops.bot.text import clip
+from hitl_chatops.bot.view import event_view
 
 __all__ = ["Question", "alongside", "available", "inert", "person"]
 
@@ -259,7 +260,7 @@ class Console:
             return False
         except concurrent.futures.CancelledError:  # the task's loop shut down under the write
             raise _Ended from None
-        self._write(f"Recorded {inert(answer_text(question.request, response.value))}; the workflow goes on.")
+        self._write(f"Recorded {inert(event_view(question.request, response).answer_text)}; the workflow goes on.")
         return True
 
     def _line(self, question: Question) -> str:
@@ -334,19 +335,14 @@ def _hint(answer_field: AnswerField) -> str:
 
 
 def ended_text(request: Request, outcome: Response | None) -> str:
-    """Why the terminal stopped asking: who answered where, a cancel, the deadline, or no waiter."""
-    heading = inert(request.heading)
-    if outcome is None:
-        if request.expired():
-            return f"{heading}: the deadline ({format_time(request.deadline)}) passed without an answer."
-        return f"{heading}: the workflow no longer waits for this answer."
-    if outcome.cancelled or outcome.defaulted:
-        return f"{heading}: {inert(str(AlreadyAnswered.of(outcome)))}"
-    answer = answer_text(request, outcome.value)
-    return inert(
-        f"{request.heading}: answered {answer} by {outcome.responder_label} at {outcome.responded_text} "
-        f"via {via_name(outcome.via)}."
-    )
+    """Why the terminal stopped asking: who answered where (the view's receipt), how else the event
+    ended (what it says to anyone who answers now), or that nobody waits for the answer any more."""
+    view = event_view(request, outcome, expired=request.expired())
+    if view.open:
+        return f"{inert(request.heading)}: the workflow no longer waits for this answer."
+    if view.words.receipt:
+        return inert(f"{request.heading}: answered {text_of(view.words.receipt)}.")
+    return inert(f"{request.heading}: {text_of(view.words.refusal)}")
 
 
 def _terminal() -> Console:

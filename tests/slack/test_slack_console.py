@@ -31,7 +31,7 @@ async def test_a_terminal_answer_updates_the_slack_copy(fake_slack: FakeSlack) -
     assert update["text"].startswith("replicas: answered 4 by ")
     fields = [field["text"] for block in update["blocks"] for field in block.get("fields", [])]
     assert "*Via*\nthe terminal" in fields
-    assert any(text.startswith("*By*\n") and text.endswith(" (the terminal)") for text in fields)
+    assert any(text.startswith("*Answered by*\n") and text.endswith(" (the terminal)") for text in fields)
 
 
 async def test_a_form_answer_updates_the_slack_copy_before_the_run_ends(fake_slack: FakeSlack) -> None:
