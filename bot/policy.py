@@ -20,10 +20,20 @@ from typing import Annotated, Any
 
 import fsspec
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from . import registry
 from .errors import ConfigError
 from .protocol import (
     MAX_APPROVALS,
@@ -48,7 +58,16 @@ def _duration(value: Any) -> Any:
     return value
 
 
+def _known_platform(channel: str) -> str:
+    """A channel of a platform this process knows: a typo ("slak:C0123") would otherwise post nowhere."""
+    platform = channel.partition(":")[0]
+    if platform not in registry.names():
+        raise ValueError(f"{platform!r} is not a chat platform here ({', '.join(registry.names())})")
+    return channel
+
+
 Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0, allow_inf_nan=False)]
+Channel = Annotated[ChannelId, AfterValidator(_known_platform)]
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -80,6 +99,7 @@ class PolicyEscalation(Escalation):
     model_config = _STRICT
 
     after: Duration
+    channels: list[Channel] = Field(default_factory=list)
 
 
 class PolicyRule(BaseModel):
@@ -94,7 +114,7 @@ class PolicyRule(BaseModel):
     responders: list[ResponderId] = Field(default_factory=list)
     remind_every: Annotated[Duration | None, Field(ge=MIN_REMIND_SECONDS)] = None
     escalate: list[PolicyEscalation] = Field(default_factory=list)
-    channels: list[ChannelId] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
     exclude_requester: bool = False  # the run's owner may not approve even an event that is otherwise simple
     auto_approve: bool = False
 

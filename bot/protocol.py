@@ -11,7 +11,7 @@ before: every new field is optional.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -152,8 +152,8 @@ class Rule(_Model):
     """
 
     responders: list[ResponderId]
-    approvals: int = Field(1, ge=1, le=MAX_APPROVALS)
-    name: str | None = Field(None, min_length=1, max_length=64)
+    approvals: int = Field(default=1, ge=1, le=MAX_APPROVALS)
+    name: str | None = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("responders")
     @classmethod
@@ -170,6 +170,18 @@ class Escalation(_Model):
     after: float = Field(gt=0, allow_inf_nan=False)
     responders: list[ResponderId] = Field(default_factory=list)
     channels: list[ChannelId] = Field(default_factory=list)
+
+    def __init__(
+        self,
+        *,
+        after: float | timedelta,
+        responders: Sequence[str] = (),
+        channels: Sequence[str] = (),
+        **extra: Any,
+    ) -> None:
+        """Typed for callers: `after` in seconds or as a `timedelta` (stored as seconds)."""
+        fields: dict[str, Any] = {"after": after, "responders": list(responders), "channels": list(channels)}
+        super().__init__(**fields, **extra)
 
     @field_validator("after", mode="before")
     @classmethod

@@ -128,6 +128,12 @@ BAD = [
     ("no name", "rules:\n  - match: {domain: production}\n", 2, "rules[0].name: Field required"),
     ("bad channel", "rules:\n  - name: p\n    channels: [C0AUDIT]\n", 3, "rules[0].channels[0]: String should match"),
     (
+        "unknown platform",
+        "rules:\n  - name: p\n    escalate:\n      - after: 1h\n        channels: [slak:C0ONCALL]\n",
+        5,
+        "rules[0].escalate[0].channels[0]: 'slak' is not a chat platform here (slack, teams)",
+    ),
+    (
         "auto_approve with more",
         "rules:\n  - name: p\n    auto_approve: true\n    approvals: 2\n",
         2,
