@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", validation_alias=AliasChoices("HITL_CHATOPS_LOG_FORMAT"))
     # A local run with a terminal asks there too (plugin/_console.py); false keeps it to the form and chat.
     console: bool = Field(True, validation_alias=AliasChoices("HITL_CHATOPS_CONSOLE"))
+    # A YAML file (path or fsspec URL) of rules that tighten every event the plugin creates (bot/policy.py).
+    policy: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_POLICY"))
 
     # Native Flyte conditions (bot/conditions.py): where and how the bot signals them.
     flyte_endpoint: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_ENDPOINT"))

@@ -42,6 +42,10 @@ STALE_POST_SECONDS = 120.0
 _POST_ATTEMPTS = 3  # a target whose posts keep dying mid-way is given up after this many
 _RECORD_ATTEMPTS = 3  # saving where a posted message went; each wait doubles from `record_retry_seconds`
 CUT_SECONDS = 2.0  # work cut short at shutdown has this long to record what it still owes (one store write)
+TEAM_DECISION_REFUSED = (
+    "This event needs a team decision (several approvals, approval rules, a requester or escalations), which "
+    "this version of the bot cannot count yet. Ask the workflow's owner to cancel it or upgrade hitl-chatops."
+)
 
 
 class HitlService:
@@ -189,6 +193,8 @@ class HitlService:
         """The deadline, then (unless `trusted`) the responder check."""
         if request.expired():
             raise EventExpired(format_time(request.deadline))
+        if request.team_event:  # never decided by one answer; refused until the bot counts votes (issue 23)
+            raise NotAllowed(TEAM_DECISION_REFUSED)
         if not trusted:
             await self.authorize(request, responder)
 

@@ -9,6 +9,7 @@ VIA_NAMES = {  # besides the chat platforms, named by the registry
     "api": "the API",
     "flyte": "Flyte",
     "console": "the terminal",  # a local run's own terminal (plugin/_console.py)
+    "policy": "the policy file",  # approved when it was created (HITL_CHATOPS_POLICY, bot/policy.py)
     "timeout": "the deadline default",
 }
 

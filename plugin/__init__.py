@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled
-from hitl_chatops.bot.protocol import Responder
+from hitl_chatops.bot.protocol import Escalation, Responder, Rule
 
 from ._ask import ask
 from ._env import env_with
@@ -19,12 +19,14 @@ from ._result import EventResult
 
 __all__ = [
     "AlreadyAnswered",
+    "Escalation",
     "Event",
     "EventCancelled",
     "EventResult",
     "EventScope",
     "Human",
     "Responder",
+    "Rule",
     "ask",
     "env",
     "env_with",

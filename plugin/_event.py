@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar, cast, get_args
 
@@ -15,11 +15,21 @@ import flyte.report
 from flyte.syncify import syncify
 from pydantic import BaseModel, ValidationError
 
-from hitl_chatops.bot import registry
 from hitl_chatops.bot.answers import Accepted, AnswerSchema, parse_answer, parse_fields, schema_from_type, type_name
 from hitl_chatops.bot.config import Settings, load_settings
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, EventExpired, StoreError
-from hitl_chatops.bot.protocol import PromptType, Request, Responder, Response, RunInfo, format_time, utcnow
+from hitl_chatops.bot.flyte_signal import started_by
+from hitl_chatops.bot.protocol import (
+    Escalation,
+    PromptType,
+    Request,
+    Responder,
+    Response,
+    Rule,
+    RunInfo,
+    format_time,
+    utcnow,
+)
 from hitl_chatops.bot.store import Store, new_request_id
 from hitl_chatops.bot.templates import render
 
@@ -27,6 +37,7 @@ from . import _console as console
 from ._conditions import condition_ref, mirror, run_url, wait_either
 from ._result import EventResult
 from ._runtime import BotEndpoint, announce_link, endpoint
+from ._team import Plan, approval_value, check_channels, plan_event, team_fields
 from ._wake import waiting, wake
 
 __all__ = ["Event", "EventCancelled", "EventScope", "new_event"]
@@ -57,6 +68,11 @@ async def new_event(
     initial: Any = None,
     on_timeout: Any = None,
     prompt_type: PromptType = "text",
+    approvals: int = 1,
+    rules: Sequence[Rule | Mapping[str, Any]] | None = None,
+    requester: str | None = None,
+    remind_every: float | timedelta | None = None,
+    escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
 ) -> Event[T]:
     """Create an event, post it to its chat channels, and return it to `wait()` on.
 
@@ -69,6 +85,14 @@ async def new_event(
     is Flyte's: "text" (default) shows the title, prompt and details literally everywhere, "markdown"
     renders their emphasis and links; neither ever mentions a channel or a person. In a remote
     run the event also mirrors a native Flyte condition, answerable in Flyte (plugin/_conditions.py).
+
+    A team decision, counted by the bot: `approvals` distinct people must approve, every `hitl.Rule`
+    in `rules` must be met, `requester` (a chat identity or an e-mail; in a remote run, by default,
+    whoever started the run) may not approve, `remind_every` (seconds or a timedelta, at least 60 s)
+    nudges who still has to act, and each `hitl.Escalation` in `escalate` widens who may answer and
+    where it is posted once its `after` has passed. `HITL_CHATOPS_POLICY` may tighten all of these
+    (bot/policy.py). A team decision is not mirrored as a native condition: Flyte's UI takes one
+    person's answer, not a vote.
     """
     fields = _fields(
         name,
@@ -88,9 +112,16 @@ async def new_event(
         initial=initial,
         on_timeout=on_timeout,
         prompt_type=prompt_type,
+        approvals=approvals,
+        rules=rules,
+        requester=requester,
+        remind_every=remind_every,
+        escalate=escalate,
     )
-    condition = None if _is_local() else await mirror(name, fields["data_type"], prompt, timeout_seconds, prompt_type)
-    return await open_event(data_type, fields, poll_interval_seconds, condition)
+    planned = await effective(data_type, fields)
+    mirrored = not (_is_local() or planned.team or planned.approve)
+    condition = await mirror(name, fields["data_type"], prompt, timeout_seconds, prompt_type) if mirrored else None
+    return await open_event(data_type, planned, poll_interval_seconds, condition)
 
 
 def _fields(
@@ -112,13 +143,26 @@ def _fields(
     initial: Any = None,
     on_timeout: Any = None,
     prompt_type: PromptType = "text",
+    approvals: int = 1,
+    rules: Sequence[Rule | Mapping[str, Any]] | None = None,
+    requester: str | None = None,
+    remind_every: float | timedelta | None = None,
+    escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The request's fields from `new_event`'s (or `ask`'s) arguments, checked before anything is written."""
     kind = type_name(data_type)
     _check_arguments(name, kind, scope, timeout_seconds, poll_interval_seconds, choices, min_value, max_value)
     schema = schema_from_type(data_type)
-    _check_channels(channels or [])
-    return {
+    check_channels(channels or [])
+    team = team_fields(
+        approvals=approvals,
+        rules=rules,
+        requester=requester,
+        remind_every=remind_every,
+        escalate=escalate,
+        timeout_seconds=timeout_seconds,
+    )
+    return team | {
         "event_name": name,
         "data_type": kind,
         "prompt": prompt,
@@ -138,40 +182,41 @@ def _fields(
     }
 
 
-async def open_event(
-    data_type: type[T], fields: dict[str, Any], poll_interval_seconds: float, condition: Any
-) -> Event[T]:
-    """Write the request (with where its native `condition` lives, if any), notify the bot, return the event."""
-    fields = fields | {
+async def effective(data_type: type[Any], fields: dict[str, Any]) -> Plan:
+    """The event's fields with the policy file applied (`plugin/_team.py`), before anything is written."""
+    return await plan_event(fields, schema_from_type(data_type), policy_url=_settings().policy, remote=not _is_local())
+
+
+async def open_event(data_type: type[T], plan: Plan, poll_interval_seconds: float, condition: Any) -> Event[T]:
+    """Write the request (with where its native `condition` lives, if any), notify the bot, return the event.
+
+    A team decision does not take a value signalled in Flyte (one person's answer, not a vote): its
+    condition, if any (`ask`), is only signalled with the decision.
+    """
+    fields = plan.fields | {
         "run": _run_info(linked=condition is not None).model_dump(),
         "condition": condition_ref(condition).model_dump() if condition is not None else None,
     }
     settings = _settings()
-    request = Request.model_validate_json(await _create(json.dumps(fields), settings.store))
+    created = await _create(json.dumps(fields), settings.store, plan.requester_from_run, plan.approve)
+    request = Request.model_validate_json(created)
     name = request.event_name
     local = _is_local()
-    bot = endpoint(settings, local_run=local)
+    bot = None if plan.approve else endpoint(settings, local_run=local)  # decided: nothing to post or answer
     if bot is not None:
         await bot.notify(request.request_id)  # idempotent: the bot posts each target once
     url = bot.form_url(request.request_id) if bot else None
-    if local:
+    if local and not plan.approve:
         announce_link(name, url, request.request_id)
     api = f"{bot.public_url}/api/v1/events/{request.request_id}/response" if bot else None
-    return Event(request, data_type, poll_interval_seconds, url, api, bot, condition)
+    listened = condition if plan.approve or not request.team_event else None
+    return Event(request, data_type, poll_interval_seconds, url, api, bot, listened)
 
 
 def _prompt_type(prompt_type: str) -> PromptType:
     if prompt_type not in get_args(PromptType):
         raise ValueError(f'prompt_type must be "text" or "markdown" (got {prompt_type!r})')
     return cast(PromptType, prompt_type)
-
-
-def _check_channels(channels: list[str]) -> None:
-    for channel in channels:
-        platform, _, target = channel.partition(":")
-        if platform not in registry.names() or not target:
-            shapes = " or ".join(f'"{r.name}:{r.example}"' for r in registry.registrations())
-            raise ValueError(f"channels entries look like {shapes} (got {channel!r})")
 
 
 def _context(context: BaseModel | Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -284,7 +329,7 @@ class Event(Generic[T]):
         try:
             if self.condition is not None:
                 return await wait_either(self.request, self.condition, self._poll(), self._answered_elsewhere)
-            if _is_local() and console.available(_settings().console):
+            if _is_local() and console.available(_settings().console) and not self.request.team_event:
                 return await console.alongside(self.request, self._answered_in_console, self._poll)
             return await self._poll()
         except asyncio.CancelledError:
@@ -392,13 +437,18 @@ async def _record(request: Request, response: Response) -> None:
 
 
 @flyte.trace
-async def _create(fields_json: str, store_url: str) -> str:
+async def _create(fields_json: str, store_url: str, requester_from_run: bool = False, approve: bool = False) -> str:
     """Write the request and mark it pending, once per event.
 
     Traced: a restarted task replays this step and gets the same request back, instead of
-    asking a second question; the notify that follows is idempotent.
+    asking a second question; the notify that follows is idempotent. So the run's owner, when
+    they become the requester (`requester_from_run`), is looked up here, and the policy's approval
+    (`approve`) is written here: its outcome first, so no replica ever sees the event pending
+    without it, then the request, then the marker dropped and the outcome indexed.
     """
     fields = json.loads(fields_json)
+    if requester_from_run:
+        fields["requester"] = await _run_owner(RunInfo.model_validate(fields["run"]))
     store = _store(store_url)
     request_id = new_request_id()
     now = utcnow()
@@ -410,9 +460,26 @@ async def _create(fields_json: str, store_url: str) -> str:
         deadline=now + timedelta(seconds=fields["timeout_seconds"]),
         **fields,
     )
+    if approve:
+        response = Response.by_policy(request, approval_value(fields))
+        await store.create_response(response)
+        await store.put_request(request)
+        await store.settle(response, request)
+        log.info("event approved by policy", extra={"request_id": request_id, "event": request.event_name})
+        return request.model_dump_json()
     await store.put_request(request)
     log.info("event created", extra={"request_id": request_id, "event": request.event_name})
     return request.model_dump_json()
+
+
+async def _run_owner(run: RunInfo) -> str | None:
+    """Whoever started the run (its e-mail), as Flyte tells it; None when Flyte cannot say now: the event
+    is asked all the same, without a requester (logged)."""
+    try:
+        return await started_by(run)
+    except Exception as error:
+        log.warning("who started the run is unknown", extra={"run": run.run_name, "error": repr(error)})
+        return None
 
 
 def _check_arguments(

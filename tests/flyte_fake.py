@@ -1,7 +1,8 @@
 """A fake Flyte control plane on loopback: flyteidl2's own `RunServiceWSGIApplication` on wsgiref.
 
 It implements the three RunService methods `flyte.remote.Condition` speaks (ListActions,
-GetActionDetails, SignalEvent) over the real ConnectRPC wire, so the real `flyte.remote` client
+GetActionDetails, SignalEvent), and GetRunDetails (who started a run: its root action's
+`executed_by`, `started_by` here), over the real ConnectRPC wire, so the real `flyte.remote` client
 (in the bot, the plugin or the `flyte signal` CLI) talks to it as to a cluster. It records every
 signal, can time a condition out, and can be stopped and restarted on the same port ("down").
 `BlackHole` is the other way a control plane fails: it accepts connections and never answers.
@@ -71,6 +72,10 @@ class FakeFlyte(RunServiceSync):
 
     conditions: dict[str, FakeCondition] = field(default_factory=dict)  # by action name
     signals: list[service_pb2.SignalEventRequest] = field(default_factory=list)
+    # Who started every run (`ActionMetadata.executed_by` of its root action); None: not told, as a
+    # control plane without authentication leaves it.
+    started_by: identity_pb2.EnrichedIdentity | None = None
+    run_details_asked: list[identifier_pb2.RunIdentifier] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: WSGIServer | None = None
     _reserved: socket.socket | None = None
@@ -90,6 +95,15 @@ class FakeFlyte(RunServiceSync):
         with self._lock:
             self.conditions[action.name] = condition
         return condition
+
+    def start_runs_as(self, *, email: str = "", application: str = "") -> None:
+        """Runs are started by a user (with this e-mail) or by an application (a trigger, a service account)."""
+        if application:
+            app = identity_pb2.Application(spec=identity_pb2.AppSpec(name=application))
+            self.started_by = identity_pb2.EnrichedIdentity(application=app)
+        else:
+            user = identity_pb2.User(spec=identity_pb2.UserSpec(first_name="Dana", email=email))
+            self.started_by = identity_pb2.EnrichedIdentity(user=user)
 
     def signal_from_ui(self, condition: FakeCondition, value: Any, who: str = "") -> None:
         """Someone answers in the Flyte UI (or `flyte signal condition`)."""
@@ -152,6 +166,19 @@ class FakeFlyte(RunServiceSync):
                 and (parent is None or c.parent == parent)
             ]
         return service_pb2.ListActionsResponse(actions=found)
+
+    def get_run_details(
+        self, request: service_pb2.GetRunDetailsRequest, ctx: RequestContext
+    ) -> service_pb2.GetRunDetailsResponse:
+        """The run's root action (`a0`), with who started it."""
+        with self._lock:
+            self.run_details_asked.append(request.run_id)
+            metadata = run_pb2.ActionMetadata(action_type=run_pb2.ACTION_TYPE_TASK)
+            if self.started_by is not None:
+                metadata.executed_by.CopyFrom(self.started_by)
+        action = identifier_pb2.ActionIdentifier(name="a0", run=request.run_id)
+        details = run_pb2.RunDetails(action=run_pb2.ActionDetails(id=action, metadata=metadata))
+        return service_pb2.GetRunDetailsResponse(details=details)
 
     def get_action_details(
         self, request: service_pb2.GetActionDetailsRequest, ctx: RequestContext
