@@ -2,15 +2,19 @@
 
 Every decision lives here (expiry, authorization, validation, first outcome wins). What follows a
 decision, and every post to a chat, is `delivery.Delivery`'s: the service decides, delivery carries
-it out, as bolt's `App` dispatches and its `WebClient` delivers.
+it out, as bolt's `App` dispatches and its `WebClient` delivers. The service's public reads and
+writes share one error contract (`_person_waits`): storage trouble is `StoreUnavailable`, the "try
+again" every surface shows, never a raw `StoreError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from .answers import Rejected, parse_answer
 from .background import Background
@@ -36,6 +40,27 @@ TEAM_DECISION_REFUSED = (
     "This event needs a team decision (several approvals, approval rules, a requester or escalations), which "
     "this version of the bot cannot count yet. Ask the workflow's owner to cancel it or upgrade hitl-chatops."
 )
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _person_waits(*, reading: bool) -> Callable[[Callable[_P, Awaitable[_R]]], Callable[_P, Coroutine[Any, Any, _R]]]:
+    """The one error contract of the service's public reads and writes, which a person waits on:
+    storage trouble becomes `StoreUnavailable`, the "try again" every surface shows as it is
+    (`reading`: nothing could be read; else: nothing was saved). No surface then shows a 500,
+    silence, or an empty list for a store that is down."""
+
+    def contract(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[Any, Any, _R]]:
+        @functools.wraps(method)
+        async def waited_on(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return await method(*args, **kwargs)
+            except StoreError:
+                raise StoreUnavailable(reading=reading) from None
+
+        return waited_on
+
+    return contract
 
 
 class HitlService:
@@ -54,6 +79,7 @@ class HitlService:
 
     # -- the answer path -----------------------------------------------------------------
 
+    @_person_waits(reading=False)
     async def respond(
         self, request_id: str, raw_value: object, responder: Responder, via: Via, *, trusted: bool = False
     ) -> Response:
@@ -65,11 +91,8 @@ class HitlService:
         """
         try:
             request, response = await self._answer(request_id, raw_value, responder, via, trusted)
-        except StoreError:
-            self.metrics.refused.labels("store").inc()
-            raise StoreUnavailable() from None
-        except UserError as error:
-            self.metrics.refused.labels(type(error).__name__).inc()
+        except (StoreError, UserError) as error:
+            self.metrics.refused.labels("store" if isinstance(error, StoreError) else type(error).__name__).inc()
             raise
         log.info(
             "event answered",
@@ -109,6 +132,7 @@ class HitlService:
         await self.store.create_response(response)
         return request, response
 
+    @_person_waits(reading=False)
     async def cancel(self, request_id: str, reason: str, responder: Responder, via: Via) -> Response:
         """End a pending event without an answer; the first outcome wins, as for answers.
 
@@ -116,30 +140,26 @@ class HitlService:
         `EventExpired` past its deadline: the expiry (or the default the reconciler is about to
         apply) is the outcome then.
         """
-        try:
-            request = await self.store.get_request(request_id)
-            if request.expired():
-                if existing := await self.store.get_response(request_id):
-                    raise AlreadyAnswered.of(existing)
-                raise EventExpired(format_time(request.deadline))
-            response = Response.cancellation(request, reason, responder, via)
-            await self.store.create_response(response)  # like an answer: one request before the ack
-        except StoreError:
-            raise StoreUnavailable() from None
+        request = await self.store.get_request(request_id)
+        if request.expired():
+            if existing := await self.store.get_response(request_id):
+                raise AlreadyAnswered.of(existing)
+            raise EventExpired(format_time(request.deadline))
+        response = Response.cancellation(request, reason, responder, via)
+        await self.store.create_response(response)  # like an answer: one request before the ack
         log.info("event cancelled", extra={"request_id": request_id, "via": via, "outcome": "cancelled"})
         self.metrics.cancelled.inc()
         self.delivery.ended(request, response)
         return response
 
+    @_person_waits(reading=True)
     async def check(self, request_id: str, responder: Responder, *, trusted: bool = False) -> Request:
         """Everything `respond` checks before the value: raise if answered, expired or not allowed.
 
         Lets a platform refuse before asking for input (Slack's "Respond…" modal, for one).
         """
-        async with _reading():
-            request = await self.store.get_request(request_id)
-            existing = await self.store.get_response(request_id)
-        if existing:
+        request = await self.store.get_request(request_id)
+        if existing := await self.store.get_response(request_id):
             raise AlreadyAnswered.of(existing)
         await self._admit(request, responder, trusted)
         return request
@@ -191,24 +211,21 @@ class HitlService:
             raise unknown
         return False
 
+    @_person_waits(reading=True)
     async def event(self, request_id: str) -> Request:
-        """The event, for a platform or the form to show; storage trouble is `StoreUnavailable` ("try again")."""
-        async with _reading():
-            return await self.store.get_request(request_id)
+        """The event, for a platform or the form to show."""
+        return await self.store.get_request(request_id)
 
     # -- listing, expiring ----------------------------------------------------------------
 
+    @_person_waits(reading=True)
     async def pending(self, responder: Responder | None = None) -> list[Request]:
         """Pending, unexpired events, newest first; only those `responder` may answer if given.
 
         One listing of the index; requests this replica has read are not read again, the others
-        are read once, `_READ_CONCURRENCY` at a time. Storage trouble is `StoreUnavailable` ("try
-        again"): an empty list would tell people nothing waits for them.
+        are read once, `_READ_CONCURRENCY` at a time. A store that is down is `StoreUnavailable`:
+        an empty list would tell people nothing waits for them.
         """
-        async with _reading():
-            return await self._pending(responder)
-
-    async def _pending(self, responder: Responder | None) -> list[Request]:
         ids = await self.store.pending_ids()
         cached = {request_id: self.store.cached_request(request_id) for request_id in ids}
         known = [r for r in cached.values() if r is not None]
@@ -245,7 +262,8 @@ class HitlService:
         """Close an unanswered event past its deadline, once across replicas; True if done now.
 
         An event with `on_timeout` gets that value as its outcome (via `timeout`), written like any
-        answer, so a late answer and the default cannot both win; the copies then show it.
+        answer, so a late answer and the default cannot both win; the copies then show it. The
+        reconciler's (nobody waits on it): storage trouble is a `StoreError`, retried on its next pass.
         """
         request = await self.store.get_request(request_id)
         if not request.expired() or await self.store.get_response(request_id):
@@ -280,16 +298,7 @@ class HitlService:
         await self.delivery.defaulted(request, response)
         return True
 
+    @_person_waits(reading=True)
     async def recent(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
         """Recently ended events with who/when/via, newest first (see `Store.outcomes`)."""
-        async with _reading():
-            return await self.store.outcomes(outcome, limit=limit, after=after)
-
-
-@contextlib.asynccontextmanager
-async def _reading() -> AsyncIterator[None]:
-    """A read a person waits on: storage trouble becomes the "try again" every surface shows."""
-    try:
-        yield
-    except StoreError:
-        raise StoreUnavailable(reading=True) from None
+        return await self.store.outcomes(outcome, limit=limit, after=after)

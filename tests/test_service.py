@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
 import pytest
 
-from hitl_chatops.bot.errors import AlreadyAnswered, NotAllowed
+from hitl_chatops.bot.errors import AlreadyAnswered, NotAllowed, StoreUnavailable
 from hitl_chatops.bot.protocol import Responder, Response, utcnow
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
@@ -68,3 +72,47 @@ async def test_a_late_answer_is_told_who_answered_whatever_else_is_wrong(
     with pytest.raises(AlreadyAnswered) as refused:
         await service.respond(request.request_id, value, late, "slack")
     assert refused.value.response == first
+
+
+DANA = Responder(platform="slack", user_id="U0DANA")
+WAITED_ON: dict[str, Callable[[HitlService, str], Awaitable[object]]] = {
+    "respond": lambda service, request_id: service.respond(request_id, "true", DANA, "slack"),
+    "cancel": lambda service, request_id: service.cancel(request_id, "superseded", DANA, "api"),
+    "check": lambda service, request_id: service.check(request_id, DANA),
+    "event": lambda service, request_id: service.event(request_id),
+    "pending": lambda service, request_id: service.pending(DANA),
+    "recent": lambda service, request_id: service.recent("completed", limit=10),
+}
+
+
+@pytest.mark.parametrize("method", sorted(WAITED_ON))
+async def test_store_down_is_try_again_for_everything_a_person_waits_on(
+    method: str, store_url: str, tmp_path: Path
+) -> None:
+    """One contract, whatever the call: `StoreUnavailable` saying what was not done, never a raw `StoreError`."""
+    service = HitlService(Store(store_url), secret="s" * 32, form_base_url="http://127.0.0.1")
+    request = make_request(service.store, responders=["U0DANA"])
+    await service.store.put_request(request)
+    down = HitlService(Store(store_url), secret="s" * 32, form_base_url="http://127.0.0.1")  # nothing cached
+    root = Path(service.store.root)
+    root.rename(tmp_path / "moved")  # noqa: ASYNC240 -- the test's own setup
+    with pytest.raises(StoreUnavailable) as refused:
+        await WAITED_ON[method](down, request.request_id)
+    saving = method in ("respond", "cancel")
+    assert str(refused.value) == str(StoreUnavailable(reading=not saving))
+    (tmp_path / "moved").rename(root)
+    assert await service.store.get_response(request.request_id) is None  # nothing half-written
+
+
+def test_every_public_coroutine_of_the_service_keeps_the_contract() -> None:
+    """A new read or write a person waits on gets the contract (or is named here as nobody's wait)."""
+    nobody_waits = {"expire"}  # the reconciler's; it retries on its next pass
+    no_store = {"authorize", "may_answer"}  # decided from the event in hand and the platform's groups
+    public = {
+        name
+        for name, method in vars(HitlService).items()
+        if not name.startswith("_") and inspect.iscoroutinefunction(method)
+    }
+    with_contract = {name for name in public if hasattr(vars(HitlService)[name], "__wrapped__")}
+    assert with_contract == set(WAITED_ON)
+    assert public == with_contract | nobody_waits | no_store
