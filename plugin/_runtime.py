@@ -106,7 +106,7 @@ def _start_local_bot(settings: Settings) -> BotThread:
                 }
             )
             bot = _local_bots[settings.store] = BotThread(local).start()
-            bot.service.outcome_listeners.append(wake)  # before any event of this process exists
+            bot.service.delivery.outcome_listeners.append(wake)  # before any event of this process exists
             # A run that resumes at once may end the process at once: the copies are updated first.
             atexit.register(bot.stop)
             log.info("started an in-process bot for this local run", extra={"url": bot.url})

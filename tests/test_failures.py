@@ -179,7 +179,7 @@ async def test_two_replicas_race_twenty_answers_one_wins_and_losers_learn_who(
     assert stored is not None
     assert await response_objects(store, event.request_id) == ["response.json"]
     for bot in replicas:  # the marker is dropped after the ack, in the background
-        await asyncio.to_thread(bot.call, bot.service.drain())
+        await asyncio.to_thread(bot.call, bot.service.background.drain())
     assert await store.pending_ids() == []
 
     winners = [r for r in results if (r[0] == "api" and r[1] == 201) or (r[0] == "form" and "Thanks" in str(r[2]))]

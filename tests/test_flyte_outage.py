@@ -152,7 +152,7 @@ async def test_shutdown_records_a_signal_still_hanging_as_owed(
     request = await mirrored_event(store, "gate")
     assert await answer(bot.url, request.request_id, False) == 201
     await black_hole.wait_for_call()
-    await asyncio.to_thread(bot.call, bot.service.drain(0.1))
+    await asyncio.to_thread(bot.call, bot.service.background.drain(0.1))
     assert await store.owed_signal_ids() == [request.request_id]
 
 

@@ -101,7 +101,7 @@ async def test_an_idle_pass_over_2000_open_events_is_three_listings(counting_mot
 
     # One answered (its marker dropped by the answerer) and one new event: only the new one is read.
     await service.respond(ids[0], "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
-    await service.drain()
+    await service.background.drain()
     new = (await put_events(store, 1))[0]
     counting_moto.take()
     changed = await reconciler.step()
@@ -116,7 +116,7 @@ async def test_owed_work_markers_and_heartbeats_come_from_one_listing(counting_m
     service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
     answered, owed, waiting = await put_events(store, 3)
     await service.respond(answered, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
-    await service.drain()  # its outcome is in the history now, which sorts before the listed folders
+    await service.background.drain()  # its outcome is in the history now, which sorts before the listed folders
     await store.put_outbox(owed, "answered")
     await store.put_owed_signal(owed, {"error": "control plane down"})
     await store.put_replica(waiting)
@@ -165,7 +165,7 @@ async def test_an_answer_is_one_request_before_the_ack_and_indexed_after(countin
     counting_moto.take()
     await service.respond(request_id, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
     assert counting_moto.take() == {"PUT": 1}  # response.json, `If-None-Match: *`; nothing else yet
-    await service.drain()
+    await service.background.drain()
     assert counting_moto.take() == {"PUT": 1, "POST": 1}  # the outcome index entry, the marker's bulk delete
     records, _ = await store.outcomes("completed", limit=5)
     assert [r.request_id for r in records] == [request_id] and await store.pending_ids() == []
@@ -184,7 +184,7 @@ async def test_an_outcome_left_unsettled_is_finished_by_the_reconciler(store_url
     blocker = Path(store.root) / "hitl-history"
     blocker.write_text("in the way")  # the index folder cannot be made: the settle fails
     await service.respond(first.request_id, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
-    await service.drain()
+    await service.background.drain()
     answer = Response(value=False, request_id=second.request_id, data_type="bool", via="api")
     await Store(store_url).create_response(answer)  # another replica wrote it and died before settling
     assert sorted(await store.pending_ids()) == sorted([first.request_id, second.request_id])

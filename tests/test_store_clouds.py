@@ -41,7 +41,7 @@ async def test_an_idle_pass_on_azure_lists_only_the_reconcilers_folders(counting
     service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
     answered, owed, waiting = await put_events(store, 3)
     await service.respond(answered, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
-    await service.drain()  # its outcome is in hitl-history/, which sorts before the reconciler's folders
+    await service.background.drain()  # its outcome is in hitl-history/, which sorts before the reconciler's folders
     await store.put_owed_signal(owed, {"error": "control plane down"})
     reconciler = Reconciler(service, 15)
     await store.put_replica(reconciler.replica_id)

@@ -115,7 +115,7 @@ class Listeners:
 
     def _after_ack(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` once the listener has returned and bolt has sent the ack (shutdown waits for it)."""
-        self.service.spawn(work)
+        self.service.background.spawn(work)
 
     # -- message controls ------------------------------------------------------------------
 

@@ -169,7 +169,7 @@ class TeamsBot(ActivityHandler):
         async def send(context: TurnContext) -> None:
             await self._send_pending(context, responder, str(reference.conversation.id))
 
-        self._service.spawn(self._platform.in_conversation(reference, send))
+        self._service.background.spawn(self._platform.in_conversation(reference, send))
 
     async def _send_pending(self, context: TurnContext, responder: Responder, conversation_id: str) -> None:
         try:

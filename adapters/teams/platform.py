@@ -74,7 +74,7 @@ class TeamsPlatform:
 
     async def record(self, request: Request, conversation_id: str, activity_id: str, kind: str) -> None:
         """Remember where a card of the event is, so any replica can update it later."""
-        await self._service.record_message(request, card_ref(conversation_id, activity_id, kind))
+        await self._service.delivery.record_message(request, card_ref(conversation_id, activity_id, kind))
 
     async def _post_one(self, request: Request, conversation_id: str, card: Card) -> MessageRef:
         found = await recall(self._service, conversation_id)

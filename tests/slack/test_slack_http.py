@@ -89,7 +89,7 @@ async def test_bool_event_approve_click_writes_the_slack_responder_and_updates_t
     assert (reject["text"]["text"], reject["style"]) == ("Reject", "danger")
     [form] = find_element(posted["blocks"], "hitl_form")
     assert form["url"].startswith(f"{bot.url}/form/{request_id}?sig=")
-    await asyncio.to_thread(bot.call, bot.service.drain())  # the post is recorded just after it returns
+    await asyncio.to_thread(bot.call, bot.service.background.drain())  # the post is recorded just after it returns
     assert [ref.data for ref in await store().messages(request_id)] == [{"channel": CHANNEL, "ts": "1700000000.000001"}]
 
     status, _ = await post_signed(bot.url, click("U0ALICE", approve))

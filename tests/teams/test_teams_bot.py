@@ -163,7 +163,7 @@ async def test_a_failed_card_update_stays_in_the_outbox_until_a_pass_makes_it(qu
 
     status, _ = await teams.invoke(answer(event.request_id, "3"))
     assert status == 200
-    await asyncio.to_thread(teams.bot.call, teams.bot.service.drain())
+    await asyncio.to_thread(teams.bot.call, teams.bot.service.background.drain())
     assert teams.connector.updates() == []
     assert await store_of(teams).outbox_ids() == [event.request_id]
 
