@@ -6,6 +6,7 @@ The gate's behaviour in runs is tests/test_gate_e2e.py's and tests/slack/test_sl
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ import pytest
 from pydantic import Field
 
 import hitl_chatops.plugin as hitl
+from hitl_chatops.bot.store import Store
 
 
 def test_the_gate_keeps_the_functions_name_signature_docstring_and_kind() -> None:
@@ -126,3 +128,20 @@ def test_an_editable_call_with_values_its_signature_refuses_is_an_error_not_a_qu
         scale(50)
     assert not Path(store_url.removeprefix("file://")).exists()
 
+
+async def test_a_policy_that_approves_at_creation_approves_a_gate_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`auto_approve` in development: the call runs at once, recorded as approved by the policy."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - name: development\n    auto_approve: true\n")
+    monkeypatch.setenv("HITL_CHATOPS_POLICY", str(policy))
+
+    @hitl.require_approval(poll_interval_seconds=0.05)
+    async def pay(amount: float) -> str:
+        return f"paid {amount}"
+
+    assert await pay(5.0) == "paid 5.0"
+    [request_id] = [path.name for path in (tmp_path / "store" / "hitl-requests").iterdir()]
+    outcome = await Store(os.environ["HITL_CHATOPS_STORE"]).get_response(request_id)
+    assert outcome is not None and (outcome.value, outcome.via) == ({"approved": True, "reason": ""}, "policy")
