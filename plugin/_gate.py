@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import Any, Literal, TypeVar, cast
 
 import flyte
 from flyte.syncify import syncify
@@ -143,11 +143,6 @@ class _Gate:
         return call
 
 
-@overload
-def require_approval(func: F, /) -> F: ...
-
-
-@overload
 def require_approval(
     *,
     when: Callable[[Mapping[str, Any]], bool] | None = None,
@@ -167,13 +162,11 @@ def require_approval(
     requester: str | None = None,
     remind_every: float | timedelta | None = None,
     escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
-) -> Callable[[F], F]: ...
-
-
-def require_approval(func: F | None = None, /, **keywords: Any) -> F | Callable[[F], F]:
+) -> Callable[[F], F]:
     """Ask a person before each call of the decorated function runs; run it only if they approve.
 
-    For agent tools: `@hitl.require_approval(when=lambda call: call["amount"] > 1000)`. Works on
+    For agent tools: `@hitl.require_approval(when=lambda call: call["amount"] > 1000)` (always with
+    its parentheses). Works on
     sync and async functions, and on Flyte tasks in this order:
 
         @env.task                      # outermost: flyte sees the function's own signature
@@ -203,16 +196,35 @@ def require_approval(func: F | None = None, /, **keywords: Any) -> F | Callable[
     Other types, unannotated parameters and `*args`/`**kwargs` are refused here, naming the
     parameter. The other keywords are `new_event`'s, checked here too.
     """
-    unknown = sorted(set(keywords) - set(inspect.signature(_gate).parameters))
-    if unknown:
-        raise TypeError(f"require_approval() got an unexpected keyword argument {unknown[0]!r}")
-    if func is not None:
-        return cast(F, _decorate(func, keywords))
-    return lambda function: cast(F, _decorate(function, keywords))
+    if when is not None and not callable(when):
+        raise TypeError(f"when must be a function of the call's arguments (got {type(when).__name__})")
+    if on_timeout not in typing.get_args(OnTimeout):
+        raise ValueError(f'on_timeout must be "reject" or "approve" (got {on_timeout!r})')
+    event: dict[str, Any] = {
+        "name": name,
+        "title": title,
+        "prompt": prompt,
+        "details": details,
+        "timeout_seconds": timeout_seconds,
+        "poll_interval_seconds": poll_interval_seconds,
+        "channels": channels,
+        "responders": responders,
+        "prompt_type": prompt_type,
+        "approvals": approvals,
+        "rules": rules,
+        "requester": requester,
+        "remind_every": remind_every,
+        "escalate": escalate,
+    }
+
+    def decorate(func: F) -> F:
+        return cast(F, _wrap(func, _gate(func, event, editable=editable, when=when, on_timeout=on_timeout)))
+
+    return decorate
 
 
-def _decorate(func: Callable[..., Any], keywords: dict[str, Any]) -> Callable[..., Any]:
-    gate = _gate(func, **keywords)
+def _wrap(func: Callable[..., Any], gate: _Gate) -> Callable[..., Any]:
+    """`func`, asking first; sync or async as `func` is, with its name, docstring and signature."""
     if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
@@ -238,26 +250,13 @@ def _decorate(func: Callable[..., Any], keywords: dict[str, Any]) -> Callable[..
 
 def _gate(
     func: Callable[..., Any],
+    keywords: Mapping[str, Any],
     *,
-    when: Callable[[Mapping[str, Any]], bool] | None = None,
-    name: str | None = None,
-    title: str | None = None,
-    prompt: str | None = None,
-    details: str | None = None,
-    editable: bool = False,
-    timeout_seconds: int = 3600,
-    on_timeout: OnTimeout = "reject",
-    poll_interval_seconds: float = 5,
-    channels: list[str] | None = None,
-    responders: list[str] | None = None,
-    prompt_type: PromptType = "text",
-    approvals: int = 1,
-    rules: Sequence[Rule | Mapping[str, Any]] | None = None,
-    requester: str | None = None,
-    remind_every: float | timedelta | None = None,
-    escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
+    editable: bool,
+    when: Callable[[Mapping[str, Any]], bool] | None,
+    on_timeout: OnTimeout,
 ) -> _Gate:
-    """The gate of `func`, every argument checked here, before any call is made."""
+    """The gate of `func`: new_event's keywords with the function's defaults, checked before any call."""
     if isinstance(func, flyte.TaskTemplate):
         raise TypeError(
             f"put @hitl.require_approval below @env.task, next to the function: Flyte finds the task "
@@ -266,35 +265,22 @@ def _gate(
         )
     if not callable(func):
         raise TypeError(f"require_approval decorates a function (got {type(func).__name__})")
-    if when is not None and not callable(when):
-        raise TypeError(f"when must be a function of the call's arguments (got {type(when).__name__})")
-    if on_timeout not in typing.get_args(OnTimeout):
-        raise ValueError(f'on_timeout must be "reject" or "approve" (got {on_timeout!r})')
     function = func.__name__
     signature = inspect.signature(func)
     answer, fields = _editable_model(func, signature) if editable else (Approval, ())
-    event: dict[str, Any] = {
-        "name": name or function,
-        "prompt": prompt or _first_paragraph(func) or f"Run {function} with the arguments below?",
-        "timeout_seconds": timeout_seconds,
-        "poll_interval_seconds": poll_interval_seconds,
-        "channels": channels,
-        "responders": responders,
-        "details": details,
-        "title": title or f"Approve {function}?",
-        "prompt_type": prompt_type,
-        "approvals": approvals,
-        "rules": rules,
-        "requester": requester,
-        "remind_every": remind_every,
-        "escalate": escalate,
+    event = dict(keywords) | {
+        "name": keywords["name"] or function,
+        "title": keywords["title"] or f"Approve {function}?",
+        "prompt": keywords["prompt"] or _first_paragraph(func) or f"Run {function} with the arguments below?",
     }
-    _fields(  # the checks new_event makes, made where the gate is defined
+    checked = {k: v for k, v in event.items() if k not in ("name", "prompt", "timeout_seconds")}
+    # the checks new_event makes, made where the gate is written
+    _fields(
         event["name"],
         answer,
         event["prompt"],
-        timeout_seconds,
-        **{k: v for k, v in event.items() if k not in ("name", "prompt", "timeout_seconds")},
+        event["timeout_seconds"],
+        **checked,
         scope="run",
         choices=None,
         min_value=None,

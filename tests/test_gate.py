@@ -20,7 +20,7 @@ from hitl_chatops.bot.store import Store
 
 
 def test_the_gate_keeps_the_functions_name_signature_docstring_and_kind() -> None:
-    @hitl.require_approval
+    @hitl.require_approval()
     async def make_payment(amount: float, to: str, memo: str = "") -> str:
         """Pay a supplier."""
         return to
@@ -103,7 +103,7 @@ def test_the_gate_goes_below_the_task_decorator() -> None:
         return "paid"
 
     with pytest.raises(TypeError, match=re.escape("put @hitl.require_approval below @env.task, next to the function")):
-        hitl.require_approval(pay)
+        hitl.require_approval()(pay)
 
 
 def test_when_must_say_true_or_false_and_nothing_is_asked_when_it_does_not(store_url: str) -> None:
