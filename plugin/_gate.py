@@ -183,9 +183,9 @@ def require_approval(
     returns True to ask, False to run at once (no event is written). Otherwise the call becomes one
     event named `name` (default: the function's name), headed `title` (default "Approve <name>?"),
     with `prompt` (default: the docstring's first paragraph) shown literally unless `prompt_type=
-    "markdown"`, and the arguments as its context (text on every surface, never a mention or a link; a value the
-    JSON encoder cannot take is shown as its repr, cut at 1,000 characters). Approved: the function
-    runs and its result is returned. Rejected: `ApprovalRejected`, with who, when and why. At the
+    "markdown"`, and the arguments as its context (text on every surface, never a mention or a
+    link; a value the JSON encoder cannot take is shown as its repr, cut at 1,000 characters).
+    Approved: the function runs and its result is returned. Rejected: `ApprovalRejected`, with who, when and why. At the
     deadline (`timeout_seconds`): `on_timeout="reject"` (the default; `ApprovalRejected` with
     `via == "timeout"`) or `"approve"` (runs). A cancelled event raises `EventCancelled`.
 
