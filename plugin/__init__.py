@@ -14,11 +14,13 @@ from hitl_chatops.bot.protocol import Escalation, Responder, Rule
 from ._ask import ask
 from ._env import env_with
 from ._event import Event, EventScope, new_event
+from ._gate import ApprovalRejected, require_approval
 from ._human import Human
 from ._result import EventResult
 
 __all__ = [
     "AlreadyAnswered",
+    "ApprovalRejected",
     "Escalation",
     "Event",
     "EventCancelled",
@@ -31,6 +33,7 @@ __all__ = [
     "env",
     "env_with",
     "new_event",
+    "require_approval",
 ]
 
 

@@ -15,7 +15,15 @@ import flyte.report
 from flyte.syncify import syncify
 from pydantic import BaseModel, ValidationError
 
-from hitl_chatops.bot.answers import Accepted, AnswerSchema, parse_answer, parse_fields, schema_from_type, type_name
+from hitl_chatops.bot.answers import (
+    Accepted,
+    AnswerSchema,
+    parse_answer,
+    parse_fields,
+    schema_from_type,
+    schema_of,
+    type_name,
+)
 from hitl_chatops.bot.config import Settings, load_settings
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, EventExpired, StoreError
 from hitl_chatops.bot.flyte_signal import started_by
@@ -461,7 +469,7 @@ async def _create(fields_json: str, store_url: str, requester_from_run: bool = F
         **fields,
     )
     if approve:
-        response = Response.by_policy(request, approval_value(fields))
+        response = Response.by_policy(request, approval_value(fields, schema_of(request)))
         await store.create_response(response)
         await store.put_request(request)
         await store.settle(response, request)

@@ -17,7 +17,7 @@ import flyte.errors
 from pydantic import ValidationError
 
 from hitl_chatops.bot import registry
-from hitl_chatops.bot.answers import Accepted, AnswerSchema, parse_fields
+from hitl_chatops.bot.answers import Accepted, AnswerSchema, approval_field, parse_fields
 from hitl_chatops.bot.policy import PolicyRule, configured_policy
 from hitl_chatops.bot.protocol import (
     MAX_APPROVALS,
@@ -96,9 +96,25 @@ async def plan_event(fields: dict[str, Any], schema: AnswerSchema, *, policy_url
     return _planned(tightened, exclude_requester=rule.exclude_requester, remote=remote)
 
 
-def approval_value(fields: Mapping[str, Any]) -> Any:
-    """What `auto_approve` answers: True for a bool event, else the event's `initial` (checked complete)."""
-    return True if fields["data_type"] == "bool" else fields["initial"]
+def approval_value(fields: Mapping[str, Any], schema: AnswerSchema) -> Any:
+    """What `auto_approve` answers (the event was checked approvable when it was planned)."""
+    approval = _approval(fields, schema)
+    assert approval is not None
+    return approval.value
+
+
+def _approval(fields: Mapping[str, Any], schema: AnswerSchema) -> Accepted | None:
+    """An approval nobody was asked for: True for a bool event; for Approve/Reject with optional text
+    (`approval_field`, an approval gate's answer), Approve with the `initial` text; else the event's
+    `initial`, if it is a complete answer. None when the event has none of these."""
+    if fields["data_type"] == "bool":
+        return Accepted(True)
+    initial = fields.get("initial")
+    button = approval_field(schema)
+    if button is not None:
+        initial = dict(initial or {}) | {button.name: True}
+    outcome = None if initial is None else parse_fields(schema, initial)
+    return outcome if isinstance(outcome, Accepted) else None
 
 
 def _planned(fields: dict[str, Any], *, exclude_requester: bool, remote: bool) -> Plan:
@@ -110,14 +126,12 @@ def _planned(fields: dict[str, Any], *, exclude_requester: bool, remote: bool) -
 
 
 def _check_approvable(rule: PolicyRule, fields: Mapping[str, Any], schema: AnswerSchema) -> None:
-    if fields["data_type"] == "bool":
-        return
-    initial = fields.get("initial")
-    if initial is not None and isinstance(parse_fields(schema, initial), Accepted):
+    if _approval(fields, schema) is not None:
         return
     raise ValueError(
         f"the policy rule {rule.name!r} (HITL_CHATOPS_POLICY) approves events when they are created, which "
-        f"takes a bool event or a complete `initial` answer to approve; {fields['event_name']!r} is neither "
+        f"takes a bool event, an Approve/Reject answer or a complete `initial` answer to approve; "
+        f"{fields['event_name']!r} is none of these "
         f"(data type {fields['data_type']}, no complete `initial`): give it `initial=` or narrow the rule's `match`"
     )
 

@@ -310,7 +310,8 @@ async def test_auto_approve_takes_a_complete_initial_and_refuses_an_event_withou
 ) -> None:
     flyte_domain("development")
     with pytest.raises(
-        ValueError, match=r"'release_size' is neither \(data type int, no complete `initial`\): give it `initial=`"
+        ValueError,
+        match=r"'release_size' is none of these \(data type int, no complete `initial`\): give it `initial=`",
     ):
         await hitl.new_event.aio("release_size", data_type=int)
     event = await hitl.new_event.aio("release_size", data_type=int, initial=3, poll_interval_seconds=0.05)
