@@ -31,7 +31,7 @@ from flyteidl2.workflow import run_definition_pb2 as run_pb2
 from flyteidl2.workflow import run_service_pb2 as service_pb2
 from flyteidl2.workflow.run_service_connect import RunServiceSync, RunServiceWSGIApplication
 
-from tests.fakes.loopback import hold_port, steady_port
+from tests.fakes.loopback import Restartable
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -78,9 +78,7 @@ class FakeFlyte(RunServiceSync):
     started_by: identity_pb2.EnrichedIdentity | None = None
     run_details_asked: list[identifier_pb2.RunIdentifier] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: WSGIServer | None = None
-    _reserved: socket.socket | None = None
-    port: int = 0
+    _service: Restartable | None = None
 
     # -- what tests do ----------------------------------------------------------------
 
@@ -123,27 +121,30 @@ class FakeFlyte(RunServiceSync):
             return [_payload(s.payload) for s in self.signals if s.action_id.name == condition.action.name]
 
     @property
+    def port(self) -> int:
+        assert self._service is not None, "start() first"
+        return self._service.port
+
+    @property
     def endpoint(self) -> str:
         return f"dns:///localhost:{self.port}"
 
     def start(self) -> FakeFlyte:
-        self.port = self.port or steady_port()
-        if self._reserved is not None:
-            self._reserved.close()
-            self._reserved = None
-        app = _bounded_input(RunServiceWSGIApplication(self))
-        self._server = make_server("localhost", self.port, app, server_class=_Server, handler_class=_Quiet)
-        threading.Thread(target=self._server.serve_forever, name="fake-flyte", daemon=True).start()
+        """Serve (again, on the same port after `stop`)."""
+        if self._service is None:
+            app = _bounded_input(RunServiceWSGIApplication(self))
+            self._service = Restartable(
+                lambda port: make_server("localhost", port, app, server_class=_Server, handler_class=_Quiet),
+                name="fake-flyte",
+            )
+        self._service.start()
         return self
 
     def stop(self, *, keep_port: bool = True) -> None:
-        """The control plane goes down: the port refuses connections until `start()` again."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-            if keep_port:  # bound but not listening: refused, and no other socket takes the port meanwhile
-                self._reserved = hold_port(self.port)
+        """The control plane goes down: the port refuses connections (and stays held, unless not
+        `keep_port`) until `start()` again."""
+        if self._service is not None:
+            self._service.stop(keep_port=keep_port)
 
     # -- RunService -------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import socketserver
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -69,6 +70,39 @@ def hold_port(port: int, seconds: float = 5) -> socket.socket:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+class Restartable:
+    """A server (`make(port)`) on a steady loopback port, that goes down and comes back on that port.
+
+    While down the port refuses connections, as a crashed service's does, and stays held for the
+    server's return (unless stopped with `keep_port=False`).
+    """
+
+    def __init__(self, make: Callable[[int], socketserver.BaseServer], *, port: int = 0, name: str) -> None:
+        self.port = port or steady_port()
+        self._make = make
+        self._name = name
+        self._server: socketserver.BaseServer | None = None
+        self._held: socket.socket | None = None
+
+    def start(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+        self._server = self._make(self.port)
+        threading.Thread(target=self._server.serve_forever, name=self._name, daemon=True).start()
+
+    def stop(self, *, keep_port: bool = True) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if keep_port and self._held is None:
+            self._held = hold_port(self.port)
+        elif not keep_port and self._held is not None:
+            self._held.close()
+            self._held = None
 
 
 class Served:

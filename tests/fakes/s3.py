@@ -10,7 +10,6 @@ standard AWS settings (`aws_env`); flyte.storage through its own.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import urllib.request
 from collections import Counter
@@ -20,7 +19,7 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from tests.fakes.loopback import hold_port, steady_port
+from tests.fakes.loopback import Restartable
 
 COUNTS = "/__counts__"  # not a bucket name S3 allows: it never shadows one
 Labels = Callable[[str, str, str], Iterable[str]]  # (method, path, query) -> what to count it as
@@ -58,13 +57,15 @@ class Moto:
 
     def __init__(self, bucket: str, *, port: int = 0, labels: Labels = by_method) -> None:
         self.bucket = bucket
-        self.port = port or steady_port()
         self._labels = labels
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._held: socket.socket | None = None
+        self._service = Restartable(self._serve, port=port, name="fake-s3")
         self._bucket_made = False
+
+    @property
+    def port(self) -> int:
+        return self._service.port
 
     @property
     def endpoint(self) -> str:
@@ -72,12 +73,7 @@ class Moto:
 
     def start(self) -> Moto:
         """Serve (again, on the same port after `stop`); moto's buckets outlive a stop."""
-        if self._held is not None:
-            self._held.close()
-            self._held = None
-        self._server = make_server("127.0.0.1", self.port, self._app(), threaded=True, request_handler=_Quiet)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="fake-s3", daemon=True).start()
+        self._service.start()
         if not self._bucket_made:
             request = urllib.request.Request(f"{self.endpoint}/{self.bucket}", method="PUT")
             with urllib.request.urlopen(request, timeout=30):
@@ -86,21 +82,16 @@ class Moto:
 
     def stop(self, *, keep_port: bool = True) -> None:
         """S3 goes down: the port refuses connections (and stays ours, unless not `keep_port`) until `start()`."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if keep_port and self._held is None:
-            self._held = hold_port(self.port)
-        elif not keep_port and self._held is not None:
-            self._held.close()
-            self._held = None
+        self._service.stop(keep_port=keep_port)
 
     def take(self) -> Counter[str]:
         """The requests counted since the last call (by method, ListObjectsV2 as LIST, unless other `labels`)."""
         with self._lock:
             counts, self._counts = self._counts, Counter()
         return counts
+
+    def _serve(self, port: int) -> BaseWSGIServer:
+        return make_server("127.0.0.1", port, self._app(), threaded=True, request_handler=_Quiet)
 
     def _app(self) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
         moto = DomainDispatcherApplication(create_backend_app)
