@@ -1,9 +1,8 @@
 """Shared bench helpers, in this process: pending events to answer, statistics, the result file.
 
 The child processes (our bot, the stock app, the fakes' servers) are in `_peer.py`; the fakes
-themselves (moto, Slack, ...) are the tests' (`tests/fakes/`), which importing this module makes
-importable. `hitl_chatops` is imported only when an event is built, so a script can set its
-environment first.
+themselves (moto, Slack, ...) are the tests' (`tests/fakes/`). `hitl_chatops` is imported only when
+an event is built, so a script can set its environment first.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,15 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from _peer import REPO  # and the repo root on the path, for `tests.fakes`
+
+from tests.fakes.events import make_request
+
 if TYPE_CHECKING:
     from hitl_chatops.bot.protocol import MessageRef, Request
     from hitl_chatops.bot.store import Store
 
-REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-sys.path.insert(0, str(REPO))  # `tests.fakes`: the same fakes the tests use
-
-from tests.fakes.events import make_request  # noqa: E402 - needs the repo root on the path
 
 BENCH_EVENT: dict[str, Any] = {"event_name": "bench", "prompt": "Deploy?", "timeout": 3600}
 

@@ -26,16 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import REPO  # noqa: F401 - puts the repo root on the path, for `tests.fakes`
-
-from tests.fakes.loopback import free_port
-from tests.fakes.s3 import COUNTS, aws_env
-
 STOCK_LIFESPAN_AS_IS = "stock lifespan as shipped (`flyte.init_in_cluster`) succeeded locally"
 STOCK_LIFESPAN_REPLACED = (
     "stock lifespan failed locally (`flyte.init_in_cluster`); served with it replaced by one that calls `flyte.init()`"
 )
 BUCKET = "hitl-bench"
+REPO = Path(__file__).resolve().parent.parent
+# `tests.fakes` importable, here and in the children. They are imported only where they are used:
+# a server child (ours, stock) must load nothing but its own modules, or its memory and CPU would lie.
+sys.path.insert(0, str(REPO))
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -97,6 +96,8 @@ def spawn(
     With `note`, the child's first stdout line (written before it serves) is the server's note;
     without it stdout is discarded. `quiet` discards stderr too.
     """
+    from tests.fakes.loopback import free_port
+
     port = free_port()
     process = subprocess.Popen(
         args(port),
@@ -162,6 +163,8 @@ class MotoChild(Server):
 
     @classmethod
     def start(cls) -> MotoChild:
+        from tests.fakes.s3 import aws_env
+
         server = _spawn("moto", f"/{BUCKET}", note=False, quiet=True)  # ready once the bucket is made
         child = cls(server.name, server.url, server.process)
         child.reset()
@@ -170,11 +173,15 @@ class MotoChild(Server):
 
     def requests(self, *, by_object: bool = False) -> Counter[str]:
         """Requests since the last reset by method, or by method and object kind (`PUT response.json`)."""
+        from tests.fakes.s3 import COUNTS
+
         with urllib.request.urlopen(self.endpoint + COUNTS, timeout=10) as reply:
             counts = Counter(json.loads(reply.read()))
         return Counter({k: n for k, n in counts.items() if (" " in k) == by_object})
 
     def reset(self) -> None:
+        from tests.fakes.s3 import COUNTS
+
         request = urllib.request.Request(self.endpoint + COUNTS, method="DELETE")
         with urllib.request.urlopen(request, timeout=10):
             pass

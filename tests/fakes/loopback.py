@@ -1,4 +1,5 @@
-"""What every fake stands on: a free loopback port, an aiohttp app on its own thread, a recording proxy.
+"""What every fake stands on: loopback ports, an aiohttp app on its own thread, a server that goes down
+and comes back on its port, and a recording proxy.
 
 A fake never shares the test's event loop: the bot under test calls it from the bot's own thread,
 and a test may block its thread (a Flyte run, a sync client) while the bot still talks to the fake.
@@ -115,18 +116,17 @@ class Served:
         port: int = 0,
         tls: ssl.SSLContext | None = None,
         name: str = "fake",
-        backlog: int = 128,
     ) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
         self._runner = web.AppRunner(app, access_log=None)
-        self.port = self.call(self._start(port, tls, backlog))
+        self.port = self.call(self._start(port, tls))
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
 
-    async def _start(self, port: int, tls: ssl.SSLContext | None, backlog: int) -> int:
+    async def _start(self, port: int, tls: ssl.SSLContext | None) -> int:
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=tls, backlog=backlog).start()
+        await web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=tls).start()
         return int(self._runner.addresses[0][1])
 
     def call(self, work: Coroutine[Any, Any, T], seconds: float = 30) -> T:
