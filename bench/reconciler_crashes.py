@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _common import REPO, bench_parser, machine_lines, publish, store_request
-from _peer import BUCKET, MotoChild, make_bucket
+from _peer import BUCKET, MotoChild
 
 if TYPE_CHECKING:
     from hitl_chatops.bot.store import Store
@@ -270,7 +270,6 @@ async def large_set(moto: MotoChild, rule: str) -> Counter[str]:
 async def bench() -> tuple[list[Result], dict[str, Counter[str]]]:
     moto = MotoChild.start()
     try:
-        make_bucket()
         results = [await scenario(moto, rule) for rule in RULES]
         return results, {rule: await large_set(moto, rule) for rule in RULES}
     finally:

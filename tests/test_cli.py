@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from hitl_chatops.bot.store import Store
-
-from .helpers import make_request
+from tests.fakes.events import make_request
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = shutil.which("hitl-chatops") or str(Path(sys.executable).with_name("hitl-chatops"))

@@ -15,7 +15,7 @@ from hitl_chatops.bot.delivery import Delivery
 from hitl_chatops.bot.metrics import Metrics
 from hitl_chatops.bot.protocol import MessageRef, Request
 from hitl_chatops.bot.store import Store
-from tests.helpers import make_request
+from tests.fakes.events import make_request
 
 
 def delivery_on(store_url: str) -> Delivery:

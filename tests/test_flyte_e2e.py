@@ -13,7 +13,7 @@ import pytest
 from hitl_chatops.bot.server import BotThread
 from tests import workflows
 from tests.conftest import AUTH
-from tests.helpers import Run
+from tests.fakes.flyte import Run
 
 pytestmark = pytest.mark.e2e
 

@@ -27,8 +27,9 @@ from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread, free_port
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH
-from tests.flyte_fake import DOMAIN, PROJECT, BlackHole, FakeFlyte, signal_record
-from tests.helpers import make_request
+from tests.fakes.events import make_request
+from tests.fakes.flyte import DOMAIN, PROJECT, BlackHole, FakeFlyte
+from tests.helpers import signal_record
 from tests.test_cli import CLI, ROOT
 
 RUN = "r-outage-1"

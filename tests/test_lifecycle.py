@@ -18,7 +18,7 @@ from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH
-from tests.helpers import make_request
+from tests.fakes.events import make_request
 
 DANA = Responder(platform="slack", user_id="U0DANA", user_name="dana")
 CI = Responder(platform="api", user_id="ci", user_name="ci")

@@ -19,7 +19,8 @@ from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH
 from tests.fakechat import NAME, REGISTRATION, FakeChatApi
-from tests.helpers import make_request, recorded_messages
+from tests.fakes.events import make_request
+from tests.helpers import recorded_messages
 
 ROOM = "room-1"
 

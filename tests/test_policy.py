@@ -21,7 +21,7 @@ from hitl_chatops.bot.service import TEAM_DECISION_REFUSED
 from hitl_chatops.bot.store import Store
 from tests import team_workflows
 from tests.conftest import AUTH, S3_BUCKET
-from tests.helpers import Run
+from tests.fakes.flyte import Run
 from tests.test_cli import run_cli
 
 POLICY = """\

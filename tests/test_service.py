@@ -12,7 +12,7 @@ from hitl_chatops.bot.errors import AlreadyAnswered, NotAllowed, StoreUnavailabl
 from hitl_chatops.bot.protocol import Responder, Response, utcnow
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
-from tests.helpers import make_request
+from tests.fakes.events import make_request
 
 
 @pytest.fixture

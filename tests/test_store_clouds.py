@@ -12,9 +12,10 @@ from hitl_chatops.bot.protocol import Responder
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
-from tests.clouds import Azurite, CountingProxy, GcsXmlApi, azure_env
 from tests.conftest import AZ_CONTAINER, SECRET
-from tests.helpers import make_request
+from tests.fakes.azure import Azurite, CountingProxy, azure_env
+from tests.fakes.events import make_request
+from tests.fakes.gcs import GcsXmlApi
 from tests.test_reconciler_scale import put_events
 
 FOLDERS = ("hitl-outbox", "hitl-owed-signals", "hitl-pending", "hitl-replicas")

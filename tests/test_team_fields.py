@@ -15,8 +15,7 @@ from pydantic import ValidationError
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.protocol import SCHEMA_VERSION, Escalation, Request, Response, Rule
 from hitl_chatops.bot.store import Store
-
-from .helpers import make_request
+from tests.fakes.events import make_request
 
 TEAM = {
     "approvals": 2,

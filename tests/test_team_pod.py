@@ -19,7 +19,7 @@ from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.server import BotThread
 from tests import team_workflows
 from tests.conftest import AUTH
-from tests.flyte_fake import DOMAIN, PROJECT, FakeFlyte
+from tests.fakes.flyte import DOMAIN, PROJECT, FakeFlyte
 from tests.flyte_pod import Pod
 
 

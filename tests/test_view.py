@@ -18,7 +18,7 @@ from hitl_chatops.bot.protocol import Default, Request, Responder, Response, for
 from hitl_chatops.bot.states import State, text_of
 from hitl_chatops.bot.view import event_view
 from hitl_chatops.plugin._console import ended_text
-from tests.slack.slack_helpers import validate_blocks
+from tests.fakes.slack import validate_blocks
 from tests.teams.test_teams_structured import valid
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")

@@ -14,7 +14,8 @@ from hitl_chatops.bot.answers import MAX_TEXT_LENGTH
 from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, utcnow
 from hitl_chatops.bot.view import event_view
-from tests.slack.slack_helpers import find_element, validate_blocks, validate_view
+from tests.fakes.slack import validate_blocks, validate_view
+from tests.slack.slack_helpers import find_element
 
 RID = "0f3c9a8e-1d2b-4c5d-8e9f-a0b1c2d3e4f5"
 

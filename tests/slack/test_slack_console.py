@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.slack.slack_helpers import BOT_TOKEN, CHANNEL, SIGNING_SECRET, FakeSlack
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.slack.slack_helpers import CHANNEL
 from tests.test_console import finished, form_link, in_terminal
 from tests.test_flyte_e2e import submit
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
-from tests.slack.slack_helpers import CHANNEL, FakeSlack, click, create_event, find_element, post_signed, store
+from tests.fakes.slack import FakeSlack
+from tests.slack.slack_helpers import CHANNEL, click, create_event, find_element, post_signed, store
 
 BotFactory = Callable[..., BotThread]
 

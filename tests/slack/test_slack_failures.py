@@ -14,17 +14,9 @@ import pytest
 
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
+from tests.fakes.slack import FakeSlack
 from tests.helpers import recorded_messages
-from tests.slack.slack_helpers import (
-    CHANNEL,
-    FakeSlack,
-    click,
-    create_event,
-    find_element,
-    post_signed,
-    store,
-    wait_response,
-)
+from tests.slack.slack_helpers import CHANNEL, click, create_event, find_element, post_signed, store, wait_response
 
 pytestmark = pytest.mark.asyncio
 BotFactory = Callable[..., BotThread]

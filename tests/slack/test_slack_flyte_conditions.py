@@ -19,18 +19,11 @@ from hitl_chatops.bot.protocol import ConditionRef, Request
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
 from tests.conftest import AUTH
-from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte, signal_record
-from tests.helpers import make_request, recorded_messages
-from tests.slack.slack_helpers import (
-    CHANNEL,
-    FakeSlack,
-    click,
-    find_element,
-    post_signed,
-    store,
-    view_submission,
-    wait_response,
-)
+from tests.fakes.events import make_request
+from tests.fakes.flyte import DOMAIN, PROJECT, FakeCondition, FakeFlyte
+from tests.fakes.slack import FakeSlack
+from tests.helpers import recorded_messages, signal_record
+from tests.slack.slack_helpers import CHANNEL, click, find_element, post_signed, store, view_submission, wait_response
 
 RUN = "r-deploy-1"
 PARENT = "a0"

@@ -22,10 +22,11 @@ import pytest
 import hitl_chatops.plugin._conditions as task_side
 from hitl_chatops.bot.server import BotThread
 from tests.conftest import AUTH
-from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte, signal_record
+from tests.fakes.flyte import DOMAIN, PROJECT, FakeCondition, FakeFlyte
+from tests.fakes.slack import FakeSlack
 from tests.flyte_pod import Pod
+from tests.helpers import signal_record
 from tests.slack.slack_helpers import (
-    FakeSlack,
     api_answer,
     click,
     find_element,

@@ -12,17 +12,16 @@ import aiohttp
 import pytest
 
 from hitl_chatops.bot.server import BotThread
+from tests.fakes.slack import FakeSlack, signed_headers
 from tests.helpers import recorded_messages
 from tests.slack.slack_helpers import (
     CHANNEL,
-    FakeSlack,
     api_answer,
     block_actions,
     click,
     create_event,
     find_element,
     post_signed,
-    signed_headers,
     slash_command,
     store,
     view_submission,

@@ -17,7 +17,8 @@ from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
-from tests.slack.slack_helpers import BOT_TOKEN, FakeSlack, click, create_event, find_element, post_signed, store
+from tests.fakes.slack import BOT_TOKEN, FakeSlack
+from tests.slack.slack_helpers import click, create_event, find_element, post_signed, store
 
 
 async def test_expired_event_refuses_clicks_and_its_messages_say_expired(

@@ -12,7 +12,8 @@ from hitl_chatops.bot.protocol import Responder, Response, utcnow
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread, free_port
 from tests.conftest import AUTH
-from tests.slack.slack_helpers import FakeSlack, create_event, store
+from tests.fakes.slack import FakeSlack
+from tests.slack.slack_helpers import create_event, store
 
 
 @pytest.fixture

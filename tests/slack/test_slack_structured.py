@@ -22,11 +22,11 @@ from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.view import event_view
 from tests import lifecycle_workflows as flows
-from tests.helpers import Run
+from tests.fakes.flyte import Run
+from tests.fakes.slack import FakeSlack, validate_blocks, validate_view
 from tests.lifecycle_workflows import EXPENSE, ExpenseDecision
 from tests.slack.slack_helpers import (
     CHANNEL,
-    FakeSlack,
     click,
     create_event,
     find_element,
@@ -34,8 +34,6 @@ from tests.slack.slack_helpers import (
     post_signed,
     slash_command,
     store,
-    validate_blocks,
-    validate_view,
     wait_response,
 )
 from tests.slack.test_slack_blocks import RID, event

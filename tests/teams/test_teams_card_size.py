@@ -17,7 +17,8 @@ import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH
-from tests.teams.teams_helpers import BOB, CHANNEL, FakeConnector, Teams, card_of, make_event, texts, typed
+from tests.fakes.bot_connector import FakeConnector, card_of
+from tests.teams.teams_helpers import BOB, CHANNEL, Teams, make_event, texts, typed
 from tests.teams.test_teams_structured import inputs, posted, valid
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")

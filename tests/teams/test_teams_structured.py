@@ -24,22 +24,11 @@ from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.view import event_view
 from tests import lifecycle_workflows as flows
-from tests.helpers import Run
+from tests.fakes.bot_connector import FakeConnector, card_of
+from tests.fakes.flyte import Run
 from tests.lifecycle_workflows import ExpenseDecision
 from tests.slack.test_slack_structured import EveryKind
-from tests.teams.teams_helpers import (
-    ALICE,
-    BOB,
-    CHANNEL,
-    FakeConnector,
-    Teams,
-    card_of,
-    rows,
-    submission,
-    texts,
-    title,
-    typed,
-)
+from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, Teams, rows, submission, texts, title, typed
 from tests.teams.test_teams_bot import PERSONAL
 from tests.teams.test_teams_cards import FORM, SCHEMA, request, strip_msteams
 
