@@ -12,7 +12,7 @@ import pytest
 
 from hitl_chatops.bot.server import BotThread
 from tests import gate_workflows as flows
-from tests.helpers import Run
+from tests.fakes.flyte import Run
 from tests.test_flyte_e2e import pending_event
 from tests.test_lifecycle_e2e import post_json
 

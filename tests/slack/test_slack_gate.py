@@ -12,8 +12,9 @@ import pytest
 
 from hitl_chatops.bot.server import BotThread
 from tests import gate_workflows as flows
-from tests.helpers import Run
-from tests.slack.slack_helpers import FakeSlack, click, find_element, modal_submission, post_signed, store
+from tests.fakes.flyte import Run
+from tests.fakes.slack import FakeSlack
+from tests.slack.slack_helpers import click, find_element, modal_submission, post_signed, store
 from tests.slack.test_slack_safety import assert_no_mention_or_masked_link
 from tests.slack.test_slack_structured import section_fields
 
