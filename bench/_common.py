@@ -1,7 +1,8 @@
 """Shared bench helpers, in this process: pending events to answer, statistics, the result file.
 
-The child processes (our bot, the stock app, moto's S3 server) are in `_peer.py`.
-`hitl_chatops` is imported only when an event is built, so a script can set its environment first.
+The child processes (our bot, the stock app, the fakes' servers) are in `_peer.py`; the fakes
+themselves (moto, Slack, ...) are the tests' (`tests/fakes/`). `hitl_chatops` is imported only when
+an event is built, so a script can set its environment first.
 """
 
 from __future__ import annotations
@@ -13,65 +14,39 @@ import json
 import os
 import platform
 import subprocess
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+
+from _peer import REPO  # and the repo root on the path, for `tests.fakes`
+
+from tests.fakes.events import make_request
 
 if TYPE_CHECKING:
     from hitl_chatops.bot.protocol import MessageRef, Request
     from hitl_chatops.bot.store import Store
 
-REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
+
+BENCH_EVENT: dict[str, Any] = {"event_name": "bench", "prompt": "Deploy?", "timeout": 3600}
 
 
 # -- pending events ------------------------------------------------------------------------------
 
 
-def make_request(
-    request_id: str,
-    request_path: str,
-    response_path: str,
-    *,
-    now: datetime | None = None,
-    event_name: str = "bench",
-    prompt: str = "Deploy?",
-    data_type: Literal["int", "float", "str", "bool"] = "bool",
-    **bounds: Any,
-) -> Request:
-    """A pending event due in an hour, as the plugin writes it; `bounds` e.g. `min_value=1, max_value=10`."""
-    from hitl_chatops.bot.protocol import Request, utcnow
-
-    now = now or utcnow()
-    return Request(
-        request_id=request_id,
-        event_name=event_name,
-        prompt=prompt,
-        data_type=data_type,
-        request_path=request_path,
-        response_path=response_path,
-        created_at=now,
-        deadline=now + timedelta(hours=1),
-        timeout_seconds=3600,
-        **bounds,
-    )
-
-
 def store_request(store: Store, **fields: Any) -> Request:
-    """`make_request` with a fresh id, at the paths `store` uses (not written yet)."""
-    from hitl_chatops.bot.store import new_request_id
-
-    request_id = new_request_id()
-    return make_request(request_id, store.request_url(request_id), store.response_url(request_id), **fields)
+    """A pending bool event due in an hour, at the paths `store` uses (not written yet); `fields` override
+    (e.g. `now`, `data_type="int", min_value=1, max_value=10`)."""
+    return make_request(store, **(BENCH_EVENT | fields))
 
 
 async def create_events(store: Store, count: int, *, concurrency: int = 32, **fields: Any) -> list[Request]:
-    """`count` pending events (see `make_request` for `fields`), written through `store`, `concurrency` at a time."""
+    """`count` pending events (see `store_request` for `fields`), written through `store`, `concurrency` at a time."""
     from hitl_chatops.bot.protocol import utcnow
 
     now = utcnow()
@@ -93,10 +68,10 @@ def event_objects(root: str, answered: bool, *, posted: bool = False) -> dict[st
     """
     from hitl_chatops.bot.protocol import Responder, Response, utcnow
 
-    request_id = str(uuid.uuid4())
     now = utcnow()
+    request = store_request(_paths(root), now=now)
+    request_id = request.request_id
     folder = f"{root}/hitl-requests/{request_id}"
-    request = make_request(request_id, f"s3://{folder}/request.json", f"s3://{folder}/response.json", now=now)
     objects = {f"{folder}/request.json": request.model_dump_json().encode()}
     if answered:
         response = Response(
@@ -115,6 +90,14 @@ def event_objects(root: str, answered: bool, *, posted: bool = False) -> dict[st
         message = slack_message()
         objects[f"{folder}/messages/slack-{message.key}.json"] = message.model_dump_json().encode()
     return objects
+
+
+@cache
+def _paths(root: str) -> Store:
+    """A `Store` at `s3://root`, used only for the paths it gives an event (it makes no request)."""
+    from hitl_chatops.bot.store import Store
+
+    return Store(f"s3://{root}")
 
 
 SLACK_CHANNEL, SLACK_TS = "C0BENCH", "1700000000.000100"

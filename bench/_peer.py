@@ -1,8 +1,9 @@
-"""Shared bench helpers, the other processes: our bot, the stock flyteplugins-hitl app, moto's S3 server.
+"""Shared bench helpers, the other processes: our bot, the stock flyteplugins-hitl app, the fakes' servers.
 
 Each server runs in its own child process, as it would be deployed, so the load generator in
 the parent never competes with a server for the same GIL and both are measured the same way.
-Run directly only as the child: `python bench/_peer.py stock|ours|floor|moto --port N`.
+The fakes (moto's S3, Slack's Web API) are the tests' own (`tests/fakes/`), run here as children.
+Run directly only as the child: `python bench/_peer.py stock|ours|floor|moto|slack --port N`.
 Reporting and event-building helpers live in `_common.py`.
 """
 
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,13 +31,10 @@ STOCK_LIFESPAN_REPLACED = (
     "stock lifespan failed locally (`flyte.init_in_cluster`); served with it replaced by one that calls `flyte.init()`"
 )
 BUCKET = "hitl-bench"
-_COUNTER = "/__bench__/requests"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+REPO = Path(__file__).resolve().parent.parent
+# `tests.fakes` importable, here and in the children. They are imported only where they are used:
+# a server child (ours, stock) must load nothing but its own modules, or its memory and CPU would lie.
+sys.path.insert(0, str(REPO))
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -99,6 +96,8 @@ def spawn(
     With `note`, the child's first stdout line (written before it serves) is the server's note;
     without it stdout is discarded. `quiet` discards stderr too.
     """
+    from tests.fakes.loopback import free_port
+
     port = free_port()
     process = subprocess.Popen(
         args(port),
@@ -149,28 +148,13 @@ def start_stock() -> Server:
     return _spawn("stock", "/health")
 
 
-# -- moto's S3 server in a child process, counting requests -------------------------------------
-
-
-def aws_env(endpoint: str) -> dict[str, str]:
-    """Point our `Store` and the set-up's s3fs (AWS_*) and flyte.storage (FLYTE_AWS_*) at one loopback server."""
-    return {
-        "AWS_ENDPOINT_URL_S3": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_EC2_METADATA_DISABLED": "true",  # no instance metadata on loopback: botocore would stall
-        "FLYTE_AWS_ENDPOINT": endpoint,
-        "FLYTE_AWS_ACCESS_KEY_ID": "testing",
-        "FLYTE_AWS_SECRET_ACCESS_KEY": "testing",
-    }
+# -- the fakes' servers in child processes ------------------------------------------------------
 
 
 class MotoChild(Server):
-    """moto's S3 server (werkzeug, threaded) in its own process, so it never shares our GIL.
-
-    A WSGI middleware counts every request by method (ListObjectsV2 as LIST);
-    `GET /__bench__/requests` returns the counts, `DELETE` resets them. Nothing else about moto is changed.
-    `start` also points this process's `Store`, s3fs and flyte.storage at it (`aws_env`).
+    """moto's S3 server (`tests/fakes/s3.py`) with the bucket `BUCKET`, in its own process, so it never
+    shares our GIL; it counts every request by method (ListObjectsV2 as LIST) and by object kind
+    (`PUT response.json`). `start` also points this process's `Store`, s3fs and flyte.storage at it.
     """
 
     @property
@@ -179,22 +163,33 @@ class MotoChild(Server):
 
     @classmethod
     def start(cls) -> MotoChild:
-        server = _spawn("moto", _COUNTER, note=False, quiet=True)
+        from tests.fakes.s3 import aws_env
+
+        server = _spawn("moto", f"/{BUCKET}", note=False, quiet=True)  # ready once the bucket is made
         child = cls(server.name, server.url, server.process)
         child.reset()
-        os.environ.update(aws_env(child.endpoint))
+        os.environ.update(aws_env(child.endpoint, flyte_storage=True))
         return child
 
     def requests(self, *, by_object: bool = False) -> Counter[str]:
         """Requests since the last reset by method, or by method and object kind (`PUT response.json`)."""
-        with urllib.request.urlopen(self.endpoint + _COUNTER, timeout=10) as reply:
+        from tests.fakes.s3 import COUNTS
+
+        with urllib.request.urlopen(self.endpoint + COUNTS, timeout=10) as reply:
             counts = Counter(json.loads(reply.read()))
         return Counter({k: n for k, n in counts.items() if (" " in k) == by_object})
 
     def reset(self) -> None:
-        request = urllib.request.Request(self.endpoint + _COUNTER, method="DELETE")
+        from tests.fakes.s3 import COUNTS
+
+        request = urllib.request.Request(self.endpoint + COUNTS, method="DELETE")
         with urllib.request.urlopen(request, timeout=10):
             pass
+
+
+def start_slack() -> Server:
+    """Slack's Web API (`tests/fakes/slack.py`) in its own process; `GET /fake/calls/METHOD` counts its calls."""
+    return _spawn("slack", "/fake/calls/auth.test", note=False)
 
 
 def s3fs_client() -> Any:
@@ -202,12 +197,6 @@ def s3fs_client() -> Any:
     import s3fs
 
     return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
-
-
-def make_bucket(name: str = BUCKET) -> None:
-    fs = s3fs_client()
-    if not fs.exists(name):
-        fs.mkdir(name)
 
 
 # -- the children ------------------------------------------------------------------------
@@ -254,36 +243,15 @@ def _run_floor(port: int) -> None:
 
 
 def _run_moto(port: int) -> None:
-    """moto's own WSGI app behind a request counter, access log off."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
+    """The tests' moto, counting by method and by object kind, until killed."""
+    from tests.fakes.s3 import Moto, by_method
 
-    counts: Counter[str] = Counter()
-    lock = threading.Lock()
-    moto_app = DomainDispatcherApplication(create_backend_app)
+    def labels(method: str, path: str, query: str) -> list[str]:
+        [kind] = by_method(method, path, query)
+        return [kind, f"{kind} {_object_kind(path, query)}"]
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
-        if environ.get("PATH_INFO") == _COUNTER:
-            with lock:
-                if environ["REQUEST_METHOD"] == "DELETE":
-                    counts.clear()
-                body = json.dumps(dict(counts)).encode()
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return iter([body])
-        method = environ["REQUEST_METHOD"]
-        query = environ.get("QUERY_STRING", "")
-        if method == "GET" and "list-type" in query:
-            method = "LIST"  # ListObjectsV2: a GET on the bucket, counted apart from object GETs
-        with lock:
-            counts[method] += 1
-            counts[f"{method} {_object_kind(environ.get('PATH_INFO', ''), query)}"] += 1
-        return moto_app(environ, start_response)  # type: ignore[no-any-return]
-
-    class Quiet(MotoRequestHandler):
-        def log_request(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-    make_server("127.0.0.1", port, app, threaded=True, request_handler=Quiet).serve_forever()
+    Moto(BUCKET, port=port, labels=labels).start()
+    threading.Event().wait()
 
 
 def _object_kind(path: str, query: str) -> str:
@@ -303,11 +271,20 @@ def _object_kind(path: str, query: str) -> str:
     return "other"
 
 
+def _run_slack(port: int) -> None:
+    """The tests' fake Slack Web API, until killed."""
+    from tests.fakes.slack import FakeSlack
+
+    FakeSlack().start(port)
+    threading.Event().wait()
+
+
 _CHILDREN: dict[str, Callable[[int], None]] = {
     "ours": _run_ours,
     "stock": _run_stock,
     "floor": _run_floor,
     "moto": _run_moto,
+    "slack": _run_slack,
 }
 
 

@@ -22,7 +22,6 @@ import os
 import random
 import secrets
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -31,15 +30,13 @@ from pathlib import Path
 
 import aiohttp
 import flyte
-from _common import REPO, bench_parser, machine_lines, publish, store_request
+from _common import bench_parser, machine_lines, publish, store_request
 from _peer import Server, start_ours, start_stock
-
-sys.path.insert(0, str(REPO))
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.store import Store
-from tests.helpers import Run
+from tests.fakes.flyte import Run
 
 env = flyte.TaskEnvironment(name="hitl-bench-resume")
 _started: dict[str, tuple[float, threading.Event]] = {}  # run key -> (first poll time, set once polling)

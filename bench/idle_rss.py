@@ -2,7 +2,7 @@
 
 Each server is started as deployed, in its own process: ours through the `hitl-chatops serve`
 console script with Slack (HTTP mode, `SLACK_API_URL` at the fake Web API from
-`tests/slack/slack_helpers.py`) and the Teams emulator enabled; stock as `bench/_peer.py stock`
+`tests/fakes/slack.py`) and the Teams emulator enabled; stock as `bench/_peer.py stock`
 (uvicorn serving `flyteplugins.hitl._app:app`). For context, ours also runs once with no chat
 platform. When `/healthz` (stock: `/health`) answers, the bench waits `--idle` seconds and reads
 VmRSS, RssAnon and VmHWM from `/proc/<pid>/status`; then it sends one request per surface (form
@@ -23,12 +23,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import REPO, bench_parser, machine_lines, publish
+from _common import bench_parser, machine_lines, publish
 from _peer import spawn, start_stock
 
-sys.path.insert(0, str(REPO))
-
-from tests.slack.slack_helpers import SIGNING_SECRET, FakeSlack, signed_headers
+from tests.fakes.slack import SIGNING_SECRET, FakeSlack, signed_headers
 
 FIELDS = ("VmRSS", "RssAnon", "VmHWM")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from _common import bench_parser, machine_lines, publish, store_request
-from _peer import BUCKET, MotoChild, make_bucket
+from _peer import BUCKET, MotoChild
 
 
 @dataclass
@@ -82,7 +82,6 @@ async def bench(polls: int, interval: float) -> list[Row]:
 
     moto = MotoChild.start()
     try:
-        make_bucket()
         url = f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}/hitl"
         os.environ["HITL_CHATOPS_STORE"] = url
         flyte.init()

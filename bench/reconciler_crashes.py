@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _common import REPO, bench_parser, machine_lines, publish, store_request
-from _peer import BUCKET, MotoChild, make_bucket
+from _peer import BUCKET, MotoChild
 
 if TYPE_CHECKING:
     from hitl_chatops.bot.store import Store
@@ -79,6 +79,17 @@ def reconciler_class(rule: str) -> Any:
     return module.Reconciler
 
 
+class ServiceBefore:
+    """`HitlService` as `BEFORE`'s reconciler calls it: posting and updating copies were the service's
+    then (`post`, `owes`, `settling`, `update_messages`, `repairs`), and are `service.delivery`'s now."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.service if hasattr(self.service, name) else self.service.delivery, name)
+
+
 def believed(reconciler: Any) -> int:
     """The live replicas the reconciler counts (this branch: `live`; before: its sorted list)."""
     if hasattr(reconciler, "live"):
@@ -101,7 +112,7 @@ async def child(rule: str) -> None:
     service = HitlService(
         Store(os.environ["HITL_CHATOPS_STORE"]), secret="bench-secret-0123456789", form_base_url="http://127.0.0.1"
     )
-    reconciler = reconciler_class(rule)(service, INTERVAL)
+    reconciler = reconciler_class(rule)(service if rule == "new" else ServiceBefore(service), INTERVAL)
     task = asyncio.create_task(reconciler.run())
     last = 0
     while not task.done():
@@ -259,7 +270,6 @@ async def large_set(moto: MotoChild, rule: str) -> Counter[str]:
 async def bench() -> tuple[list[Result], dict[str, Counter[str]]]:
     moto = MotoChild.start()
     try:
-        make_bucket()
         results = [await scenario(moto, rule) for rule in RULES]
         return results, {rule: await large_set(moto, rule) for rule in RULES}
     finally:

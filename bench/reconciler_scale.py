@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from _common import bench_parser, create_events, machine_lines, publish
-from _peer import BUCKET, MotoChild, make_bucket
+from _peer import BUCKET, MotoChild
 
 if TYPE_CHECKING:
     from hitl_chatops.bot.reconciler import Reconciler
@@ -123,7 +123,6 @@ async def bench(sizes: list[int]) -> tuple[list[Row], list[Peer], list[float]]:
 
     moto = MotoChild.start()
     try:
-        make_bucket()
         url = f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}/hitl"
         store = Store(url)
         rows, peers, setup, written = [], [], [], 0

@@ -2,7 +2,7 @@
 
 Child processes on loopback: moto's S3 server (counting requests, see `_peer.MotoChild`),
 our bot (`hitl_chatops.bot.server.serve` with Slack on, `SLACK_API_URL` at the fake Web API from
-`tests/slack/slack_helpers.py`) and stock `flyteplugins.hitl._app:app` under uvicorn. Both write to
+`tests/fakes/slack.py`) and stock `flyteplugins.hitl._app:app` under uvicorn. Both write to
 the same bucket: ours through `Store` (obstore, `AWS_ENDPOINT_URL_S3`), stock through flyte.storage
 (obstore, `FLYTE_AWS_ENDPOINT`), with `response_path` set to the event's S3 response.json.
 moto counts requests by method and by object, so the requests an answer makes before its ack
@@ -33,7 +33,6 @@ import os
 import random
 import secrets
 import statistics
-import sys
 import time
 import uuid
 from collections import Counter
@@ -42,12 +41,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from _common import REPO, bench_parser, event_objects, machine_lines, percentile, publish, slack_click_body
-from _peer import BUCKET, MotoChild, Server, make_bucket, s3fs_client, start_floor, start_ours, start_stock
+from _common import bench_parser, event_objects, machine_lines, percentile, publish, slack_click_body
+from _peer import BUCKET, MotoChild, Server, s3fs_client, start_floor, start_ours, start_stock
 
-sys.path.insert(0, str(REPO))
-
-from tests.slack.slack_helpers import SIGNING_SECRET, FakeSlack, signed_headers
+from tests.fakes.slack import SIGNING_SECRET, FakeSlack, signed_headers
 
 if TYPE_CHECKING:
     from hitl_chatops.bot.protocol import Request
@@ -279,7 +276,6 @@ async def bench(
     )
     servers: list[Server] = []
     try:
-        make_bucket()
         fs = s3fs_client()
         root = f"{BUCKET}/{uuid.uuid4().hex[:12]}/hitl"
         secret = os.environ["HITL_BENCH_SECRET"] = secrets.token_urlsafe(32)

@@ -1,10 +1,10 @@
 """Signed Slack clicks: our `POST /slack/events` (slack_bolt) vs stock flyteplugins-hitl's `POST /submit/json`.
 
-Child processes on loopback: our bot with Slack on (HTTP mode, `SLACK_API_URL` pointing at a tiny
-fake Web API child), stock `flyteplugins.hitl._app:app` under uvicorn, the fake, and three peers
-in processes like the fake's: a handler that only reads and answers, a bolt app configured as ours
-whose listener only acks, and the work floor: that bolt app doing only the work a click cannot skip
-(a durable exclusive create of response.json and one `chat.update`, see `work_floor`). Every
+Child processes on loopback: our bot with Slack on (HTTP mode, `SLACK_API_URL` pointing at the
+tests' fake Web API, `tests/fakes/slack.py`, in a child of its own), stock `flyteplugins.hitl._app:app`
+under uvicorn, and three peers, each in a process: a handler that only reads and answers, a bolt app
+configured as ours whose listener only acks, and the work floor: that bolt app doing only the work a
+click cannot skip (a durable exclusive create of response.json and one `chat.update`, see `work_floor`). Every
 round creates fresh pending bool events (ours with the record of their posted Slack message, so
 every answer updates it, as in production) and fires one click per event, shaped like Slack's, all
 in flight at once (default 200); rounds alternate ours/stock. Each server has its own store folder
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import json
 import logging
 import os
@@ -44,31 +43,31 @@ from _common import (
     bench_parser,
     create_events,
     machine_lines,
-    make_request,
     per_round_ratios,
     publish,
     record_slack_messages,
     slack_click_body,
+    store_request,
 )
-from _peer import Server, spawn, start_ours, start_stock, thread_cpu_seconds
+from _peer import Server, spawn, start_ours, start_slack, start_stock, thread_cpu_seconds
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from hitl_chatops.bot.disk_worker import DiskWorker
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.server import tune_gc
 from hitl_chatops.bot.store import Store
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, signed_headers
 
-SIGNING_SECRET = "bench-signing-secret"
 FLOORS = ("floor", "bolt")  # servers that only ack
 WORK = "work-floor"  # bolt, then only what a click cannot skip (`work_floor`)
 UPDATING = ("ours", WORK)  # servers that chat.update the clicked message
 REQUEST_ID = re.compile(r"[0-9a-f-]{36}")
 
 
-# -- the fake Slack Web API child, and the peers that run in a process like it --------------
+# -- the peers, each in a process of its own --------------------------------------------------
 
 
 def bolt_like_ours(client: AsyncWebClient) -> AsyncApp:
@@ -76,39 +75,28 @@ def bolt_like_ours(client: AsyncWebClient) -> AsyncApp:
     return AsyncApp(client=client, signing_secret=SIGNING_SECRET, process_before_response=True)
 
 
-def serve_fake(port: int, api_url: str = "", folder: str = "") -> None:
-    """Answers every Web API method with ok (auth.test, chat.update, chat.postEphemeral) and counts them.
-
-    Also the peers that ack: `POST /slack/events` reads the body and answers 200, nothing else;
+def serve_peers(port: int, api_url: str, folder: str = "") -> None:
+    """The peers that ack: `POST /slack/events` reads the body and answers 200, nothing else;
     `POST /bolt/events` runs the request through a bolt app configured as ours (signature check,
-    payload parsing, middleware, a listener) whose listener only acks. Given the Web API's URL and
-    a store folder, `POST /work/events` is the work floor (`work_floor`).
+    payload parsing, middleware, a listener) whose listener only acks. Given a store folder,
+    `POST /work/events` is the work floor (`work_floor`). Slack's Web API is the fake at `api_url`.
     """
-    from collections import Counter
-
-    calls: Counter[str] = Counter()
-
-    async def api(request: web.Request) -> web.Response:
-        await request.read()
-        calls[request.match_info["method"]] += 1
-        return web.json_response({"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T0", "ts": "1.0"})
-
-    async def count(request: web.Request) -> web.Response:
-        return web.json_response(calls[request.match_info["method"]])
 
     async def floor(request: web.Request) -> web.Response:
         await request.read()
         return web.Response()
 
-    bolt = bolt_like_ours(AsyncWebClient(token="xoxb-bench", base_url=f"http://127.0.0.1:{port}/api/"))
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    bolt = bolt_like_ours(AsyncWebClient(token=BOT_TOKEN, base_url=f"{api_url}/"))
 
     @bolt.action(re.compile(".*"))
     async def only_ack(ack: AsyncAck) -> None:
         await ack()
 
     app = web.Application()
-    app.router.add_route("*", "/api/{method}", api)
-    app.router.add_get("/count/{method}", count)
+    app.router.add_get("/health", health)
     app.router.add_post("/slack/events", floor)
     app.router.add_post("/bolt/events", dispatcher(bolt))
     what = "one handler reads the body and answers 200, one runs bolt to an ack"
@@ -135,66 +123,22 @@ def dispatcher(bolt: AsyncApp) -> Callable[[web.Request], Awaitable[web.Response
     return handle
 
 
-def start_fake(name: str, *work: str) -> Server:
-    """The fake's script in a child process; `work` (the Web API's URL, a store folder) adds the work floor."""
+def start_peer(name: str, api_url: str, *work: str) -> Server:
+    """The peers' script in a child process; `work` (a store folder) adds the work floor."""
     script = str(Path(__file__).resolve())
-    return spawn(name, lambda port: [sys.executable, script, "--serve-fake", str(port), *work], "/api/auth.test")
+    return spawn(name, lambda port: [sys.executable, script, "--serve-peers", str(port), api_url, *work], "/health")
 
 
-# -- the work floor: what a click cannot skip, with the same libraries and nothing of ours ------
+# -- the work floor: what a click cannot skip, with the same libraries and our disk worker ------
 
 
-class GroupCommit:
-    """Durable exclusive creates in a local folder, as durable as ours and as few syncs.
-
-    A temp file beside the target, one `syncfs` for every file written while the previous sync
-    ran (on a thread, so the loop keeps writing), then a hard link into place (exclusive: an
-    existing file is a `FileExistsError`) and the temp file removed. A reader never sees half a
-    file, and nothing counts as written before it is on disk.
-    """
-
-    def __init__(self) -> None:
-        self._queued: list[tuple[int, str, str, asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task[None] | None = None
-        self._syncfs = ctypes.CDLL(None, use_errno=True).syncfs
-
-    async def create(self, path: str, data: bytes) -> None:
-        tmp = f"{path}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        if os.write(fd, data) != len(data):  # a few hundred bytes to a regular file: all, or a full disk
-            os.close(fd)
-            os.unlink(tmp)
-            raise OSError(f"short write to {tmp}")
-        future = asyncio.get_running_loop().create_future()
-        self._queued.append((fd, tmp, path, future))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
-        await future
-
-    async def _flush(self) -> None:
-        while self._queued:
-            batch, self._queued = self._queued, []
-            failed = await asyncio.to_thread(self._syncfs, batch[0][0])
-            for fd, tmp, path, future in batch:
-                os.close(fd)
-                try:
-                    if failed:
-                        raise OSError("syncfs failed")
-                    os.link(tmp, path)
-                except OSError as error:
-                    future.set_exception(error)
-                else:
-                    future.set_result(None)
-                finally:
-                    os.unlink(tmp)
-
-
-def answered_message() -> tuple[str, list[dict[str, Any]]]:
+def answered_message(folder: Path) -> tuple[str, list[dict[str, Any]]]:
     """The text and blocks of an answered bool event as ours renders it, built once: the update's payload."""
     from hitl_chatops.adapters.slack import _blocks
     from hitl_chatops.bot.protocol import Responder, Response, utcnow
+    from hitl_chatops.bot.view import event_view
 
-    request = make_request("0" * 36, "request.json", "response.json")
+    request = store_request(Store(folder.as_uri()))
     response = Response(
         value=True,
         request_id=request.request_id,
@@ -203,24 +147,24 @@ def answered_message() -> tuple[str, list[dict[str, Any]]]:
         responded_at=utcnow(),
         via="slack",
     )
-    blocks = [block.to_dict() for block in _blocks.answered_blocks(request, response)]
-    return _blocks.answered_summary(request, response), blocks
+    view = event_view(request, response)
+    return _blocks.summary_text(view), [block.to_dict() for block in _blocks.ended_blocks(view)]
 
 
 def work_floor(api_url: str, folder: Path) -> tuple[AsyncApp, Callable[[web.Application], AsyncIterator[None]]]:
     """Bolt configured as ours, whose listener acks, then does only what a click cannot skip.
 
-    That is: a durable exclusive create of the event's response.json (`GroupCommit`), then one
-    `chat.update` of the clicked message through slack_sdk's client on one pooled session, with a
-    payload built at start. No reads, no checks beyond the id's shape, no models. Also the bolt
-    app and the lifespan of its session.
+    That is: a durable exclusive create of the event's response.json (our disk worker's group commit:
+    temp file, one `syncfs` per batch, hard link), then one `chat.update` of the clicked message
+    through slack_sdk's client on one pooled session, with a payload built at start. No reads, no
+    checks beyond the id's shape, no models. Also the bolt app and the lifespan of its session.
     """
     logger = logging.getLogger("slack_sdk.web.async_client")
     logger.setLevel(logging.WARNING)  # as ours: slack_sdk formats debug lines unless the level is set
-    client = AsyncWebClient(token="xoxb-bench", base_url=f"{api_url}/", logger=logger)
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=f"{api_url}/", logger=logger)
     bolt = bolt_like_ours(client)
-    writes = GroupCommit()
-    text, blocks = answered_message()
+    writes = DiskWorker()
+    text, blocks = answered_message(folder)
     events = os.path.join(folder, "hitl-requests")
     running: set[asyncio.Task[None]] = set()
 
@@ -234,7 +178,8 @@ def work_floor(api_url: str, folder: Path) -> tuple[AsyncApp, Callable[[web.Appl
             "responded_at": datetime.now(UTC).isoformat(),
             "via": "slack",
         }
-        await writes.create(os.path.join(events, request_id, "response.json"), json.dumps(response).encode())
+        path = os.path.join(events, request_id, "response.json")
+        await writes.put(path, json.dumps(response).encode(), durable=True, publish=os.link)
         where = body["container"]
         update = {"channel": where["channel_id"], "ts": where["message_ts"], "text": text, "blocks": blocks}
         await client.api_call("chat.update", json=update)
@@ -268,14 +213,7 @@ def raw_post(path: str, body: bytes, headers: dict[str, str]) -> bytes:
 def click_slack(event: Request, n: int, path: str = "/slack/events") -> bytes:
     """A signed click, as Slack sends it, on `path`."""
     body = slack_click_body(event, n)
-    timestamp = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body) or ""
-    headers = {
-        "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": signature,
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
-    return raw_post(path, body.encode(), headers)
+    return raw_post(path, body.encode(), signed_headers(body))
 
 
 def click_stock(event: Request, _: int) -> bytes:
@@ -316,7 +254,7 @@ async def all_written(events: list[Request]) -> None:
 async def updates_sent(fake: Server, total: int) -> None:
     """Wait until the fake Slack has received `total` `chat.update` calls (a minute at most)."""
     port = int(fake.url.rsplit(":", 1)[1])
-    ask = b"GET /count/chat.update HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    ask = b"GET /fake/calls/chat.update HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     deadline = time.monotonic() + 60
     while True:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -388,10 +326,9 @@ async def bench(clicks: int, rounds: int, warmup: int) -> Measured:
     folder = Path(tempfile.mkdtemp(prefix="hitl-bench-slack-"))
     stores = {name: Store((folder / name).as_uri()) for name in ("ours", "stock", *FLOORS, WORK)}
     secret = secrets.token_urlsafe(32)
-    fake = start_fake("fake slack")
-    os.environ.update(
-        {"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": f"{fake.url}/api"}
-    )
+    fake = start_slack()
+    api_url = f"{fake.url}/api"
+    os.environ.update({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": api_url})
     servers: list[Server] = []
     updates = 0  # chat.update calls ours and the work floor owe the fake so far: one per answered event
     fake_cpu = 0.0
@@ -415,8 +352,8 @@ async def bench(clicks: int, rounds: int, warmup: int) -> Measured:
         servers = [
             start_ours((folder / "ours").as_uri(), secret),
             start_stock(),
-            *map(start_fake, FLOORS),
-            start_fake(WORK, f"{fake.url}/api", str(folder / WORK)),
+            *(start_peer(name, api_url) for name in FLOORS),
+            start_peer(WORK, api_url, str(folder / WORK)),
         ]
         samples = {s.name: LoadSample(s.name) for s in servers}
         answered: list[tuple[str, Request]] = []
@@ -462,7 +399,8 @@ def report(measured: Measured, args: argparse.Namespace) -> list[str]:
         *machine_lines(["aiohttp", "slack-bolt", "slack-sdk", "fastapi", "uvicorn", "flyteplugins-hitl"]),
         f"- load: {args.rounds} alternating rounds x {args.clicks} distinct bool events per server, "
         f"all {args.clicks} clicks in flight at once; {args.warmup} warm-up clicks each (not counted)",
-        "- store: a local folder per server on one filesystem; Slack Web API: a fake child process on loopback",
+        "- store: a local folder per server on one filesystem; Slack Web API: the tests' fake "
+        "(`tests/fakes/slack.py`) in a child process on loopback",
         "",
         "| server | endpoint | clicks | errors | ack p50 ms | ack p99 ms | written/s (end to end) | CPU ms/click |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -510,8 +448,9 @@ def floor_lines(measured: Measured) -> list[str]:
         "bolt-based handler on this machine.",
         "",
         f"The work floor is that bolt app whose listener acks, then does only what a click cannot skip, with the "
-        "same libraries and nothing of ours: a durable exclusive create of response.json (temp file, one "
-        "`syncfs` per batch, hard link, as ours) and one `chat.update` of the clicked message through slack_sdk's "
+        "same libraries and, of ours, only the disk worker that makes the write durable: a durable exclusive "
+        "create of response.json (temp file, one `syncfs` per batch, hard link: `bot/disk_worker.py`, as ours) "
+        "and one `chat.update` of the clicked message through slack_sdk's "
         "client on one pooled session, with blocks built at start. It reads nothing, checks nothing but the id's "
         "shape, renders nothing and indexes nothing, which ours does (the event and its message record read, "
         "who may answer and the value checked, the answered message rendered and validated by slack_sdk's "
@@ -544,8 +483,8 @@ def round_ratios(per_round: dict[str, list[float]]) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) in (3, 5) and sys.argv[1] == "--serve-fake":
-        serve_fake(int(sys.argv[2]), *sys.argv[3:])
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--serve-peers":
+        serve_peers(int(sys.argv[2]), *sys.argv[3:])
         return
     parser = bench_parser(__doc__, "slack_clicks.md")
     parser.add_argument("--clicks", type=int, default=200, help="events (and concurrent clicks) per round")

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _common import bench_parser, create_events, event_objects, machine_lines, publish
-from _peer import BUCKET, MotoChild, make_bucket, s3fs_client
+from _peer import BUCKET, MotoChild, s3fs_client
 
 SHARDS = 16
 
@@ -203,7 +203,6 @@ async def bench(args: argparse.Namespace) -> tuple[list[Row], float, int, Scale]
 
     moto = MotoChild.start()
     try:
-        make_bucket()
         fs = s3fs_client()
         root = f"{BUCKET}/{uuid.uuid4().hex[:12]}/hitl"
         setup_seconds = populate(fs, root, answered, pending)

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _common import bench_parser, machine_lines, publish
-from _peer import BUCKET, MotoChild, make_bucket, process_cpu_seconds
+from _peer import BUCKET, MotoChild, process_cpu_seconds
 
 HOP_SLEEP = 0.0005  # seconds a thread waits in the hop row: about one loopback request
 POOL_SIZES = (4, 8, 16, 32)
@@ -113,7 +113,6 @@ async def bench(
 
     moto = MotoChild.start()
     try:
-        make_bucket()
         store = Store(f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}/hitl")
         results: dict[str, tuple[list[float], list[float]]] = {}
         for name, (ours, stock) in cases(store).items():

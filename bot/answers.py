@@ -17,10 +17,11 @@ The contract every surface builds on:
   or a dict of every field) or `Rejected(errors, message)`: field name → a message a person can
   act on (scalar events use the key `value`, as does a structured answer that is not a mapping
   at all), and all of them in one line. `input_text` writes a value as a control holds it.
-- `describe_answer` / `answer_text` render an answer for people, `context_rows` the context (`outcome_label` titles the
-  outcome: answered, cancelled, default applied at the deadline); `is_approval` tells the
-  "approve, with a reason" shape (one bool plus optional text) that keeps Approve/Reject buttons;
-  `prefill` gives each field's proposed value (the request's `initial`, else the default).
+- `describe_answer` / `answer_text` render an answer for people, `context_rows` the context;
+  `approval_field` finds the bool answered with Approve/Reject buttons (a scalar bool, or the
+  "approve, with a reason" shape: one bool plus optional text); `finite_number` reads a number as
+  the core does; `prefill` gives each field's proposed value (the request's `initial`, else the
+  default). What an event's state says to people is `bot/view.py`'s.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from .protocol import Scalar, ScalarType
 from .text import clip, format_number
 
 if TYPE_CHECKING:
-    from .protocol import DataType, Request, Response
+    from .protocol import DataType, Request
 
 __all__ = [
     "MAX_TEXT_LENGTH",
@@ -52,14 +53,14 @@ __all__ = [
     "Outcome",
     "Rejected",
     "answer_text",
+    "approval_field",
     "context_rows",
     "describe_answer",
     "display",
     "field_text",
+    "finite_number",
     "input_text",
-    "is_approval",
     "number_hint",
-    "outcome_label",
     "parse_answer",
     "parse_fields",
     "prefill",
@@ -530,6 +531,16 @@ def _to_int(raw: object, _: AnswerField) -> Accepted | str:
 
 
 def _to_float(raw: object, _: AnswerField) -> Accepted | str:
+    return _read_float(raw)
+
+
+def finite_number(raw: object) -> float | None:
+    """`raw` as the core reads a number (a JSON number, or ASCII digits; finite), else None."""
+    found = _read_float(raw)
+    return float(found.value) if isinstance(found, Accepted) else None
+
+
+def _read_float(raw: object) -> Accepted | str:
     if isinstance(raw, bool):
         return "Enter a number, like 0.5."
     if isinstance(raw, int | float):
@@ -649,9 +660,8 @@ def field_text(value: object) -> str:
     return str(value)
 
 
-def describe_answer(request: Request, value: object) -> list[tuple[str, str]]:
+def describe_answer(schema: AnswerSchema, value: object) -> list[tuple[str, str]]:
     """`(label, text)` per field: [("Answer", "Approve")] for a scalar bool, else each field's label."""
-    schema = schema_of(request)
     if schema.scalar:
         return [("Answer", display(value))]
     given = value if isinstance(value, Mapping) else {}
@@ -668,26 +678,22 @@ def context_rows(request: Request) -> list[tuple[str, str]]:
     return rows
 
 
-def answer_text(request: Request, value: object) -> str:
+def answer_text(schema: AnswerSchema, value: object) -> str:
     """The answer in one line: "Approve", or "Approved: Yes · Amount: 120 · Notes: —"."""
-    pairs = describe_answer(request, value)
-    if schema_of(request).scalar:
+    pairs = describe_answer(schema, value)
+    if schema.scalar:
         return pairs[0][1]
     return " · ".join(f"{label}: {text}" for label, text in pairs)
 
 
-def outcome_label(response: Response) -> str:
-    """The event's state after its outcome, as every surface titles it."""
-    if response.cancelled:
-        return "Cancelled"
-    return "Expired: default applied" if response.defaulted else "Answered"
-
-
-def is_approval(schema: AnswerSchema) -> bool:
-    """One bool field plus only optional text fields: keep Approve/Reject buttons, ask for the rest."""
+def approval_field(schema: AnswerSchema) -> AnswerField | None:
+    """The bool answered with Approve/Reject buttons, if the answer has that shape: a scalar bool,
+    or one bool plus only optional text fields ("approve, with a reason", asked for after the click)."""
     bools = [f for f in schema.fields if f.kind == "bool"]
     others = [f for f in schema.fields if f.kind != "bool"]
-    return len(bools) == 1 and all(f.kind == "str" and not f.required for f in others)
+    if len(bools) == 1 and all(f.kind == "str" and not f.required for f in others):
+        return bools[0]
+    return None
 
 
 def prefill(request: Request) -> dict[str, Any]:

@@ -132,7 +132,7 @@ async def notify(request: web.Request) -> web.Response:
         event = await service.store.get_request(check_request_id(request.match_info["request_id"]))
     except EventNotFound as error:
         return problem(404, str(error))
-    service.announce_later(event.request_id)  # accepted: posting happens after the reply
+    service.delivery.announce_later(event.request_id)  # accepted: posting happens after the reply
     return web.json_response(event_summary(request, event), status=202)
 
 

@@ -1,4 +1,4 @@
-"""`hitl-chatops`: serve the bot, list pending events, or run the local demo."""
+"""`hitl-chatops`: serve the bot, list pending events, check a policy file, or run the local demo."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from . import registry
 from .config import load_settings
 from .errors import ConfigError, UserError
 from .logs import setup_logging
+from .policy import Match, Policy, configured_policy, load_policy
 from .protocol import format_time
 from .text import clip
 
@@ -61,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     pending = commands.add_parser("pending", help="list pending events as a table")
     pending.set_defaults(run=_pending)
 
+    policy = commands.add_parser("policy", help="work with a policy file (HITL_CHATOPS_POLICY)")
+    check = policy.add_subparsers(required=True, metavar="COMMAND").add_parser(
+        "check", help="validate a policy file and print what it would do"
+    )
+    check.add_argument("file", help="path or fsspec URL of the YAML file")
+    check.add_argument("--project", help="show what happens to an event in this Flyte project")
+    check.add_argument("--domain", help="... in this Flyte domain")
+    check.add_argument("--event", help="... named this")
+    check.set_defaults(run=_policy_check)
+
     demo = commands.add_parser("demo", help="start a bot and run the example workflow as a local Flyte run")
     demo.add_argument("--workflow", type=Path, default=DEMO_WORKFLOW, help="file defining the task `main`")
     demo.add_argument("--port", type=int, default=0, help="port for the demo bot (default: a free one)")
@@ -75,6 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
             overrides.update(registry.adapter(registration).local)
     settings = load_settings(**overrides)
     settings.secret_value()  # fail now, with the variable's name, not on the first request
+    if settings.policy:  # the plugin applies it; a bad file is said at start, not at the next event
+        configured_policy(settings.policy)
     setup_logging(settings.log_format)
     from .server import serve
 
@@ -108,6 +121,42 @@ def _pending(_: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())  # noqa: T201
     return 0
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    """The file checked (a bad one is a one-line error naming the line), then what it does: to the event
+    described by --project/--domain/--event if any is given, else rule by rule."""
+    policy = load_policy(args.file)
+    count = len(policy.rules)
+    lines = [f"{args.file}: valid, {count} rule{'' if count == 1 else 's'}."]
+    if args.project is None and args.domain is None and args.event is None:
+        lines += _every_rule(policy)
+    else:
+        lines += _one_event(policy, args.project, args.domain, args.event)
+    print("\n".join(lines))  # noqa: T201 - this command's output is the report
+    return 0
+
+
+def _every_rule(policy: Policy) -> list[str]:
+    lines = []
+    for number, rule in enumerate(policy.rules, 1):
+        lines.append(f"{number}. {rule.name} ({_match_text(rule.match)}):")
+        lines += [f"   - {effect}" for effect in rule.describe()]
+    return lines
+
+
+def _one_event(policy: Policy, project: str | None, domain: str | None, event: str | None) -> list[str]:
+    scope = ", ".join(f"{key} {value}" for key, value in (("project", project), ("domain", domain)) if value)
+    asked = f"An event{f' named {event}' if event else ''}{f' in {scope}' if scope else ''}"
+    rule = policy.rule_for(project, domain, event or "")
+    if rule is None:
+        return [f"{asked} matches no rule: the task's own settings apply."]
+    return [f"{asked} matches rule {rule.name}, which:", *(f"  - {effect}" for effect in rule.describe())]
+
+
+def _match_text(match: Match) -> str:
+    keys = [f"{key} {value}" for key, value in match.model_dump().items() if value != "*"]
+    return ", ".join(keys) or "every event"
 
 
 def _demo(args: argparse.Namespace) -> int:

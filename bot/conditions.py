@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from .config import Settings
-    from .service import HitlService
+    from .delivery import Delivery
     from .store import Listing, Store
 
 log = logging.getLogger(__name__)
@@ -172,12 +172,12 @@ class ConditionSignaller:
         await self.store.drop_owed_signal(request.request_id)
 
 
-def attach(app: web.Application, service: HitlService, settings: Settings) -> ConditionSignaller:
+def attach(app: web.Application, delivery: Delivery, settings: Settings) -> ConditionSignaller:
     """Signal conditions after every answer, retry owed ones on every reconciler pass, and check
-    the Flyte settings at start-up."""
-    signaller = ConditionSignaller(service.store, settings)
-    service.answered_hooks.append(signaller.answered)
-    service.repairs.append(signaller.retry_owed)
+    the Flyte settings at start-up: a signal is delivery of the answer to Flyte."""
+    signaller = ConditionSignaller(delivery.store, settings)
+    delivery.answered_hooks.append(signaller.answered)
+    delivery.repairs.append(signaller.retry_owed)
 
     async def connect(app: web.Application) -> None:
         await signaller.connect()

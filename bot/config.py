@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535, validation_alias=AliasChoices("HITL_CHATOPS_METRICS_PORT"))
     reconcile_seconds: float = Field(15, ge=0, validation_alias=AliasChoices("HITL_CHATOPS_RECONCILE_SECONDS"))
     log_format: Literal["json", "text"] = Field("json", validation_alias=AliasChoices("HITL_CHATOPS_LOG_FORMAT"))
+    # A local run with a terminal asks there too (plugin/_console.py); false keeps it to the form and chat.
+    console: bool = Field(True, validation_alias=AliasChoices("HITL_CHATOPS_CONSOLE"))
+    # A YAML file (path or fsspec URL) of rules that tighten every event the plugin creates (bot/policy.py).
+    policy: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_POLICY"))
 
     # Native Flyte conditions (bot/conditions.py): where and how the bot signals them.
     flyte_endpoint: str | None = Field(None, validation_alias=AliasChoices("HITL_CHATOPS_FLYTE_ENDPOINT"))

@@ -1,12 +1,15 @@
 """One error hierarchy for the whole project.
 
 `UserError` messages are written for the person answering (shown inline in Slack, Teams or the
-form); every other `HitlError` is internal: logged, never echoed to a person.
+form); every other `HitlError` is internal: logged, never echoed to a person. The refusals of an
+event that has ended say what its state says (`states`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from .states import expired_refusal, refusal
 
 if TYPE_CHECKING:
     from .protocol import Response
@@ -64,7 +67,7 @@ class MembershipUnknown(UserError):
 
 class EventExpired(UserError):
     def __init__(self, deadline_text: str) -> None:
-        super().__init__(f"This event expired at {deadline_text}; the workflow no longer waits for an answer.")
+        super().__init__(expired_refusal(deadline_text))
 
 
 class AlreadyAnswered(UserError):
@@ -73,13 +76,8 @@ class AlreadyAnswered(UserError):
     Build it with `AlreadyAnswered.of(response)`, which picks `EventCancelled` for a cancellation.
     """
 
-    def __init__(self, response: Response, message: str | None = None) -> None:
-        if message is None:
-            if response.defaulted:
-                message = f"This event expired at {response.responded_text} and its default answer was applied."
-            else:
-                message = f"Already answered by {response.responder_label} at {response.responded_text}."
-        super().__init__(message)
+    def __init__(self, response: Response) -> None:
+        super().__init__(refusal(response))
         self.response = response
 
     @staticmethod
@@ -91,10 +89,7 @@ class EventCancelled(AlreadyAnswered):
     """The event was cancelled: answers are refused and `wait()` raises this, with the reason."""
 
     def __init__(self, response: Response) -> None:
-        reason = f": {response.reason}" if response.reason else ""
-        super().__init__(
-            response, f"This event was cancelled by {response.responder_label} at {response.responded_text}{reason}."
-        )
+        super().__init__(response)
         self.reason = response.reason
 
 

@@ -1,4 +1,4 @@
-"""The part of condition signalling that talks to Flyte's control plane through `flyte.remote`.
+"""The calls to Flyte's control plane through `flyte.remote`: condition signalling, and who started a run.
 
 Used by the bot when its Flyte connection is configured and by the plugin (which always has
 flyte). flyte is imported inside the functions, so the core still imports without it.
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .errors import ConfigError, HitlError
-from .protocol import ConditionRef
+from .protocol import ConditionRef, RunInfo
 
 if TYPE_CHECKING:
     from .conditions import Payload
@@ -52,7 +52,7 @@ async def _signal(ref: ConditionRef, value: Payload, seconds: float) -> Signalle
     from connectrpc.errors import ConnectError
 
     try:
-        with _in_project(ref):
+        with _in_project(ref.project, ref.domain):
             condition = await _within(seconds, _find(ref))
             if condition is None:
                 return "not_found"
@@ -83,7 +83,7 @@ async def signalled_by(ref: ConditionRef, *, seconds: float = FLYTE_CALL_SECONDS
 async def _signalled_by(ref: ConditionRef, seconds: float) -> str:
     from flyte.remote import ActionDetails
 
-    with _in_project(ref):
+    with _in_project(ref.project, ref.domain):
         condition = await _within(seconds, _find(ref))
         if condition is None:
             return ""
@@ -91,6 +91,27 @@ async def _signalled_by(ref: ConditionRef, seconds: float) -> str:
     user = details.pb2.signal_info.signalled_by.user.spec
     full_name = " ".join(part for part in (user.first_name, user.last_name) if part)
     return str(full_name or user.email or user.user_handle)
+
+
+async def started_by(run: RunInfo, *, seconds: float = FLYTE_CALL_SECONDS) -> str | None:
+    """Who started the run, as a requester: the e-mail of the user in its root action's
+    `ActionMetadata.executed_by` (GetRunDetails). None when an application started it (a trigger, a
+    service account: nobody to keep from approving) or the user has no e-mail, which chat platforms
+    could not match to a person. One call, given up after `seconds` (`FlyteTimedOut`)."""
+    if not (run.project and run.domain and run.run_name):
+        return None
+    return await _on_flyte_loop(_started_by, run, seconds)
+
+
+async def _started_by(run: RunInfo, seconds: float) -> str | None:
+    from flyte.remote import RunDetails
+
+    with _in_project(run.project or "", run.domain or ""):
+        details = await _within(seconds, RunDetails.get.aio(name=run.run_name))
+    identity = details.pb2.action.metadata.executed_by
+    if not identity.HasField("user"):
+        return None
+    return str(identity.user.spec.email).strip() or None
 
 
 async def _on_flyte_loop(work: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
@@ -136,12 +157,12 @@ async def _find(ref: ConditionRef) -> Any:
 
 
 @contextlib.contextmanager
-def _in_project(ref: ConditionRef) -> Iterator[None]:
+def _in_project(project: str, domain: str) -> Iterator[None]:
     """flyte.remote reads project and domain from its init config: scope them to this call (a task
     on flyte's loop, with its own context), so one bot serves every project."""
     from flyte._initialize import get_init_config, init_config_context
 
-    with init_config_context(get_init_config().replace(project=ref.project, domain=ref.domain)):
+    with init_config_context(get_init_config().replace(project=project, domain=domain)):
         yield
 
 

@@ -1,7 +1,8 @@
 """The fallback web form: `GET/POST /form/<request_id>?sig=...`.
 
 The signature proves the link came from us; the deadline stored with the request ends it.
-Every answer goes through `HitlService.respond`, like Slack's and Teams'.
+Every answer goes through `HitlService.respond`, like Slack's and Teams'; what the pages say about
+the event's state is its `EventView`'s.
 """
 
 from __future__ import annotations
@@ -13,23 +14,16 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .answers import (
-    AnswerField,
-    answer_text,
-    context_rows,
-    field_text,
-    input_text,
-    number_hint,
-    prefill,
-    schema_of,
-)
+from .answers import AnswerField, context_rows, field_text, input_text, number_hint, prefill, schema_of
 from .appkeys import SERVICE, SETTINGS
 from .errors import AlreadyAnswered, EventExpired, EventNotFound, InvalidValue, StoreError, StoreUnavailable, UserError
 from .links import form_signature_ok
-from .protocol import Request, Responder, Response, format_time
+from .protocol import Request, Responder, format_time
+from .states import State, text_of
 from .store import check_request_id
 from .templates import page_style_hash, render
 from .text import format_number
+from .view import EventView, event_view
 
 routes = web.RouteTableDef()
 
@@ -59,26 +53,27 @@ def _page(template: str, status: int = 200, **context: Any) -> web.Response:
     return web.Response(text=html, status=status, content_type="text/html", headers=_page_headers())
 
 
-def _outcome(kind: str, status: int, title: str, message: str, event: Request | None = None) -> web.Response:
-    return _page("outcome.html", status, kind=kind, title=title, message=message, event=event)
+def _outcome(
+    kind: str, badge: str, status: int, title: str, message: str, event: Request | None = None
+) -> web.Response:
+    return _page("outcome.html", status, kind=kind, badge=badge, title=title, message=message, event=event)
 
 
-def _answered_page(event: Request, response: Response, *, fresh: bool) -> web.Response:
-    answer = answer_text(event, response.value)
-    if fresh:
-        return _outcome("success", 200, "Thanks, your answer is in", f"You answered {answer}.", event)
-    if response.cancelled:
-        return _outcome("cancelled", 200, "This event was cancelled", str(AlreadyAnswered.of(response)), event)
-    if response.defaulted:
-        message = f"The deadline was {format_time(event.deadline)}; the default answer {answer} was applied."
-        return _outcome("expired", 200, "This event has expired", message, event)
-    return _outcome(
-        "answered",
-        200,
-        "Already answered",
-        f"{response.responder_label} answered {answer} at {response.responded_text}.",
-        event,
-    )
+def _error(status: int, title: str, message: str) -> web.Response:
+    return _outcome("error", "Error", status, title, message)
+
+
+def _ended_page(view: EventView) -> web.Response:
+    """The event once it has ended, as its view words it: refused (403) when it expired unanswered."""
+    status = 403 if view.state is State.EXPIRED else 200
+    words = view.words
+    return _outcome(view.state, words.label, status, words.headline, text_of(words.message), view.request)
+
+
+def _saved_page(view: EventView) -> web.Response:
+    """The answer this person just gave."""
+    message = f"You answered {view.answer_text}."
+    return _outcome("success", "Done", 200, "Thanks, your answer is in", message, view.request)
 
 
 def control(field: AnswerField, scalar: bool) -> dict[str, Any]:
@@ -120,16 +115,16 @@ async def _load(request: web.Request) -> Request | web.Response:
     request_id = request.match_info["request_id"]
     secret = request.app[SETTINGS].secret_value()
     if not form_signature_ok(secret, request_id, request.query.get("sig")):
-        return _outcome("error", 403, "This link is not valid", "Open the link exactly as it was posted in chat.")
+        return _error(403, "This link is not valid", "Open the link exactly as it was posted in chat.")
     try:
         event = await request.app[SERVICE].store.get_request(check_request_id(request_id))
         schema_of(event)  # an event whose answer cannot be asked for is as unreadable as a broken object
         return event
     except EventNotFound as error:
-        return _outcome("error", 404, "Event not found", str(error))
+        return _error(404, "Event not found", str(error))
     except StoreError:
         unavailable = StoreUnavailable(reading=request.method != "POST")
-        return _outcome("error", 503, "Please try again in a moment", str(unavailable))
+        return _error(503, "Please try again in a moment", str(unavailable))
 
 
 def _form(
@@ -147,6 +142,7 @@ def _form(
         "form.html",
         status,
         event=event,
+        badge=event_view(event).words.label,
         controls=_controls(event, typed, errors or {}),
         context_rows=context_rows(event),  # the form shows everything, unclipped
         notice=notice,
@@ -163,11 +159,8 @@ async def show_form(request: web.Request) -> web.Response:
         response = await request.app[SERVICE].store.get_response(event.request_id)
     except StoreError:
         return _form(event, notice="Storage is unreachable right now; reload in a moment.", status=503)
-    if response:
-        return _answered_page(event, response, fresh=False)
-    if event.expired():
-        return _expired(event)
-    return _form(event)
+    view = event_view(event, response, expired=event.expired())
+    return _form(event) if view.open else _ended_page(view)
 
 
 @routes.post("/form/{request_id}")
@@ -189,9 +182,9 @@ async def submit_form(request: web.Request) -> web.Response:
         raw: object = typed["value"] if schema.scalar else typed
         response = await request.app[SERVICE].respond(event.request_id, raw, responder, "web")
     except AlreadyAnswered as answered:
-        return _answered_page(event, answered.response, fresh=False)
+        return _ended_page(event_view(event, answered.response))
     except EventExpired:
-        return _expired(event)
+        return _ended_page(event_view(event, expired=True))
     except InvalidValue as invalid:
         return _form(event, typed=typed, errors=invalid.errors, status=422)
     except UserError as error:
@@ -199,14 +192,4 @@ async def submit_form(request: web.Request) -> web.Response:
         if schema.scalar:  # the one field's error slot, as before
             return _form(event, typed=typed, errors={"value": str(error)}, status=status)
         return _form(event, typed=typed, notice=str(error), status=status)
-    return _answered_page(event, response, fresh=True)
-
-
-def _expired(event: Request) -> web.Response:
-    return _outcome(
-        "expired",
-        403,
-        "This event has expired",
-        f"The deadline was {format_time(event.deadline)}; the workflow no longer waits for an answer.",
-        event,
-    )
+    return _saved_page(event_view(event, response))

@@ -1,11 +1,13 @@
 """The seam between the core and a chat platform: what an adapter provides, and nothing more.
 
-The core owns every step that is the same on every platform: posting each target once (claims),
-recording where each copy went, re-rendering every copy when the event ends, retrying through the
-outbox, and turning failures into logged, counted `HitlError`s. An adapter only translates: it
-implements `Platform` (send one message, re-render one copy, read a group) and describes itself
-with an `Adapter` (its settings, whether it is on, and `mount`, which adds its inbound routes and
-turns platform requests into `HitlService` calls and the core's verdicts into platform replies).
+The core owns every step that is the same on every platform. `HitlService` decides (answer,
+cancel, who may answer, the pending list); `Delivery` (`service.delivery`) posts each target once
+(claims), records where each copy went, re-renders every copy when the event ends, retries through
+the outbox, and turns failures into logged, counted `HitlError`s. An adapter only translates: it
+implements `Platform` (send one message, re-render one copy, read a group), which delivery calls,
+and describes itself with an `Adapter` (its settings, whether it is on, and `mount`, which adds its
+inbound routes and turns platform requests into `HitlService` calls and the core's verdicts into
+platform replies).
 
 A platform is registered once, in `registry`; see the README's "Add a chat platform".
 """

@@ -3,13 +3,16 @@
 Both objects are supersets of flyteplugins-hitl's, so stock code reads ours and stock
 answers satisfy our wait loop. Unknown keys are kept, never rejected. Version 2 adds structured
 answers (`data_type: "object"` + `answer_schema`), `context`, `initial`, `on_timeout`, and
-cancelled / defaulted outcomes; version-1 objects read as before (every new field is optional).
+cancelled / defaulted outcomes; version 3 the rules of a team decision (`approvals`, `rules`,
+`requester`, `remind_every`, `escalate`, `policy`, `policy_responders`). Older objects read as
+before: every new field is optional.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -22,13 +25,14 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    StringConstraints,
     field_validator,
     model_validator,
 )
 
 from . import registry
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 REQUEST_ID_PATTERN = re.compile(r"^[0-9a-f-]{36}$")
 
 ScalarType = Literal["int", "float", "str", "bool"]
@@ -37,7 +41,8 @@ DataType = Literal["int", "float", "str", "bool", "object"]
 # literally; "markdown" with the author's emphasis and links. Never a broadcast or user mention.
 PromptType = Literal["text", "markdown"]
 # Where an outcome came from: a chat platform (slack, teams), the web form (web), the API (api),
-# flyte, or timeout (the default applied at the deadline). A plain name, so platforms added later need no change here.
+# flyte, policy (approved by the policy file at creation), or timeout (the default applied at the
+# deadline). A plain name, so platforms added later need no change here.
 Via = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 # A chat platform's name, as the registry defines one. Not checked against the platforms registered
 # here: a copy posted by a replica that runs one more platform (mid-upgrade) stays readable.
@@ -45,6 +50,21 @@ PlatformName = Annotated[str, Field(pattern=registry.NAME_PATTERN)]
 # Strict members: a choice keeps the exact type it was given ("yes" stays a str, 1 an int),
 # where a lax left-to-right union would turn "yes", "on", "1" and 0/1 into bools.
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+
+# -- version 3: the rules of a team decision --
+MAX_APPROVALS = 50  # approvals asked of distinct people, per event and per rule
+MIN_REMIND_SECONDS = 60  # reminders post into people's threads: not more often than once a minute
+# A `responders` entry: a user or group id, optionally prefixed with its platform ("slack:S0SRE");
+# "*" is anyone. Never a display name (people can change those).
+ResponderId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^\S+$")]
+# Where an event is posted, "<platform>:<target>" as in `channels` ("slack:C0123").
+ChannelId = Annotated[str, StringConstraints(max_length=255, pattern=rf"{registry.NAME_PATTERN[:-1]}:\S+$")]
+# Who asked: a chat identity ("slack:U0DANA", "teams:<Entra object id>") or an e-mail address the
+# platforms resolve to theirs. A platform prefix is required: a bare id could be anyone's on another platform.
+RequesterId = Annotated[
+    str,
+    StringConstraints(max_length=255, pattern=rf"({registry.NAME_PATTERN[:-1]}:\S+$)|(^[^@\s:]+@[^@\s]+\.[^@\s]+$)"),
+]
 
 
 def utcnow() -> datetime:
@@ -110,6 +130,71 @@ class ConditionRef(_Model):
     name: str
 
 
+_TEAM_FIELDS = ("rules", "requester", "escalate", "policy_responders")
+
+
+def decided_by_team(fields: Mapping[str, Any]) -> bool:
+    """Whether an event with these request fields takes more than its first eligible answer: several
+    approvals, rules, a requester who may not approve, escalation levels, or a policy narrowing who may
+    answer. Reminders alone leave an event simple: they change who is nudged, not what decides."""
+    return fields.get("approvals", 1) > 1 or any(fields.get(name) for name in _TEAM_FIELDS)
+
+
+def seconds(value: float | timedelta) -> float:
+    """A duration given as seconds or a `timedelta`, in seconds (what request.json stores)."""
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+class Rule(_Model):
+    """One approval rule of a team decision: `approvals` distinct people among `responders` must approve.
+
+    Every rule of an event must be met; one person's approval counts for one rule only.
+    """
+
+    responders: list[ResponderId]
+    approvals: int = Field(default=1, ge=1, le=MAX_APPROVALS)
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("responders")
+    @classmethod
+    def _someone(cls, responders: list[str]) -> list[str]:
+        if not responders:
+            raise ValueError('a rule needs at least one responder, a user or group id such as "slack:S0SRE"')
+        return responders
+
+
+class Escalation(_Model):
+    """A level of escalation: still undecided `after` seconds (or a `timedelta`) from the event's creation,
+    `responders` may answer too and the event is posted to `channels`."""
+
+    after: float = Field(gt=0, allow_inf_nan=False)
+    responders: list[ResponderId] = Field(default_factory=list)
+    channels: list[ChannelId] = Field(default_factory=list)
+
+    def __init__(
+        self,
+        *,
+        after: float | timedelta,
+        responders: Sequence[str] = (),
+        channels: Sequence[str] = (),
+        **extra: Any,
+    ) -> None:
+        """Typed for callers: `after` in seconds or as a `timedelta` (stored as seconds)."""
+        fields: dict[str, Any] = {"after": after, "responders": list(responders), "channels": list(channels)}
+        super().__init__(**fields, **extra)
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _in_seconds(cls, after: Any) -> Any:
+        return seconds(after) if isinstance(after, timedelta) else after
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Escalation:
+        if not (self.responders or self.channels):
+            raise ValueError("an escalation needs responders, channels or both: otherwise nothing would happen")
+        return self
+
+
 class Request(_Model):
     """`hitl-requests/<id>/request.json`: written once by the plugin."""
 
@@ -140,6 +225,15 @@ class Request(_Model):
     on_timeout: Default | None = None  # the answer applied at the deadline (None: the wait raises)
     condition: ConditionRef | None = None  # a native Flyte condition mirrors the event (bot/conditions.py)
     prompt_type: PromptType = "text"  # how title, prompt and details are shown (see `PromptType`)
+    # version 3: a team decision, frozen at creation (the task's arguments tightened by the policy file)
+    approvals: int = Field(1, ge=1, le=MAX_APPROVALS)  # distinct people who must approve, in all
+    rules: list[Rule] = Field(default_factory=list)  # each must be met, besides `approvals`
+    requester: RequesterId | None = None  # who asked; they may not approve
+    remind_every: float | None = Field(None, ge=MIN_REMIND_SECONDS, allow_inf_nan=False)  # seconds
+    escalate: list[Escalation] = Field(default_factory=list)
+    policy: str | None = None  # the policy file's rule that shaped the event (HITL_CHATOPS_POLICY), for the audit
+    # The policy's `responders`: when set, a person must match one of these too, whichever list let them in.
+    policy_responders: list[ResponderId] = Field(default_factory=list)
 
     @field_validator("request_id")
     @classmethod
@@ -158,6 +252,11 @@ class Request(_Model):
     def heading(self) -> str:
         """What surfaces show as the event's title."""
         return self.title or self.event_name
+
+    @property
+    def team_event(self) -> bool:
+        """See `decided_by_team`."""
+        return decided_by_team({name: getattr(self, name) for name in ("approvals", *_TEAM_FIELDS)})
 
     def expired(self, now: datetime | None = None) -> bool:
         return (now or utcnow()) >= self.deadline
@@ -213,6 +312,19 @@ class Response(_Model):
             data_type=request.data_type,
             responded_at=request.deadline,
             via="timeout",
+        )
+
+    @classmethod
+    def by_policy(cls, request: Request, value: Any) -> Response:
+        """The outcome of an event the policy file approves at creation (`auto_approve`); the same object
+        whoever writes it."""
+        return cls(
+            value=value,
+            request_id=request.request_id,
+            data_type=request.data_type,
+            responder=Responder(platform="policy", user_name=f"policy {request.policy}"),
+            responded_at=request.created_at,
+            via="policy",
         )
 
     @property

@@ -67,6 +67,7 @@ class _Settled:
 class Reconciler:
     def __init__(self, service: HitlService, interval_seconds: float, replica_id: str | None = None) -> None:
         self.service = service
+        self.delivery = service.delivery
         self.interval = interval_seconds
         self.replica_id = replica_id or new_request_id()
         self._stop = asyncio.Event()
@@ -89,10 +90,10 @@ class Reconciler:
         for request_id in [r for r in self._settled if r not in listing.pending]:
             del self._settled[request_id]  # answered or expired: its marker is gone
         for request_id, version in listing.pending.items():
-            if self.service.settling(request_id):
+            if self.delivery.settling(request_id):
                 continue  # answered here a moment ago: its marker is on its way out
             known = self._settled.get(request_id)
-            if known and known.version == version and known.deadline > now and not self.service.owes(request_id):
+            if known and known.version == version and known.deadline > now and not self.delivery.owes(request_id):
                 continue
             self._settled.pop(request_id, None)
             try:
@@ -102,7 +103,7 @@ class Reconciler:
                 log.warning("reconcile failed", extra={"request_id": request_id, "error": type(error).__name__})
         for request_id in listing.outbox:
             await self._outbox(request_id, report)
-        for repair in self.service.repairs:  # owed work of optional parts (Flyte condition signals)
+        for repair in self.delivery.repairs:  # owed work of optional parts (Flyte condition signals)
             report.signalled += await repair(listing)
         return report
 
@@ -112,23 +113,23 @@ class Reconciler:
         if response := await store.get_response(request_id):
             # Answered, but the marker outlived it (crash, a failed settle, or an answer written by stock
             # code): update the copies, index the outcome and drop the marker.
-            await self.service.update_messages(request, response)
+            await self.delivery.update_messages(request, response)
             if not await store.settle(response, request):
                 raise StoreError("outcome not settled")
             report.repaired += 1
         elif request.expired():
             report.expired += await self.service.expire(request_id)
         else:
-            await self.service.post(request)  # posts only where nobody has (claims)
+            await self.delivery.post(request)  # posts only where nobody has (claims)
             report.announced += 1
-            if not self.service.owes(request_id):
+            if not self.delivery.owes(request_id):
                 self._settled[request_id] = _Settled(version, request.deadline)
 
     async def _outbox(self, request_id: str, report: StepReport) -> None:
         store = self.service.store
         try:
             request = await store.get_request(request_id)
-            if await self.service.update_messages(request, await store.get_response(request_id)):
+            if await self.delivery.update_messages(request, await store.get_response(request_id)):
                 await store.drop_outbox(request_id)
                 report.updated += 1
         except HitlError as error:

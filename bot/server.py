@@ -23,9 +23,10 @@ from aiohttp.typedefs import Handler
 
 from . import api, form, registry
 from .appkeys import SERVICE, SETTINGS
+from .background import finish_or_cut
 from .config import Settings
 from .reconciler import Reconciler
-from .service import HitlService, finish_or_cut
+from .service import HitlService
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,11 @@ def build_app(settings: Settings) -> web.Application:
     for registration in registry.registrations():
         adapter = registry.adapter(registration)
         if adapter.is_enabled(settings):
-            service.add_platform(adapter.attach(app, service, settings))
+            service.delivery.add_platform(adapter.attach(app, service, settings))
     if settings.flyte_enabled:  # not a chat platform: the bot signals native conditions after answers
         from .conditions import attach as attach_flyte
 
-        attach_flyte(app, service, settings)
+        attach_flyte(app, service.delivery, settings)
 
     reconciler = None
     if settings.reconcile_seconds > 0:
@@ -72,7 +73,7 @@ def build_app(settings: Settings) -> web.Application:
         and background work gets `DRAIN_SECONDS`."""
         if reconciler is not None:
             reconciler.stop()
-        await app[SERVICE].drain(DRAIN_SECONDS)
+        await app[SERVICE].background.drain(DRAIN_SECONDS)
 
     app.on_shutdown.append(wind_down)
     return app

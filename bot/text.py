@@ -8,6 +8,8 @@ VIA_NAMES = {  # besides the chat platforms, named by the registry
     "web": "the web form",
     "api": "the API",
     "flyte": "Flyte",
+    "console": "the terminal",  # a local run's own terminal (plugin/_console.py)
+    "policy": "the policy file",  # approved when it was created (HITL_CHATOPS_POLICY, bot/policy.py)
     "timeout": "the deadline default",
 }
 
@@ -24,9 +26,18 @@ def via_name(via: str | None) -> str:
     return registry.label(via) or VIA_NAMES.get(via, via)
 
 
+def whole(number: float) -> int | float:
+    """`number` as an int when it is a whole number written without an exponent (3.0 → 3), else as it is.
+
+    The one rule for showing numbers: text (`format_number`) and number inputs (Teams' cards) alike.
+    """
+    if isinstance(number, int):
+        return number
+    number = float(number)
+    return int(number) if number.is_integer() and abs(number) < 1e16 else number
+
+
 def format_number(number: float) -> str:
     """Whole numbers without a trailing ".0" (3, not 3.0); other floats as Python writes them."""
-    if isinstance(number, int):
-        return str(number)
-    number = float(number)
-    return str(int(number)) if number.is_integer() and abs(number) < 1e16 else repr(number)
+    shown = whole(number)
+    return str(shown) if isinstance(shown, int) else repr(shown)

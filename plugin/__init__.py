@@ -9,26 +9,31 @@ from __future__ import annotations
 from typing import Any
 
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled
-from hitl_chatops.bot.protocol import Responder
+from hitl_chatops.bot.protocol import Escalation, Responder, Rule
 
 from ._ask import ask
 from ._env import env_with
 from ._event import Event, EventScope, new_event
+from ._gate import ApprovalRejected, require_approval
 from ._human import Human
 from ._result import EventResult
 
 __all__ = [
     "AlreadyAnswered",
+    "ApprovalRejected",
+    "Escalation",
     "Event",
     "EventCancelled",
     "EventResult",
     "EventScope",
     "Human",
     "Responder",
+    "Rule",
     "ask",
     "env",
     "env_with",
     "new_event",
+    "require_approval",
 ]
 
 

@@ -141,7 +141,8 @@ async def _settle(request: Request, signalled: asyncio.Future[Any], response: Re
     a value someone gave, and it ends with its task or at its own timeout (the event's deadline)."""
     if response.cancelled or response.defaulted or request.condition is None:
         return
-    done, _ = await asyncio.wait({signalled}, timeout=SETTLE_SECONDS)
+    bot_signals = response.via != "policy"  # an approval the policy wrote at creation: no bot ever saw it
+    done, _ = await asyncio.wait({signalled}, timeout=SETTLE_SECONDS if bot_signals else 0)
     if done:
         return
     try:

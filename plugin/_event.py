@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar, cast, get_args
 
@@ -15,17 +15,38 @@ import flyte.report
 from flyte.syncify import syncify
 from pydantic import BaseModel, ValidationError
 
-from hitl_chatops.bot import registry
-from hitl_chatops.bot.answers import Accepted, AnswerSchema, parse_answer, parse_fields, schema_from_type, type_name
+from hitl_chatops.bot.answers import (
+    Accepted,
+    AnswerSchema,
+    parse_answer,
+    parse_fields,
+    schema_from_type,
+    schema_of,
+    type_name,
+)
 from hitl_chatops.bot.config import Settings, load_settings
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, EventExpired, StoreError
-from hitl_chatops.bot.protocol import PromptType, Request, Responder, Response, RunInfo, format_time, utcnow
+from hitl_chatops.bot.flyte_signal import started_by
+from hitl_chatops.bot.protocol import (
+    Escalation,
+    PromptType,
+    Request,
+    Responder,
+    Response,
+    Rule,
+    RunInfo,
+    format_time,
+    utcnow,
+)
 from hitl_chatops.bot.store import Store, new_request_id
 from hitl_chatops.bot.templates import render
 
+from . import _console as console
 from ._conditions import condition_ref, mirror, run_url, wait_either
 from ._result import EventResult
 from ._runtime import BotEndpoint, announce_link, endpoint
+from ._team import Plan, approval_value, check_channels, plan_event, team_fields
+from ._wake import waiting, wake
 
 __all__ = ["Event", "EventCancelled", "EventScope", "new_event"]
 
@@ -55,6 +76,11 @@ async def new_event(
     initial: Any = None,
     on_timeout: Any = None,
     prompt_type: PromptType = "text",
+    approvals: int = 1,
+    rules: Sequence[Rule | Mapping[str, Any]] | None = None,
+    requester: str | None = None,
+    remind_every: float | timedelta | None = None,
+    escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
 ) -> Event[T]:
     """Create an event, post it to its chat channels, and return it to `wait()` on.
 
@@ -67,6 +93,14 @@ async def new_event(
     is Flyte's: "text" (default) shows the title, prompt and details literally everywhere, "markdown"
     renders their emphasis and links; neither ever mentions a channel or a person. In a remote
     run the event also mirrors a native Flyte condition, answerable in Flyte (plugin/_conditions.py).
+
+    A team decision, counted by the bot: `approvals` distinct people must approve, every `hitl.Rule`
+    in `rules` must be met, `requester` (a chat identity or an e-mail; in a remote run, by default,
+    whoever started the run) may not approve, `remind_every` (seconds or a timedelta, at least 60 s)
+    nudges who still has to act, and each `hitl.Escalation` in `escalate` widens who may answer and
+    where it is posted once its `after` has passed. `HITL_CHATOPS_POLICY` may tighten all of these
+    (bot/policy.py). A team decision is not mirrored as a native condition: Flyte's UI takes one
+    person's answer, not a vote.
     """
     fields = _fields(
         name,
@@ -86,9 +120,16 @@ async def new_event(
         initial=initial,
         on_timeout=on_timeout,
         prompt_type=prompt_type,
+        approvals=approvals,
+        rules=rules,
+        requester=requester,
+        remind_every=remind_every,
+        escalate=escalate,
     )
-    condition = None if _is_local() else await mirror(name, fields["data_type"], prompt, timeout_seconds, prompt_type)
-    return await open_event(data_type, fields, poll_interval_seconds, condition)
+    planned = await effective(data_type, fields)
+    mirrored = not (_is_local() or planned.team or planned.approve)
+    condition = await mirror(name, fields["data_type"], prompt, timeout_seconds, prompt_type) if mirrored else None
+    return await open_event(data_type, planned, poll_interval_seconds, condition)
 
 
 def _fields(
@@ -110,13 +151,26 @@ def _fields(
     initial: Any = None,
     on_timeout: Any = None,
     prompt_type: PromptType = "text",
+    approvals: int = 1,
+    rules: Sequence[Rule | Mapping[str, Any]] | None = None,
+    requester: str | None = None,
+    remind_every: float | timedelta | None = None,
+    escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The request's fields from `new_event`'s (or `ask`'s) arguments, checked before anything is written."""
     kind = type_name(data_type)
     _check_arguments(name, kind, scope, timeout_seconds, poll_interval_seconds, choices, min_value, max_value)
     schema = schema_from_type(data_type)
-    _check_channels(channels or [])
-    return {
+    check_channels(channels or [])
+    team = team_fields(
+        approvals=approvals,
+        rules=rules,
+        requester=requester,
+        remind_every=remind_every,
+        escalate=escalate,
+        timeout_seconds=timeout_seconds,
+    )
+    return team | {
         "event_name": name,
         "data_type": kind,
         "prompt": prompt,
@@ -136,40 +190,41 @@ def _fields(
     }
 
 
-async def open_event(
-    data_type: type[T], fields: dict[str, Any], poll_interval_seconds: float, condition: Any
-) -> Event[T]:
-    """Write the request (with where its native `condition` lives, if any), notify the bot, return the event."""
-    fields = fields | {
+async def effective(data_type: type[Any], fields: dict[str, Any]) -> Plan:
+    """The event's fields with the policy file applied (`plugin/_team.py`), before anything is written."""
+    return await plan_event(fields, schema_from_type(data_type), policy_url=_settings().policy, remote=not _is_local())
+
+
+async def open_event(data_type: type[T], plan: Plan, poll_interval_seconds: float, condition: Any) -> Event[T]:
+    """Write the request (with where its native `condition` lives, if any), notify the bot, return the event.
+
+    A team decision does not take a value signalled in Flyte (one person's answer, not a vote): its
+    condition, if any (`ask`), is only signalled with the decision.
+    """
+    fields = plan.fields | {
         "run": _run_info(linked=condition is not None).model_dump(),
         "condition": condition_ref(condition).model_dump() if condition is not None else None,
     }
     settings = _settings()
-    request = Request.model_validate_json(await _create(json.dumps(fields), settings.store))
+    created = await _create(json.dumps(fields), settings.store, plan.requester_from_run, plan.approve)
+    request = Request.model_validate_json(created)
     name = request.event_name
     local = _is_local()
-    bot = endpoint(settings, local_run=local)
+    bot = None if plan.approve else endpoint(settings, local_run=local)  # decided: nothing to post or answer
     if bot is not None:
         await bot.notify(request.request_id)  # idempotent: the bot posts each target once
     url = bot.form_url(request.request_id) if bot else None
-    if local:
+    if local and not plan.approve:
         announce_link(name, url, request.request_id)
     api = f"{bot.public_url}/api/v1/events/{request.request_id}/response" if bot else None
-    return Event(request, data_type, poll_interval_seconds, url, api, bot, condition)
+    listened = condition if plan.approve or not request.team_event else None
+    return Event(request, data_type, poll_interval_seconds, url, api, bot, listened)
 
 
 def _prompt_type(prompt_type: str) -> PromptType:
     if prompt_type not in get_args(PromptType):
         raise ValueError(f'prompt_type must be "text" or "markdown" (got {prompt_type!r})')
     return cast(PromptType, prompt_type)
-
-
-def _check_channels(channels: list[str]) -> None:
-    for channel in channels:
-        platform, _, target = channel.partition(":")
-        if platform not in registry.names() or not target:
-            shapes = " or ".join(f'"{r.name}:{r.example}"' for r in registry.registrations())
-            raise ValueError(f"channels entries look like {shapes} (got {channel!r})")
 
 
 def _context(context: BaseModel | Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -276,40 +331,70 @@ class Event(Generic[T]):
 
     async def _outcome(self) -> Response:
         """The event's outcome: from the store, or (a mirrored event) from its condition if Flyte answers
-        first (plugin/_conditions.py). Cancels the event if the waiting task is cancelled."""
+        first (plugin/_conditions.py), or (a local run with a terminal) typed there (plugin/_console.py).
+        Cancels the event if the waiting task is cancelled."""
         await _write_report(self)
         try:
-            if self.condition is None:
-                return await self._poll()
-            return await wait_either(self.request, self.condition, self._poll(), self._answered_in_flyte)
+            if self.condition is not None:
+                return await wait_either(self.request, self.condition, self._poll(), self._answered_elsewhere)
+            if _is_local() and console.available(_settings().console) and not self.request.team_event:
+                return await console.alongside(self.request, self._answered_in_console, self._poll)
+            return await self._poll()
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel_quietly(_ABORTED))
             raise
 
-    async def _poll(self) -> Response:
-        """Read the store every poll interval until the event has its outcome; the deadline's otherwise."""
+    async def _poll(self, on_waiting: Callable[[], None] | None = None) -> Response:
+        """Read the store every poll interval, or as soon as this process writes (or its in-process
+        bot hears of) the outcome (`_wake`), until the event has one; the deadline's otherwise.
+        `on_waiting` is called once if the first read finds no outcome (the terminal asks then)."""
         store = _store(_settings().store)
         request_id = self.request.request_id
-        while True:
-            response = await store.get_response(request_id)
-            if response is not None:
-                log.info("event answered", extra={"request_id": request_id, "event": self.name})
-                return response
-            remaining = (self.request.deadline - utcnow()).total_seconds()
-            if remaining <= 0:
-                return await self._at_deadline()
-            await asyncio.sleep(min(self.poll_interval_seconds, remaining))
+        with waiting(request_id) as waiter:
+            while True:
+                response = await store.get_response(request_id)
+                if response is not None:
+                    log.info("event answered", extra={"request_id": request_id, "event": self.name})
+                    return response
+                remaining = (self.request.deadline - utcnow()).total_seconds()
+                if remaining <= 0:
+                    return await self._at_deadline()
+                if on_waiting is not None:
+                    on_waiting()
+                    on_waiting = None
+                await waiter.sleep(min(self.poll_interval_seconds, remaining))
 
-    async def _answered_in_flyte(self, response: Response) -> Response:
-        """Record an answer signalled in Flyte like any outcome and have the bot update every chat copy
-        now (the outbox covers a lost notify); the outcome that stands if chat was first."""
+    async def _answered_elsewhere(self, response: Response) -> Response:
+        """Record an answer given outside the bot (signalled in Flyte, typed in the terminal) like any
+        outcome, wake this process's waiters, and have the bot update every chat copy now (the outbox
+        covers a lost notify); the outcome that stands if another surface was first."""
         try:
             await _record(self.request, response)
         except AlreadyAnswered as first:
             return first.response
         if self._bot is not None:
             await self._bot.notify(self.request_id)  # an answered event's copies are updated, not posted
+        wake(self.request_id)  # after the notify: a run that ends at once ends with its copies told
         return response
+
+    async def _answered_in_console(self, value: Any) -> Response:
+        """Record a value typed in the terminal (checked there by `parse_answer`), as the person
+        running the workflow: like the API's token holder, not held to `responders`. Raises
+        `AlreadyAnswered` if another surface was first, `EventExpired` past the deadline."""
+        if self.request.expired():
+            raise EventExpired(format_time(self.request.deadline))
+        mine = Response(
+            value=value,
+            request_id=self.request_id,
+            data_type=self.request.data_type,
+            responder=console.person(),
+            responded_at=utcnow(),
+            via="console",
+        )
+        standing = await self._answered_elsewhere(mine)
+        if standing is not mine:
+            raise AlreadyAnswered.of(standing)
+        return mine
 
     async def _at_deadline(self) -> Response:
         if self.request.on_timeout is None:
@@ -360,13 +445,18 @@ async def _record(request: Request, response: Response) -> None:
 
 
 @flyte.trace
-async def _create(fields_json: str, store_url: str) -> str:
+async def _create(fields_json: str, store_url: str, requester_from_run: bool = False, approve: bool = False) -> str:
     """Write the request and mark it pending, once per event.
 
     Traced: a restarted task replays this step and gets the same request back, instead of
-    asking a second question; the notify that follows is idempotent.
+    asking a second question; the notify that follows is idempotent. So the run's owner, when
+    they become the requester (`requester_from_run`), is looked up here, and the policy's approval
+    (`approve`) is written here: its outcome first, so no replica ever sees the event pending
+    without it, then the request, then the marker dropped and the outcome indexed.
     """
     fields = json.loads(fields_json)
+    if requester_from_run:
+        fields["requester"] = await _run_owner(RunInfo.model_validate(fields["run"]))
     store = _store(store_url)
     request_id = new_request_id()
     now = utcnow()
@@ -378,9 +468,26 @@ async def _create(fields_json: str, store_url: str) -> str:
         deadline=now + timedelta(seconds=fields["timeout_seconds"]),
         **fields,
     )
+    if approve:
+        response = Response.by_policy(request, approval_value(fields, schema_of(request)))
+        await store.create_response(response)
+        await store.put_request(request)
+        await store.settle(response, request)
+        log.info("event approved by policy", extra={"request_id": request_id, "event": request.event_name})
+        return request.model_dump_json()
     await store.put_request(request)
     log.info("event created", extra={"request_id": request_id, "event": request.event_name})
     return request.model_dump_json()
+
+
+async def _run_owner(run: RunInfo) -> str | None:
+    """Whoever started the run (its e-mail), as Flyte tells it; None when Flyte cannot say now: the event
+    is asked all the same, without a requester (logged)."""
+    try:
+        return await started_by(run)
+    except Exception as error:
+        log.warning("who started the run is unknown", extra={"run": run.run_name, "error": repr(error)})
+        return None
 
 
 def _check_arguments(

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast
 
 from flyte.syncify import syncify
 from pydantic import BaseModel
 
-from hitl_chatops.bot.protocol import PromptType
+from hitl_chatops.bot.protocol import Escalation, PromptType, Rule
 
 from ._event import new_event
 from ._result import EventResult
+from ._team import team_fields
 
 __all__ = ["Human"]
 
@@ -25,7 +27,9 @@ class Human(Generic[In, Out]):
     Each call asks once: an event named `name`, headed `title`, with `description` and `message`
     as its text and `input_data` (validated against `input_type` when given) as its context. It
     returns an `EventResult` whose `output` is an `output_type` (a model, or bool/int/float/str).
-    `step.run(...)` is the same call, sync (or `await step.run.aio(...)`).
+    `step.run(...)` is the same call, sync (or `await step.run.aio(...)`). `approvals`, `rules`,
+    `requester`, `remind_every` and `escalate` make it a team decision, as on `new_event`; they are
+    checked here, where the step is defined.
     """
 
     def __init__(
@@ -42,10 +46,23 @@ class Human(Generic[In, Out]):
         on_timeout: Out | None = None,
         poll_interval_seconds: float = 5,
         prompt_type: PromptType = "text",
+        approvals: int = 1,
+        rules: Sequence[Rule | Mapping[str, Any]] | None = None,
+        requester: str | None = None,
+        remind_every: float | timedelta | None = None,
+        escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
     ) -> None:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         if seconds < 1:
             raise ValueError(f"timeout must be at least one second (got {timeout!r})")
+        team: dict[str, Any] = {
+            "approvals": approvals,
+            "rules": rules,
+            "requester": requester,
+            "remind_every": remind_every,
+            "escalate": escalate,
+        }
+        team_fields(**team, timeout_seconds=int(seconds))  # fail where the step is defined, not when it runs
         self.name = name
         self.title = title
         self.output_type = output_type
@@ -57,6 +74,7 @@ class Human(Generic[In, Out]):
         self.on_timeout = on_timeout
         self.poll_interval_seconds = poll_interval_seconds
         self.prompt_type = prompt_type
+        self.team = team
 
     async def __call__(
         self, input_data: In | dict[str, Any] | None = None, message: str | None = None
@@ -82,6 +100,7 @@ class Human(Generic[In, Out]):
             context=context,
             on_timeout=self.on_timeout,
             prompt_type=self.prompt_type,
+            **self.team,
         )
         return cast(EventResult[Out], await event.result.aio())
 

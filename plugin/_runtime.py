@@ -1,11 +1,13 @@
 """Where the plugin finds its bot: a configured URL, or one started in this process.
 
 In a local Flyte run with no `HITL_CHATOPS_URL`, the bot runs on loopback in a daemon thread,
-so a newcomer can answer in a browser without deploying anything.
+so a newcomer can answer in a browser without deploying anything. Its answers wake the waiting
+task at once (`_wake`), and it stops with the process, after updating the chat copies it still owes.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import secrets
@@ -19,6 +21,9 @@ from pydantic import SecretStr
 from hitl_chatops.bot.config import Settings
 from hitl_chatops.bot.links import form_url
 from hitl_chatops.bot.server import BotThread
+
+from ._console import inert
+from ._wake import wake
 
 log = logging.getLogger(__name__)
 _NOTIFY_TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -101,6 +106,9 @@ def _start_local_bot(settings: Settings) -> BotThread:
                 }
             )
             bot = _local_bots[settings.store] = BotThread(local).start()
+            bot.service.delivery.outcome_listeners.append(wake)  # before any event of this process exists
+            # A run that resumes at once may end the process at once: the copies are updated first.
+            atexit.register(bot.stop)
             log.info("started an in-process bot for this local run", extra={"url": bot.url})
         return _local_bots[settings.store]
 
@@ -108,5 +116,6 @@ def _start_local_bot(settings: Settings) -> BotThread:
 def announce_link(event_name: str, url: str | None, request_id: str) -> None:
     """Tell the person running a local workflow where to answer."""
     line = {"event": event_name, "request_id": request_id, "form_url": url}
-    sys.stderr.write(f"\nhitl-chatops: '{event_name}' is waiting for an answer: {url or json.dumps(line)}\n\n")
+    where = url or json.dumps(line)
+    sys.stderr.write(f"\nhitl-chatops: '{inert(event_name)}' is waiting for an answer: {where}\n\n")
     sys.stderr.flush()

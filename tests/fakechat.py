@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from hitl_chatops.bot.platform import Adapter, channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request, Responder, Response
 from hitl_chatops.bot.registry import Registration
 from hitl_chatops.bot.service import HitlService
+from tests.fakes.loopback import Served
 
 NAME = "fakechat"
 REGISTRATION = Registration(NAME, "Fake Chat", "<room>", "tests.fakechat:adapter")
@@ -170,24 +170,12 @@ class FakeChatApi:
     def serving(cls) -> Iterator[FakeChatApi]:
         """The API on its own loop and thread, like the bot: it answers even while a test blocks."""
         fake = cls()
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-chat-api", daemon=True)
-        thread.start()
-        runner = web.AppRunner(fake.app(), access_log=None)
-
-        async def start() -> str:
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            host, port = runner.addresses[0][:2]
-            return f"http://{host}:{port}"
-
-        fake.url = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+        served = Served(fake.app(), name="fake-chat-api")
+        fake.url = served.url
         try:
             yield fake
         finally:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
+            served.stop()
 
     async def wait_for(self, found: Callable[[], T], seconds: float = 10) -> T:
         """`found()` once it is truthy: the bot posts and updates after its HTTP replies."""

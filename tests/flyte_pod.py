@@ -27,7 +27,7 @@ from flyte._internal.runtime.io import load_error, load_outputs
 from flyte.models import ActionID, RawDataPath
 from flyteidl2.common import phase_pb2
 
-from tests.flyte_fake import DOMAIN, ORG, PROJECT, FakeCondition, FakeFlyte
+from tests.fakes.flyte import DOMAIN, ORG, PROJECT, FakeCondition, FakeFlyte
 
 RESOLVER = "flyte._internal.resolvers.default.DefaultTaskResolver"
 

@@ -1,17 +1,14 @@
-"""Small helpers shared by tests: build requests without Flyte, call the API with the token."""
+"""Small helpers shared by tests: wait for what the bot records in the store."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import flyte
-
-from hitl_chatops.bot.protocol import MessageRef, Request, utcnow
-from hitl_chatops.bot.store import Store, new_request_id
+if TYPE_CHECKING:
+    from hitl_chatops.bot.protocol import MessageRef
+    from hitl_chatops.bot.store import Store
 
 
 async def recorded_messages(store: Store, request_id: str, count: int = 1, seconds: float = 10) -> list[MessageRef]:
@@ -24,59 +21,10 @@ async def recorded_messages(store: Store, request_id: str, count: int = 1, secon
     return found
 
 
-def make_request(store: Store, *, timeout: float = 600, **fields: Any) -> Request:
-    """A request as the plugin would write it (tests that do not need Flyte use this)."""
-    request_id = new_request_id()
-    now = utcnow()
-    values: dict[str, Any] = {
-        "event_name": "deploy_gate",
-        "prompt": "Deploy to prod?",
-        "data_type": "bool",
-        "timeout_seconds": int(timeout),
-    }
-    values.update(fields)
-    return Request(
-        request_id=request_id,
-        request_path=store.request_url(request_id),
-        response_path=store.response_url(request_id),
-        created_at=now,
-        deadline=now + timedelta(seconds=timeout),
-        **values,
-    )
-
-
-class Run:
-    """A Flyte local run in a thread (flyte.run blocks the caller until the task ends)."""
-
-    def __init__(self, task: Any, *args: Any) -> None:
-        self.result: Any = None
-        self.returned = 0.0  # perf_counter() when flyte.run returned (benchmarks time it)
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._go, args=(task, *args), daemon=True)
-        self._thread.start()
-
-    def _go(self, task: Any, *args: Any) -> None:
-        try:
-            run = flyte.run(task, *args)
-            run.wait()
-            outputs = run.outputs()
-            self.returned = time.perf_counter()
-            self.result = outputs[0] if isinstance(outputs, tuple | list) else outputs
-        except BaseException as error:
-            self.error = error
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def join(self, wait_seconds: float = 30) -> Any:
-        """Block until the run ends; its result, or the error it raised."""
-        self._thread.join(wait_seconds)
-        if self.running:
-            raise TimeoutError("the run did not finish")
-        if self.error:
-            raise self.error
-        return self.result
-
-    async def finish(self, wait_seconds: float = 30) -> Any:
-        return await asyncio.to_thread(self.join, wait_seconds)
+async def signal_record(store: Store, request_id: str, seconds: float = 20) -> dict[str, Any]:
+    """How the bot's signal ended, once it has (the bot signals after the person's reply)."""
+    for _ in range(int(seconds / 0.05)):
+        if record := await store.get_signal_record(request_id):
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no signal record for {request_id}")

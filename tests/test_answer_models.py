@@ -16,8 +16,8 @@ from hitl_chatops.bot.answers import (
     Accepted,
     Rejected,
     answer_text,
+    approval_field,
     describe_answer,
-    is_approval,
     parse_answer,
     prefill,
     schema_from_type,
@@ -239,26 +239,24 @@ def test_unsupported_models_are_refused_naming_the_field(model: type[BaseModel],
 
 
 def test_rendering_for_people() -> None:
-    request = request_for(Approval)
-    assert describe_answer(request, {"approved": True, "reason": "ok", "ticket": None}) == [
+    schema = schema_from_type(Approval)
+    assert describe_answer(schema, {"approved": True, "reason": "ok", "ticket": None}) == [
         ("Approved", "Yes"),
         ("Reason", "ok"),
         ("Ticket", "—"),
     ]
-    assert answer_text(request, {"approved": False, "reason": "", "ticket": None}) == (
+    assert answer_text(schema, {"approved": False, "reason": "", "ticket": None}) == (
         "Approved: No · Reason: — · Ticket: —"
     )
-    from tests.test_answers import scalar_request
-
-    assert describe_answer(scalar_request("bool"), True) == [("Answer", "Approve")]
-    assert answer_text(scalar_request("float"), 3.0) == "3"
+    assert describe_answer(schema_from_type(bool), True) == [("Answer", "Approve")]
+    assert answer_text(schema_from_type(float), 3.0) == "3"
 
 
 def test_approval_shape() -> None:
-    assert is_approval(schema_from_type(Approval))
-    assert is_approval(schema_from_type(bool))
-    assert not is_approval(schema_from_type(Expense))
-    assert not is_approval(schema_from_type(int))
+    assert getattr(approval_field(schema_from_type(Approval)), "name", None) == "approved"
+    assert getattr(approval_field(schema_from_type(bool)), "name", None) == "value"
+    assert approval_field(schema_from_type(Expense)) is None, "a required amount is typed, not clicked"
+    assert approval_field(schema_from_type(int)) is None
 
 
 def test_prefill_takes_the_proposal_then_defaults() -> None:
@@ -283,16 +281,6 @@ def test_control_text_reads_back_as_the_value() -> None:
     request = request_for(Expense)
     raw = {name: input_text(value) for name, value in ACCEPTED[1][1].items()}
     assert parse_answer(request, raw) == Accepted(ACCEPTED[1][1])
-
-
-def test_outcome_labels() -> None:
-    from hitl_chatops.bot.answers import outcome_label
-    from hitl_chatops.bot.protocol import Response
-
-    rid = "00000000-0000-4000-8000-000000000000"
-    assert outcome_label(Response(value=True, request_id=rid)) == "Answered"
-    assert outcome_label(Response(request_id=rid, status="cancelled", reason="no")) == "Cancelled"
-    assert outcome_label(Response(value=1, request_id=rid, via="timeout")) == "Expired: default applied"
 
 
 class BadDefaultBounds(BaseModel):

@@ -9,8 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hitl_chatops.bot.answers import MAX_TEXT_LENGTH, Accepted, Rejected, display, parse_answer, type_name
+from hitl_chatops.bot.answers import (
+    MAX_TEXT_LENGTH,
+    Accepted,
+    Rejected,
+    display,
+    finite_number,
+    parse_answer,
+    type_name,
+)
 from hitl_chatops.bot.protocol import DataType, Request, utcnow
+from hitl_chatops.bot.text import format_number, whole
 
 
 def scalar_request(data_type: DataType, **spec: Any) -> Request:
@@ -282,3 +291,19 @@ def test_number_fields_accept_exactly_ascii_numbers(data_type: DataType, text: s
         assert isinstance(outcome, Rejected), (text, outcome)
     else:
         assert outcome == Accepted(expected) and type(outcome.value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "number"),
+    [("1e3", 1000.0), (" -2.5 ", -2.5), (7, 7.0), ("٤٢", None), ("1_0", None), ("nan", None), (True, None), ("", None)],
+)
+def test_a_number_is_read_as_the_core_reads_one(raw: object, number: float | None) -> None:
+    """What a number input may hold again (Teams' cards): exactly what `parse_answer` takes as a float."""
+    assert finite_number(raw) == number
+    assert isinstance(parse_value(raw, data_type="float"), Accepted) == (number is not None)
+
+
+@pytest.mark.parametrize(("number", "shown"), [(3.0, "3"), (3, "3"), (2.5, "2.5"), (1e16, "1e+16"), (-0.0, "0")])
+def test_whole_numbers_are_shown_without_a_point(number: float, shown: str) -> None:
+    assert format_number(number) == shown
+    assert str(whole(number)) == shown

@@ -8,7 +8,7 @@ import flyte
 import pytest
 
 from hitl_chatops.bot.server import BotThread
-from tests.helpers import Run
+from tests.fakes.flyte import Run
 from tests.slack import flyte_pod_workflows
 from tests.test_flyte_e2e import pending_event, submit
 

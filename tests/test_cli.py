@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from hitl_chatops.bot.store import Store
-
-from .helpers import make_request
+from tests.fakes.events import make_request
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = shutil.which("hitl-chatops") or str(Path(sys.executable).with_name("hitl-chatops"))
@@ -58,7 +57,12 @@ def test_pending_lists_open_events_with_only_the_store_set(monkeypatch: pytest.M
 def test_demo_runs_the_example_workflow_to_its_result() -> None:
     """README's first command: a real local Flyte run that waits for the form and prints x + y."""
     demo = subprocess.Popen(
-        [CLI, "demo", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [CLI, "demo", "--port", "0"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,  # no terminal: the demo asks through its link alone
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert demo.stdout is not None
     try:

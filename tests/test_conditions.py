@@ -13,7 +13,7 @@ from hitl_chatops.bot.answers import Accepted, Rejected
 from hitl_chatops.bot.conditions import check_value, condition_type, payload
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.store import Store
-from tests.helpers import make_request
+from tests.fakes.events import make_request
 
 
 class Spend(BaseModel):

@@ -15,10 +15,12 @@ from hitl_chatops.bot.protocol import RunInfo
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH
-from tests.helpers import make_request
-from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, click, find_element, post_signed
+from tests.fakes.bot_connector import FakeConnector, card_of
+from tests.fakes.events import make_request
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.slack.slack_helpers import CHANNEL as SLACK_CHANNEL
-from tests.teams.teams_helpers import ALICE, FakeConnector, Teams, card_of, make_event, texts
+from tests.slack.slack_helpers import click, find_element, post_signed
+from tests.teams.teams_helpers import ALICE, Teams, make_event, texts
 from tests.teams.teams_helpers import CHANNEL as TEAMS_CHANNEL
 
 TARGETS = [f"slack:{SLACK_CHANNEL}", f"teams:{TEAMS_CHANNEL}"]

@@ -10,71 +10,20 @@ from __future__ import annotations
 import asyncio
 import html
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from hitl_chatops.bot.protocol import Request
-from hitl_chatops.bot.server import BotThread, free_port
+from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import REQUESTS, Store
 from tests.conftest import AUTH
-from tests.helpers import make_request
+from tests.fakes.events import make_request
+from tests.fakes.s3 import Moto
 
 TRY_AGAIN = "could not save your answer"
-
-
-@dataclass
-class OwnMoto:
-    """A moto S3 server this test alone stops and restarts on one fixed port.
-
-    moto keeps its buckets in the process, so a new server on the same port sees the old objects,
-    as a real S3 endpoint would after a network outage.
-    """
-
-    port: int = field(default_factory=lambda: free_port("127.0.0.1"))
-    _server: object | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        server.start()
-        self._server = server
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()  # type: ignore[attr-defined]
-            self._server = None
-
-
-@pytest.fixture
-def own_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnMoto]:
-    """Start a private moto server, point the AWS env chain and the store URL at a fresh bucket there."""
-    import s3fs
-
-    moto = OwnMoto()
-    moto.start()
-    env = {
-        "AWS_ENDPOINT_URL_S3": moto.endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    bucket = f"hitl-down-{uuid.uuid4().hex[:10]}"  # moto's state is per process: avoid other tests' buckets
-    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(bucket)
-    monkeypatch.setenv("HITL_CHATOPS_STORE", f"s3://{bucket}/hitl")
-    yield moto
-    moto.stop()
 
 
 async def put_event(bot: BotThread, **fields: object) -> Request:
@@ -106,7 +55,7 @@ async def api_post(session: aiohttp.ClientSession, bot: BotThread, request_id: s
 
 
 async def test_store_down_then_back_tells_the_person_to_retry_and_the_retry_saves_once(
-    own_moto: OwnMoto, start_bot: Callable[..., BotThread]
+    own_moto: Moto, start_bot: Callable[..., BotThread]
 ) -> None:
     bot = start_bot()
     event = await put_event(bot, data_type="int", min_value=1, max_value=5)
@@ -179,7 +128,7 @@ async def test_two_replicas_race_twenty_answers_one_wins_and_losers_learn_who(
     assert stored is not None
     assert await response_objects(store, event.request_id) == ["response.json"]
     for bot in replicas:  # the marker is dropped after the ack, in the background
-        await asyncio.to_thread(bot.call, bot.service.drain())
+        await asyncio.to_thread(bot.call, bot.service.background.drain())
     assert await store.pending_ids() == []
 
     winners = [r for r in results if (r[0] == "api" and r[1] == 201) or (r[0] == "form" and "Thanks" in str(r[2]))]
@@ -204,10 +153,11 @@ async def test_two_replicas_race_twenty_answers_one_wins_and_losers_learn_who(
 
 
 async def test_store_down_during_a_teams_answer_says_try_again_and_the_retry_saves_once(
-    own_moto: OwnMoto, start_bot: Callable[..., BotThread]
+    own_moto: Moto, start_bot: Callable[..., BotThread]
 ) -> None:
     """It was a 500: the Teams adapter read the store itself, past the core's "try again"."""
-    from tests.teams.teams_helpers import FakeConnector, Teams, answer, texts
+    from tests.fakes.bot_connector import FakeConnector
+    from tests.teams.teams_helpers import Teams, answer, texts
 
     connector = FakeConnector().start()
     try:
@@ -233,10 +183,11 @@ async def test_store_down_during_a_teams_answer_says_try_again_and_the_retry_sav
 
 
 async def test_store_down_during_a_teams_pending_list_says_try_again(
-    own_moto: OwnMoto, start_bot: Callable[..., BotThread]
+    own_moto: Moto, start_bot: Callable[..., BotThread]
 ) -> None:
     """The list comes in a turn of its own, after the message was answered: a failure must still reach the person."""
-    from tests.teams.teams_helpers import CHANNEL, FakeConnector, Teams
+    from tests.fakes.bot_connector import FakeConnector
+    from tests.teams.teams_helpers import CHANNEL, Teams
 
     connector = FakeConnector().start()
     try:
@@ -255,7 +206,7 @@ READ_AGAIN = "Storage is unreachable just now, so nothing could be read. Please 
 
 
 async def test_store_down_the_api_lists_say_try_again_with_a_503(
-    own_moto: OwnMoto, start_bot: Callable[..., BotThread]
+    own_moto: Moto, start_bot: Callable[..., BotThread]
 ) -> None:
     """issue 21: `GET /api/v1/events` was a bare 500 with the store down."""
     bot = start_bot()
@@ -272,12 +223,13 @@ async def test_store_down_the_api_lists_say_try_again_with_a_503(
 
 
 async def test_store_down_the_slack_pending_list_says_try_again(
-    own_moto: OwnMoto, start_bot: Callable[..., BotThread]
+    own_moto: Moto, start_bot: Callable[..., BotThread]
 ) -> None:
     """issue 21: Slack's `/hitl` only logged the failure; the person heard nothing."""
     from pydantic import SecretStr
 
-    from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, post_signed, slash_command
+    from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+    from tests.slack.slack_helpers import post_signed, slash_command
 
     fake = FakeSlack().start()
     try:

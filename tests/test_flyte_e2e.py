@@ -13,7 +13,7 @@ import pytest
 from hitl_chatops.bot.server import BotThread
 from tests import workflows
 from tests.conftest import AUTH
-from tests.helpers import Run
+from tests.fakes.flyte import Run
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +109,19 @@ async def test_new_event_outside_a_task_serves_its_own_form(capfd: pytest.Captur
     status, _ = await submit(event.form_url, "yes")
     assert status == 200
     assert await event.wait.aio() is True
+
+
+async def test_a_form_answer_wakes_a_slowly_polling_local_run(capfd: pytest.CaptureFixture[str]) -> None:
+    """The in-process bot tells the waiting task at once: polling every 30 s, the run still ends
+    within 10 s of the answer (without the wake-up it would sleep out its interval)."""
+    run = Run(workflows.approve_slowly)
+    link = ""
+    for _ in range(200):
+        link = next((w for w in capfd.readouterr().err.split() if "/form/" in w), "")
+        if link:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # the task is asleep in its first poll interval by now
+    status, _ = await submit(link, "true")
+    assert status == 200
+    assert await run.finish(wait_seconds=10) is True

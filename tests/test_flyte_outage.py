@@ -27,8 +27,9 @@ from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread, free_port
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH
-from tests.flyte_fake import DOMAIN, PROJECT, BlackHole, FakeFlyte, signal_record
-from tests.helpers import make_request
+from tests.fakes.events import make_request
+from tests.fakes.flyte import DOMAIN, PROJECT, BlackHole, FakeFlyte
+from tests.helpers import signal_record
 from tests.test_cli import CLI, ROOT
 
 RUN = "r-outage-1"
@@ -152,7 +153,7 @@ async def test_shutdown_records_a_signal_still_hanging_as_owed(
     request = await mirrored_event(store, "gate")
     assert await answer(bot.url, request.request_id, False) == 201
     await black_hole.wait_for_call()
-    await asyncio.to_thread(bot.call, bot.service.drain(0.1))
+    await asyncio.to_thread(bot.call, bot.service.background.drain(0.1))
     assert await store.owed_signal_ids() == [request.request_id]
 
 

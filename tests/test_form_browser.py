@@ -22,7 +22,7 @@ import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.protocol import Response, RunInfo
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
-from tests.helpers import make_request
+from tests.fakes.events import make_request
 
 pytestmark = pytest.mark.browser
 
@@ -289,7 +289,7 @@ def test_structured_form_per_field_errors_then_success(bot: BotThread, browser: 
     import flyte
 
     from tests import lifecycle_workflows as flows
-    from tests.helpers import Run
+    from tests.fakes.flyte import Run
 
     flyte.init()
     run = Run(flows.decide_expense)

@@ -32,8 +32,8 @@ from hitl_chatops.bot.protocol import Request, Response
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import REQUESTS, Store
 from tests.conftest import AUTH, SECRET
-from tests.helpers import make_request
-from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
+from tests.fakes.events import make_request
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
 from tests.test_answer_models import TIGHTEST, Tier
 from tests.test_answers import NUMBERS, number_oracle, number_texts
 

@@ -13,7 +13,7 @@ from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH, SECRET
-from tests.helpers import make_request
+from tests.fakes.events import make_request
 from tests.test_answers import NUMBERS
 
 

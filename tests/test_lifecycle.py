@@ -18,7 +18,7 @@ from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH
-from tests.helpers import make_request
+from tests.fakes.events import make_request
 
 DANA = Responder(platform="slack", user_id="U0DANA", user_name="dana")
 CI = Responder(platform="api", user_id="ci", user_name="ci")
@@ -61,7 +61,7 @@ async def test_cancel_racing_twenty_answers_leaves_one_outcome(service: HitlServ
     winners = [r for r in results if not r.startswith("lost")]
     assert len(winners) == 1, results
     for replica in replicas:
-        await replica.drain()  # the marker goes after the ack, in the background
+        await replica.background.drain()  # the marker goes after the ack, in the background
     outcome = await service.store.get_response(request.request_id)
     assert outcome is not None
     if winners == ["cancelled"]:
@@ -155,7 +155,7 @@ async def test_a_cancel_straddling_the_deadline_and_the_expiry_leave_one_outcome
     await service.expire(requests[1].request_id)  # one after the other
     await straddle(requests[1])
     await asyncio.gather(*map(race, requests[2:]))
-    await service.drain()
+    await service.background.drain()
     for request in requests:
         assert await listed_once(service, request.request_id) == ["cancelled"]
         assert (await service.store.get_response(request.request_id)).cancelled  # type: ignore[union-attr]
@@ -238,7 +238,7 @@ async def test_recent_outcomes_newest_first_in_pages(bot: BotThread, http: aioht
     )
     assert await bot.service.expire(expired.request_id) and await bot.service.expire(defaulted.request_id)
     open_one = await stored(bot.service, event_name="open", data_type="bool")
-    await bot.service.drain()  # outcomes are indexed after the ack, in the background
+    await bot.service.background.drain()  # outcomes are indexed after the ack, in the background
 
     async def listed(query: str) -> dict[str, object]:
         async with http.get(f"{bot.url}/api/v1/events?{query}", headers=AUTH) as reply:

@@ -15,7 +15,7 @@ import pytest
 from hitl_chatops.bot.server import BotThread
 from tests import lifecycle_workflows as flows
 from tests.conftest import AUTH
-from tests.helpers import Run
+from tests.fakes.flyte import Run
 from tests.test_flyte_e2e import pending_event
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH, SECRET
-from tests.helpers import make_request
+from tests.fakes.events import make_request
 
 
 async def health(bot: BotThread) -> tuple[int, dict[str, str]]:

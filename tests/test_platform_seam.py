@@ -19,7 +19,8 @@ from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH
 from tests.fakechat import NAME, REGISTRATION, FakeChatApi
-from tests.helpers import make_request, recorded_messages
+from tests.fakes.events import make_request
+from tests.helpers import recorded_messages
 
 ROOM = "room-1"
 
@@ -142,7 +143,7 @@ async def test_failed_post_and_failed_update_are_retried_by_the_reconciler(
     api.fail_next("PUT")
     assert (await answer(fakechat_bot, request_id, "u1", "true"))["saved"]
     await api.wait_for(lambda: "PUT" not in api.failing)  # the update was tried, and refused
-    await asyncio.to_thread(fakechat_bot.call, fakechat_bot.service.drain())
+    await asyncio.to_thread(fakechat_bot.call, fakechat_bot.service.background.drain())
     assert api.updates == []
     assert (await step(fakechat_bot)).updated == 1
     assert api.updates == [{"id": post["id"], "text": "deploy_gate: True by u1"}]
@@ -172,7 +173,7 @@ async def test_a_replica_without_the_platform_still_updates_the_other_copies(
 
     answered = older.service.respond(request_id, "true", Responder(platform="api"), "api", trusted=True)
     response = await asyncio.to_thread(older.call, answered)
-    updated = older.service.update_messages(await store.get_request(request_id), response)
+    updated = older.service.delivery.update_messages(await store.get_request(request_id), response)
     assert await asyncio.to_thread(older.call, updated) is True
     assert api.updates == []
 

@@ -27,7 +27,7 @@ from hitl_chatops.bot.server import free_port
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import REPLICAS, Store, new_request_id
 from tests.conftest import AUTH, SECRET
-from tests.helpers import make_request
+from tests.fakes.events import make_request
 from tests.test_cli import CLI
 
 

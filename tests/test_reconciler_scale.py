@@ -3,71 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hitl_chatops.bot.protocol import Responder, Response
 from hitl_chatops.bot.reconciler import Reconciler
-from hitl_chatops.bot.server import free_port
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store, new_request_id
-from tests.conftest import SECRET, _aws_env
-from tests.helpers import make_request
+from tests.conftest import SECRET
+from tests.fakes.events import make_request
+from tests.fakes.s3 import Moto
 
 OPEN_EVENTS = 2000
 
 
-class CountingMoto:
-    """moto's S3 app on loopback behind a WSGI counter of every request (ListObjectsV2 as LIST)."""
-
-    def __init__(self) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-        from werkzeug.serving import make_server
-
-        self.counts: Counter[str] = Counter()
-        self.bucket = ""
-        self._lock = threading.Lock()
-        moto_app = DomainDispatcherApplication(create_backend_app)
-
-        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-            method = environ["REQUEST_METHOD"]
-            if method == "GET" and "list-type" in environ.get("QUERY_STRING", ""):
-                method = "LIST"
-            with self._lock:
-                self.counts[method] += 1
-            return moto_app(environ, start_response)
-
-        self._server = make_server("127.0.0.1", free_port("127.0.0.1"), app, threaded=True)
-        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def take(self) -> Counter[str]:
-        """The requests counted since the last call."""
-        with self._lock:
-            counts, self.counts = self.counts, Counter()
-        return counts
-
-    def stop(self) -> None:
-        self._server.shutdown()
-
-
 @pytest.fixture
-def counting_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingMoto]:
-    import s3fs
-
-    moto = CountingMoto()
-    for name, value in _aws_env(moto.endpoint).items():
-        monkeypatch.setenv(name, value)
-    moto.bucket = f"hitl-scale-{uuid.uuid4().hex[:8]}"  # moto's buckets live in this process, shared by servers
-    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(moto.bucket)
-    yield moto
-    moto.stop()
+def counting_moto(own_moto: Moto) -> Moto:
+    """moto for this test alone, counting every request it gets."""
+    return own_moto
 
 
 async def put_events(store: Store, count: int) -> list[str]:
@@ -82,7 +36,7 @@ async def put_events(store: Store, count: int) -> list[str]:
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
-async def test_an_idle_pass_over_2000_open_events_is_three_listings(counting_moto: CountingMoto) -> None:
+async def test_an_idle_pass_over_2000_open_events_is_three_listings(counting_moto: Moto) -> None:
     store = Store(f"s3://{counting_moto.bucket}/hitl")
     ids = await put_events(store, OPEN_EVENTS)
     service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
@@ -101,7 +55,7 @@ async def test_an_idle_pass_over_2000_open_events_is_three_listings(counting_mot
 
     # One answered (its marker dropped by the answerer) and one new event: only the new one is read.
     await service.respond(ids[0], "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
-    await service.drain()
+    await service.background.drain()
     new = (await put_events(store, 1))[0]
     counting_moto.take()
     changed = await reconciler.step()
@@ -110,13 +64,13 @@ async def test_an_idle_pass_over_2000_open_events_is_three_listings(counting_mot
     assert new in await store.pending_ids() and ids[0] not in await store.pending_ids()
 
 
-async def test_owed_work_markers_and_heartbeats_come_from_one_listing(counting_moto: CountingMoto) -> None:
+async def test_owed_work_markers_and_heartbeats_come_from_one_listing(counting_moto: Moto) -> None:
     """The outbox, owed signals, markers and heartbeats sort together; outcomes and events do not get listed."""
     store = Store(f"s3://{counting_moto.bucket}/owed")
     service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
     answered, owed, waiting = await put_events(store, 3)
     await service.respond(answered, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
-    await service.drain()  # its outcome is in the history now, which sorts before the listed folders
+    await service.background.drain()  # its outcome is in the history now, which sorts before the listed folders
     await store.put_outbox(owed, "answered")
     await store.put_owed_signal(owed, {"error": "control plane down"})
     await store.put_replica(waiting)
@@ -146,7 +100,7 @@ async def test_replicas_take_turns_one_pass_per_slot(store_url: str) -> None:
     assert sum(replicas[1].my_turn(s + 0.5) for s in range(12)) == 6  # two live replicas now
 
 
-async def test_markers_dropped_together_share_one_request(counting_moto: CountingMoto) -> None:
+async def test_markers_dropped_together_share_one_request(counting_moto: Moto) -> None:
     """Answers that land together drop their markers with one bulk delete (after their acks)."""
     store = Store(f"s3://{counting_moto.bucket}/bulk")
     ids = await put_events(store, 100)
@@ -156,7 +110,7 @@ async def test_markers_dropped_together_share_one_request(counting_moto: Countin
     assert await store.pending_ids() == []
 
 
-async def test_an_answer_is_one_request_before_the_ack_and_indexed_after(counting_moto: CountingMoto) -> None:
+async def test_an_answer_is_one_request_before_the_ack_and_indexed_after(counting_moto: Moto) -> None:
     """On a warm replica: the exclusive create before the ack; the outcome index and the marker after it."""
     store = Store(f"s3://{counting_moto.bucket}/ack")
     service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
@@ -165,7 +119,7 @@ async def test_an_answer_is_one_request_before_the_ack_and_indexed_after(countin
     counting_moto.take()
     await service.respond(request_id, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
     assert counting_moto.take() == {"PUT": 1}  # response.json, `If-None-Match: *`; nothing else yet
-    await service.drain()
+    await service.background.drain()
     assert counting_moto.take() == {"PUT": 1, "POST": 1}  # the outcome index entry, the marker's bulk delete
     records, _ = await store.outcomes("completed", limit=5)
     assert [r.request_id for r in records] == [request_id] and await store.pending_ids() == []
@@ -184,7 +138,7 @@ async def test_an_outcome_left_unsettled_is_finished_by_the_reconciler(store_url
     blocker = Path(store.root) / "hitl-history"
     blocker.write_text("in the way")  # the index folder cannot be made: the settle fails
     await service.respond(first.request_id, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
-    await service.drain()
+    await service.background.drain()
     answer = Response(value=False, request_id=second.request_id, data_type="bool", via="api")
     await Store(store_url).create_response(answer)  # another replica wrote it and died before settling
     assert sorted(await store.pending_ids()) == sorted([first.request_id, second.request_id])
@@ -199,7 +153,7 @@ async def test_an_outcome_left_unsettled_is_finished_by_the_reconciler(store_url
 
 
 async def test_stopped_replicas_heartbeats_go_in_one_bulk_delete_and_idle_passes_stay_one_listing(
-    counting_moto: CountingMoto,
+    counting_moto: Moto,
 ) -> None:
     """A 0.25 s interval: heartbeats every second, stale after 2 s (1 and 2 minutes at 15 s)."""
     store = Store(f"s3://{counting_moto.bucket}/sweep")

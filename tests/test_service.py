@@ -1,20 +1,18 @@
-"""Core decisions that every surface relies on: who may answer, what a late answer is told, posting once."""
+"""Core decisions that every surface relies on: who may answer, what a late answer is told."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import logging
+import inspect
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from hitl_chatops.bot.errors import AlreadyAnswered, NotAllowed
-from hitl_chatops.bot.protocol import MessageRef, Request, Responder, Response, utcnow
+from hitl_chatops.bot.errors import AlreadyAnswered, NotAllowed, StoreUnavailable
+from hitl_chatops.bot.protocol import Responder, Response, utcnow
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
-from tests.helpers import make_request
+from tests.fakes.events import make_request
 
 
 @pytest.fixture
@@ -76,135 +74,45 @@ async def test_a_late_answer_is_told_who_answered_whatever_else_is_wrong(
     assert refused.value.response == first
 
 
-def crashed_claim(store: Store, request_id: str, body: dict[str, object], suffix: str = "") -> None:
-    """Leave a post claim in the store as a replica that died mid-post (or an older version) did."""
-    store.fs.makedirs(f"{store.root}/hitl-requests/{request_id}/claims", exist_ok=True)
-    target = hashlib.sha256(b"C0DEPLOYS").hexdigest()[:24]
-    claim = f"{store.root}/hitl-requests/{request_id}/claims/post-slack-{target}{suffix}"
-    store.fs.pipe_file(claim, json.dumps(body).encode())
+DANA = Responder(platform="slack", user_id="U0DANA")
+WAITED_ON: dict[str, Callable[[HitlService, str], Awaitable[object]]] = {
+    "respond": lambda service, request_id: service.respond(request_id, "true", DANA, "slack"),
+    "cancel": lambda service, request_id: service.cancel(request_id, "superseded", DANA, "api"),
+    "check": lambda service, request_id: service.check(request_id, DANA),
+    "event": lambda service, request_id: service.event(request_id),
+    "pending": lambda service, request_id: service.pending(DANA),
+    "recent": lambda service, request_id: service.recent("completed", limit=10),
+}
 
 
-def replica_of(service: HitlService) -> HitlService:
-    return HitlService(Store(service.store.url), secret="s" * 32, form_base_url="http://127.0.0.1")
-
-
-POSTED = MessageRef(platform="slack", key="C0DEPLOYS-1.0", data={"channel": "C0DEPLOYS", "ts": "1.0"})
-
-
-async def post(service: HitlService, request: Request, sent: list[str]) -> bool:
-    async def send() -> MessageRef:
-        sent.append("posted")
-        return POSTED
-
-    return await service.post_once(request, "slack", "C0DEPLOYS", send)
-
-
-async def test_a_target_is_posted_once_and_a_failed_post_is_tried_again(service: HitlService) -> None:
-    request = make_request(service.store)
-    await service.store.put_request(request)
-
-    async def fail() -> MessageRef:
-        raise ConnectionError("slack is down")
-
-    with pytest.raises(ConnectionError):
-        await service.post_once(request, "slack", "C0DEPLOYS", fail)
-    sent: list[str] = []
-    assert await post(service, request, sent) is True
-    assert await post(service, request, sent) is False
-    assert await post(replica_of(service), request, sent) is False  # another replica, cold caches
-    assert sent == ["posted"]
-
-
-async def test_a_post_still_running_at_its_time_limit_is_cut_off_and_tried_again(service: HitlService) -> None:
-    """A live holder gives up long before anyone may take its claim over: nobody posts while it still runs."""
-    request = make_request(service.store)
-    await service.store.put_request(request)
-    service.post_send_seconds = 0.1
-
-    async def hang() -> MessageRef:
-        await asyncio.Event().wait()
-        return POSTED
-
-    attempt = asyncio.create_task(service.post_once(request, "slack", "C0DEPLOYS", hang))
-    done, _ = await asyncio.wait({attempt}, timeout=10)
-    attempt.cancel()
-    assert attempt in done, "the post was never cut off"
-    assert isinstance(attempt.exception(), TimeoutError)
-    sent: list[str] = []
-    assert await post(service, request, sent) is True  # the claim was released
-    assert await post(replica_of(service), request, sent) is False
-    assert sent == ["posted"]
-
-
-@pytest.mark.parametrize(
-    ("left_behind", "posts"),
-    [
-        ({"claimed_at": "2020-01-01T00:00:00+00:00", "done": False}, 1),  # its replica died mid-post
-        ({"claimed_at": "2099-01-01T00:00:00+00:00", "done": False}, 0),  # another replica is posting now
-        ({"claimed_at": "2020-01-01T00:00:00+00:00"}, 0),  # an older version's claim: it posted
-    ],
-)
-async def test_a_post_claim_left_unfinished_is_taken_over_once(
-    service: HitlService, left_behind: dict[str, object], posts: int
+@pytest.mark.parametrize("method", sorted(WAITED_ON))
+async def test_store_down_is_try_again_for_everything_a_person_waits_on(
+    method: str, store_url: str, tmp_path: Path
 ) -> None:
-    request = make_request(service.store)
-    await service.store.put_request(request)
-    crashed_claim(service.store, request.request_id, left_behind)
-    sent: list[str] = []
-    assert await post(service, request, sent) is (posts == 1)
-    assert await post(replica_of(service), request, sent) is False
-    assert len(sent) == posts
-
-
-async def test_a_post_whose_replicas_keep_dying_is_given_up_with_an_error(
-    service: HitlService, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Three replicas in a row died mid-post: no fourth copy, and an operator hears of it."""
-    request = make_request(service.store)
-    await service.store.put_request(request)
-    for suffix in ("", ".2", ".3"):
-        crashed_claim(
-            service.store, request.request_id, {"claimed_at": "2020-01-01T00:00:00+00:00", "done": False}, suffix
-        )
-    sent: list[str] = []
-    with caplog.at_level(logging.ERROR, logger="hitl_chatops.bot.service"):
-        assert await post(service, request, sent) is False
-    assert sent == []
-    given_up = [r for r in caplog.records if r.getMessage().startswith("post given up")]
-    assert len(given_up) == 1 and given_up[0].request_id == request.request_id  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize("store_heals", [True, False])
-async def test_a_posted_message_whose_record_fails_is_not_posted_again(
-    store_url: str, store_heals: bool, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Releasing the claim would post a second copy next to the unrecorded one: the record is retried instead."""
+    """One contract, whatever the call: `StoreUnavailable` saying what was not done, never a raw `StoreError`."""
     service = HitlService(Store(store_url), secret="s" * 32, form_base_url="http://127.0.0.1")
-    service.record_retry_seconds = 0.05
-    request = make_request(service.store)
+    request = make_request(service.store, responders=["U0DANA"])
     await service.store.put_request(request)
-    # A file where the event's messages folder belongs: every record write fails, as on a sick disk.
-    obstacle = Path(service.store.root) / "hitl-requests" / request.request_id / "messages"
-    obstacle.write_text("in the way")
-    sent: list[str] = []
+    down = HitlService(Store(store_url), secret="s" * 32, form_base_url="http://127.0.0.1")  # nothing cached
+    root = Path(service.store.root)
+    root.rename(tmp_path / "moved")  # noqa: ASYNC240 -- the test's own setup
+    with pytest.raises(StoreUnavailable) as refused:
+        await WAITED_ON[method](down, request.request_id)
+    saving = method in ("respond", "cancel")
+    assert str(refused.value) == str(StoreUnavailable(reading=not saving))
+    (tmp_path / "moved").rename(root)
+    assert await service.store.get_response(request.request_id) is None  # nothing half-written
 
-    class HealOnFirstFailure(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if store_heals and record.getMessage() == "store operation failed":
-                obstacle.unlink(missing_ok=True)
 
-    async def send() -> MessageRef:
-        sent.append("posted")
-        return POSTED
-
-    heal = HealOnFirstFailure()
-    logging.getLogger("hitl_chatops.bot.store").addHandler(heal)
-    try:
-        assert await service.post_once(request, "slack", "C0DEPLOYS", send) is True
-    finally:
-        logging.getLogger("hitl_chatops.bot.store").removeHandler(heal)
-    assert await post(service, request, sent) is False
-    assert await post(replica_of(service), request, sent) is False
-    assert sent == ["posted"]
-    assert await service.store.messages(request.request_id) == ([POSTED] if store_heals else [])
-    assert ("message posted but not recorded" in caplog.text) is not store_heals
+def test_every_public_coroutine_of_the_service_keeps_the_contract() -> None:
+    """A new read or write a person waits on gets the contract (or is named here as nobody's wait)."""
+    nobody_waits = {"expire"}  # the reconciler's; it retries on its next pass
+    no_store = {"authorize", "may_answer"}  # decided from the event in hand and the platform's groups
+    public = {
+        name
+        for name, method in vars(HitlService).items()
+        if not name.startswith("_") and inspect.iscoroutinefunction(method)
+    }
+    with_contract = {name for name in public if hasattr(vars(HitlService)[name], "__wrapped__")}
+    assert with_contract == set(WAITED_ON)
+    assert public == with_contract | nobody_waits | no_store

@@ -15,8 +15,8 @@ import pytest
 from hitl_chatops.bot.errors import AlreadyAnswered, ConfigError, EventNotFound, StoreError
 from hitl_chatops.bot.protocol import MessageRef, Responder, Response, utcnow
 from hitl_chatops.bot.store import Store, new_request_id
-from tests.helpers import make_request
-from tests.test_failures import OwnMoto, own_moto  # noqa: F401 - the fixture
+from tests.fakes.events import make_request
+from tests.fakes.s3 import Moto
 
 
 @pytest.fixture
@@ -250,7 +250,7 @@ async def test_listing_reads_outbox_pending_and_replicas_with_versions(store: St
     assert list((await store.listing()).pending) == [second.request_id]
 
 
-async def test_store_down_then_back(own_moto: OwnMoto) -> None:  # noqa: F811 - the imported fixture
+async def test_store_down_then_back(own_moto: Moto) -> None:
     """While S3 is unreachable every call fails fast with `StoreError`; once back, nothing was half-written."""
     store = Store(os.environ["HITL_CHATOPS_STORE"])
     request = make_request(store)

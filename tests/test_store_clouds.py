@@ -12,9 +12,10 @@ from hitl_chatops.bot.protocol import Responder
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
-from tests.clouds import Azurite, CountingProxy, GcsXmlApi, azure_env
 from tests.conftest import AZ_CONTAINER, SECRET
-from tests.helpers import make_request
+from tests.fakes.azure import Azurite, CountingProxy, azure_env
+from tests.fakes.events import make_request
+from tests.fakes.gcs import GcsXmlApi
 from tests.test_reconciler_scale import put_events
 
 FOLDERS = ("hitl-outbox", "hitl-owed-signals", "hitl-pending", "hitl-replicas")
@@ -41,7 +42,7 @@ async def test_an_idle_pass_on_azure_lists_only_the_reconcilers_folders(counting
     service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
     answered, owed, waiting = await put_events(store, 3)
     await service.respond(answered, "yes", Responder(platform="api", user_id="ci"), "api", trusted=True)
-    await service.drain()  # its outcome is in hitl-history/, which sorts before the reconciler's folders
+    await service.background.drain()  # its outcome is in hitl-history/, which sorts before the reconciler's folders
     await store.put_owed_signal(owed, {"error": "control plane down"})
     reconciler = Reconciler(service, 15)
     await store.put_replica(reconciler.replica_id)

@@ -23,7 +23,7 @@ import hitl_chatops
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.plugin._env import task_env
-from tests.flyte_fake import FakeFlyte
+from tests.fakes.flyte import FakeFlyte
 from tests.release import Release, build_wheel, copy_sources, wheel_contents
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,6 +6,8 @@ the tests quick.
 
 from __future__ import annotations
 
+import asyncio
+
 import flyte
 
 import hitl_chatops.plugin as hitl
@@ -72,3 +74,39 @@ async def pick_replicas(channel: str) -> int:
         poll_interval_seconds=POLL,
     )
     return int(await event.wait.aio())
+
+
+SLOW_POLL = 30  # longer than any test waits: such a run resumes in time only if the answer wakes it
+
+
+@env.task
+async def approve_slowly() -> bool:
+    """`approve_deploy` polling every 30 s, as a long-waiting gate might."""
+    event = await hitl.new_event.aio("slow_gate", data_type=bool, prompt="Deploy?", poll_interval_seconds=SLOW_POLL)
+    return bool(await event.wait.aio())
+
+
+HOSTILE = "\x1b[2J\x1b[31mred\x1b]8;;https://evil.example\x07link\x1b]8;;\x07\u202eevil\r"
+
+
+@env.task
+async def hostile_gate() -> bool:
+    """Task text full of terminal control sequences: clear screen, colour, a hyperlink, a bidi override."""
+    event = await hitl.new_event.aio(
+        "hostile_gate",
+        data_type=bool,
+        title=f"title {HOSTILE}",
+        prompt=f"prompt {HOSTILE}",
+        details=f"details {HOSTILE}",
+        context={f"key {HOSTILE}": f"value {HOSTILE}"},
+        poll_interval_seconds=POLL,
+    )
+    return bool(await event.wait.aio())
+
+
+@env.task
+async def two_gates() -> list[bool]:
+    """Two events waited for at once, as a fan-out does."""
+    first = await hitl.new_event.aio("first_gate", data_type=bool, prompt="First?", poll_interval_seconds=POLL)
+    second = await hitl.new_event.aio("second_gate", data_type=bool, prompt="Second?", poll_interval_seconds=POLL)
+    return list(await asyncio.gather(first.wait.aio(), second.wait.aio()))

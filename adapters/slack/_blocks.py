@@ -1,9 +1,11 @@
 """Render events, answers and lists as Block Kit, built with slack_sdk's models (validated on `to_dict`).
 
-Pure functions: no I/O, no decisions. Action values are `<request id>|<pick>`, where the pick is
-`true`/`false` for a bool, `c<index>` for a choice, or empty for the Respond… button. Every text
-from a task or a person goes through `_text` (escaped, or shown as plain text); every list that
-could grow is cut to Slack's limits here, with a line saying what was left out.
+Pure functions: no I/O, no decisions: an event's state, its words and its controls are the core's
+`EventView`, laid out here (`say` writes its lines as mrkdwn). Action values are
+`<request id>|<pick>`, where the pick is `true`/`false` for a bool, `c<index>` for a choice, or
+empty for the Respond… button. Every text from a task or a person goes through `_text` (escaped,
+or shown as plain text); every list that could grow is cut to Slack's limits here, with a line
+saying what was left out.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
-from hitl_chatops.bot.answers import answer_text, context_rows, describe_answer, display, is_approval, schema_of
+from hitl_chatops.bot.answers import context_rows, display
 from hitl_chatops.bot.conditions import flyte_note
-from hitl_chatops.bot.protocol import Request, Response, format_time
+from hitl_chatops.bot.protocol import Request, format_time
+from hitl_chatops.bot.states import Answer, Line, Part, Said, State, Strong, When, Who, text_of
 from hitl_chatops.bot.text import clip, via_name
+from hitl_chatops.bot.view import Controls, EventView, anyone_may_answer, event_view
 
 from ._text import escape, fit, fits, link, mrkdwn, plain, shown
 
@@ -54,6 +58,7 @@ HEADER_LIMIT = 150
 BUTTON_LIMIT = 75  # a button's or an option's text
 MESSAGE_BLOCKS = 50
 ERROR_LIMIT = 150  # an input block's inline error, clipped (the modal and the listeners)
+ICONS = {State.CANCELLED: ":no_entry_sign:", State.DEFAULTED: ":hourglass:", State.EXPIRED: ":hourglass:"}
 
 
 # -- values carried by actions ---------------------------------------------------------------
@@ -102,29 +107,44 @@ def mention(entry: str) -> str:
 
 
 def who_may_answer(request: Request) -> str:
-    if not request.responders or "*" in request.responders:
+    if anyone_may_answer(request):
         return "anyone"
     return ", ".join(mention(entry) for entry in request.responders)
 
 
-def responder_text(response: Response) -> str:
+def person_text(who: Who) -> str:
     """Who answered: the Slack user Slack named (a mention), or the name given elsewhere, escaped."""
-    person = response.responder
+    person = who.person
     if person is None:
-        return escape(response.responder_label)
+        return escape(who.text)
     if person.platform == "slack" and _USER_ID.fullmatch(person.user_id):
         return f"<@{person.user_id}>"
     return f"{escape(clip(person.label, 200))} ({via_name(person.platform)})"
 
 
-def _when(response: Response) -> str:
-    return date_token(response.responded_at) if response.responded_at else "an unknown time"
+def say(line: Line, limit: int = 1000) -> str:
+    """A line of the core's words as mrkdwn: people as mentions where Slack knows them, times as date
+    tokens, answers in bold, and what people chose or typed escaped and cut to `limit`."""
+    return "".join(_part(part, limit) for part in line)
 
 
-def answered_text(request: Request, response: Response) -> str:
+def _part(part: Part, limit: int) -> str:
+    if isinstance(part, Strong):
+        return f"*{escape(part.text)}*"
+    if isinstance(part, Who):
+        return person_text(part)
+    if isinstance(part, When):
+        return date_token(part.moment) if part.moment else escape(part.text)
+    if isinstance(part, Answer):
+        return f"*{fit(part.text, limit)}*"
+    if isinstance(part, Said):
+        return fit(part.text, limit)
+    return escape(part)
+
+
+def receipt_text(view: EventView) -> str:
     """What was answered, by whom, when and where: "*Approve* by <@U1> at … via Slack"."""
-    value = fit(answer_text(request, response.value), 500)
-    return f"*{value}* by {responder_text(response)} at {_when(response)} via {via_name(response.via)}"
+    return say(view.words.receipt, 500)
 
 
 def event_text(request: Request) -> str:
@@ -212,49 +232,40 @@ def _about(request: Request) -> ContextBlock:
 
 
 def actions(request: Request, form_url: str | None) -> ActionsBlock:
-    """The controls of an event; the web form link only where the core accepts web answers."""
-    elements = controls(request)
-    if form_url and web_answers(request):
+    """The controls the core leaves open; the web form link only where it takes the answer."""
+    rid = request.request_id
+    controls = event_view(request).controls
+    assert controls is not None, "a pending event has controls"
+    elements = _buttons(rid, controls)
+    if form_url and controls.form:
         elements.append(ButtonElement(text="Open web form", action_id=FORM_ACTION, url=form_url))
-    return ActionsBlock(block_id=f"hitl|{request.request_id}", elements=elements)
+    return ActionsBlock(block_id=f"hitl|{rid}", elements=elements)
 
 
-def web_answers(request: Request) -> bool:
-    """Whether the core takes this event's answer from the web form: only when anyone may answer."""
-    return not request.responders or "*" in request.responders
-
-
-def controls(request: Request) -> list[InteractiveElement]:
+def _buttons(rid: str, controls: Controls) -> list[InteractiveElement]:
     """One click answers a scalar bool or a few choices; anything with more to type opens the modal.
 
     An "approve, with a reason" answer keeps Approve/Reject: they open the modal with that choice made.
     """
-    rid = request.request_id
-    schema = schema_of(request)
-    if not schema.scalar:
-        if is_approval(schema):
-            return _approve_reject(rid, MODAL_ACTION)
-        return [_respond_button(rid)]
-    only = schema.fields[0]
-    if only.kind == "bool":
-        return _approve_reject(rid, ANSWER_ACTION)
-    choices = only.choices or []
-    if choices and len(choices) <= MAX_BUTTONS:
+    if controls.approval is not None:
+        return _approve_reject(rid, MODAL_ACTION if controls.typed else ANSWER_ACTION)
+    picks = controls.picks
+    if picks and len(picks) <= MAX_BUTTONS:
         return [
             ButtonElement(
                 text=clip(display(choice), BUTTON_LIMIT),
                 action_id=f"{ANSWER_ACTION}_{i}",
                 value=action_value(rid, choice_pick(i)),
             )
-            for i, choice in enumerate(choices)
+            for i, choice in enumerate(picks)
         ]
-    if choices and len(choices) <= MAX_OPTIONS:
+    if picks and len(picks) <= MAX_OPTIONS:
         options = [
             Option(text=PlainTextObject(text=clip(display(c), BUTTON_LIMIT)), value=action_value(rid, choice_pick(i)))
-            for i, c in enumerate(choices)
+            for i, c in enumerate(picks)
         ]
         return [StaticSelectElement(action_id=SELECT_ACTION, placeholder="Choose…", options=options)]
-    return [_respond_button(rid)]  # more choices than a select holds: the modal asks for the text
+    return [_respond_button(rid)]  # something to type, or more choices than a select holds: the modal
 
 
 def _respond_button(request_id: str) -> ButtonElement:
@@ -284,52 +295,22 @@ def chosen(pick: str, choices: Sequence[Any] | None) -> object:
 # -- after the event -------------------------------------------------------------------------
 
 
-def answered_blocks(request: Request, response: Response, form_url: str | None = None) -> list[Block]:
-    """The event's outcome in place of its controls: each field's value with who, when and via;
-    or who cancelled it and why; or the default applied at the deadline."""
-    blocks = top(request, form_url)
-    if response.cancelled:
-        reason = f": {fit(response.reason, 1000)}" if response.reason else ""
-        line = f":no_entry_sign: *Cancelled* by {responder_text(response)} at {_when(response)}{reason}"
-        return [*blocks, SectionBlock(text=MarkdownTextObject(text=line, verbatim=True))]
-    if response.defaulted:
-        value = fit(answer_text(request, response.value), 1000)
-        line = f":hourglass: *Expired* at {date_token(request.deadline)}: default *{value}* applied."
-        return [*blocks, SectionBlock(text=MarkdownTextObject(text=line, verbatim=True))]
-    fields = [_field(label, fit(text, 1900)) for label, text in describe_answer(request, response.value)]
-    fields += [
-        _field("By", responder_text(response)),
-        _field("When", date_token(response.responded_at) if response.responded_at else "unknown"),
-        _field("Via", via_name(response.via)),
-    ]
-    return blocks + sections(fields, MESSAGE_BLOCKS - len(blocks))
+def ended_blocks(view: EventView, form_url: str | None = None) -> list[Block]:
+    """The event once it has ended, with no controls: an answer's fields with who, when and via,
+    or the state's status line (who cancelled it and why, the default applied, the expiry)."""
+    blocks = top(view.request, form_url)
+    if view.words.facts:
+        fields = [_field(label, fit(text, 1900)) for label, text in view.answer]
+        fields += [_field(label, say(line)) for label, line in view.words.facts]
+        return blocks + sections(fields, MESSAGE_BLOCKS - len(blocks))
+    line = f"{ICONS[view.state]} {say(view.words.status)}"
+    return [*blocks, SectionBlock(text=MarkdownTextObject(text=line, verbatim=True))]
 
 
-def answered_summary(request: Request, response: Response) -> str:
+def summary_text(view: EventView) -> str:
     """The notification text of the rewritten message (escaped: it is mrkdwn too)."""
-    heading = plain(request.heading, request.prompt_type)
-    if response.cancelled:
-        reason = f": {response.reason}" if response.reason else ""
-        text = f"{heading}: cancelled by {response.responder_label} at {response.responded_text}{reason}"
-    elif response.defaulted:
-        text = f"{heading}: expired, default {answer_text(request, response.value)} applied"
-    else:
-        text = (
-            f"{heading}: answered {answer_text(request, response.value)} by {response.responder_label} "
-            f"at {response.responded_text}"
-        )
-    return fit(text, SECTION_LIMIT)
-
-
-def expired_blocks(request: Request, form_url: str | None = None) -> list[Block]:
-    line = f":hourglass: *Expired* at {date_token(request.deadline)} without an answer; the workflow no longer waits."
-    return [*top(request, form_url), SectionBlock(text=MarkdownTextObject(text=line))]
-
-
-def expired_summary(request: Request) -> str:
-    return fit(
-        f"{plain(request.heading, request.prompt_type)}: expired at {format_time(request.deadline)}", SECTION_LIMIT
-    )
+    request = view.request
+    return fit(f"{plain(request.heading, request.prompt_type)}: {text_of(view.words.summary)}", SECTION_LIMIT)
 
 
 # -- the slash command -----------------------------------------------------------------------

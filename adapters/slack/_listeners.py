@@ -25,9 +25,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from hitl_chatops.bot.answers import schema_of
 from hitl_chatops.bot.errors import AlreadyAnswered, InvalidValue, UserError
-from hitl_chatops.bot.protocol import Request, Responder
+from hitl_chatops.bot.protocol import Request, Responder, Response
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.text import clip
+from hitl_chatops.bot.view import event_view
 
 from . import _blocks, _modal
 from ._platform import PLATFORM, api_error, as_dicts
@@ -47,18 +48,25 @@ def responder_of(user: dict[str, Any]) -> Responder:
 
 
 def refusal_text(error: UserError, request: Request | None = None) -> str:
-    """The core's refusal for the person; an earlier answer is shown as its summary when the event is known."""
+    """The core's refusal for the person; an earlier answer is shown with its receipt when the event is known."""
     earlier = error.response if isinstance(error, AlreadyAnswered) else None
-    if earlier is not None and request is not None and not (earlier.cancelled or earlier.defaulted):
-        return f"Already answered: {_blocks.answered_text(request, earlier)}."
+    if earlier is not None and request is not None:
+        view = event_view(request, earlier)
+        if view.words.receipt:
+            return f"{view.words.headline}: {_blocks.receipt_text(view)}."
     return escape(str(error))
+
+
+def saved_text(request: Request, response: Response) -> str:
+    """The note to the person whose answer was just saved."""
+    return f"Saved: {_blocks.receipt_text(event_view(request, response))}."
 
 
 def _preset(request: Request, pick: str) -> dict[str, object]:
     """Approve/Reject on an "approve, with a reason" event: that choice made in the modal it opens."""
-    schema = schema_of(request)
-    decision = next((f for f in schema.fields if f.kind == "bool"), None)
-    if pick not in _blocks.BOOL_PICKS or schema.scalar or decision is None:
+    controls = event_view(request).controls
+    decision = controls.approval if controls is not None and controls.typed else None
+    if pick not in _blocks.BOOL_PICKS or decision is None:
         return {}
     return {decision.name: _blocks.BOOL_PICKS[pick]}
 
@@ -107,7 +115,7 @@ class Listeners:
 
     def _after_ack(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` once the listener has returned and bolt has sent the ack (shutdown waits for it)."""
-        self.service.spawn(work)
+        self.service.background.spawn(work)
 
     # -- message controls ------------------------------------------------------------------
 
@@ -199,7 +207,7 @@ class Listeners:
         if (body.get("container") or {}).get("is_ephemeral"):
             # The /hitl list is not a stored message, so it is not rewritten: confirm instead.
             request = await self.service.event(request_id)  # read (and cached) by the answer
-            await self._tell(client, body, f"Saved: {_blocks.answered_text(request, response)}.")
+            await self._tell(client, body, saved_text(request, response))
 
     async def _choices(self, request_id: str, pick: str) -> list[Any] | None:
         """The event's choices, read only when the pick names one (a bool click needs no read)."""
@@ -284,7 +292,7 @@ class Listeners:
         except Exception:
             log.exception("slack submission failed", extra={"request_id": request_id, "user": responder.user_id})
             return _Verdict({first: _FAILED}, _FAILED)
-        return _Verdict(None, f"Saved: {_blocks.answered_text(request, response)}.")
+        return _Verdict(None, saved_text(request, response))
 
     # -- the slash command -----------------------------------------------------------------
 

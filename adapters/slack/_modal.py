@@ -39,6 +39,7 @@ from hitl_chatops.bot.answers import (
 )
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.text import clip, format_number
+from hitl_chatops.bot.view import anyone_may_answer
 
 from ._blocks import (
     BUTTON_LIMIT,
@@ -53,7 +54,6 @@ from ._blocks import (
     chosen,
     date_token,
     top,
-    web_answers,
 )
 from ._text import link
 
@@ -98,7 +98,7 @@ def too_big(request: Request) -> str | None:
 
 def form_note(request: Request, reason: str, form_url: str) -> str:
     """Where to answer an event Slack cannot show: the signed web form link, if the core takes web answers."""
-    if web_answers(request):
+    if anyone_may_answer(request):
         form = link(form_url, "open the form")
         return f"{reason} Answer it in the web form instead: {form} (until {date_token(request.deadline)})."
     return (

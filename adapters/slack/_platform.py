@@ -17,6 +17,7 @@ from hitl_chatops.bot.groups import GroupCache
 from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request, Response
 from hitl_chatops.bot.service import HitlService
+from hitl_chatops.bot.view import event_view
 
 from . import _blocks
 
@@ -65,13 +66,14 @@ class SlackPlatform:
         return MessageRef(platform=PLATFORM, key=f"{where}-{ts}", data={"channel": where, "ts": ts})
 
     async def rerender(self, request: Request, outcome: Response | None, ref: MessageRef) -> None:
-        form_url = self.service.form_url(request.request_id)
-        if outcome is None:
-            text, blocks = _blocks.expired_summary(request), _blocks.expired_blocks(request, form_url)
-        else:
-            text = _blocks.answered_summary(request, outcome)
-            blocks = _blocks.answered_blocks(request, outcome, form_url)
-        body = {"channel": ref.data["channel"], "ts": ref.data["ts"], "text": text, "blocks": as_dicts(blocks)}
+        view = event_view(request, outcome, expired=True)
+        blocks = as_dicts(_blocks.ended_blocks(view, self.service.form_url(request.request_id)))
+        body = {
+            "channel": ref.data["channel"],
+            "ts": ref.data["ts"],
+            "text": _blocks.summary_text(view),
+            "blocks": blocks,
+        }
         with _refusals("chat.update"):
             # The body is complete and serialized: `chat_update` would only walk the blocks again
             # looking for model objects, then drop the None arguments it added itself.

@@ -1,8 +1,9 @@
 """Adaptive Cards (schema 1.5) for an event, its answer and its end, as plain dicts.
 
 Pure functions of core objects: no Teams SDK here, so cards are easy to test and to validate
-against the official schema. Every decision about values stays in the core; a card only asks.
-How text is shown (never markdown unless the event asked for it) is `elements`' one rule.
+against the official schema. Every decision about values stays in the core; a card only asks, and
+lays out the core's `EventView` (the state, its words, the controls that remain). How text is shown
+(never markdown unless the event asked for it) is `elements`' one rule.
 
 An event card has one input per answer field (`field_input`, the one place a field becomes an
 Adaptive Card input). Teams merges the inputs into the action's data, the inputs winning, so the
@@ -22,25 +23,20 @@ from typing import Any
 
 from hitl_chatops.bot.answers import (
     MAX_TEXT_LENGTH,
-    Accepted,
     AnswerField,
-    AnswerSchema,
-    answer_text,
     context_rows,
-    describe_answer,
-    display,
     field_text,
+    finite_number,
     input_text,
-    is_approval,
     number_hint,
-    outcome_label,
-    parse_fields,
     prefill,
     schema_of,
 )
 from hitl_chatops.bot.conditions import flyte_note
-from hitl_chatops.bot.protocol import Request, Response, format_time
-from hitl_chatops.bot.text import clip, via_name
+from hitl_chatops.bot.protocol import Request, format_time
+from hitl_chatops.bot.states import State, text_of
+from hitl_chatops.bot.text import clip, whole
+from hitl_chatops.bot.view import Controls, EventView, event_view
 
 from .elements import Card, Element, Row, card, fits, link, literal, prose, rows, run, sentence
 from .markdown import is_plain
@@ -58,8 +54,8 @@ _DETAILS_LIMIT = 6000
 _CONTEXT_SHOWN = 20
 _FEWER_ROWS = (20, 5, 0)  # an answer's rows on a lean card, fewer until it fits
 _COMPACT_CHOICES = 5
-# Only what a number input can hold again: any finite number, bounds aside (those are the error).
-_ANY_NUMBER = AnswerSchema(fields=[AnswerField(name="n", kind="float", label="n")])
+# The colour of each ended state's status line.
+COLORS = {State.CANCELLED: "attention", State.DEFAULTED: "warning", State.EXPIRED: "warning"}
 _LEAN_NOTE = "Shortened to fit a Teams card: the details, context and field descriptions are left out."
 
 
@@ -79,15 +75,16 @@ def event_card(
     the answer as a whole; `notice` is shown above the inputs (for example "only X may answer").
     Past Teams' size limit: a lean card, else one that sends the person to the web form.
     """
+    view = event_view(request)
     for lean in (False, True):
-        built = _question(request, form_url, errors or {}, error, notice, typed, lean=lean)
+        built = _question(view, form_url, errors or {}, error, notice, typed, lean=lean)
         if fits(built):
             return built
-    return _too_large(request, form_url)
+    return _too_large(view, form_url)
 
 
 def _question(
-    request: Request,
+    view: EventView,
     form_url: str | None,
     errors: Mapping[str, str],
     error: str | None,
@@ -96,19 +93,19 @@ def _question(
     *,
     lean: bool,
 ) -> Card:
-    schema = schema_of(request)
+    request, controls = view.request, _controls(view)
     kept = typed if isinstance(typed, Mapping) else {} if typed is None else {"value": typed}
     shown: dict[str, object] = dict(prefill(request))
     shown.update({str(k): v for k, v in kept.items()})
-    decision = _decision(schema)
+    decision = controls.approval
     problems = dict(errors)
     body = _header(request, lean=lean)
     body += [sentence(_LEAN_NOTE, isSubtle=True)] if lean else _context(request)
-    body += rows(_event_facts(request))
+    body += rows(_event_facts(view))
     if notice:
         body.append(literal(run(notice, color="attention", weight="bolder")))
-    for answer_field in schema.fields:
-        if answer_field is not decision:
+    for answer_field in schema_of(request).fields:
+        if decision is None or answer_field.name != decision.name:
             value, problem = shown.get(answer_field.name), problems.pop(answer_field.name, None)
             body += field_input(answer_field, value, problem, describe=not lean)
     # What no input shows: the buttons' field (Approve/Reject), or the answer as a whole.
@@ -120,40 +117,35 @@ def _question(
             _execute(request, "Approve", {decision.name: True}, style="positive"),
             _execute(request, "Reject", {decision.name: False}),
         ]
-    if form_url and _form_may_answer(request):
+    if form_url and controls.form:
         actions.append(_open_form(form_url))
     return card(body, actions)
 
 
-def _too_large(request: Request, form_url: str | None) -> Card:
+def _too_large(view: EventView, form_url: str | None) -> Card:
     """The event when even its lean card is past Teams' limit: why, and where to answer instead."""
+    request = view.request
     fields = len(schema_of(request).fields)
     why = f"This event asks for {fields} fields: too many to answer on a Teams card."
-    if form_url and _form_may_answer(request):
+    if form_url and _controls(view).form:
         body = [
             *_header(request, lean=True),
-            *rows(_event_facts(request)),
+            *rows(_event_facts(view)),
             sentence(f"{why} Answer it in the browser."),
         ]
         return card(body, [_open_form(form_url)])
     # The web form has no identity, so it refuses events only some people may answer.
     told = f"{why} Only the responders listed may answer it, which the web form cannot check."
-    return card([*_header(request, lean=True), *rows(_event_facts(request)), sentence(told, color="attention")], [])
+    return card([*_header(request, lean=True), *rows(_event_facts(view)), sentence(told, color="attention")], [])
 
 
-def _form_may_answer(request: Request) -> bool:
-    return not request.responders or "*" in request.responders
+def _controls(view: EventView) -> Controls:
+    assert view.controls is not None, "an event card asks only while the event is open"
+    return view.controls
 
 
 def _open_form(form_url: str) -> Element:
     return {"type": "Action.OpenUrl", "title": "Answer in browser", "url": form_url}
-
-
-def _decision(schema: AnswerSchema) -> AnswerField | None:
-    """The bool answered with Approve/Reject buttons: a scalar bool's, or an "approve, with a reason" model's."""
-    if not is_approval(schema):
-        return None
-    return next(f for f in schema.fields if f.kind == "bool")
 
 
 def field_input(
@@ -202,58 +194,36 @@ def field_input(
 
 def _number(value: object) -> float | int | None:
     """`value` as a number input holds it, if the core reads it as a finite number; else None."""
-    outcome = parse_fields(_ANY_NUMBER, {"n": value})
-    if not isinstance(outcome, Accepted):
-        return None
-    number = float(outcome.value["n"])
-    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    number = finite_number(value)
+    return None if number is None else whole(number)
 
 
-def answered_card(request: Request, response: Response, *, notice: str | None = None) -> Card:
-    """The event after its outcome, with no actions: each field's value and who, when and where;
-    or who cancelled it and why; or the default applied at the deadline. Past Teams' size limit,
-    lean: no context or details, and the answer's first fields only."""
+def ended_card(view: EventView, *, notice: str | None = None) -> Card:
+    """The event once it has ended, with no actions: each field's value and who, when and where, or
+    the state's status line (who cancelled it and why, the default applied, the expiry). Past Teams'
+    size limit, lean: no context or details, and the answer's first fields only."""
     for most in (None, *_FEWER_ROWS):
-        built = _outcome(request, response, notice, most)
+        built = _ended(view, notice, most)
         if fits(built):
             break
     return built
 
 
-def _outcome(request: Request, response: Response, notice: str | None, most: int | None) -> Card:
+def _ended(view: EventView, notice: str | None, most: int | None) -> Card:
     """`most` None: the full card; else a lean one showing at most `most` of the answer's fields."""
-    lean = most is not None
-    limit = _LEAN_PROMPT_LIMIT if lean else _DETAILS_LIMIT
-    body = _header(request, subtitle=outcome_label(response), lean=lean)
+    request, lean = view.request, most is not None
+    body = _header(request, subtitle=view.words.label, lean=lean)
     body += [] if lean else _context(request)
-    if response.cancelled:
-        reason = f": {response.reason}" if response.reason else ""
-        line = f"Cancelled by {response.responder_label} at {response.responded_text}{reason}"
-        body += [literal(run(clip(line, limit), color="attention")), *rows(_run_facts(request))]
-    elif response.defaulted:
-        value = clip(answer_text(request, response.value), limit)
-        line = f"Expired at {format_time(request.deadline)}: default {value} applied."
-        body += [literal(run(line, color="warning")), *rows(_run_facts(request))]
-    else:
-        facts: list[Row] = [
-            ("Answered by", response.responder_label),
-            ("When", response.responded_text),
-            ("Via", via_name(response.via)),
-        ]
-        if schema_of(request).scalar:
-            facts.insert(0, ("Answer", display(response.value)))
+    if view.words.facts:
+        facts: list[Row] = [(label, text_of(line)) for label, line in view.words.facts]
+        if view.scalar:
+            facts = [*view.answer, *facts]
         else:
-            body += _shown(describe_answer(request, response.value), most, "fields")
+            body += _shown(list(view.answer), most, "fields")
         body += rows(facts + _run_facts(request))
-    if notice:  # the core's words, with names and reasons people typed
-        body.append(literal(run(notice, color="attention")))
-    return card(body, [])
-
-
-def expired_card(request: Request, *, notice: str | None = None) -> Card:
-    body = _header(request, subtitle="Expired")
-    body.append(sentence(f"This event expired at {format_time(request.deadline)} without an answer.", color="warning"))
-    body += rows(_run_facts(request))
+    else:
+        line = clip(text_of(view.words.status), _LEAN_PROMPT_LIMIT if lean else _DETAILS_LIMIT)
+        body += [literal(run(line, color=COLORS[view.state])), *rows(_run_facts(request))]
     if notice:  # the core's words, with names and reasons people typed
         body.append(literal(run(notice, color="attention")))
     return card(body, [])
@@ -319,8 +289,9 @@ def _problem(message: str) -> Element:
     return literal(run(message, color="attention"))
 
 
-def _event_facts(request: Request) -> list[Row]:
-    who = ", ".join(request.responders) if request.responders else "anyone"
+def _event_facts(view: EventView) -> list[Row]:
+    request = view.request
+    who = ", ".join(view.responders) or "anyone"
     flyte: list[Row] = [("Flyte", text)] if (text := flyte_note(request)) else []
     return [*_run_facts(request), ("Deadline", format_time(request.deadline)), ("Who may answer", who), *flyte]
 

@@ -35,8 +35,9 @@ from hitl_chatops.bot.errors import (
 )
 from hitl_chatops.bot.protocol import Request, Responder
 from hitl_chatops.bot.service import HitlService
+from hitl_chatops.bot.view import event_view
 
-from .cards import CARD_CONTENT_TYPE, VERB, answer_payload, answered_card, event_card, expired_card, notice_card
+from .cards import CARD_CONTENT_TYPE, VERB, answer_payload, ended_card, event_card, notice_card
 from .elements import Card
 from .platform import TeamsPlatform, card_activity
 from .references import PLATFORM, remember
@@ -138,12 +139,12 @@ class TeamsBot(ActivityHandler):
         except NotAllowed as error:
             return Outcome(self._event_card(request, notice=str(error)), False)
         except AlreadyAnswered as error:
-            return Outcome(answered_card(request, error.response, notice=str(error)), False)
+            return Outcome(ended_card(event_view(request, error.response), notice=str(error)), False)
         except EventExpired as error:
-            return Outcome(expired_card(request, notice=str(error)), False)
+            return Outcome(ended_card(event_view(request, expired=True), notice=str(error)), False)
         except UserError as error:
             return Outcome(notice_card("Not answered", str(error)), False)
-        return Outcome(answered_card(request, response), True)
+        return Outcome(ended_card(event_view(request, response)), True)
 
     def _event_card(
         self,
@@ -168,7 +169,7 @@ class TeamsBot(ActivityHandler):
         async def send(context: TurnContext) -> None:
             await self._send_pending(context, responder, str(reference.conversation.id))
 
-        self._service.spawn(self._platform.in_conversation(reference, send))
+        self._service.background.spawn(self._platform.in_conversation(reference, send))
 
     async def _send_pending(self, context: TurnContext, responder: Responder, conversation_id: str) -> None:
         try:

@@ -14,9 +14,9 @@ from hitl_chatops.bot.errors import HitlError, PlatformError
 from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request, Response
 from hitl_chatops.bot.service import HitlService
+from hitl_chatops.bot.view import event_view
 
-from .cards import answered_card as answered_card_for
-from .cards import event_card, expired_card
+from .cards import ended_card, event_card
 from .elements import Card
 from .graph import GroupMembers
 from .references import PLATFORM, message_key, recall
@@ -64,7 +64,7 @@ class TeamsPlatform:
         return await self._post_one(request, target, event_card(request, self._service.form_url(request.request_id)))
 
     async def rerender(self, request: Request, outcome: Response | None, ref: MessageRef) -> None:
-        await self._replace(ref, expired_card(request) if outcome is None else answered_card_for(request, outcome))
+        await self._replace(ref, ended_card(event_view(request, outcome, expired=True)))
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Microsoft Entra group, through Microsoft Graph when the bot has credentials."""
@@ -74,7 +74,7 @@ class TeamsPlatform:
 
     async def record(self, request: Request, conversation_id: str, activity_id: str, kind: str) -> None:
         """Remember where a card of the event is, so any replica can update it later."""
-        await self._service.record_message(request, card_ref(conversation_id, activity_id, kind))
+        await self._service.delivery.record_message(request, card_ref(conversation_id, activity_id, kind))
 
     async def _post_one(self, request: Request, conversation_id: str, card: Card) -> MessageRef:
         found = await recall(self._service, conversation_id)

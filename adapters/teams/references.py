@@ -37,13 +37,13 @@ async def remember(service: HitlService, activity: Activity) -> str | None:
     reference.activity_id = None  # posts start new messages, not replies to this activity
     data: dict[str, Any] = reference.model_dump(mode="json", by_alias=True, exclude_none=True)
     data[_TENANT_KEY] = tenant_of(activity)
-    await service.save_conversation(PLATFORM, str(conversation.id), data)
+    await service.delivery.save_conversation(PLATFORM, str(conversation.id), data)
     return str(conversation.id)
 
 
 async def recall(service: HitlService, conversation_id: str) -> tuple[ConversationReference, str | None] | None:
     """The stored reference and tenant id, or None if the bot never saw the conversation."""
-    data = await service.conversation(PLATFORM, conversation_id)
+    data = await service.delivery.conversation(PLATFORM, conversation_id)
     if data is None:
         return None
     tenant = data.pop(_TENANT_KEY, None)

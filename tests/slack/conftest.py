@@ -1,16 +1,18 @@
-"""Fixtures for the Slack tests: the fake Web API and a bot wired to it."""
+"""Fixtures for the Slack tests: the fake Slack and a bot wired to it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import SecretStr
 
-from hitl_chatops.bot.server import BotThread
-from tests.flyte_fake import FakeFlyte
-from tests.slack.slack_helpers import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+
+if TYPE_CHECKING:
+    from hitl_chatops.bot.server import BotThread
+    from tests.fakes.flyte import FakeFlyte
 
 
 @pytest.fixture

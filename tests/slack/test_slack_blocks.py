@@ -13,7 +13,9 @@ from hitl_chatops.adapters.slack._platform import as_dicts
 from hitl_chatops.bot.answers import MAX_TEXT_LENGTH
 from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, utcnow
-from tests.slack.slack_helpers import find_element, validate_blocks, validate_view
+from hitl_chatops.bot.view import event_view
+from tests.fakes.slack import validate_blocks, validate_view
+from tests.slack.slack_helpers import find_element
 
 RID = "0f3c9a8e-1d2b-4c5d-8e9f-a0b1c2d3e4f5"
 
@@ -100,11 +102,12 @@ def test_answered_by_someone_elsewhere_names_them_and_the_surface() -> None:
         responded_at=utcnow(),
         via="teams",
     )
-    blocks = as_dicts(_blocks.answered_blocks(request, response))
+    view = event_view(request, response)
+    blocks = as_dicts(_blocks.ended_blocks(view))
     validate_blocks(blocks)
     text = json.dumps(blocks)
     assert "Reject" in text and "Dana &lt;admin&gt; (Teams)" in text and "<!date^" in text
-    assert _blocks.answered_summary(request, response).startswith("gate: answered Reject by Dana &lt;admin&gt; at ")
+    assert _blocks.summary_text(view).startswith("gate: answered Reject by Dana &lt;admin&gt; at ")
 
 
 def test_pending_list_stays_under_fifty_blocks() -> None:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
-from tests.slack.slack_helpers import CHANNEL, FakeSlack, click, create_event, find_element, post_signed, store
+from tests.fakes.slack import FakeSlack
+from tests.slack.slack_helpers import CHANNEL, click, create_event, find_element, post_signed, store
 
 BotFactory = Callable[..., BotThread]
 
@@ -43,7 +44,7 @@ async def test_the_reconciler_applies_the_default_and_rewrites_the_message(
     await asyncio.sleep(1.1)
     report = await asyncio.to_thread(bot.call, Reconciler(bot.service, 1).step())
     assert report.expired == 1
-    await asyncio.to_thread(bot.call, bot.service.drain())
+    await asyncio.to_thread(bot.call, bot.service.background.drain())
     (update,) = await fake_slack.wait_for("chat.update")
     assert all(block["type"] != "actions" for block in update["blocks"])
     outcome = await store().get_response(request_id)

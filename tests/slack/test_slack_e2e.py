@@ -11,17 +11,10 @@ import pytest
 
 from hitl_chatops.bot.server import BotThread
 from tests import workflows as shared
-from tests.helpers import Run
+from tests.fakes.flyte import Run
+from tests.fakes.slack import FakeSlack
 from tests.slack import slack_workflows as workflows
-from tests.slack.slack_helpers import (
-    CHANNEL,
-    FakeSlack,
-    block_actions,
-    click,
-    find_element,
-    post_signed,
-    view_submission,
-)
+from tests.slack.slack_helpers import CHANNEL, block_actions, click, find_element, post_signed, view_submission
 
 pytestmark = pytest.mark.e2e
 

@@ -14,17 +14,9 @@ import pytest
 
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
+from tests.fakes.slack import FakeSlack
 from tests.helpers import recorded_messages
-from tests.slack.slack_helpers import (
-    CHANNEL,
-    FakeSlack,
-    click,
-    create_event,
-    find_element,
-    post_signed,
-    store,
-    wait_response,
-)
+from tests.slack.slack_helpers import CHANNEL, click, create_event, find_element, post_signed, store, wait_response
 
 pytestmark = pytest.mark.asyncio
 BotFactory = Callable[..., BotThread]
@@ -73,7 +65,7 @@ async def test_rate_limited_update_after_an_answer_is_retried_and_the_answer_kep
     response = await wait_response(request_id)
     assert response.value is True and response.responder is not None and response.responder.user_id == "U0ALICE"
     [update] = await fake_slack.wait_for("chat.update")
-    await asyncio.to_thread(bot.call, bot.service.drain())  # the outbox write, if any, is done
+    await asyncio.to_thread(bot.call, bot.service.background.drain())  # the outbox write, if any, is done
     assert len(fake_slack.of("chat.update", ok_only=False)) == 3
     assert len(fake_slack.of("chat.update")) == 1
     assert (update["channel"], update["ts"]) == (posted["channel"], "1700000000.000001")
@@ -108,7 +100,7 @@ async def test_an_update_cut_short_by_shutdown_is_owed_and_the_reconciler_finish
     status, _ = await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_answer")[0]))
     assert status == 200
     await wait_response(request_id)
-    await asyncio.to_thread(bot.call, bot.service.drain(0.1))  # shutdown waits only so long
+    await asyncio.to_thread(bot.call, bot.service.background.drain(0.1))  # shutdown waits only so long
     assert await store().outbox_ids() == [request_id]
 
     held.set()

@@ -19,18 +19,11 @@ from hitl_chatops.bot.protocol import ConditionRef, Request
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
 from tests.conftest import AUTH
-from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte, signal_record
-from tests.helpers import make_request, recorded_messages
-from tests.slack.slack_helpers import (
-    CHANNEL,
-    FakeSlack,
-    click,
-    find_element,
-    post_signed,
-    store,
-    view_submission,
-    wait_response,
-)
+from tests.fakes.events import make_request
+from tests.fakes.flyte import DOMAIN, PROJECT, FakeCondition, FakeFlyte
+from tests.fakes.slack import FakeSlack
+from tests.helpers import recorded_messages, signal_record
+from tests.slack.slack_helpers import CHANNEL, click, find_element, post_signed, store, view_submission, wait_response
 
 RUN = "r-deploy-1"
 PARENT = "a0"
@@ -127,7 +120,7 @@ async def test_twenty_racing_clicks_signal_once(
         assert {status for status, _ in await asyncio.gather(*clicks)} == {200}
     answer = await wait_response(request.request_id)
     await signal_record(store(), request.request_id)
-    await asyncio.to_thread(bot.call, bot.service.drain())
+    await asyncio.to_thread(bot.call, bot.service.background.drain())
     assert fake_flyte.signals_to(condition) == [answer.value]
 
 
@@ -142,7 +135,7 @@ async def test_control_plane_down_keeps_the_answer_and_the_reconciler_signals_la
     status, body = await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_answer")[1]))
     assert status == 200 and body == ""
     assert (await wait_response(request.request_id)).value is False
-    await asyncio.to_thread(bot.call, bot.service.drain())  # the failed signal has run its course
+    await asyncio.to_thread(bot.call, bot.service.background.drain())  # the failed signal has run its course
     assert await store().owed_signal_ids() == [request.request_id]
     assert fake_slack.of("chat.postEphemeral") == [], "the person is not told about Flyte's trouble"
     [update] = await fake_slack.wait_for("chat.update")

@@ -22,10 +22,11 @@ import pytest
 import hitl_chatops.plugin._conditions as task_side
 from hitl_chatops.bot.server import BotThread
 from tests.conftest import AUTH
-from tests.flyte_fake import DOMAIN, PROJECT, FakeCondition, FakeFlyte, signal_record
+from tests.fakes.flyte import DOMAIN, PROJECT, FakeCondition, FakeFlyte
+from tests.fakes.slack import FakeSlack
 from tests.flyte_pod import Pod
+from tests.helpers import signal_record
 from tests.slack.slack_helpers import (
-    FakeSlack,
     api_answer,
     click,
     find_element,
@@ -104,7 +105,7 @@ async def test_event_answered_in_flyte_updates_every_copy(
     [update] = await fake_slack.wait_for("chat.update")
     assert update["text"].startswith("deploy_gate: answered Reject by Dana in Flyte at")
     fields = [field["text"] for block in update["blocks"] for field in block.get("fields", [])]
-    assert "*By*\nDana in Flyte (Flyte)" in fields and "*Via*\nFlyte" in fields
+    assert "*Answered by*\nDana in Flyte (Flyte)" in fields and "*Via*\nFlyte" in fields
 
     await post_signed(bot.url, click("U0BOB", find_element(posted["blocks"], "hitl_answer")[0]))
     [told] = await fake_slack.wait_for("chat.postEphemeral")

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from hitl_chatops.bot.server import BotThread
+from tests.fakes.slack import FakeSlack
 from tests.slack.slack_helpers import (
-    FakeSlack,
     click,
     create_event,
     find_element,

@@ -12,17 +12,16 @@ import aiohttp
 import pytest
 
 from hitl_chatops.bot.server import BotThread
+from tests.fakes.slack import FakeSlack, signed_headers
 from tests.helpers import recorded_messages
 from tests.slack.slack_helpers import (
     CHANNEL,
-    FakeSlack,
     api_answer,
     block_actions,
     click,
     create_event,
     find_element,
     post_signed,
-    signed_headers,
     slash_command,
     store,
     view_submission,
@@ -89,7 +88,7 @@ async def test_bool_event_approve_click_writes_the_slack_responder_and_updates_t
     assert (reject["text"]["text"], reject["style"]) == ("Reject", "danger")
     [form] = find_element(posted["blocks"], "hitl_form")
     assert form["url"].startswith(f"{bot.url}/form/{request_id}?sig=")
-    await asyncio.to_thread(bot.call, bot.service.drain())  # the post is recorded just after it returns
+    await asyncio.to_thread(bot.call, bot.service.background.drain())  # the post is recorded just after it returns
     assert [ref.data for ref in await store().messages(request_id)] == [{"channel": CHANNEL, "ts": "1700000000.000001"}]
 
     status, _ = await post_signed(bot.url, click("U0ALICE", approve))

@@ -17,7 +17,8 @@ from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
-from tests.slack.slack_helpers import BOT_TOKEN, FakeSlack, click, create_event, find_element, post_signed, store
+from tests.fakes.slack import BOT_TOKEN, FakeSlack
+from tests.slack.slack_helpers import click, create_event, find_element, post_signed, store
 
 
 async def test_expired_event_refuses_clicks_and_its_messages_say_expired(
@@ -36,9 +37,9 @@ async def test_expired_event_refuses_clicks_and_its_messages_say_expired(
     # The reconciler drives expiry; here a core service in this loop does, with the real Slack platform.
     settings = load_settings(slack_bot_token=SecretStr(BOT_TOKEN), slack_api_url=f"{fake_slack.url}/api")
     service = HitlService(Store(settings.store), secret=os.environ["HITL_CHATOPS_SECRET"], form_base_url=bot.url)
-    service.add_platform(SlackPlatform(web_client(settings), service, default_channel=None))
+    service.delivery.add_platform(SlackPlatform(web_client(settings), service, default_channel=None))
     assert await service.expire(request_id) is True
-    await service.drain()
+    await service.background.drain()
     [update] = fake_slack.of("chat.update")
     assert "Expired" in json.dumps(update["blocks"]) and update["text"].startswith("short: expired at")
     assert all(block["type"] != "actions" for block in update["blocks"])

@@ -16,9 +16,9 @@ import pytest
 from pydantic import BaseModel, create_model
 
 from hitl_chatops.bot.server import BotThread
+from tests.fakes.slack import FakeSlack
 from tests.slack.slack_helpers import (
     CHANNEL,
-    FakeSlack,
     api_answer,
     click,
     create_event,

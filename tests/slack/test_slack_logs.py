@@ -12,8 +12,9 @@ import pytest
 
 from hitl_chatops.bot.logs import JsonFormatter
 from hitl_chatops.bot.server import BotThread
+from tests.fakes.slack import FakeSlack
 from tests.helpers import recorded_messages
-from tests.slack.slack_helpers import FakeSlack, create_event, store
+from tests.slack.slack_helpers import create_event, store
 
 pytestmark = pytest.mark.asyncio
 

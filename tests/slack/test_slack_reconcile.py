@@ -12,7 +12,8 @@ from hitl_chatops.bot.protocol import Responder, Response, utcnow
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread, free_port
 from tests.conftest import AUTH
-from tests.slack.slack_helpers import FakeSlack, create_event, store
+from tests.fakes.slack import FakeSlack
+from tests.slack.slack_helpers import create_event, store
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ async def test_expiry_updates_the_message_once(slack_bot: Callable[..., BotThrea
     reports = [await asyncio.to_thread(b.call, Reconciler(b.service, 1).step()) for b in (first, second, first)]
     assert [r.expired for r in reports] == [1, 0, 0]
     for bot in (first, second):
-        await asyncio.to_thread(bot.call, bot.service.drain())
+        await asyncio.to_thread(bot.call, bot.service.background.drain())
     (update,) = await fake_slack.wait_for("chat.update")
     assert "expired" in update["text"].lower()
     assert await store().pending_ids() == []
@@ -65,7 +66,7 @@ async def test_failed_update_is_retried_from_the_outbox(
     async with aiohttp.ClientSession() as http:
         reply = await http.post(url, json={"value": True}, headers=AUTH)
         assert reply.status == 201
-    await asyncio.to_thread(bot.call, bot.service.drain())
+    await asyncio.to_thread(bot.call, bot.service.background.drain())
     assert fake_slack.of("chat.update") == []
     assert await store().outbox_ids() == [request_id]
     report = await asyncio.to_thread(bot.call, Reconciler(bot.service, 1).step())
@@ -80,7 +81,7 @@ async def test_answer_written_elsewhere_is_repaired(slack_bot: Callable[..., Bot
     bot = slack_bot(reconcile_seconds=0)
     request_id = await create_event("stock_answer", bool)
     await fake_slack.wait_for("chat.postMessage")
-    await asyncio.to_thread(bot.call, bot.service.drain())  # the post recorded: no update of its own
+    await asyncio.to_thread(bot.call, bot.service.background.drain())  # the post recorded: no update of its own
     stock = Response(value=False, request_id=request_id, data_type="bool")
     await store().put_response(stock)
     await store().put_request(await store().get_request(request_id))  # the marker comes back, as after a crash
@@ -95,7 +96,7 @@ async def test_metrics_count_what_happened(slack_bot: Callable[..., BotThread], 
     bot = slack_bot(reconcile_seconds=0)
     request_id = await create_event("counted", int, min_value=1, max_value=3)
     await fake_slack.wait_for("chat.postMessage")
-    bot.call(bot.service.announce(request_id))  # a repeated notify posts nothing new, so counts nothing
+    bot.call(bot.service.delivery.announce(request_id))  # a repeated notify posts nothing new, so counts nothing
     answer = bot.call(bot.service.respond(request_id, "2", Responder(platform="slack", user_id="U1"), "slack"))
     assert answer.value == 2 and answer.responded_at and answer.responded_at <= utcnow()
     async with aiohttp.ClientSession() as http, http.get(f"{bot.url}/metrics", headers=AUTH) as reply:

@@ -19,7 +19,8 @@ import aiohttp
 import pytest
 
 from hitl_chatops.bot.server import BotThread
-from tests.slack.slack_helpers import SIGNING_SECRET, FakeSlack, post_signed, signed_headers
+from tests.fakes.slack import SIGNING_SECRET, FakeSlack, signed_headers
+from tests.slack.slack_helpers import post_signed
 
 pytestmark = pytest.mark.asyncio
 BotFactory = Callable[..., BotThread]

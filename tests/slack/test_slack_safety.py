@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.server import BotThread
 from tests.conftest import AUTH
+from tests.fakes.slack import FakeSlack
 from tests.slack.slack_helpers import (
     CHANNEL,
-    FakeSlack,
     block_actions_payload,
     create_event,
     find_element,

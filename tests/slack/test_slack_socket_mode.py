@@ -9,14 +9,8 @@ import aiohttp
 from pydantic import SecretStr
 
 from hitl_chatops.bot.server import BotThread
-from tests.slack.slack_helpers import (
-    APP_TOKEN,
-    FakeSlack,
-    block_actions_payload,
-    create_event,
-    find_element,
-    wait_response,
-)
+from tests.fakes.slack import APP_TOKEN, FakeSlack
+from tests.slack.slack_helpers import block_actions_payload, create_event, find_element, wait_response
 
 
 async def test_socket_mode_envelope_is_acked_and_the_answer_written(

@@ -20,12 +20,13 @@ from hitl_chatops.adapters.slack import _blocks, _modal
 from hitl_chatops.adapters.slack._platform import as_dicts
 from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
 from hitl_chatops.bot.server import BotThread
+from hitl_chatops.bot.view import event_view
 from tests import lifecycle_workflows as flows
-from tests.helpers import Run
+from tests.fakes.flyte import Run
+from tests.fakes.slack import FakeSlack, validate_blocks, validate_view
 from tests.lifecycle_workflows import EXPENSE, ExpenseDecision
 from tests.slack.slack_helpers import (
     CHANNEL,
-    FakeSlack,
     click,
     create_event,
     find_element,
@@ -33,8 +34,6 @@ from tests.slack.slack_helpers import (
     post_signed,
     slash_command,
     store,
-    validate_blocks,
-    validate_view,
     wait_response,
 )
 from tests.slack.test_slack_blocks import RID, event
@@ -168,7 +167,7 @@ def test_outcomes_show_each_field_or_the_cancellation_or_the_default() -> None:
     request = structured(ExpenseDecision, context={"purpose": "GPU hours"})
     answer = {"approved": True, "approved_amount": 80.0, "notes": "only <80> has receipts"}
     who = Responder(platform="teams", user_id="29:x", user_name="Dana")
-    answered = as_dicts(_blocks.answered_blocks(request, outcome(value=answer, responder=who, via="teams")))
+    answered = as_dicts(_blocks.ended_blocks(event_view(request, outcome(value=answer, responder=who, via="teams"))))
     validate_blocks(answered)
     fields = section_fields(answered)
     assert fields[0] == "*purpose*\nGPU hours"
@@ -176,7 +175,7 @@ def test_outcomes_show_each_field_or_the_cancellation_or_the_default() -> None:
         "*Approved*\nYes",
         "*Approved amount*\n80",
         "*Notes*\nonly &lt;80&gt; has receipts",
-        "*By*\nDana (Teams)",
+        "*Answered by*\nDana (Teams)",
         fields[5],
         "*Via*\nTeams",
     ]
@@ -184,19 +183,19 @@ def test_outcomes_show_each_field_or_the_cancellation_or_the_default() -> None:
 
     flyte_run = Responder(platform="flyte", user_name="run-42")
     cancelled = outcome(status="cancelled", reason="superseded by <build 43>", responder=flyte_run, via="flyte")
-    blocks = as_dicts(_blocks.answered_blocks(request, cancelled))
+    blocks = as_dicts(_blocks.ended_blocks(event_view(request, cancelled)))
     validate_blocks(blocks)
     assert "*Cancelled* by run-42 (Flyte) at <!date^" in blocks[-1]["text"]["text"]
     assert blocks[-1]["text"]["text"].endswith(": superseded by &lt;build 43&gt;")
-    assert _blocks.answered_summary(request, cancelled).endswith(": superseded by &lt;build 43&gt;")
+    assert _blocks.summary_text(event_view(request, cancelled)).endswith(": superseded by &lt;build 43&gt;")
 
     default = {"approved": False, "approved_amount": 0.0, "notes": ""}
     defaulted = outcome(value=default, via="timeout", responded_at=request.deadline)
-    blocks = as_dicts(_blocks.answered_blocks(request, defaulted))
+    blocks = as_dicts(_blocks.ended_blocks(event_view(request, defaulted)))
     validate_blocks(blocks)
     assert "*Expired* at <!date^" in blocks[-1]["text"]["text"]
     assert "default *Approved: No · Approved amount: 0 · Notes: —* applied" in blocks[-1]["text"]["text"]
-    assert _blocks.answered_summary(request, defaulted) == (
+    assert _blocks.summary_text(event_view(request, defaulted)) == (
         "review: expired, default Approved: No · Approved amount: 0 · Notes: — applied"
     )
 
@@ -228,7 +227,9 @@ async def test_reject_opens_the_modal_with_reject_chosen_and_the_answer_carries_
     response = await wait_response(request_id)
     assert response.value == {"approved": False, "reason": "flaky tests"}
     [update] = await fake_slack.wait_for("chat.update")
-    assert {"*Approved*\nNo", "*Reason*\nflaky tests", "*By*\n<@U0ALICE>"} <= set(section_fields(update["blocks"]))
+    assert {"*Approved*\nNo", "*Reason*\nflaky tests", "*Answered by*\n<@U0ALICE>"} <= set(
+        section_fields(update["blocks"])
+    )
     assert update["text"].startswith("review: answered Approved: No · Reason: flaky tests by u0alice at ")
 
     await post_signed(bot.url, click("U0BOB", approve))

@@ -10,9 +10,9 @@ import pytest
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.server import BotThread
-from tests.helpers import make_request
+from tests.fakes.events import make_request
+from tests.fakes.slack import FakeSlack
 from tests.slack.slack_helpers import (
-    FakeSlack,
     api_answer,
     click,
     create_event,

@@ -24,20 +24,9 @@ from hitl_chatops.bot.logs import JsonFormatter
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
-from tests.helpers import make_request
-from tests.teams.teams_helpers import (
-    APP_ID,
-    CHANNEL,
-    SIGNING_KEY,
-    SKYPE_KEY,
-    TOKEN_ISSUER,
-    FakeConnector,
-    SigningKey,
-    Teams,
-    answer,
-    keys_ready,
-    texts,
-)
+from tests.fakes.bot_connector import SIGNING_KEY, SKYPE_KEY, TOKEN_ISSUER, FakeConnector, SigningKey
+from tests.fakes.events import make_request
+from tests.teams.teams_helpers import APP_ID, CHANNEL, Teams, answer, keys_ready, texts
 
 ATTACKER = "https://attacker.example/"
 EMULATOR_ISSUER = "https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a935871db/"

@@ -14,21 +14,9 @@ from hitl_chatops.bot.protocol import utcnow
 from hitl_chatops.bot.reconciler import Reconciler
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
+from tests.fakes.bot_connector import FakeConnector, card_of
 from tests.helpers import recorded_messages
-from tests.teams.teams_helpers import (
-    ALICE,
-    BOB,
-    CHANNEL,
-    TENANT,
-    FakeConnector,
-    Teams,
-    answer,
-    card_of,
-    make_event,
-    rows,
-    texts,
-    title,
-)
+from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, TENANT, Teams, answer, make_event, rows, texts, title
 
 PERSONAL = "a:1personal-chat-with-alice"
 
@@ -163,7 +151,7 @@ async def test_a_failed_card_update_stays_in_the_outbox_until_a_pass_makes_it(qu
 
     status, _ = await teams.invoke(answer(event.request_id, "3"))
     assert status == 200
-    await asyncio.to_thread(teams.bot.call, teams.bot.service.drain())
+    await asyncio.to_thread(teams.bot.call, teams.bot.service.background.drain())
     assert teams.connector.updates() == []
     assert await store_of(teams).outbox_ids() == [event.request_id]
 
@@ -236,7 +224,7 @@ async def test_invalid_number_returns_the_card_with_an_error_and_saves_nothing(t
 
 async def test_numbers_table_through_a_card(teams: Teams) -> None:
     """issue 21: a card's Input.Number is checked on the server only; "٣" or "1_0" must be refused there."""
-    from tests.helpers import make_request
+    from tests.fakes.events import make_request
     from tests.test_answers import NUMBERS
 
     store = store_of(teams)

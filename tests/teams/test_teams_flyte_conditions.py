@@ -7,8 +7,10 @@ from collections.abc import Callable
 from hitl_chatops.bot.protocol import ConditionRef
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
-from tests.flyte_fake import DOMAIN, PROJECT, FakeFlyte, signal_record
-from tests.teams.teams_helpers import CHANNEL, FakeConnector, Teams, answer, card_of, make_event, texts
+from tests.fakes.bot_connector import FakeConnector, card_of
+from tests.fakes.flyte import DOMAIN, PROJECT, FakeFlyte
+from tests.helpers import signal_record
+from tests.teams.teams_helpers import CHANNEL, Teams, answer, make_event, texts
 
 
 async def test_card_answer_signals_the_condition_once(

@@ -2,87 +2,33 @@
 
 The bot runs as in production (signed channel tokens, an app token from MSAL) against three local
 fakes over real sockets: the Bot Connector's keys, Microsoft's login (the `authority` fixture) and
-Microsoft Graph below, which pages its answer as Graph does.
+Microsoft Graph (`tests/fakes/graph.py`), which pages its answer as Graph does.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
-from hitl_chatops.bot.server import BotThread, free_port
+from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
-from tests.teams.teams_helpers import (
-    ALICE,
-    APP_ID,
-    BOB,
-    SIGNING_KEY,
-    TENANT,
-    FakeAuthority,
-    FakeConnector,
-    Teams,
-    answer,
-    install,
-    make_event,
-    texts,
-)
+from tests.fakes.bot_connector import SIGNING_KEY, FakeConnector
+from tests.fakes.graph import FakeGraph
+from tests.fakes.microsoft_login import FakeAuthority
+from tests.teams.teams_helpers import ALICE, APP_ID, BOB, TENANT, Teams, answer, install, make_event, texts
 
 GROUP = "6f1c2d3e-4a5b-4c6d-8e7f-901234567890"  # an Entra group id
 ANOTHER_USER = "0b1c2d3e-0000-4000-8000-00000000beef"
 
 
-@dataclass
-class FakeGraph:
-    """`GET /v1.0/groups/{id}/transitiveMembers`, one member a page; answering `trouble` (status,
-    body, content type) instead while it is set, and 503 while `down`."""
-
-    url: str = ""
-    members: dict[str, list[str]] = field(default_factory=dict)
-    lookups: int = 0  # first pages asked for: one per group lookup
-    tokens: set[str] = field(default_factory=set)
-    down: bool = False
-    trouble: tuple[int, str, str] | None = None
-
-    async def transitive_members(self, request: web.Request) -> web.Response:
-        self.tokens.add(request.headers.get("Authorization", ""))
-        if self.trouble is not None:
-            status, body, content_type = self.trouble
-            if status == 0:  # the connection drops before any answer
-                assert request.transport is not None
-                request.transport.close()
-            return web.Response(status=status or 500, text=body, content_type=content_type)
-        if self.down:
-            return web.json_response({"error": {"code": "serviceNotAvailable"}}, status=503)
-        group = request.match_info["group"]
-        if group not in self.members:
-            return web.json_response({"error": {"code": "Request_ResourceNotFound"}}, status=404)
-        page = int(request.query.get("page", "0"))
-        self.lookups += page == 0
-        ids = self.members[group]
-        body: dict[str, Any] = {"value": [{"@odata.type": "#microsoft.graph.user", "id": ids[page]}]}
-        if page + 1 < len(ids):
-            body["@odata.nextLink"] = f"{self.url}/groups/{group}/transitiveMembers?page={page + 1}"
-        return web.json_response(body)
-
-
 @pytest.fixture
-async def graph() -> AsyncIterator[FakeGraph]:
-    fake = FakeGraph(members={GROUP: [ANOTHER_USER, BOB["aadObjectId"]]})
-    app = web.Application()
-    app.router.add_get("/v1.0/groups/{group}/transitiveMembers", fake.transitive_members)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port("127.0.0.1")
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    fake.url = f"http://127.0.0.1:{port}/v1.0"
+def graph() -> Iterator[FakeGraph]:
+    fake = FakeGraph(members={GROUP: [ANOTHER_USER, BOB["aadObjectId"]]}).start()
     yield fake
-    await runner.cleanup()
+    fake.stop()
 
 
 @pytest.fixture

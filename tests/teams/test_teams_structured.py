@@ -19,26 +19,16 @@ from jsonschema import Draft6Validator
 from pydantic import BaseModel
 
 import hitl_chatops.plugin as hitl
-from hitl_chatops.adapters.teams.cards import answer_payload, answered_card, event_card
+from hitl_chatops.adapters.teams.cards import answer_payload, ended_card, event_card
 from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
 from hitl_chatops.bot.server import BotThread
+from hitl_chatops.bot.view import event_view
 from tests import lifecycle_workflows as flows
-from tests.helpers import Run
+from tests.fakes.bot_connector import FakeConnector, card_of
+from tests.fakes.flyte import Run
 from tests.lifecycle_workflows import ExpenseDecision
 from tests.slack.test_slack_structured import EveryKind
-from tests.teams.teams_helpers import (
-    ALICE,
-    BOB,
-    CHANNEL,
-    FakeConnector,
-    Teams,
-    card_of,
-    rows,
-    submission,
-    texts,
-    title,
-    typed,
-)
+from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, Teams, rows, submission, texts, title, typed
 from tests.teams.test_teams_bot import PERSONAL
 from tests.teams.test_teams_cards import FORM, SCHEMA, request, strip_msteams
 
@@ -158,7 +148,7 @@ def test_outcome_cards_show_each_field_the_cancellation_or_the_default() -> None
     decision = structured(ExpenseDecision, context={"purpose": "GPU hours"})
     who = Responder(platform="slack", user_id="U1", user_name="dana_[ops]")
     value = {"approved": True, "approved_amount": 80.0, "notes": "*receipts*"}
-    card = valid(answered_card(decision, outcome(value=value, responder=who, via="slack")))
+    card = valid(ended_card(event_view(decision, outcome(value=value, responder=who, via="slack"))))
     assert "actions" not in card and title(card).endswith("· Answered")
     shown = rows(card)
     assert (
@@ -168,20 +158,26 @@ def test_outcome_cards_show_each_field_the_cancellation_or_the_default() -> None
     assert (shown["Answered by"], shown["Via"]) == ("dana_[ops]", "Slack")
 
     by = Responder(platform="flyte", user_name="run-42")
-    cancelled = valid(answered_card(decision, outcome(status="cancelled", reason="budget *frozen*", responder=by)))
+    cancelled = valid(
+        ended_card(event_view(decision, outcome(status="cancelled", reason="budget *frozen*", responder=by)))
+    )
     assert "actions" not in cancelled and title(cancelled).endswith("· Cancelled")
     line = next(b for b in cancelled["body"] if b["type"] == "RichTextBlock" and "Cancelled by" in texts(b))
     assert line["inlines"][0]["text"].startswith("Cancelled by run-42 at ")
     assert line["inlines"][0]["text"].endswith(": budget *frozen*")
 
-    told = valid(answered_card(decision, outcome(status="cancelled", reason="x"), notice="cancelled: *not* [me]"))
+    told = valid(
+        ended_card(event_view(decision, outcome(status="cancelled", reason="x")), notice="cancelled: *not* [me]")
+    )
     assert told["body"][-1] == {
         "type": "RichTextBlock",
         "inlines": [{"type": "TextRun", "text": "cancelled: *not* [me]", "color": "attention"}],
     }, "the core's refusal, with a reason someone typed, is shown literally"
 
     default = {"approved": False, "approved_amount": 0.0, "notes": ""}
-    expired = valid(answered_card(decision, outcome(value=default, via="timeout", responded_at=decision.deadline)))
+    expired = valid(
+        ended_card(event_view(decision, outcome(value=default, via="timeout", responded_at=decision.deadline)))
+    )
     assert "actions" not in expired and "Expired: default applied" in title(expired)
     assert "default Approved: No · Approved amount: 0 · Notes: — applied." in texts(expired)
 

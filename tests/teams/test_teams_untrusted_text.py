@@ -17,7 +17,8 @@ import pytest
 
 from hitl_chatops.adapters.teams.markdown import teams_markdown
 from tests.conftest import AUTH
-from tests.teams.teams_helpers import ALICE, CHANNEL, Teams, answer, card_of, make_event, rows, texts, title
+from tests.fakes.bot_connector import card_of
+from tests.teams.teams_helpers import ALICE, CHANNEL, Teams, answer, make_event, rows, texts, title
 from tests.teams.test_teams_bot import PERSONAL
 
 HOSTILE = {

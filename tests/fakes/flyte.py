@@ -1,10 +1,12 @@
-"""A fake Flyte control plane on loopback: flyteidl2's own `RunServiceWSGIApplication` on wsgiref.
+"""Flyte's control plane, faked: flyteidl2's own `RunServiceWSGIApplication` on wsgiref, on loopback.
 
 It implements the three RunService methods `flyte.remote.Condition` speaks (ListActions,
-GetActionDetails, SignalEvent) over the real ConnectRPC wire, so the real `flyte.remote` client
+GetActionDetails, SignalEvent), and GetRunDetails (who started a run: its root action's
+`executed_by`, `started_by` here), over the real ConnectRPC wire, so the real `flyte.remote` client
 (in the bot, the plugin or the `flyte signal` CLI) talks to it as to a cluster. It records every
-signal, can time a condition out, and can be stopped and restarted on the same port ("down").
-`BlackHole` is the other way a control plane fails: it accepts connections and never answers.
+signal (`signals`, `signals_to`), can time a condition out, and can be stopped and restarted on the
+same port ("down"). `BlackHole` is the other way a control plane fails: it accepts connections and
+never answers. `Run` is the real thing beside them: a Flyte local run, driven from a thread.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import io
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
@@ -28,8 +31,7 @@ from flyteidl2.workflow import run_definition_pb2 as run_pb2
 from flyteidl2.workflow import run_service_pb2 as service_pb2
 from flyteidl2.workflow.run_service_connect import RunServiceSync, RunServiceWSGIApplication
 
-from hitl_chatops.bot.server import free_port
-from hitl_chatops.bot.store import Store
+from tests.fakes.loopback import Restartable
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -71,10 +73,12 @@ class FakeFlyte(RunServiceSync):
 
     conditions: dict[str, FakeCondition] = field(default_factory=dict)  # by action name
     signals: list[service_pb2.SignalEventRequest] = field(default_factory=list)
+    # Who started every run (`ActionMetadata.executed_by` of its root action); None: not told, as a
+    # control plane without authentication leaves it.
+    started_by: identity_pb2.EnrichedIdentity | None = None
+    run_details_asked: list[identifier_pb2.RunIdentifier] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: WSGIServer | None = None
-    _reserved: socket.socket | None = None
-    port: int = 0
+    _service: Restartable | None = None
 
     # -- what tests do ----------------------------------------------------------------
 
@@ -90,6 +94,15 @@ class FakeFlyte(RunServiceSync):
         with self._lock:
             self.conditions[action.name] = condition
         return condition
+
+    def start_runs_as(self, *, email: str = "", application: str = "") -> None:
+        """Runs are started by a user (with this e-mail) or by an application (a trigger, a service account)."""
+        if application:
+            app = identity_pb2.Application(spec=identity_pb2.AppSpec(name=application))
+            self.started_by = identity_pb2.EnrichedIdentity(application=app)
+        else:
+            user = identity_pb2.User(spec=identity_pb2.UserSpec(first_name="Dana", email=email))
+            self.started_by = identity_pb2.EnrichedIdentity(user=user)
 
     def signal_from_ui(self, condition: FakeCondition, value: Any, who: str = "") -> None:
         """Someone answers in the Flyte UI (or `flyte signal condition`)."""
@@ -108,32 +121,30 @@ class FakeFlyte(RunServiceSync):
             return [_payload(s.payload) for s in self.signals if s.action_id.name == condition.action.name]
 
     @property
+    def port(self) -> int:
+        assert self._service is not None, "start() first"
+        return self._service.port
+
+    @property
     def endpoint(self) -> str:
         return f"dns:///localhost:{self.port}"
 
     def start(self) -> FakeFlyte:
-        self.port = self.port or free_port("127.0.0.1")
-        if self._reserved is not None:
-            self._reserved.close()
-            self._reserved = None
-        app = _bounded_input(RunServiceWSGIApplication(self))
-        self._server = make_server("localhost", self.port, app, server_class=_Server, handler_class=_Quiet)
-        threading.Thread(target=self._server.serve_forever, name="fake-flyte", daemon=True).start()
+        """Serve (again, on the same port after `stop`)."""
+        if self._service is None:
+            app = _bounded_input(RunServiceWSGIApplication(self))
+            self._service = Restartable(
+                lambda port: make_server("localhost", port, app, server_class=_Server, handler_class=_Quiet),
+                name="fake-flyte",
+            )
+        self._service.start()
         return self
 
     def stop(self, *, keep_port: bool = True) -> None:
-        """The control plane goes down: the port refuses connections until `start()` again."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-            if not keep_port:
-                return
-            # Keep the port: bound but not listening, so connections are refused and no other
-            # socket on this busy machine takes the port before `start()` comes back to it.
-            self._reserved = socket.socket()
-            self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._reserved.bind(("localhost", self.port))
+        """The control plane goes down: the port refuses connections (and stays held, unless not
+        `keep_port`) until `start()` again."""
+        if self._service is not None:
+            self._service.stop(keep_port=keep_port)
 
     # -- RunService -------------------------------------------------------------------
 
@@ -152,6 +163,19 @@ class FakeFlyte(RunServiceSync):
                 and (parent is None or c.parent == parent)
             ]
         return service_pb2.ListActionsResponse(actions=found)
+
+    def get_run_details(
+        self, request: service_pb2.GetRunDetailsRequest, ctx: RequestContext
+    ) -> service_pb2.GetRunDetailsResponse:
+        """The run's root action (`a0`), with who started it."""
+        with self._lock:
+            self.run_details_asked.append(request.run_id)
+            metadata = run_pb2.ActionMetadata(action_type=run_pb2.ACTION_TYPE_TASK)
+            if self.started_by is not None:
+                metadata.executed_by.CopyFrom(self.started_by)
+        action = identifier_pb2.ActionIdentifier(name="a0", run=request.run_id)
+        details = run_pb2.RunDetails(action=run_pb2.ActionDetails(id=action, metadata=metadata))
+        return service_pb2.GetRunDetailsResponse(details=details)
 
     def get_action_details(
         self, request: service_pb2.GetActionDetailsRequest, ctx: RequestContext
@@ -228,13 +252,43 @@ class BlackHole:
                 self._accepted.append(connection)
 
 
-async def signal_record(store: Store, request_id: str, seconds: float = 20) -> dict[str, Any]:
-    """How the bot's signal ended, once it has (the bot signals after the person's reply)."""
-    for _ in range(int(seconds / 0.05)):
-        if record := await store.get_signal_record(request_id):
-            return record
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no signal record for {request_id}")
+class Run:
+    """A Flyte local run in a thread (`flyte.run` blocks its caller until the task ends)."""
+
+    def __init__(self, task: Any, *args: Any) -> None:
+        self.result: Any = None
+        self.returned = 0.0  # perf_counter() when flyte.run returned (benchmarks time it)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._go, args=(task, *args), daemon=True)
+        self._thread.start()
+
+    def _go(self, task: Any, *args: Any) -> None:
+        import flyte
+
+        try:
+            run = flyte.run(task, *args)
+            run.wait()
+            outputs = run.outputs()
+            self.returned = time.perf_counter()
+            self.result = outputs[0] if isinstance(outputs, tuple | list) else outputs
+        except BaseException as error:
+            self.error = error
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, wait_seconds: float = 30) -> Any:
+        """Block until the run ends; its result, or the error it raised."""
+        self._thread.join(wait_seconds)
+        if self.running:
+            raise TimeoutError("the run did not finish")
+        if self.error:
+            raise self.error
+        return self.result
+
+    async def finish(self, wait_seconds: float = 30) -> Any:
+        return await asyncio.to_thread(self.join, wait_seconds)
 
 
 def _payload(payload: service_pb2.EventPayload) -> Any:
