@@ -158,7 +158,7 @@ async def sharded_pending_ids(store: Any) -> list[str]:
     after `hitl-pending/<digit>` (S3's StartAfter) and stops at the next digit: one request per
     listing while a digit holds fewer than 1,000 markers. Evaluated here, not used by `Store`.
     """
-    objects, folder = store._objects, store._key(store._path("hitl-pending"))
+    objects, folder = store.backend.client, store.backend.key(store._path("hitl-pending"))
     digits = "0123456789abcdef"
 
     def one(first: str, stop: str) -> list[str]:
@@ -177,7 +177,7 @@ async def sharded_pending_ids(store: Any) -> list[str]:
 
 async def bare_listing(store: Any, folder: str) -> list[str]:
     """Every key under `folder` straight from obstore (what any client of this server pays)."""
-    objects, prefix = store._objects, store._key(store._path(folder))
+    objects, prefix = store.backend.client, store.backend.key(store._path(folder))
 
     def pages() -> list[str]:
         return [meta["path"] for page in objects.list(prefix=prefix, chunk_size=1000) for meta in page]

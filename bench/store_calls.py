@@ -3,7 +3,7 @@
 Where an answer's CPU goes on S3 (`s3_ack.py`): each storage request our bot makes costs its
 process some CPU, and stock flyteplugins-hitl makes its one request through flyte.storage, which
 calls obstore's async API. `Store` calls obstore's sync API on its own threads instead (the async
-one can abort the process at exit, see `bot/store.py`). This measures both, alternating, against
+one can abort the process at exit, see `bot/backends/objects.py`). This measures both, alternating, against
 moto's S3 server in a child process: `--calls` requests in flight at once (as 200 answers are),
 CPU of this process (all threads: ours, obstore's tokio threads) per request.
 
@@ -12,7 +12,7 @@ the outcome's PUT to `hitl-history/`, the LIST of the event's `messages/` (empty
 of an absent object (a poll before the answer). The async side makes the same request with the
 same client options through `put_async` / `list` stream / `get_async`.
 
-Then what a trip to the I/O threads costs by itself: `Store._run` of a 0.5 ms sleep (a thread that
+Then what a trip to the I/O threads costs by itself: `Backend._run` of a 0.5 ms sleep (a thread that
 waits, as one waiting on a request does) less the same sleep called inline; and a PUT through
 `Store` with 4, 8, 16 and 32 I/O threads (the pool is swapped for the row), alternating.
 """
@@ -39,29 +39,29 @@ Calls = Callable[[], Awaitable[Any]]
 
 def cases(store: Any) -> dict[str, tuple[Calls, Calls]]:
     """Each request as (ours through `Store`, the same request through obstore's async API)."""
-    objects, body = store._objects, b'{"value": true}'
+    objects, body = store.backend.client, b'{"value": true}'
 
     def key(folder: str) -> str:
         return store._path(folder, str(uuid.uuid4()))
 
     async def absent_async() -> None:
         with contextlib.suppress(FileNotFoundError):  # obstore's NotFoundError
-            await objects.get_async(store._key(key("missing")))
+            await objects.get_async(store.backend.key(key("missing")))
 
     async def listing_async() -> list[Any]:
-        return [meta async for page in objects.list(prefix=store._key(key("messages"))) for meta in page]
+        return [meta async for page in objects.list(prefix=store.backend.key(key("messages"))) for meta in page]
 
     return {
         "exclusive create (PUT `If-None-Match: *`)": (
-            lambda: store._create(key("created"), body),
-            lambda: objects.put_async(store._key(key("created")), body, mode="create", use_multipart=False),
+            lambda: store.backend.create(key("created"), body),
+            lambda: objects.put_async(store.backend.key(key("created")), body, mode="create", use_multipart=False),
         ),
         "PUT": (
-            lambda: store._write(key("outcomes"), body),
-            lambda: objects.put_async(store._key(key("outcomes")), body, use_multipart=False),
+            lambda: store.backend.put(key("outcomes"), body),
+            lambda: objects.put_async(store.backend.key(key("outcomes")), body, use_multipart=False),
         ),
         "LIST (empty prefix)": (lambda: store.messages(str(uuid.uuid4())), listing_async),
-        "GET of an absent object (404)": (lambda: store._read(key("missing")), absent_async),
+        "GET of an absent object (404)": (lambda: store.backend.get(key("missing")), absent_async),
     }
 
 
@@ -84,16 +84,16 @@ async def threads(store: Any, args: argparse.Namespace) -> dict[str, list[float]
     """ms of CPU per hop to the I/O threads, and per PUT by pool size (`calls` in flight), each over rounds."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from hitl_chatops.bot import store as module
+    from hitl_chatops.bot.backends import base as module
 
     def put() -> Awaitable[None]:
-        return store._write(store._path("outcomes", str(uuid.uuid4())), b"{}")  # type: ignore[no-any-return]
+        return store.backend.put(store._path("outcomes", str(uuid.uuid4())), b"{}")  # type: ignore[no-any-return]
 
     results: dict[str, list[float]] = {"hop": [], **{f"PUT, {n} I/O threads": [] for n in POOL_SIZES}}
     default, pools = module._IO_THREADS, {n: ThreadPoolExecutor(n) for n in POOL_SIZES}
     try:
         for _ in range(args.rounds):
-            hop = await cpu_per_call(args.calls, lambda: store._run(time.sleep, HOP_SLEEP))
+            hop = await cpu_per_call(args.calls, lambda: store.backend._run(time.sleep, HOP_SLEEP))
             results["hop"].append(hop - inline_sleep_ms(args.calls // 4))
             for n, pool in pools.items():
                 module._IO_THREADS = pool
@@ -148,7 +148,7 @@ def report(
         "",
         "| the I/O threads (`Store`) | ms of CPU per call |",
         "| --- | ---: |",
-        f"| one hop alone: `Store._run` of a {HOP_SLEEP * 1000:.1f} ms sleep, less the sleep inline "
+        f"| one hop alone: `Backend._run` of a {HOP_SLEEP * 1000:.1f} ms sleep, less the sleep inline "
         f"| {statistics.median(pools.pop('hop')):.3f} |",
         *(f"| {name} | {statistics.median(values):.3f} |" for name, values in pools.items()),
     ]

@@ -165,7 +165,7 @@ async def test_s3_uses_obstore_whether_or_not_flyte_registered_it(s3_store_url: 
     from obstore.store import S3Store
 
     store = Store(s3_store_url)
-    assert isinstance(store._objects, S3Store)
+    assert isinstance(store.backend.client, S3Store)
     request = make_request(store)
     await store.put_request(request)
     await store.put_response(answer(request.request_id, 1, "U1"))
@@ -280,12 +280,12 @@ def test_gcs_and_azure_urls_get_their_native_clients(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
     request_id = new_request_id()
     gcs = Store("gs://my-bucket/hitl")
-    assert isinstance(gcs._objects, GCSStore)
+    assert isinstance(gcs.backend.client, GCSStore)
     assert gcs.response_url(request_id) == f"gs://my-bucket/hitl/hitl-requests/{request_id}/response.json"
     with pytest.raises(ConfigError, match="AZURE_STORAGE_ACCOUNT_NAME"):
         Store("az://my-container/hitl")
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "account")
-    assert isinstance(Store("az://my-container/hitl")._objects, AzureStore)
+    assert isinstance(Store("az://my-container/hitl").backend.client, AzureStore)
 
 
 def test_an_object_store_url_without_obstore_says_what_to_install() -> None:
@@ -323,3 +323,28 @@ async def test_removing_what_is_already_gone_is_no_error(store: Store) -> None:
     await store.drop_owed_signal(gone.request_id)
     await store.drop_replica(new_request_id())
     await store.release(gone.request_id, "post-slack")
+
+
+async def test_any_other_fsspec_filesystem_holds_the_same_objects() -> None:
+    """A URL that is neither S3, GCS, Azure nor a local folder goes through fsspec's own filesystem for it."""
+    import uuid
+
+    store = Store(f"memory://hitl-{uuid.uuid4().hex[:8]}/hitl")
+    request, other = make_request(store), make_request(store)
+    for event in (request, other):
+        await store.put_request(event)
+    record = MessageRef(platform="slack", key="C1-1.0", data={"channel": "C1", "ts": "1.0"})
+    await store.put_message(request.request_id, record)
+    await store.put_outbox(other.request_id, "answered")
+    await store.put_owed_signal(other.request_id, {"error": "control plane down"})
+    await store.put_response(answer(request.request_id, 1, "U1"), request)
+    with pytest.raises(AlreadyAnswered):
+        await store.create_response(answer(request.request_id, 2, "U2"))
+
+    assert store.response_url(request.request_id).startswith(f"memory://{store.root}/hitl-requests/")
+    assert await store.messages(request.request_id) == [record]
+    listing = await store.listing()
+    assert (list(listing.pending), listing.outbox, listing.signals) == ([other.request_id],) * 3
+    records, cursor = await store.outcomes("completed", limit=5)
+    assert ([r.request_id for r in records], cursor) == ([request.request_id], None)
+    await store.ping()

@@ -51,7 +51,7 @@ async def test_an_idle_pass_on_azure_lists_only_the_reconcilers_folders(counting
 
     idle = await reconciler.step()
     assert idle.announced == idle.expired == idle.repaired == idle.failed == 0
-    root = store._key(store.root)
+    root = store.backend.key(store.root)
     lists = [query["prefix"] for _, _, query in counting_azurite.take() if query.get("comp") == ["list"]]
     assert sorted(lists) == [[f"{root}/{folder}/"] for folder in FOLDERS]
 
@@ -77,7 +77,7 @@ async def test_an_idle_pass_on_gcs_is_one_ranged_listing(gcs_api: GcsXmlApi, gs_
     idle = await reconciler.step()
     assert idle.announced == idle.expired == idle.repaired == idle.failed == 0
     requests = gcs_api.take()
-    root = store._key(store.root)
+    root = store.backend.key(store.root)
     assert [(method, query["prefix"], query.get("start-after")) for method, _, query in requests] == [
         ("GET", [f"{root}/"], [f"{root}/hitl-outbox"]),  # the 1,000 markers
         ("GET", [f"{root}/"], [f"{root}/hitl-outbox"]),  # its next page (continuation-token): the events' folder
