@@ -10,6 +10,7 @@ fsspec URL) is the backend's business, chosen once from the URL.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -21,18 +22,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from .backends import Entry, open_backend
 from .errors import AlreadyAnswered, EventNotFound, StoreError
 from .protocol import (
     Claim,
+    Delegation,
+    LogEntry,
     MessageRef,
+    Nudge,
     OutcomeKind,
     OutcomeRecord,
+    Proposal,
     Request,
     Response,
+    Vote,
     is_request_id,
+    person_key,
     utcnow,
 )
 
@@ -56,6 +63,10 @@ _CLOCK_SKEW = timedelta(minutes=1)
 _OUTCOME_KEY = re.compile(r"\d{4}-\d{2}-\d{2}/\d{16}-[0-9a-f-]{36}")
 _KEY_EPOCH_MICROS = 10**16  # outcome keys count down from here, so names sort newest first
 _KNOWN_LIMIT = 4096
+# A team event's decision log, under its folder; each object is created once and never changed.
+LOG_FOLDERS = ("votes", "proposals", "delegations", "reminders", "escalations")
+_LOG_ENTRY: TypeAdapter[LogEntry] = TypeAdapter(LogEntry)
+_LOG_LIMIT = 50_000  # log objects kept per replica (about 1 KiB each)
 # Requests are read by every answer, pending list and reconciler pass: keep every open one.
 # 10,000 add about 15 MiB to the process (bench/results/storage_listing.md).
 _REQUEST_LIMIT = 20_000
@@ -82,6 +93,28 @@ class Listing:
     signals: list[str] = field(default_factory=list)  # Flyte condition signals owed (bot/conditions.py)
 
 
+@dataclass(frozen=True)
+class DecisionLog:
+    """What one listing of an event's folder tells about its decision: every log object (read once per
+    replica), and whether its outcome (`response.json`) exists."""
+
+    entries: tuple[LogEntry, ...] = ()
+    answered: bool = False
+
+
+def log_name(entry: LogEntry) -> str:
+    """Where a log object lives in its event's folder: one per person per round (votes), per round
+    (proposals), per person (delegations), per reminder and per escalation level."""
+    if isinstance(entry, Vote):
+        return f"votes/{entry.round}-{person_key(entry.voter)}.json"
+    if isinstance(entry, Proposal):
+        return f"proposals/{entry.round}.json"
+    if isinstance(entry, Delegation):
+        return f"delegations/{person_key(entry.delegator)}.json"
+    assert isinstance(entry, Nudge)
+    return f"{entry.kind}s/{entry.index}.json"
+
+
 class Store:
     """The storage protocol, async, over the backend for one root URL (`backends.open_backend`)."""
 
@@ -92,6 +125,7 @@ class Store:
         # Requests and answers are written once, so a replica may keep them; absence never is.
         self._known: OrderedDict[str, Response | Claim] = OrderedDict()
         self._requests: OrderedDict[str, Request] = OrderedDict()
+        self._log: OrderedDict[str, LogEntry] = OrderedDict()  # path -> decision log object
 
     # -- paths -------------------------------------------------------------------------
 
@@ -156,6 +190,59 @@ class Store:
         found = Listing()
         _file(found, await self.backend.list_folders([self._path(f) for f in (OUTBOX, SIGNALS, PENDING, REPLICAS)]))
         return found
+
+    async def touch_pending(self, request: Request) -> None:
+        """Rewrite the marker with a new body, so its version changes and every replica's reconciler
+        reads the event again (a vote or a delegation was added): O(changes), never a scan."""
+        marker = {
+            "created_at": request.created_at.isoformat(),
+            "deadline": request.deadline.isoformat(),
+            "changed_at": utcnow().isoformat(),
+            "change": uuid.uuid4().hex,  # a new ETag even within the same second
+        }
+        await self.backend.put(self._path(PENDING, request.request_id), json.dumps(marker).encode())
+
+    # -- the decision log of a team event ------------------------------------------------
+
+    async def add_to_log(self, request_id: str, entry: LogEntry) -> bool:
+        """Create the entry's object exclusively (`log_name`); False if it exists (that person voted in
+        that round, handed over already; that reminder or escalation was sent)."""
+        path = self._event_path(request_id, log_name(entry))
+        try:
+            await self.backend.create(path, _dump(entry))
+        except FileExistsError:
+            return False
+        self._keep_log(path, entry)
+        return True
+
+    async def log_entry(self, request_id: str, name: str) -> LogEntry | None:
+        """One log object by its `log_name`, or None."""
+        path = self._event_path(request_id, name)
+        if (known := self._log.get(path)) is not None:
+            return known
+        data = await self.backend.get(path)
+        return None if data is None else self._keep_log(path, _load_entry(data, request_id))
+
+    async def decision_log(self, request_id: str) -> DecisionLog:
+        """One listing of the event's folder; the log objects this replica has not read yet are read
+        (concurrently), the others come from memory."""
+        folder = self._path(REQUESTS, check_request_id(request_id))
+        listed = await self.backend.list_tree(folder)
+        answered = False
+        names: list[str] = []
+        for key, _, _ in listed:
+            name = key.rpartition(f"{request_id}/")[2]  # keys are paths or bucket keys: the id ends the folder
+            answered = answered or name == "response.json"
+            if name.split("/", 1)[0] in LOG_FOLDERS and name.endswith(".json"):
+                names.append(name)
+        found = await asyncio.gather(*(self.log_entry(request_id, name) for name in names))
+        return DecisionLog(entries=tuple(e for e in found if e is not None), answered=answered)
+
+    def _keep_log(self, path: str, entry: LogEntry) -> LogEntry:
+        self._log[path] = entry
+        if len(self._log) > _LOG_LIMIT:
+            self._log.popitem(last=False)
+        return entry
 
     # -- responses ---------------------------------------------------------------------
 
@@ -442,11 +529,21 @@ def _safe_name(name: str) -> str:
     return name
 
 
-def _dump(model: Request | Response | MessageRef | Claim | OutcomeRecord) -> bytes:
+def _dump(model: Request | Response | MessageRef | Claim | OutcomeRecord | LogEntry) -> bytes:
     return model.model_dump_json(exclude_none=False).encode()
 
 
 M = TypeVar("M", Request, Response, MessageRef, Claim, OutcomeRecord)
+
+
+def _load_entry(data: bytes, request_id: str) -> LogEntry:
+    try:
+        return _LOG_ENTRY.validate_json(data)
+    except ValidationError as error:
+        log.error("unreadable object in store", extra={"request_id": request_id, "kind": "log entry"})
+        raise StoreError(
+            f"a decision log object of event {request_id} is not valid: {error.error_count()} errors"
+        ) from None
 
 
 def _load(model: type[M], data: bytes, request_id: str) -> M:

@@ -81,7 +81,9 @@ async def test_the_plugin_posts_to_a_registered_platform_and_an_answer_there_upd
     [copy] = await recorded_messages(Store(fakechat_bot.settings.store), event.request_id)
     assert (copy.platform, copy.key) == (NAME, post["id"])
 
-    assert await answer(fakechat_bot, event.request_id, "u1", "true") == {"saved": True, "value": True}
+    saved = await answer(fakechat_bot, event.request_id, "u1", "true")
+    assert (saved["saved"], saved["value"], saved["decided"]) == (True, True, True)
+    assert saved["note"].startswith("Saved: Approve by u1 at ")
     [update] = await api.wait_for(lambda: api.updates)
     assert update == {"id": post["id"], "text": "gate: True by u1"}
     assert await event.wait.aio() is True

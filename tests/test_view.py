@@ -14,7 +14,7 @@ from hitl_chatops.adapters.slack._platform import as_dicts
 from hitl_chatops.adapters.teams import cards
 from hitl_chatops.bot import form
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, EventExpired
-from hitl_chatops.bot.protocol import Default, Request, Responder, Response, format_time, utcnow
+from hitl_chatops.bot.protocol import Default, Request, Responder, Response, Vote, format_time, utcnow
 from hitl_chatops.bot.states import State, text_of
 from hitl_chatops.bot.view import event_view
 from hitl_chatops.plugin._console import ended_text
@@ -55,6 +55,17 @@ def outcome_in(state: State, request: Request) -> Response | None:
         return Response.cancellation(request, "superseded by build 43", dana, "slack")
     if state is State.DEFAULTED:
         return Response.timeout_default(request)
+    if state is State.REJECTED:
+        veto = Vote(voter=dana, vote="reject", value=False, reason="not *today*", at=NOW, via="slack")
+        return Response(
+            value=False,
+            request_id=request.request_id,
+            responder=dana,
+            responded_at=NOW,
+            via="slack",
+            reason=veto.reason,
+            votes=[veto],
+        )
     return None
 
 
@@ -124,7 +135,7 @@ def test_an_answer_after_the_deadline_is_refused_with_the_views_words() -> None:
     assert str(EventExpired(format_time(request.deadline))) == text_of(expired.words.refusal)
 
 
-ENDED = [state for state in State if state is not State.PENDING]
+ENDED = [state for state in State if not state.open]
 
 
 @pytest.mark.parametrize("state", ENDED)
