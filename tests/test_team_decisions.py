@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,7 @@ from tests.test_platform_seam import answer, api_call, latest_texts, step
 
 pytestmark = pytest.mark.e2e
 ROOM = team_workflows.ROOM
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "release_gate.py"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -379,3 +381,22 @@ async def test_a_two_person_approval_gate(start_bot: Callable[..., BotThread]) -
     rejection = json.loads(await vetoed.finish())
     assert (rejection["by"]["user_id"], rejection["reason"]) == ("U0XI", "over the quarter's budget")
     assert rejection["message"].startswith("_paid_by_two(amount=9000.0) was rejected by xi via the API")
+
+
+async def test_the_release_gate_example_runs_as_the_demo_runs_it(start_bot: Callable[..., BotThread]) -> None:
+    """`hitl-chatops demo --workflow examples/release_gate.py`, voted through the API as its docstring says."""
+    from hitl_chatops.bot.cli import _load_workflow
+
+    bot = start_bot()
+    run = Run(_load_workflow(EXAMPLE))
+    event = await pending_event(bot, "release_gate")
+    url = f"{bot.url}/api/v1/events/{event['request_id']}/response"
+    status, body = await post_json(url, {"value": True, "responder": "dana@example.com"})
+    assert (status, body["error"]) == (403, "You asked for this decision, so someone else must approve it.")
+    status, body = await post_json(url, {"value": True, "responder": "ann"})
+    assert status == 200 and body["decision"]["rules"][0]["met_by"][0]["user_id"] == "ann"
+    status, body = await post_json(url, {"value": True, "responder": "oncall"})
+    assert status == 403 and body["error"].startswith("Only slack:S0SRE, api:ann, slack:S0SECURITY, api:sam may")
+    status, body = await post_json(url, {"value": True, "responder": "sam"})
+    assert status == 201
+    assert await run.finish() == "2.4.0 released, approved by ann and sam"
