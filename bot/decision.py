@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .protocol import Delegation, Nudge, Proposal, Request, Responder, Vote, person_key
+from .protocol import Delegation, Nudge, Proposal, Request, Responder, Vote, log_name, person_key
 
 __all__ = [
     "Decided",
@@ -144,7 +144,7 @@ class Tally:
     def changes(self) -> str:
         """What a copy shows of the log, in one string: changes when a vote, a proposal, a delegation
         or an escalation is added (a reminder alone changes nothing a copy must show again)."""
-        return " ".join(sorted(_name(entry) for entry in self.log if not _reminder(entry)))
+        return " ".join(sorted(log_name(entry) for entry in self.log if not _reminder(entry)))
 
 
 @dataclass(frozen=True)
@@ -421,17 +421,7 @@ def _names_one_of(entry: str, people: set[str]) -> bool:
 
 def _order(entry: Entry) -> tuple[datetime, int, str]:
     """Cast order: time, then proposals before the votes of their round, then the person's key."""
-    return entry.at, 0 if isinstance(entry, Proposal) else 1, _name(entry)
-
-
-def _name(entry: Entry) -> str:
-    if isinstance(entry, Vote):
-        return f"vote-{entry.round}-{person_key(entry.voter)}"
-    if isinstance(entry, Proposal):
-        return f"proposal-{entry.round}"
-    if isinstance(entry, Delegation):
-        return f"delegation-{person_key(entry.delegator)}"
-    return f"{entry.kind}-{entry.index}"
+    return entry.at, 0 if isinstance(entry, Proposal) else 1, log_name(entry)
 
 
 def _reminder(entry: Entry) -> bool:

@@ -350,6 +350,18 @@ class Nudge(_Model):
 LogEntry = Annotated[Vote | Proposal | Delegation | Nudge, Field(discriminator="kind")]
 
 
+def log_name(entry: Vote | Proposal | Delegation | Nudge) -> str:
+    """Where a log object lives in its event's folder, which is also its identity: one per person per
+    round (votes), per round (proposals), per person (delegations), per reminder and per escalation level."""
+    if isinstance(entry, Vote):
+        return f"votes/{entry.round}-{person_key(entry.voter)}.json"
+    if isinstance(entry, Proposal):
+        return f"proposals/{entry.round}.json"
+    if isinstance(entry, Delegation):
+        return f"delegations/{person_key(entry.delegator)}.json"
+    return f"{entry.kind}s/{entry.index}.json"
+
+
 class Response(_Model):
     """`hitl-requests/<id>/response.json`: the event's one outcome, written once, first writer wins.
 

@@ -28,18 +28,14 @@ from .backends import Entry, open_backend
 from .errors import AlreadyAnswered, EventNotFound, StoreError
 from .protocol import (
     Claim,
-    Delegation,
     LogEntry,
     MessageRef,
-    Nudge,
     OutcomeKind,
     OutcomeRecord,
-    Proposal,
     Request,
     Response,
-    Vote,
     is_request_id,
-    person_key,
+    log_name,
     utcnow,
 )
 
@@ -100,19 +96,6 @@ class DecisionLog:
 
     entries: tuple[LogEntry, ...] = ()
     answered: bool = False
-
-
-def log_name(entry: LogEntry) -> str:
-    """Where a log object lives in its event's folder: one per person per round (votes), per round
-    (proposals), per person (delegations), per reminder and per escalation level."""
-    if isinstance(entry, Vote):
-        return f"votes/{entry.round}-{person_key(entry.voter)}.json"
-    if isinstance(entry, Proposal):
-        return f"proposals/{entry.round}.json"
-    if isinstance(entry, Delegation):
-        return f"delegations/{person_key(entry.delegator)}.json"
-    assert isinstance(entry, Nudge)
-    return f"{entry.kind}s/{entry.index}.json"
 
 
 class Store:

@@ -37,11 +37,12 @@ from .protocol import (
     Via,
     Vote,
     format_time,
+    log_name,
     person_key,
     utcnow,
 )
 from .states import Line, acted, escalation_line, handover_line, reminder_line
-from .store import DecisionLog, Store, log_name
+from .store import DecisionLog, Store
 from .view import EventView, event_view
 
 log = logging.getLogger(__name__)

@@ -39,10 +39,12 @@ class Controls:
     something is typed (alone, or after an Approve/Reject click); `form`: the web form takes the
     answer (it has no identity, so only when anyone may answer, and never for a team decision).
 
-    A team decision adds: `confirm`, a proposal awaits Confirm / Reject (with a reason; nothing is
-    typed or picked until it is rejected); `delegate`, an eligible person may hand their place to
-    someone else; `round`, the round a Confirm or Reject acts on (carry it, so one clicked on an old
-    copy after the proposal changed is refused rather than confirming a value the person never saw).
+    A team decision: `approval` is a vote (a Reject is a veto); a value event's `picks` or `typed`
+    propose a value (`HitlService.propose`), and it adds `confirm`, a proposal awaits Confirm / Reject
+    (with a reason; nothing is typed or picked until it is rejected); `delegate`, an eligible person
+    may hand their place to someone else; `round`, the round a Confirm or Reject acts on (carry it, so
+    one clicked on an old copy after the proposal changed is refused rather than confirming a value
+    the person never saw).
     """
 
     approval: AnswerField | None
