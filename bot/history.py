@@ -2,7 +2,7 @@
 decision stats of `GET /api/v1/stats` and `hitl-chatops stats`.
 
 Everything here works on the `OutcomeRecord`s the store reads from `hitl-history/` (`Store.outcomes`,
-`Store.outcomes_in`); nothing reads an event. Times people type (`since`, `until`) are parsed here
+`Store.ended_in`); nothing reads an event. Times people type (`since`, `until`) are parsed here
 once, for the API and the CLI alike.
 """
 
@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import get_args
+from typing import NamedTuple, get_args
 
 from .protocol import OutcomeRecord, Responder, Result
 
@@ -163,15 +163,26 @@ RESULTS: tuple[Result, ...] = get_args(Result)
 _DECISIONS: tuple[Result, ...] = ("completed", "rejected")  # decided by people or rules, not by the clock
 
 
-def summarize(records: Iterable[OutcomeRecord]) -> list[EventStats]:
+class Ended(NamedTuple):
+    """What stats need of one outcome record: small, so a replica can keep many (`Store.ended_in`)."""
+
+    event_name: str
+    result: Result
+    seconds: float | None  # from creation to the outcome; None when the record does not say
+
+    @classmethod
+    def of(cls, record: OutcomeRecord) -> Ended:
+        return cls(record.event_name, record.result, record.seconds)
+
+
+def summarize(outcomes: Iterable[Ended]) -> list[EventStats]:
     """Counts by result and decision times per event name, the busiest names first."""
     counts: dict[str, dict[Result, int]] = {}
     times: dict[str, list[float]] = {}
-    for record in records:
-        counts.setdefault(record.event_name, dict.fromkeys(RESULTS, 0))[record.result] += 1
-        seconds = record.seconds
-        if record.result in _DECISIONS and seconds is not None:
-            times.setdefault(record.event_name, []).append(max(seconds, 0.0))
+    for ended in outcomes:
+        counts.setdefault(ended.event_name, dict.fromkeys(RESULTS, 0))[ended.result] += 1
+        if ended.result in _DECISIONS and ended.seconds is not None:
+            times.setdefault(ended.event_name, []).append(max(ended.seconds, 0.0))
     stats = [EventStats(name, outcomes, _timing(times.get(name, []))) for name, outcomes in counts.items()]
     return sorted(stats, key=lambda s: (-s.total, s.event_name))
 

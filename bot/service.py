@@ -310,6 +310,6 @@ class HitlService:
     @_person_waits(reading=True)
     async def stats(self, span: Span) -> list[EventStats]:
         """How the events that ended in `span` ended, per event name, and how long their decisions took:
-        from the outcome history alone (`Store.outcomes_in`), never from the events."""
-        folders = await asyncio.gather(*(self.store.outcomes_in(kind, span) for kind in get_args(OutcomeKind)))
-        return summarize(record for records in folders for record in records)
+        from the outcome history alone (`Store.ended_in`), never from the events."""
+        folders = await asyncio.gather(*(self.store.ended_in(kind, span) for kind in get_args(OutcomeKind)))
+        return summarize(ended for found in folders for ended in found)

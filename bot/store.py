@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from .answers import rejects
 from .backends import Entry, open_backend
 from .errors import AlreadyAnswered, EventNotFound, StoreError
-from .history import Search, Span
+from .history import Ended, Search, Span
 from .protocol import (
     Claim,
     MessageRef,
@@ -65,8 +65,9 @@ _KEY_EPOCH_MICROS = 10**16  # outcome keys count down from here, so names sort n
 SCAN_LIMIT = 1000
 _SCAN_BATCH = 50  # records of a search read together
 _READ_CONCURRENCY = 32  # history records read at once
-# History records never change once written: keep the recent ones, so stats polled again read listings only.
-_HISTORY_LIMIT = 10_000
+# History records never change once written: what stats need of each (`Ended`) is kept, about 400 bytes
+# with its path, so stats asked again read listings only.
+_ENDED_LIMIT = 20_000
 _KNOWN_LIMIT = 4096
 # Requests are read by every answer, pending list and reconciler pass: keep every open one.
 # 10,000 add about 15 MiB to the process (bench/results/storage_listing.md).
@@ -104,7 +105,7 @@ class Store:
         # Requests and answers are written once, so a replica may keep them; absence never is.
         self._known: OrderedDict[str, Response | Claim] = OrderedDict()
         self._requests: OrderedDict[str, Request] = OrderedDict()
-        self._history: OrderedDict[str, OutcomeRecord] = OrderedDict()
+        self._ended: OrderedDict[str, Ended] = OrderedDict()
 
     # -- paths -------------------------------------------------------------------------
 
@@ -244,7 +245,7 @@ class Store:
         """Take back `index_expired` (its key follows from the deadline): the event has an outcome after all."""
         path = self._outcome_path("expired", request.deadline, request.request_id)
         await self.backend.delete(path)
-        self._history.pop(path, None)
+        self._ended.pop(path, None)
 
     async def _put_outcome(self, record: OutcomeRecord) -> None:
         await self.backend.put(self._outcome_path(record.outcome, record.at, record.request_id), _dump(record))
@@ -278,7 +279,8 @@ class Store:
 
         async def examine() -> None:
             nonlocal examined, last
-            for key, record in zip(batch, await self._read_outcomes(folder, batch), strict=True):
+            records = await self._read_outcomes([f"{folder}/{key}" for key in batch])
+            for key, record in zip(batch, records, strict=True):
                 if full():
                     return
                 examined, last = examined + 1, key
@@ -299,13 +301,19 @@ class Store:
         await examine()
         return found, (last if batch else None)
 
-    async def outcomes_in(self, outcome: OutcomeKind, span: Span) -> list[OutcomeRecord]:
-        """Every record of `hitl-history/<outcome>/` whose outcome fell in `span`, newest first: one
+    async def ended_in(self, outcome: OutcomeKind, span: Span) -> list[Ended]:
+        """What stats need of every record of `hitl-history/<outcome>/` whose outcome fell in `span`: one
         listing of the day folders, one per day in the span, one read per record (none for a record this
         replica read before)."""
         folder = self._path(OUTCOMES, outcome)
-        keys = [key async for key in self._outcome_keys(folder, span)]
-        return [record for record in await self._read_outcomes(folder, keys) if record is not None]
+        paths = [f"{folder}/{key}" async for key in self._outcome_keys(folder, span)]
+        unread = [path for path in paths if path not in self._ended]
+        for path, record in zip(unread, await self._read_outcomes(unread), strict=True):
+            if record is not None:
+                self._ended[path] = Ended.of(record)
+        while len(self._ended) > _ENDED_LIMIT:
+            self._ended.popitem(last=False)
+        return [ended for path in paths if (ended := self._ended.get(path)) is not None]
 
     async def _outcome_keys(self, folder: str, span: Span, after: str | None = None) -> AsyncGenerator[str, None]:
         """The keys (`<day>/<countdown>-<id>`) of an outcome folder in `span`, in listing order (days newest
@@ -327,28 +335,21 @@ class Store:
                 if (oldest is None or countdown <= oldest) and (newest is None or countdown > newest):
                     yield key
 
-    async def _read_outcomes(self, folder: str, keys: list[str]) -> list[OutcomeRecord | None]:
-        """The records at `keys`, read together; None for one deleted since it was listed or unreadable."""
+    async def _read_outcomes(self, paths: list[str]) -> list[OutcomeRecord | None]:
+        """The history records at `paths`, read together; None for one deleted since it was listed, or unreadable."""
         gate = asyncio.Semaphore(_READ_CONCURRENCY)
 
-        async def read(key: str) -> OutcomeRecord | None:
-            path = f"{folder}/{key}"
-            if (known := self._history.get(path)) is not None:
-                return known
+        async def read(path: str) -> OutcomeRecord | None:
             async with gate:
                 blob = await self.backend.get(path)
             if blob is None:
                 return None
             try:
-                record = _load(OutcomeRecord, blob, key[-36:])
+                return _load(OutcomeRecord, blob, path[-36:])
             except StoreError:  # logged: one bad record must not hide the others
                 return None
-            self._history[path] = record
-            if len(self._history) > _HISTORY_LIMIT:
-                self._history.popitem(last=False)
-            return record
 
-        return list(await asyncio.gather(*map(read, keys)))
+        return list(await asyncio.gather(*map(read, paths)))
 
     # -- chat messages -----------------------------------------------------------------
 

@@ -173,7 +173,8 @@ async def test_a_stats_call_reads_the_days_and_records_in_its_span_only(own_moto
     # A page of the list skips whole days the same way: the day folders, then the days it reads.
     page, cursor = await replica.store.outcomes("rejected", limit=4, search=Search(span=span))
     assert len(page) == 4 and cursor is not None
-    assert own_moto.take() == {"LIST": 3}  # day 1 holds the page, day 2 says there is more; days 3 to 29 unlisted
+    # Day 1 holds the page (its 4 records read), day 2 says there is more; days 3 to 29 are not listed.
+    assert own_moto.take() == {"LIST": 3, "GET": 4}
 
 
 async def test_records_of_earlier_builds_are_listed_and_counted_without_times(store_url: str) -> None:
