@@ -19,10 +19,10 @@ The contract every surface builds on:
   at all), and all of them in one line. `input_text` writes a value as a control holds it.
 - `describe_answer` / `answer_text` render an answer for people, `context_rows` the context;
   `approval_field` finds the bool answered with Approve/Reject buttons (a scalar bool, or the
-  "approve, with a reason" shape: one bool plus optional text), and `rejects` whether an answer
-  is its Reject; `finite_number` reads a number as
-  the core does; `prefill` gives each field's proposed value (the request's `initial`, else the
-  default). What an event's state says to people is `bot/view.py`'s.
+  "approve, with a reason" shape: one bool plus optional text) and `rejects` tells its Reject;
+  `finite_number` reads a number as the core does; `prefill` gives each field's proposed value
+  (the request's `initial`, else the default). What an event's state says to people is
+  `bot/view.py`'s.
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ def summarize(outcomes: Iterable[Ended]) -> list[EventStats]:
         counts.setdefault(ended.event_name, dict.fromkeys(RESULTS, 0))[ended.result] += 1
         if ended.result in _DECISIONS and ended.seconds is not None:
             times.setdefault(ended.event_name, []).append(max(ended.seconds, 0.0))
-    stats = [EventStats(name, outcomes, _timing(times.get(name, []))) for name, outcomes in counts.items()]
+    stats = [EventStats(name, results, _timing(times.get(name, []))) for name, results in counts.items()]
     return sorted(stats, key=lambda s: (-s.total, s.event_name))
 
 

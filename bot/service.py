@@ -274,7 +274,7 @@ class HitlService:
         if not await self.store.claim(request_id, EXPIRED_CLAIM):  # the claim is also the record of expiry
             await self.store.drop_pending(request_id)
             return False
-        with contextlib.suppress(StoreError):  # only the list of recent outcomes misses it
+        with contextlib.suppress(StoreError):  # only the outcome history (lists, stats) misses it
             await self.store.index_expired(request)
         if await self.store.get_response(request_id):
             # An answer or cancel checked before the deadline landed since: it is the outcome (its

@@ -524,7 +524,8 @@ def outcome_record(response: Response, request: Request | None) -> OutcomeRecord
 
 
 def outcome_kind(response: Response, request: Request | None) -> OutcomeKind:
-    """The history folder an outcome is listed in. A team decision vetoed is `rejected` too."""
+    """The history folder an outcome is listed in: `rejected` for an answer that says Reject
+    (`answers.rejects`), the place to file a vetoed team decision too."""
     if response.cancelled:
         return "cancelled"
     if response.defaulted:
