@@ -28,7 +28,7 @@ from .metrics import Metrics
 from .platform import Platform
 from .protocol import MessageRef, Request, Response, utcnow
 from .states import Line
-from .store import DecisionLog, Listing, Store
+from .store import DecisionLog, Listing, Store, outcome_record
 from .view import EventView, event_view, is_approval
 
 log = logging.getLogger(__name__)
@@ -226,6 +226,7 @@ class Delivery:
         """After the person's ack: tell the outcome listeners, settle the outcome (indexed, marker
         dropped) and update the copies."""
         self._settling.add(request.request_id)
+        self.metrics.decided(outcome_record(response, request))
         self._tell(request.request_id)
         self.background.spawn(self._settle(request, response))
         self.update_messages_later(request, response)
@@ -233,6 +234,7 @@ class Delivery:
     async def defaulted(self, request: Request, response: Response) -> None:
         """After a default applied at the deadline: as `ended`, but nobody waits for an ack, so the
         settle is awaited."""
+        self.metrics.decided(outcome_record(response, request))
         self._tell(request.request_id)
         await self._settle(request, response)
         self.update_messages_later(request, response)

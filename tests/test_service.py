@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from hitl_chatops.bot.errors import AlreadyAnswered, NotAllowed, StoreUnavailable
+from hitl_chatops.bot.history import Span
 from hitl_chatops.bot.protocol import Responder, Response, utcnow
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
@@ -90,6 +92,7 @@ WAITED_ON: dict[str, Callable[[HitlService, str], Awaitable[object]]] = {
     "delegate": lambda service, request_id: service.delegate(request_id, DANA, ERIN, "slack"),
     "state": lambda service, request_id: service.state(request_id),
     "history": lambda service, request_id: service.history(request_id),
+    "stats": lambda service, request_id: service.stats(Span(since=utcnow() - timedelta(days=7))),
 }
 SAVING = {"respond", "cancel", "answer", "approve", "reject", "propose", "delegate"}
 
