@@ -1,6 +1,6 @@
 """The chat platforms the bot knows, in one list read by the settings, the server, the CLI, the
-display names (`text.via_name`) and the plugin (`channels` entries). The protocol takes only the
-shape of a name (`NAME_PATTERN`): a copy posted by a platform this replica does not run stays readable.
+display names (`text.via_name`) and the plugin (`channels` entries). A name has the shape the protocol
+gives it (`protocol.NAME_PATTERN`): a copy posted by a platform this replica does not run stays readable.
 
 A plain module rather than Python entry points: the names must be known in a Flyte task image that
 has no chat SDK and maybe no installed metadata for us, and an in-tree platform should need no
@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .protocol import NAME_PATTERN
+
 if TYPE_CHECKING:
     from .platform import Adapter
-
-NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"  # what a platform name may be (it is part of store keys)
 
 
 @dataclass(frozen=True)
