@@ -14,7 +14,7 @@ from typing import Any
 
 import hitl_chatops
 
-from . import registry
+from . import adapter, registry
 from .config import load_settings
 from .errors import ConfigError, UserError
 from .logs import setup_logging
@@ -83,8 +83,8 @@ def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"host": args.host, "port": args.port, "metrics_port": args.metrics_port}
     for registration in _local_modes():
         if getattr(args, registration.name):
-            overrides.update(registry.adapter(registration).local)
-    settings = load_settings(**overrides)
+            overrides.update(adapter.load(registration).local)
+    settings = adapter.load_bot_settings(**overrides)
     settings.secret_value()  # fail now, with the variable's name, not on the first request
     if settings.policy:  # the plugin applies it; a bad file is said at start, not at the next event
         configured_policy(settings.policy)
@@ -97,7 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _local_modes() -> list[registry.Registration]:
     """Platforms with a mode for a developer machine: `serve --<name>` turns it on."""
-    return [r for r in registry.registrations() if registry.adapter(r).local]
+    return [r for r in registry.registrations() if adapter.load(r).local]
 
 
 def _pending(_: argparse.Namespace) -> int:
@@ -165,7 +165,7 @@ def _demo(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"host": "127.0.0.1", "port": args.port, "log_format": "text"}
     if not os.environ.get("HITL_CHATOPS_SECRET"):
         os.environ["HITL_CHATOPS_SECRET"] = secrets.token_urlsafe(32)  # the plugin reads it too
-    settings = load_settings(**overrides)
+    settings = adapter.load_bot_settings(**overrides)
     from .server import BotThread
 
     bot = BotThread(settings).start()

@@ -90,9 +90,11 @@ def endpoint(settings: Settings, *, local_run: bool) -> BotEndpoint | None:
 
 
 def _start_local_bot(settings: Settings) -> BotThread:
+    from hitl_chatops.bot.adapter import load_bot_settings  # the platforms' settings: only where the bot runs
+
     with _local_lock:
         if settings.store not in _local_bots:
-            local = settings.model_copy(
+            local = load_bot_settings(**settings.model_dump()).model_copy(
                 update={
                     "host": "127.0.0.1",
                     "port": 0,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hitl_chatops.bot.platform import Adapter, Platform
+from hitl_chatops.bot.adapter import Adapter
+from hitl_chatops.bot.platform import Platform
 
 from .settings import TeamsSettings
 
