@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 
     from .config import Settings
     from .delivery import Delivery
+    from .flyte_signal import Payload
     from .store import Listing, Store
 
 log = logging.getLogger(__name__)
-Payload = bool | int | float | str
 FLYTE_NOTE = "Can also be answered in Flyte"
 _PYTHON_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 

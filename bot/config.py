@@ -15,8 +15,8 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
-from .flyte_signal import FLYTE_CALL_SECONDS
 
+FLYTE_CALL_SECONDS = 5.0  # each call to Flyte's control plane (bot/flyte_signal.py; a healthy one answers in ms)
 # Every settings class of the bot, a platform's included, reads the environment this way.
 SETTINGS_CONFIG = SettingsConfigDict(extra="ignore", frozen=True, validate_by_name=True, env_ignore_empty=True)
 

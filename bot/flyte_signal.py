@@ -14,18 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
+from .config import FLYTE_CALL_SECONDS, Settings
 from .errors import ConfigError, HitlError
 from .protocol import ConditionRef, RunInfo
 
-if TYPE_CHECKING:
-    from .conditions import Payload
-    from .config import Settings
-
 T = TypeVar("T")
+Payload = bool | int | float | str  # what a condition is signalled with (`conditions.payload`)
 Signalled = Literal["signalled", "resolved", "timed_out", "not_found"]
-FLYTE_CALL_SECONDS = 5.0  # each call to the control plane (a healthy one answers in milliseconds)
 _TIMED_OUT = "ACTION_PHASE_TIMED_OUT"
 _DONE = frozenset({"ACTION_PHASE_SUCCEEDED", "ACTION_PHASE_FAILED", "ACTION_PHASE_ABORTED", _TIMED_OUT})
 
