@@ -20,7 +20,7 @@ from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
-from .conditions import flyte_note
+from .text import flyte_note
 
 
 @cache

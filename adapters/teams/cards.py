@@ -32,10 +32,9 @@ from hitl_chatops.bot.answers import (
     prefill,
     schema_of,
 )
-from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, format_time
 from hitl_chatops.bot.states import State, text_of
-from hitl_chatops.bot.text import clip, whole
+from hitl_chatops.bot.text import clip, flyte_note, whole
 from hitl_chatops.bot.view import Controls, EventView, event_view
 
 from .elements import Card, Element, Row, card, fits, link, literal, prose, rows, run, sentence
