@@ -157,9 +157,9 @@ async def _find(ref: ConditionRef) -> Any:
 def _in_project(project: str, domain: str) -> Iterator[None]:
     """flyte.remote reads project and domain from its init config: scope them to this call (a task
     on flyte's loop, with its own context), so one bot serves every project."""
-    from flyte._initialize import get_init_config, init_config_context
+    from hitl_chatops._flyte import project_scope
 
-    with init_config_context(get_init_config().replace(project=project, domain=domain)):
+    with project_scope(project, domain):
         yield
 
 
