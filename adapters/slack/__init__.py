@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from hitl_chatops.bot.adapter import Adapter
 from hitl_chatops.bot.platform import Platform
 
-from .settings import EVENTS_PATH, SlackSettings
+from ._settings import EVENTS_PATH, SlackSettings
 
 if TYPE_CHECKING:
     from aiohttp import web

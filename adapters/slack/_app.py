@@ -25,7 +25,7 @@ from hitl_chatops.bot.service import HitlService
 
 from ._listeners import Listeners
 from ._platform import SlackPlatform
-from .settings import EVENTS_PATH, SlackSettings
+from ._settings import EVENTS_PATH, SlackSettings
 
 log = logging.getLogger(__name__)
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds since 1970; bounded so int() stays cheap

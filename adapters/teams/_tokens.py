@@ -16,7 +16,7 @@ from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, 
 
 from hitl_chatops.bot.errors import ConfigError, PlatformError
 
-from .settings import TeamsSettings
+from ._settings import TeamsSettings
 
 log = logging.getLogger(__name__)
 TOKEN_TIMEOUT_SECONDS = 30.0
