@@ -26,6 +26,8 @@ from .metrics import CONTENT_TYPE
 from .protocol import OutcomeKind, Request, Responder
 from .store import check_request_id
 
+__all__ = ["open_metrics", "routes"]
+
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 

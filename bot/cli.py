@@ -22,6 +22,8 @@ from .policy import Match, Policy, configured_policy, load_policy
 from .protocol import format_time
 from .text import clip
 
+__all__ = ["main"]
+
 DEMO_WORKFLOW = Path("examples") / "add_with_human.py"
 
 

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .flyte_signal import Payload
     from .store import Listing, Store
 
+__all__ = ["ConditionSignaller", "attach", "check_value", "condition_type", "payload"]
+
 log = logging.getLogger(__name__)
 _PYTHON_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 

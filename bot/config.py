@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 
+__all__ = ["FLYTE_CALL_SECONDS", "SETTINGS_CONFIG", "Settings", "http_url", "load_settings", "read_settings"]
+
 FLYTE_CALL_SECONDS = 5.0  # each call to Flyte's control plane (bot/flyte_signal.py; a healthy one answers in ms)
 # Every settings class of the bot, a platform's included, reads the environment this way.
 SETTINGS_CONFIG = SettingsConfigDict(extra="ignore", frozen=True, validate_by_name=True, env_ignore_empty=True)

@@ -20,6 +20,17 @@ from .config import FLYTE_CALL_SECONDS, Settings
 from .errors import ConfigError, HitlError
 from .protocol import ConditionRef, RunInfo
 
+__all__ = [
+    "FlyteTimedOut",
+    "Payload",
+    "SignalFailed",
+    "Signalled",
+    "connect",
+    "signal_condition",
+    "signalled_by",
+    "started_by",
+]
+
 T = TypeVar("T")
 Payload = bool | int | float | str  # what a condition is signalled with (`conditions.payload`)
 Signalled = Literal["signalled", "resolved", "timed_out", "not_found"]

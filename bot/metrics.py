@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 

@@ -30,6 +30,40 @@ from pydantic import (
     model_validator,
 )
 
+__all__ = [
+    "MAX_APPROVALS",
+    "MIN_REMIND_SECONDS",
+    "NAME_PATTERN",
+    "REQUEST_ID_PATTERN",
+    "SCHEMA_VERSION",
+    "ChannelId",
+    "Claim",
+    "ConditionRef",
+    "DataType",
+    "Default",
+    "Escalation",
+    "MessageRef",
+    "OutcomeKind",
+    "OutcomeRecord",
+    "PlatformName",
+    "PromptType",
+    "Request",
+    "RequesterId",
+    "Responder",
+    "ResponderId",
+    "Response",
+    "Rule",
+    "RunInfo",
+    "Scalar",
+    "ScalarType",
+    "Via",
+    "decided_by_team",
+    "format_time",
+    "is_request_id",
+    "seconds",
+    "utcnow",
+]
+
 SCHEMA_VERSION = 3
 REQUEST_ID_PATTERN = re.compile(r"^[0-9a-f-]{36}$")
 # What a chat platform's name may be: it is part of store keys, so the protocol owns its shape

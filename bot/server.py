@@ -29,6 +29,8 @@ from .reconciler import Reconciler
 from .service import HitlService
 from .store import Store
 
+__all__ = ["BotThread", "build_app", "free_port", "serve", "start", "tune_gc"]
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _YOUNG_COLLECTION_EVERY = 20_000  # allocations between young-generation collections (CPython's default: 700)

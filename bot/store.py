@@ -36,6 +36,8 @@ from .protocol import (
     utcnow,
 )
 
+__all__ = ["EXPIRED_CLAIM", "REPLICAS", "REQUESTS", "Listing", "Page", "Store", "check_request_id", "new_request_id"]
+
 log = logging.getLogger(__name__)
 Known = TypeVar("Known", Response, Claim)
 Page = tuple[list[OutcomeRecord], str | None]

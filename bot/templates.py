@@ -22,6 +22,8 @@ from markupsafe import Markup
 
 from .text import flyte_note
 
+__all__ = ["page_style_hash", "render"]
+
 
 @cache
 def _environment() -> Environment:

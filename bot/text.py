@@ -9,6 +9,8 @@ from . import registry
 if TYPE_CHECKING:
     from .protocol import Request
 
+__all__ = ["clip", "flyte_note", "format_number", "via_name", "whole"]
+
 VIA_NAMES = {  # besides the chat platforms, named by the registry
     "web": "the web form",
     "api": "the API",

@@ -20,6 +20,8 @@ from ..errors import ConfigError
 from ._fsspec import root_path, url_options
 from .base import Backend, Entry
 
+__all__ = ["FsspecBackend", "open_filesystem"]
+
 T = TypeVar("T")
 
 
