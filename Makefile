@@ -62,8 +62,8 @@ smoke: dist  ## install the wheel with [all] into a clean venv and run the examp
 	$(BIN)/pip --python $(SMOKE)/bin/python install -q --no-compile "$$(echo dist/hitl_chatops-*.whl)[all]"
 	$(SMOKE)/bin/python tests/smoke_installed.py "$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')"
 
-test: install-test lint smoke  ## everything CI runs
-	$(BIN)/pytest
+test: install-test lint smoke  ## everything CI runs (the suite on four workers: it mostly waits on loopback servers)
+	$(BIN)/pytest -n 4
 
 bench: install-test
 	for script in bench/*.py; do case $$script in */_*) ;; *) $(BIN)/python $$script ;; esac; done

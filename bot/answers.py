@@ -19,9 +19,10 @@ The contract every surface builds on:
   at all), and all of them in one line. `input_text` writes a value as a control holds it.
 - `describe_answer` / `answer_text` render an answer for people, `context_rows` the context;
   `approval_field` finds the bool answered with Approve/Reject buttons (a scalar bool, or the
-  "approve, with a reason" shape: one bool plus optional text); `finite_number` reads a number as
-  the core does; `prefill` gives each field's proposed value (the request's `initial`, else the
-  default). What an event's state says to people is `bot/view.py`'s.
+  "approve, with a reason" shape: one bool plus optional text) and `rejects` tells its Reject;
+  `finite_number` reads a number as the core does; `prefill` gives each field's proposed value
+  (the request's `initial`, else the default). What an event's state says to people is
+  `bot/view.py`'s.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from .protocol import Scalar, ScalarType
 from .text import clip, format_number
 
 if TYPE_CHECKING:
-    from .protocol import DataType, Request
+    from .protocol import DataType, Request, Response
 
 __all__ = [
     "MAX_TEXT_LENGTH",
@@ -65,6 +66,7 @@ __all__ = [
     "parse_fields",
     "prefill",
     "range_text",
+    "rejects",
     "schema_from_type",
     "schema_of",
     "type_name",
@@ -694,6 +696,26 @@ def approval_field(schema: AnswerSchema) -> AnswerField | None:
     if len(bools) == 1 and all(f.kind == "str" and not f.required for f in others):
         return bools[0]
     return None
+
+
+def rejects(request: Request | None, response: Response) -> bool:
+    """Whether an answer says Reject: the event's Approve/Reject bool (`approval_field`) answered False.
+
+    Without the request (an outcome settled on its own), a scalar bool answered False does. An event
+    whose `answer_schema` the bot cannot use has no Approve/Reject.
+    """
+    if request is None:
+        return response.data_type == "bool" and response.value is False
+    try:
+        schema = schema_of(request)
+    except StoreError:
+        return False
+    approval = approval_field(schema)
+    if approval is None:
+        return False
+    if schema.scalar:
+        return response.value is False
+    return isinstance(response.value, Mapping) and response.value.get(approval.name) is False
 
 
 def prefill(request: Request) -> dict[str, Any]:

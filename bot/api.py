@@ -1,10 +1,12 @@
-"""The JSON API: health, notify, the pending and recent lists, programmatic answers and cancels."""
+"""The JSON API: health, notify, the pending and recent lists and their search, decision stats,
+programmatic answers and cancels."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any, Literal, cast, get_args
 
 from aiohttp import web
@@ -21,9 +23,10 @@ from .errors import (
     NotAllowed,
     UserError,
 )
+from .history import MAX_STATS_DAYS, EventStats, Search, Span, parse_event_name, parse_responder
 from .links import bearer_ok
 from .metrics import CONTENT_TYPE
-from .protocol import OutcomeKind, Request, Responder
+from .protocol import OutcomeKind, Request, Responder, utcnow
 from .store import check_request_id
 
 __all__ = ["open_metrics", "routes"]
@@ -140,30 +143,79 @@ async def notify(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/events")
 async def list_events(request: web.Request) -> web.Response:
-    """`?status=pending` (default): every open event. `completed|cancelled|expired`: the recent
-    ones with who/when/via, newest first, `limit` (default 20, at most 100) per page; pass the
-    reply's `next` as `cursor` for the following page."""
+    """`?status=pending` (default): every open event. `completed|rejected|cancelled|expired`: the ended
+    ones with who/when/via, newest first, `limit` (default 20, at most 100) per page; pass the reply's
+    `next` as `cursor` for the following page. Filters, any status: `event_name`, `responder`
+    (`<platform>:<user id>`: who may answer a pending event, who gave an outcome) and `since`/`until`
+    (when a pending event was created, when an outcome was given)."""
     _authorized(request)
     status = request.query.get("status", "pending")
+    if status != "pending" and status not in get_args(OutcomeKind):
+        return problem(400, "status must be pending, completed, rejected, cancelled or expired.")
+    try:
+        search = _search(request.query)
+    except ValueError as error:
+        return problem(400, str(error))
     if status == "pending":
         try:
-            events = await request.app[SERVICE].pending()
+            events = await request.app[SERVICE].pending(search.responder)
         except UserError as error:  # storage unreachable: 503, "try again"
             return _refused(error)
-        return web.json_response({"events": [event_summary(request, e) for e in events]})
-    if status not in get_args(OutcomeKind):
-        return problem(400, "status must be pending, completed, cancelled or expired.")
+        listed = [e for e in events if search.event_name in (None, e.event_name) and search.span.holds(e.created_at)]
+        return web.json_response({"events": [event_summary(request, e) for e in listed]})
     limit = _page_size(request.query.get("limit", str(_PAGE_DEFAULT)))
     if limit is None:
         return problem(400, f"limit must be a whole number from 1 to {_PAGE_MAX}.")
     try:
         outcome, after = cast(OutcomeKind, status), request.query.get("cursor")
-        records, cursor = await request.app[SERVICE].recent(outcome, limit=limit, after=after)
+        records, cursor = await request.app[SERVICE].recent(outcome, limit=limit, after=after, search=search)
     except ValueError:
         return problem(400, "cursor must be the `next` value of a previous page.")
     except UserError as error:
         return _refused(error)
     return web.json_response({"events": [r.model_dump(mode="json") for r in records], "next": cursor})
+
+
+def _search(query: Mapping[str, str]) -> Search:
+    """The list's filters, each checked; ValueError says what to send."""
+    name, responder = query.get("event_name"), query.get("responder")
+    return Search(
+        event_name=None if name is None else parse_event_name(name),
+        responder=None if responder is None else parse_responder(responder),
+        span=Span.parse(query.get("since"), query.get("until"), utcnow()),
+    )
+
+
+@routes.get("/api/v1/stats")
+async def stats(request: web.Request) -> web.Response:
+    """`?since=…[&until=…]` (at most 92 days apart; `until` defaults to now): per event name, how its
+    events ended (completed, rejected, expired, defaulted, cancelled) and the seconds from creation to
+    a decision (p50, p90, max), from the outcome history."""
+    _authorized(request)
+    try:
+        span = Span.parse(request.query.get("since"), request.query.get("until"), utcnow(), days=MAX_STATS_DAYS)
+    except ValueError as error:
+        return problem(400, str(error))
+    try:
+        found = await request.app[SERVICE].stats(span)
+    except UserError as error:
+        return _refused(error)
+    assert span.since is not None and span.until is not None
+    return web.json_response(
+        {"since": span.since.isoformat(), "until": span.until.isoformat(), "events": [_stats_json(s) for s in found]}
+    )
+
+
+def _stats_json(stats: EventStats) -> dict[str, Any]:
+    timing = stats.decision
+    return {
+        "event_name": stats.event_name,
+        "total": stats.total,
+        "outcomes": stats.outcomes,
+        "decision_seconds": None
+        if timing is None
+        else {"count": timing.count, "p50": timing.p50, "p90": timing.p90, "max": timing.max},
+    }
 
 
 @routes.post("/api/v1/events/{request_id}/response")

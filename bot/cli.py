@@ -1,4 +1,4 @@
-"""`hitl-chatops`: serve the bot, list pending events, check a policy file, or run the local demo."""
+"""`hitl-chatops`: serve the bot, list pending events, count decisions, check a policy file, or run the local demo."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ import importlib.util
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hitl_chatops
 
 from . import adapter, registry
 from .config import load_settings
 from .errors import ConfigError, UserError
+from .history import MAX_STATS_DAYS, RESULTS, EventStats, Span
 from .logs import setup_logging
 from .policy import Match, Policy, configured_policy, load_policy
-from .protocol import format_time
-from .text import clip
+from .protocol import format_time, utcnow
+from .text import clip, format_duration
+
+if TYPE_CHECKING:
+    from .service import HitlService
 
 __all__ = ["main"]
 
@@ -64,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     pending = commands.add_parser("pending", help="list pending events as a table")
     pending.set_defaults(run=_pending)
 
+    stats = commands.add_parser("stats", help="how events ended and how long decisions took, per event name")
+    stats.add_argument("--since", default="7d", help='an ISO 8601 time or date, or a duration ago ("24h"; default 7d)')
+    stats.add_argument("--until", help="the same, for the end (default: now); at most 92 days after --since")
+    stats.set_defaults(run=_stats)
+
     policy = commands.add_parser("policy", help="work with a policy file (HITL_CHATOPS_POLICY)")
     check = policy.add_subparsers(required=True, metavar="COMMAND").add_parser(
         "check", help="validate a policy file and print what it would do"
@@ -102,27 +111,63 @@ def _local_modes() -> list[registry.Registration]:
     return [r for r in registry.registrations() if adapter.load(r).local]
 
 
-def _pending(_: argparse.Namespace) -> int:
-    """The open events as a table; needs only the store (HITL_CHATOPS_STORE), not the bot's secret."""
+def _reader() -> HitlService:
+    """The service over the store alone (HITL_CHATOPS_STORE), for commands that only read: reading signs and
+    checks nothing, so the secret the service would use for form links is not needed."""
     settings = load_settings()
     from .service import HitlService
     from .store import Store
 
-    # Listing signs and checks nothing: the secret the service would use for form links is not needed.
-    service = HitlService(Store(settings.store), secret="", form_base_url=settings.form_base_url())
-    events = asyncio.run(service.pending())
+    return HitlService(Store(settings.store), secret="", form_base_url=settings.form_base_url())
+
+
+def _pending(_: argparse.Namespace) -> int:
+    """The open events as a table; needs only the store (HITL_CHATOPS_STORE), not the bot's secret."""
+    events = asyncio.run(_reader().pending())
     if not events:
         print("No pending events.")  # noqa: T201 - this command's output is the table
         return 0
-    rows = [("REQUEST ID", "EVENT", "TYPE", "DEADLINE", "PROMPT")]
-    rows += [
+    rows = [
         (e.request_id, e.event_name, e.data_type, format_time(e.deadline), clip(" ".join(e.prompt.split()), 60))
         for e in events
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())  # noqa: T201
+    _print_table(("REQUEST ID", "EVENT", "TYPE", "DEADLINE", "PROMPT"), rows)
     return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    """`GET /api/v1/stats` as a table, read from the store alone (like `pending`)."""
+    try:
+        span = Span.parse(args.since, args.until, utcnow(), days=MAX_STATS_DAYS, names=("--since", "--until"))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    found = asyncio.run(_reader().stats(span))
+    assert span.since is not None and span.until is not None
+    between = f"from {format_time(span.since)} to {format_time(span.until)}"
+    if not found:
+        print(f"No event ended {between}.")  # noqa: T201 - this command's output is the table
+        return 0
+    print(f"Events that ended {between}.")  # noqa: T201
+    print("P50, P90, MAX: time from creation to a decision (completed or rejected).\n")  # noqa: T201
+    header = ("EVENT", *(r.upper() for r in RESULTS), "P50", "P90", "MAX")
+    _print_table(header, [_stats_row(s) for s in found], numeric=range(1, len(header)))
+    return 0
+
+
+def _stats_row(stats: EventStats) -> tuple[str, ...]:
+    timing = stats.decision
+    times = ("-",) * 3 if timing is None else tuple(map(format_duration, (timing.p50, timing.p90, timing.max)))
+    return (clip(stats.event_name, 40) or "(no name)", *(str(stats.outcomes[r]) for r in RESULTS), *times)
+
+
+def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], numeric: Iterable[int] = ()) -> None:
+    """Columns wide enough for their cells, two spaces apart; `numeric` columns aligned right."""
+    right = set(numeric)
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        cells = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        print("  ".join(cells).rstrip())  # noqa: T201 - the table is the command's output
 
 
 def _policy_check(args: argparse.Namespace) -> int:

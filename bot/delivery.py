@@ -26,7 +26,7 @@ from .errors import HitlError, PlatformError, StoreError
 from .metrics import Metrics
 from .platform import Platform
 from .protocol import MessageRef, Request, Response, utcnow
-from .store import Listing, Store
+from .store import Listing, Store, outcome_record
 
 __all__ = ["AnsweredHook", "Delivery", "Repair"]
 
@@ -214,6 +214,7 @@ class Delivery:
         """After the person's ack: tell the outcome listeners, settle the outcome (indexed, marker
         dropped) and update the copies."""
         self._settling.add(request.request_id)
+        self.metrics.decided(outcome_record(response, request))
         self._tell(request.request_id)
         self.background.spawn(self._settle(request, response))
         self.update_messages_later(request, response)
@@ -221,6 +222,7 @@ class Delivery:
     async def defaulted(self, request: Request, response: Response) -> None:
         """After a default applied at the deadline: as `ended`, but nobody waits for an ack, so the
         settle is awaited."""
+        self.metrics.decided(outcome_record(response, request))
         self._tell(request.request_id)
         await self._settle(request, response)
         self.update_messages_later(request, response)

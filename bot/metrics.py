@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .protocol import OutcomeRecord
+
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Event names come from workflows: a replica labels the first this many it sees, later ones "other", so
+# a workflow that names each event differently cannot grow /metrics without bound.
+DECISION_EVENT_NAMES = 50
+OTHER_EVENTS = "other"
+_NAME_CHARS = 100
 
 
 class Metrics:
@@ -29,6 +36,15 @@ class Metrics:
             buckets=(5, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600),
             registry=self.registry,
         )
+        self.decision_seconds = Histogram(
+            "hitl_decision_seconds",
+            "Time from event creation to its outcome, by event name (the first 50 a replica sees, then "
+            "other) and outcome (completed, rejected, expired, defaulted, cancelled)",
+            ["event_name", "outcome"],
+            buckets=(5, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
+            registry=self.registry,
+        )
+        self._event_names: set[str] = set()
         self.handler_latency = Histogram(
             "hitl_http_handler_seconds",
             "Time to handle an HTTP request, by route",
@@ -52,6 +68,17 @@ class Metrics:
             "When this replica last finished a reconciler pass (Unix time; 0: never)",
             registry=self.registry,
         )
+
+    def decided(self, record: OutcomeRecord) -> None:
+        """Count an outcome this replica wrote in `hitl_decision_seconds` (once per outcome: its writer)."""
+        if (seconds := record.seconds) is not None:
+            self.decision_seconds.labels(self._event_label(record.event_name), record.result).observe(max(seconds, 0))
+
+    def _event_label(self, name: str) -> str:
+        name = name[:_NAME_CHARS]
+        if name not in self._event_names and len(self._event_names) < DECISION_EVENT_NAMES:
+            self._event_names.add(name)
+        return name if name in self._event_names else OTHER_EVENTS
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -52,6 +52,7 @@ __all__ = [
     "Responder",
     "ResponderId",
     "Response",
+    "Result",
     "Rule",
     "RunInfo",
     "Scalar",
@@ -367,13 +368,6 @@ class Response(_Model):
         return self.status == "cancelled"
 
     @property
-    def outcome(self) -> OutcomeKind:
-        """Where the event is listed: `completed`, `cancelled`, or `expired` (a default applied)."""
-        if self.cancelled:
-            return "cancelled"
-        return "expired" if self.defaulted else "completed"
-
-    @property
     def defaulted(self) -> bool:
         """The deadline passed and the event's `on_timeout` value was applied."""
         return self.via == "timeout"
@@ -389,13 +383,21 @@ class Response(_Model):
         return format_time(self.responded_at) if self.responded_at else "an unknown time"
 
 
-OutcomeKind = Literal["completed", "cancelled", "expired"]
+# The folders of the outcome history (`hitl-history/<outcome>/`), one per status the API lists: an answer
+# (`completed`), a Reject (`rejected`: an approval answered False, a team decision vetoed), a cancellation,
+# and the deadline (`expired`, with or without a default applied).
+OutcomeKind = Literal["completed", "rejected", "cancelled", "expired"]
+# How an event ended, as stats and metrics count it: the folders, with a default applied at the deadline
+# (`defaulted`) told apart from a plain expiry.
+Result = Literal["completed", "rejected", "expired", "defaulted", "cancelled"]
 
 
 class OutcomeRecord(_Model):
-    """`hitl-history/<outcome>/<day>/<newest-first key>`: one line of the recent-outcomes index.
+    """`hitl-history/<outcome>/<day>/<newest-first key>`: one line of the outcome history.
 
-    Written when the outcome is, so listing recent events reads a page of these, not every event.
+    Written when the outcome is, so listing, searching and counting ended events reads these, never
+    every event. `created_at` (absent in records of development builds before 0.2.0) gives the time
+    to decision.
     """
 
     request_id: str
@@ -406,6 +408,17 @@ class OutcomeRecord(_Model):
     responder: Responder | None = None
     value: Any = None
     reason: str | None = None
+    created_at: AwareDatetime | None = None
+
+    @property
+    def result(self) -> Result:
+        """The outcome, with a default applied at the deadline told apart from a plain expiry."""
+        return "defaulted" if self.outcome == "expired" and self.via == "timeout" else self.outcome
+
+    @property
+    def seconds(self) -> float | None:
+        """From the event's creation to its outcome; None when the record does not say when it was created."""
+        return None if self.created_at is None else (self.at - self.created_at).total_seconds()
 
 
 class MessageRef(_Model):

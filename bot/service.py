@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, get_args
 
 from .answers import Rejected, parse_answer
 from .background import Background
@@ -29,10 +29,11 @@ from .errors import (
     StoreUnavailable,
     UserError,
 )
+from .history import EventStats, Search, Span, summarize
 from .links import form_url
 from .metrics import Metrics
 from .protocol import OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
-from .store import EXPIRED_CLAIM, Page, Store
+from .store import EXPIRED_CLAIM, Page, Store, expiry_record
 
 __all__ = ["TEAM_DECISION_REFUSED", "HitlService"]
 
@@ -275,7 +276,7 @@ class HitlService:
         if not await self.store.claim(request_id, EXPIRED_CLAIM):  # the claim is also the record of expiry
             await self.store.drop_pending(request_id)
             return False
-        with contextlib.suppress(StoreError):  # only the list of recent outcomes misses it
+        with contextlib.suppress(StoreError):  # only the outcome history (lists, stats) misses it
             await self.store.index_expired(request)
         if await self.store.get_response(request_id):
             # An answer or cancel checked before the deadline landed since: it is the outcome (its
@@ -286,6 +287,7 @@ class HitlService:
         await self.store.drop_pending(request_id)
         log.info("event expired", extra={"request_id": request_id, "outcome": "expired"})
         self.metrics.expired.inc()
+        self.metrics.decided(expiry_record(request))
         self.delivery.update_messages_later(request, None)
         return True
 
@@ -301,6 +303,15 @@ class HitlService:
         return True
 
     @_person_waits(reading=True)
-    async def recent(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
-        """Recently ended events with who/when/via, newest first (see `Store.outcomes`)."""
-        return await self.store.outcomes(outcome, limit=limit, after=after)
+    async def recent(
+        self, outcome: OutcomeKind, *, limit: int, after: str | None = None, search: Search | None = None
+    ) -> Page:
+        """Recently ended events with who/when/via, newest first, those `search` matches (see `Store.outcomes`)."""
+        return await self.store.outcomes(outcome, limit=limit, after=after, search=search)
+
+    @_person_waits(reading=True)
+    async def stats(self, span: Span) -> list[EventStats]:
+        """How the events that ended in `span` ended, per event name, and how long their decisions took:
+        from the outcome history alone (`Store.ended_in`), never from the events."""
+        folders = await asyncio.gather(*(self.store.ended_in(kind, span) for kind in get_args(OutcomeKind)))
+        return summarize(ended for found in folders for ended in found)

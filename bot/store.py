@@ -10,21 +10,25 @@ fsspec URL) is the backend's business, chosen once from the URL.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import logging
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from .answers import rejects
 from .backends import Entry, open_backend
 from .errors import AlreadyAnswered, EventNotFound, StoreError
+from .history import Ended, Search, Span
 from .protocol import (
     Claim,
     MessageRef,
@@ -36,7 +40,18 @@ from .protocol import (
     utcnow,
 )
 
-__all__ = ["EXPIRED_CLAIM", "REPLICAS", "REQUESTS", "Listing", "Page", "Store", "check_request_id", "new_request_id"]
+__all__ = [
+    "EXPIRED_CLAIM",
+    "REPLICAS",
+    "REQUESTS",
+    "Listing",
+    "Page",
+    "Store",
+    "check_request_id",
+    "expiry_record",
+    "new_request_id",
+    "outcome_record",
+]
 
 log = logging.getLogger(__name__)
 Known = TypeVar("Known", Response, Claim)
@@ -56,7 +71,16 @@ EXPIRED_CLAIM = "expired"  # `claims/expired`: an event without `on_timeout` was
 # An outcome written this close to the deadline (or after it) may have crossed the reconciler's expiry.
 _CLOCK_SKEW = timedelta(minutes=1)
 _OUTCOME_KEY = re.compile(r"\d{4}-\d{2}-\d{2}/\d{16}-[0-9a-f-]{36}")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _KEY_EPOCH_MICROS = 10**16  # outcome keys count down from here, so names sort newest first
+# A page of a search examines at most this many records (the filters it cannot tell from keys), so one
+# request costs a bounded number of reads whatever matches; its `next` goes on from the last one.
+SCAN_LIMIT = 1000
+_SCAN_BATCH = 50  # records of a search read together
+_READ_CONCURRENCY = 32  # history records read at once
+# History records never change once written: what stats need of each (`Ended`) is kept, about 400 bytes
+# with its path, so stats asked again read listings only.
+_ENDED_LIMIT = 20_000
 _KNOWN_LIMIT = 4096
 # Requests are read by every answer, pending list and reconciler pass: keep every open one.
 # 10,000 add about 15 MiB to the process (bench/results/storage_listing.md).
@@ -94,6 +118,7 @@ class Store:
         # Requests and answers are written once, so a replica may keep them; absence never is.
         self._known: OrderedDict[str, Response | Claim] = OrderedDict()
         self._requests: OrderedDict[str, Request] = OrderedDict()
+        self._ended: OrderedDict[str, Ended] = OrderedDict()
 
     # -- paths -------------------------------------------------------------------------
 
@@ -199,7 +224,7 @@ class Store:
         (`supersede_expiry`).
         """
         try:
-            await self.index_outcome(response, request.event_name if request else "")
+            await self.index_outcome(response, request)
             if request is not None and not response.defaulted and utcnow() >= request.deadline - _CLOCK_SKEW:
                 await self.supersede_expiry(request)
             await self.drop_pending(response.request_id)
@@ -219,60 +244,125 @@ class Store:
         await self.unindex_expired(request)
         await self.put_outbox(request.request_id, "answered")
 
-    # -- the recent-outcomes index -------------------------------------------------------
+    # -- the outcome history: listed, searched and counted by day ------------------------
 
-    async def index_outcome(self, response: Response, event_name: str = "") -> None:
+    async def index_outcome(self, response: Response, request: Request | None = None) -> None:
         """Add an event's outcome to `hitl-history/` (idempotent for a response with a time)."""
-        record = OutcomeRecord(
-            request_id=response.request_id,
-            event_name=event_name,
-            outcome=response.outcome,
-            at=response.responded_at or utcnow(),
-            via=response.via,
-            responder=response.responder,
-            value=response.value,
-            reason=response.reason,
-        )
-        await self._put_outcome(record)
+        await self._put_outcome(outcome_record(response, request))
 
     async def index_expired(self, request: Request) -> None:
         """Record an event that reached its deadline without an answer or a default."""
-        record = OutcomeRecord(
-            request_id=request.request_id, event_name=request.event_name, outcome="expired", at=request.deadline
-        )
-        await self._put_outcome(record)
+        await self._put_outcome(expiry_record(request))
 
     async def unindex_expired(self, request: Request) -> None:
         """Take back `index_expired` (its key follows from the deadline): the event has an outcome after all."""
-        await self.backend.delete(self._outcome_path("expired", request.deadline, request.request_id))
+        path = self._outcome_path("expired", request.deadline, request.request_id)
+        await self.backend.delete(path)
+        self._ended.pop(path, None)
 
     async def _put_outcome(self, record: OutcomeRecord) -> None:
         await self.backend.put(self._outcome_path(record.outcome, record.at, record.request_id), _dump(record))
 
     def _outcome_path(self, outcome: OutcomeKind, at: datetime, request_id: str) -> str:
-        at = at.astimezone(UTC)
-        countdown = _KEY_EPOCH_MICROS - int(at.timestamp() * 1_000_000)
-        return self._path(OUTCOMES, outcome, f"{at:%Y-%m-%d}/{countdown:016d}-{check_request_id(request_id)}")
+        day = f"{at.astimezone(UTC):%Y-%m-%d}"
+        return self._path(OUTCOMES, outcome, f"{day}/{_countdown(at):016d}-{check_request_id(request_id)}")
 
-    async def outcomes(self, outcome: OutcomeKind, *, limit: int, after: str | None = None) -> Page:
-        """Newest first, `limit` at a time: the records and the cursor of the next page (None at the end).
+    async def outcomes(
+        self, outcome: OutcomeKind, *, limit: int, after: str | None = None, search: Search | None = None
+    ) -> Page:
+        """Newest first, `limit` matches of `search` at a time: the records and the cursor of the next page
+        (None at the end).
 
-        Reads one listing per day visited and one object per record returned, never every event.
+        Reads one listing per day visited (days outside the search's span are never listed) and one
+        object per record examined: the records returned, and with an event name or responder to
+        match, those that did not match, at most `SCAN_LIMIT` per page (a page may then hold fewer
+        than `limit` and still have a cursor).
         """
         if after is not None and not _OUTCOME_KEY.fullmatch(after):
             raise ValueError("not a cursor this bot returned")
+        search = search or Search()
         folder = self._path(OUTCOMES, outcome)
-        keys: list[str] = []
-        for day in sorted(await self.backend.names(folder), reverse=True):
-            if after is not None and day > after[:10]:
-                continue  # newer than the cursor: on earlier pages
-            names = sorted(await self.backend.names(f"{folder}/{day}"))
-            keys += [k for k in (f"{day}/{n}" for n in names) if _listed_after(k, after)]
-            if len(keys) > limit:
-                break
-        shown = keys[:limit]
-        blobs = [blob for k in shown if (blob := await self.backend.get(f"{folder}/{k}")) is not None]
-        return [_load(OutcomeRecord, blob, "outcomes") for blob in blobs], (shown[-1] if len(keys) > limit else None)
+        found: list[OutcomeRecord] = []
+        batch: list[str] = []
+        examined = 0
+        last: str | None = None
+
+        def full() -> bool:
+            return len(found) == limit or examined == SCAN_LIMIT
+
+        async def examine() -> None:
+            nonlocal examined, last
+            records = await self._read_outcomes([f"{folder}/{key}" for key in batch])
+            for key, record in zip(batch, records, strict=True):
+                if full():
+                    return
+                examined, last = examined + 1, key
+                if record is not None and search.matches(record):
+                    found.append(record)
+            batch.clear()
+
+        async with contextlib.aclosing(self._outcome_keys(folder, search.span, after)) as keys:
+            async for key in keys:
+                if full():
+                    return found, last  # `key` is one more
+                batch.append(key)
+                wanted = min(_SCAN_BATCH, SCAN_LIMIT - examined) if search.reads_records else limit - len(found)
+                if len(batch) >= wanted:
+                    await examine()
+                    if batch:
+                        return found, last  # full within the batch: the rest of it is more
+        await examine()
+        return found, (last if batch else None)
+
+    async def ended_in(self, outcome: OutcomeKind, span: Span) -> list[Ended]:
+        """What stats need of every record of `hitl-history/<outcome>/` whose outcome fell in `span`: one
+        listing of the day folders, one per day in the span, one read per record (none for a record this
+        replica read before)."""
+        folder = self._path(OUTCOMES, outcome)
+        paths = [f"{folder}/{key}" async for key in self._outcome_keys(folder, span)]
+        unread = [path for path in paths if path not in self._ended]
+        for path, record in zip(unread, await self._read_outcomes(unread), strict=True):
+            if record is not None:
+                self._ended[path] = Ended.of(record)
+        while len(self._ended) > _ENDED_LIMIT:
+            self._ended.popitem(last=False)
+        return [ended for path in paths if (ended := self._ended.get(path)) is not None]
+
+    async def _outcome_keys(self, folder: str, span: Span, after: str | None = None) -> AsyncGenerator[str, None]:
+        """The keys (`<day>/<countdown>-<id>`) of an outcome folder in `span`, in listing order (days newest
+        first, newest first within a day) after the cursor `after`. Whole days outside the span are
+        skipped by their names, never listed; within a day, a key's countdown places it in the span."""
+        first, final = span.first_day, span.last_day
+        oldest = None if span.since is None else _countdown(span.since)  # keys count down: newer is smaller
+        newest = None if span.until is None else _countdown(span.until)
+        for day in sorted((d for d in await self.backend.names(folder) if _DAY.fullmatch(d)), reverse=True):
+            if (final is not None and day > final) or (after is not None and day > after[:10]):
+                continue  # newer than the span, or on earlier pages
+            if first is not None and day < first:
+                return
+            for name in sorted(await self.backend.names(f"{folder}/{day}")):
+                key = f"{day}/{name}"
+                if not _OUTCOME_KEY.fullmatch(key) or not _listed_after(key, after):
+                    continue
+                countdown = int(key[11:27])
+                if (oldest is None or countdown <= oldest) and (newest is None or countdown > newest):
+                    yield key
+
+    async def _read_outcomes(self, paths: list[str]) -> list[OutcomeRecord | None]:
+        """The history records at `paths`, read together; None for one deleted since it was listed, or unreadable."""
+        gate = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def read(path: str) -> OutcomeRecord | None:
+            async with gate:
+                blob = await self.backend.get(path)
+            if blob is None:
+                return None
+            try:
+                return _load(OutcomeRecord, blob, path[-36:])
+            except StoreError:  # logged: one bad record must not hide the others
+                return None
+
+        return list(await asyncio.gather(*map(read, paths)))
 
     # -- chat messages -----------------------------------------------------------------
 
@@ -428,6 +518,48 @@ def _file(listing: Listing, entries: Iterable[Entry]) -> None:
             listing.outbox.append(name)
         elif tail[0] == SIGNALS:
             listing.signals.append(name)
+
+
+def outcome_record(response: Response, request: Request | None) -> OutcomeRecord:
+    """The history's line for a written outcome; `request` (None when the writer did not have it) gives
+    the event's name, its creation time and whether an answer is a Reject (`answers.rejects`)."""
+    return OutcomeRecord(
+        request_id=response.request_id,
+        event_name=request.event_name if request else "",
+        outcome=outcome_kind(response, request),
+        at=response.responded_at or utcnow(),
+        via=response.via,
+        responder=response.responder,
+        value=response.value,
+        reason=response.reason,
+        created_at=request.created_at if request else None,
+    )
+
+
+def outcome_kind(response: Response, request: Request | None) -> OutcomeKind:
+    """The history folder an outcome is listed in: `rejected` for an answer that says Reject
+    (`answers.rejects`), the place to file a vetoed team decision too."""
+    if response.cancelled:
+        return "cancelled"
+    if response.defaulted:
+        return "expired"
+    return "rejected" if rejects(request, response) else "completed"
+
+
+def expiry_record(request: Request) -> OutcomeRecord:
+    """The history's line for an event that reached its deadline without an answer or a default."""
+    return OutcomeRecord(
+        request_id=request.request_id,
+        event_name=request.event_name,
+        outcome="expired",
+        at=request.deadline,
+        created_at=request.created_at,
+    )
+
+
+def _countdown(at: datetime) -> int:
+    """The newest-first part of a history key: `10^16` minus `at` in microseconds."""
+    return _KEY_EPOCH_MICROS - int(at.timestamp() * 1_000_000)
 
 
 def _listed_after(key: str, cursor: str | None) -> bool:

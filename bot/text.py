@@ -9,7 +9,7 @@ from . import registry
 if TYPE_CHECKING:
     from .protocol import Request
 
-__all__ = ["clip", "flyte_note", "format_number", "via_name", "whole"]
+__all__ = ["clip", "flyte_note", "format_duration", "format_number", "via_name", "whole"]
 
 VIA_NAMES = {  # besides the chat platforms, named by the registry
     "web": "the web form",
@@ -56,3 +56,16 @@ def format_number(number: float) -> str:
     """Whole numbers without a trailing ".0" (3, not 3.0); other floats as Python writes them."""
     shown = whole(number)
     return str(shown) if isinstance(shown, int) else repr(shown)
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in its two largest units, rounded to the second: "42s", "5m 30s", "2h 05m", "3d 4h"."""
+    whole_seconds = round(seconds)
+    days, rest = divmod(whole_seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"

@@ -208,13 +208,13 @@ READ_AGAIN = "Storage is unreachable just now, so nothing could be read. Please 
 async def test_store_down_the_api_lists_say_try_again_with_a_503(
     own_moto: Moto, start_bot: Callable[..., BotThread]
 ) -> None:
-    """issue 21: `GET /api/v1/events` was a bare 500 with the store down."""
+    """issue 21: `GET /api/v1/events` was a bare 500 with the store down (the stats say the same)."""
     bot = start_bot()
     await put_event(bot, data_type="bool")
     own_moto.stop()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        for status in ("pending", "completed", "expired"):
-            async with session.get(f"{bot.url}/api/v1/events?status={status}", headers=AUTH) as reply:
+        for path in ("events?status=pending", "events?status=completed", "events?status=expired", "stats?since=1d"):
+            async with session.get(f"{bot.url}/api/v1/{path}", headers=AUTH) as reply:
                 assert reply.status == 503, await reply.text()
                 assert await reply.json() == {"error": READ_AGAIN}
         own_moto.start()

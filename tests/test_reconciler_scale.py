@@ -148,8 +148,9 @@ async def test_an_outcome_left_unsettled_is_finished_by_the_reconciler(store_url
     fresh = Reconciler(HitlService(Store(store_url), secret=SECRET, form_base_url="http://x"), 15)
     assert (await fresh.step()).repaired == 1  # a restarted replica's first pass reads every open event
     assert await store.pending_ids() == []
-    records, _ = await store.outcomes("completed", limit=5)
-    assert {r.request_id for r in records} == {first.request_id, second.request_id}
+    (approved, _), (rejected, _) = [await store.outcomes(kind, limit=5) for kind in ("completed", "rejected")]
+    assert [r.request_id for r in approved] == [first.request_id]
+    assert [r.request_id for r in rejected] == [second.request_id]  # a bool answered False
 
 
 async def test_stopped_replicas_heartbeats_go_in_one_bulk_delete_and_idle_passes_stay_one_listing(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from hitl_chatops.bot.errors import AlreadyAnswered, NotAllowed, StoreUnavailable
+from hitl_chatops.bot.history import Span
 from hitl_chatops.bot.protocol import Responder, Response, utcnow
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
@@ -82,6 +84,7 @@ WAITED_ON: dict[str, Callable[[HitlService, str], Awaitable[object]]] = {
     "event": lambda service, request_id: service.event(request_id),
     "pending": lambda service, request_id: service.pending(DANA),
     "recent": lambda service, request_id: service.recent("completed", limit=10),
+    "stats": lambda service, request_id: service.stats(Span(since=utcnow() - timedelta(days=7))),
 }
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import fsspec
 
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, HitlError, StoreError
 from .base import Backend, Entry
 
 if TYPE_CHECKING:
@@ -40,6 +40,12 @@ _CREDENTIALS = {  # where each store's settings come from (obstore reads them; n
 }
 _CLOUDS = {"s3": "s3", "s3a": "s3", "gs": "gs", "gcs": "gs", "az": "az", "abfs": "az", "abfss": "az"}
 _CONFLICT_RETRIES = 3
+
+
+class _Conflict(HitlError):
+    """Racing conditional writes that the store asks to retry (not a lost race, not a failure yet)."""
+
+
 _LIST_PAGE = 1000  # S3's page size: one request per 1,000 keys
 
 
@@ -75,24 +81,35 @@ class ObjectStoreBackend(Backend):
         await self._run(lambda: client.put(key, data, use_multipart=False))
 
     async def create(self, path: str, data: bytes) -> None:
-        """`If-None-Match: *` PUT (GCS: `ifGenerationMatch=0`, Azure: `If-None-Match: *`)."""
+        """`If-None-Match: *` PUT (GCS: `ifGenerationMatch=0`, Azure: `If-None-Match: *`).
+
+        A lost race is `FileExistsError`, decided on the I/O thread: it is the caller's answer
+        ("already answered"), not a storage failure to log.
+        """
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         assert data, "an empty body would bypass the exclusive-create condition"
         key, client = self.key(path), self.client
+
+        def put() -> None:
+            try:
+                client.put(key, data, mode="create", use_multipart=False)
+            except AlreadyExistsError:
+                raise FileExistsError(key) from None
+            except PreconditionError as error:
+                raise _Conflict(key) from error
+            except Exception as error:
+                if "409" in str(error):  # racing conditional writes on AWS: 409 ConditionalRequestConflict
+                    raise _Conflict(key) from error
+                raise
+
         for attempt in range(_CONFLICT_RETRIES):
             try:
-                await self._run(lambda: client.put(key, data, mode="create", use_multipart=False))
+                await self._run(put)
                 return
-            except StoreError as error:
-                cause = error.__cause__
-                if isinstance(cause, AlreadyExistsError):
-                    raise FileExistsError(key) from None
-                # Racing conditional writes on AWS: 409 ConditionalRequestConflict, to be retried.
-                if not isinstance(cause, PreconditionError) and "409" not in str(cause):
-                    raise
+            except _Conflict as conflict:
                 if attempt == _CONFLICT_RETRIES - 1:
-                    raise
+                    raise StoreError(f"object storage at {self.url} kept a conflicting write on {key}") from conflict
                 await asyncio.sleep(0.05 * 2**attempt)
 
     async def delete(self, path: str) -> None:

@@ -276,7 +276,8 @@ async def test_expired_event_says_so_and_expiry_updates_the_card(teams: Teams) -
     _, body = await teams.invoke(answer(event.request_id, "1"))
     assert "expired" in texts(body["value"]).lower()
 
-    assert await run_on_bot(teams.bot, teams.bot.service.expire(event.request_id))
+    # Expire it here, unless the bot's own reconciler passed first (a loaded machine): either way once.
+    await run_on_bot(teams.bot, teams.bot.service.expire(event.request_id))
     [update] = await teams.connector.wait_for(lambda: teams.connector.updates(activity_id))
     assert "Expired" in texts(card_of(update.body))
 
