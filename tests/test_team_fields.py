@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.protocol import SCHEMA_VERSION, Escalation, Request, Response, Rule
-from hitl_chatops.bot.store import Store
+from hitl_chatops.bot.store import Store, outcome_kind
 from tests.fakes.events import make_request
 
 TEAM = {
@@ -95,7 +95,7 @@ def test_a_policy_approval_is_an_answer_recorded_as_the_policy() -> None:
     request = Request.model_validate(json.loads(V2) | {"policy": "development"})
     response = Response.by_policy(request, True)
     assert (response.value, response.via, response.responded_at) == (True, "policy", request.created_at)
-    assert response.responder_label == "policy development" and response.outcome == "completed"
+    assert response.responder_label == "policy development" and outcome_kind(response, None) == "completed"
 
 
 # -- the plugin: errors at the call site, naming the argument -----------------------------------
