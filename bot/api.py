@@ -29,6 +29,8 @@ from .metrics import CONTENT_TYPE
 from .protocol import OutcomeKind, Request, Responder, utcnow
 from .store import check_request_id
 
+__all__ = ["open_metrics", "routes"]
+
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 

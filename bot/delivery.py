@@ -28,6 +28,8 @@ from .platform import Platform
 from .protocol import MessageRef, Request, Response, utcnow
 from .store import Listing, Store, outcome_record
 
+__all__ = ["AnsweredHook", "Delivery", "Repair"]
+
 log = logging.getLogger(__name__)
 # A post not done after this lost its replica mid-post: a live one gives up at `post_send_seconds`.
 STALE_POST_SECONDS = 120.0

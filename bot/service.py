@@ -35,6 +35,8 @@ from .metrics import Metrics
 from .protocol import OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
 from .store import EXPIRED_CLAIM, Page, Store, expiry_record
 
+__all__ = ["TEAM_DECISION_REFUSED", "HitlService"]
+
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
 TEAM_DECISION_REFUSED = (

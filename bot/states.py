@@ -20,6 +20,23 @@ from enum import StrEnum
 from .protocol import Responder, Response, format_time
 from .text import via_name
 
+__all__ = [
+    "Answer",
+    "Line",
+    "Part",
+    "Said",
+    "State",
+    "Strong",
+    "When",
+    "Who",
+    "Words",
+    "expired_refusal",
+    "refusal",
+    "state_of",
+    "text_of",
+    "words",
+]
+
 
 class State(StrEnum):
     """Where an event is: waiting, or ended one of four ways. Also a CSS class on the web pages."""

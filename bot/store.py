@@ -40,6 +40,19 @@ from .protocol import (
     utcnow,
 )
 
+__all__ = [
+    "EXPIRED_CLAIM",
+    "REPLICAS",
+    "REQUESTS",
+    "Listing",
+    "Page",
+    "Store",
+    "check_request_id",
+    "expiry_record",
+    "new_request_id",
+    "outcome_record",
+]
+
 log = logging.getLogger(__name__)
 Known = TypeVar("Known", Response, Claim)
 Page = tuple[list[OutcomeRecord], str | None]

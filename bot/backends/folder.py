@@ -18,6 +18,8 @@ from ..errors import ConfigError, StoreError
 from .base import log
 from .filesystem import FsspecBackend
 
+__all__ = ["FolderBackend"]
+
 T = TypeVar("T")
 
 
