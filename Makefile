@@ -44,6 +44,7 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p hitl_chatops
+	$(BIN)/lint-imports --no-cache --no-logo
 
 fmt: install-test
 	$(BIN)/ruff check --fix .

@@ -203,10 +203,10 @@ def s3fs_client() -> Any:
 
 
 def _run_ours(port: int) -> None:
-    from hitl_chatops.bot.config import load_settings
+    from hitl_chatops.bot.adapter import load_bot_settings
     from hitl_chatops.bot.server import serve
 
-    settings = load_settings(host="127.0.0.1", port=port, log_format="text")
+    settings = load_bot_settings(host="127.0.0.1", port=port, log_format="text")
     print("hitl_chatops.bot.server.serve (aiohttp), logging at WARNING", flush=True)
     asyncio.run(serve(settings))
 

@@ -33,6 +33,8 @@ from .states import text_of
 from .store import check_request_id
 from .team import Verdict
 
+__all__ = ["open_metrics", "routes"]
+
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 

@@ -7,5 +7,7 @@ from aiohttp import web
 from .config import Settings
 from .service import HitlService
 
+__all__ = ["SERVICE", "SETTINGS"]
+
 SERVICE = web.AppKey("service", HitlService)
 SETTINGS = web.AppKey("settings", Settings)

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Collection, Coroutine
 from typing import Any
 
+__all__ = ["CUT_SECONDS", "Background", "finish_or_cut"]
+
 log = logging.getLogger(__name__)
 CUT_SECONDS = 2.0  # work cut short at shutdown has this long to record what it still owes (one store write)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import hitl_chatops
 
-from . import registry
+from . import adapter, registry
 from .config import load_settings
 from .errors import ConfigError, UserError
 from .history import MAX_STATS_DAYS, RESULTS, EventStats, Span
@@ -25,6 +25,8 @@ from .text import clip, format_duration
 
 if TYPE_CHECKING:
     from .service import HitlService
+
+__all__ = ["main"]
 
 DEMO_WORKFLOW = Path("examples") / "add_with_human.py"
 
@@ -92,8 +94,8 @@ def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"host": args.host, "port": args.port, "metrics_port": args.metrics_port}
     for registration in _local_modes():
         if getattr(args, registration.name):
-            overrides.update(registry.adapter(registration).local)
-    settings = load_settings(**overrides)
+            overrides.update(adapter.load(registration).local)
+    settings = adapter.load_bot_settings(**overrides)
     settings.secret_value()  # fail now, with the variable's name, not on the first request
     if settings.policy:  # the plugin applies it; a bad file is said at start, not at the next event
         configured_policy(settings.policy)
@@ -106,7 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _local_modes() -> list[registry.Registration]:
     """Platforms with a mode for a developer machine: `serve --<name>` turns it on."""
-    return [r for r in registry.registrations() if registry.adapter(r).local]
+    return [r for r in registry.registrations() if adapter.load(r).local]
 
 
 def _reader() -> HitlService:
@@ -210,7 +212,7 @@ def _demo(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"host": "127.0.0.1", "port": args.port, "log_format": "text"}
     if not os.environ.get("HITL_CHATOPS_SECRET"):
         os.environ["HITL_CHATOPS_SECRET"] = secrets.token_urlsafe(32)  # the plugin reads it too
-    settings = load_settings(**overrides)
+    settings = adapter.load_bot_settings(**overrides)
     from .server import BotThread
 
     bot = BotThread(settings).start()

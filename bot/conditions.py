@@ -28,11 +28,12 @@ if TYPE_CHECKING:
 
     from .config import Settings
     from .delivery import Delivery
+    from .flyte_signal import Payload
     from .store import Listing, Store
 
+__all__ = ["ConditionSignaller", "attach", "check_value", "condition_type", "payload"]
+
 log = logging.getLogger(__name__)
-Payload = bool | int | float | str
-FLYTE_NOTE = "Can also be answered in Flyte"
 _PYTHON_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
 
@@ -66,13 +67,6 @@ def payload(request: Request, value: Any) -> Payload:
         assert isinstance(value, bool | int | float | str)
         return value
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def flyte_note(request: Request) -> str | None:
-    """The line every surface shows under an event that Flyte can answer too."""
-    if request.condition is None:
-        return None
-    return FLYTE_NOTE
 
 
 # -- the bot's side --------------------------------------------------------------------------

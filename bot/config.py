@@ -6,18 +6,19 @@ Explicit arguments beat environment variables; each ecosystem keeps its own vari
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, create_model, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from . import registry
 from .errors import ConfigError
-from .flyte_signal import FLYTE_CALL_SECONDS
 
+__all__ = ["FLYTE_CALL_SECONDS", "SETTINGS_CONFIG", "Settings", "http_url", "load_settings", "read_settings"]
+
+FLYTE_CALL_SECONDS = 5.0  # each call to Flyte's control plane (bot/flyte_signal.py; a healthy one answers in ms)
 # Every settings class of the bot, a platform's included, reads the environment this way.
 SETTINGS_CONFIG = SettingsConfigDict(extra="ignore", frozen=True, validate_by_name=True, env_ignore_empty=True)
 
@@ -36,8 +37,8 @@ def http_url(value: str | None) -> str | None:
 class Settings(BaseSettings):
     """The core's settings; see the README's configuration table.
 
-    `load_settings` returns an instance of a subclass that also holds every registered platform's
-    settings (`slack_…`, `teams_…`: see each adapter's `settings.py`), so one object is validated once.
+    The bot runs with an instance of a subclass that also holds every registered platform's
+    settings (`slack_…`, `teams_…`: see `adapter.load_bot_settings`), so one object is validated once.
     """
 
     model_config = SETTINGS_CONFIG
@@ -91,9 +92,20 @@ class Settings(BaseSettings):
         return self.public_url or self.bot_url or self.listen_url
 
 
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the environment, apply explicit overrides, and turn errors into one line."""
-    kind = settings_class()
+    """The core's settings: read the environment, apply explicit overrides, and turn errors into one line.
+
+    Enough for the plugin and the CLI's listings; the bot itself runs with `adapter.load_bot_settings`,
+    which adds every platform's fields (and so imports the adapters' packages).
+    """
+    return read_settings(Settings, overrides)
+
+
+def read_settings(kind: type[SettingsT], overrides: Mapping[str, Any]) -> SettingsT:
+    """`kind` from the environment and the given overrides (None: not given); errors name the variable."""
     try:
         return kind(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as error:
@@ -101,21 +113,6 @@ def load_settings(**overrides: Any) -> Settings:
         field = str(first["loc"][0]) if first["loc"] else "setting"
         name = _variable_name(kind, field)
         raise ConfigError(f"{name} is invalid: {first['msg']}. Fix or unset {name}.") from None
-
-
-def settings_class() -> type[Settings]:
-    """`Settings` with the fields of every registered platform (imports their adapters, not their SDKs)."""
-    return _with_platforms(tuple((r.name, registry.adapter(r).settings) for r in registry.registrations()))
-
-
-@functools.cache
-def _with_platforms(platforms: tuple[tuple[str, type[BaseSettings]], ...]) -> type[Settings]:
-    for name, fields in platforms:
-        stray = [field for field in fields.model_fields if not field.startswith(f"{name}_")]
-        if stray:
-            raise ConfigError(f"{fields.__name__}: fields of platform {name!r} must start with {name}_ ({stray})")
-    bases: tuple[type[BaseSettings], ...] = (Settings, *(fields for _, fields in platforms))
-    return cast(type[Settings], create_model("Settings", __base__=bases, __module__=__name__))
 
 
 def _variable_name(kind: type[Settings], field: str) -> str:

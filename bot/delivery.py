@@ -31,6 +31,8 @@ from .states import Line
 from .store import DecisionLog, Listing, Store, outcome_record
 from .view import EventView, event_view, is_approval
 
+__all__ = ["AnsweredHook", "Delivery", "Repair"]
+
 log = logging.getLogger(__name__)
 # A post not done after this lost its replica mid-post: a live one gives up at `post_send_seconds`.
 STALE_POST_SECONDS = 120.0

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
+__all__ = ["DISK", "DiskWorker"]
+
 T = TypeVar("T")
 Publish = Callable[[str, str], None]  # os.link (exclusive create) or os.replace (overwrite)
 

@@ -14,6 +14,23 @@ from .states import expired_refusal, refusal
 if TYPE_CHECKING:
     from .protocol import Response
 
+__all__ = [
+    "AlreadyAnswered",
+    "AlreadyVoted",
+    "ConfigError",
+    "EventCancelled",
+    "EventExpired",
+    "EventNotFound",
+    "HitlError",
+    "InvalidValue",
+    "MembershipUnknown",
+    "NotAllowed",
+    "PlatformError",
+    "StoreError",
+    "StoreUnavailable",
+    "UserError",
+]
+
 
 class HitlError(Exception):
     """Base class of every error this project raises on purpose."""

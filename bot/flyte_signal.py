@@ -14,18 +14,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
+from .config import FLYTE_CALL_SECONDS, Settings
 from .errors import ConfigError, HitlError
 from .protocol import ConditionRef, RunInfo
 
-if TYPE_CHECKING:
-    from .conditions import Payload
-    from .config import Settings
+__all__ = [
+    "FlyteTimedOut",
+    "Payload",
+    "SignalFailed",
+    "Signalled",
+    "connect",
+    "signal_condition",
+    "signalled_by",
+    "started_by",
+]
 
 T = TypeVar("T")
+Payload = bool | int | float | str  # what a condition is signalled with (`conditions.payload`)
 Signalled = Literal["signalled", "resolved", "timed_out", "not_found"]
-FLYTE_CALL_SECONDS = 5.0  # each call to the control plane (a healthy one answers in milliseconds)
 _TIMED_OUT = "ACTION_PHASE_TIMED_OUT"
 _DONE = frozenset({"ACTION_PHASE_SUCCEEDED", "ACTION_PHASE_FAILED", "ACTION_PHASE_ABORTED", _TIMED_OUT})
 
@@ -160,9 +168,9 @@ async def _find(ref: ConditionRef) -> Any:
 def _in_project(project: str, domain: str) -> Iterator[None]:
     """flyte.remote reads project and domain from its init config: scope them to this call (a task
     on flyte's loop, with its own context), so one bot serves every project."""
-    from flyte._initialize import get_init_config, init_config_context
+    from hitl_chatops._flyte import project_scope
 
-    with init_config_context(get_init_config().replace(project=project, domain=domain)):
+    with project_scope(project, domain):
         yield
 
 

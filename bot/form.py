@@ -26,6 +26,8 @@ from .templates import page_style_hash, render
 from .text import format_number
 from .view import EventView, event_view
 
+__all__ = ["routes"]
+
 routes = web.RouteTableDef()
 
 

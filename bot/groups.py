@@ -10,6 +10,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+__all__ = ["GroupCache"]
+
 GROUP_TTL_SECONDS = 60.0
 
 Read = Callable[[str], Awaitable[set[str] | None]]

@@ -17,6 +17,22 @@ from typing import NamedTuple, get_args
 
 from .protocol import OutcomeRecord, Responder, Result
 
+__all__ = [
+    "EARLIEST",
+    "MAX_STATS_DAYS",
+    "RESULTS",
+    "Ended",
+    "EventStats",
+    "Search",
+    "Span",
+    "Timing",
+    "parse_event_name",
+    "parse_responder",
+    "parse_time",
+    "percentile",
+    "summarize",
+]
+
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # nothing in the history is older; earlier is a typo
 MAX_STATS_DAYS = 92  # a quarter: stats read one object per outcome in the span
 _AGO = re.compile(r"([0-9]{1,5})([mhd])")

@@ -11,6 +11,8 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
+__all__ = ["bearer_ok", "form_signature", "form_signature_ok", "form_url"]
+
 
 def _mac(secret: str, purpose: str, message: str) -> str:
     key = hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()

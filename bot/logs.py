@@ -7,6 +7,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+__all__ = ["JsonFormatter", "setup_logging"]
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _SECRET_WORDS = ("token", "secret", "password", "authorization")
 _BUILT_IN = frozenset({"ts", "level", "logger", "msg", "exc_type", "traceback"})

@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from .protocol import OutcomeRecord
 
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Event names come from workflows: a replica labels the first this many it sees, later ones "other", so
 # a workflow that names each event differently cannot grow /metrics without bound.

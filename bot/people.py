@@ -15,6 +15,8 @@ from .errors import MembershipUnknown
 from .platform import FindsPeople, Platform
 from .protocol import Responder
 
+__all__ = ["EMAIL_TTL_SECONDS", "People"]
+
 EMAIL_TTL_SECONDS = 600.0  # an address's account, once found, for ten minutes
 _IDENTITY = re.compile(r"[a-z][a-z0-9_]{0,31}:\S+")
 

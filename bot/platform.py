@@ -1,12 +1,12 @@
-"""The seam between the core and a chat platform: what an adapter provides, and nothing more.
+"""The seam between the core and a chat platform while the bot runs: what delivery calls.
 
 The core owns every step that is the same on every platform. `HitlService` decides (answer,
 cancel, who may answer, the pending list); `Delivery` (`service.delivery`) posts each target once
 (claims), records where each copy went, re-renders every copy when the event ends, retries through
 the outbox, and turns failures into logged, counted `HitlError`s. An adapter only translates: it
 implements `Platform` (send one message, re-render one copy, reply in a copy's thread, read a
-group; optionally find an account by e-mail, `FindsPeople`), which delivery calls,
-and describes itself with an `Adapter` (its settings, whether it is on, and `mount`, which adds its
+group; optionally find an account by e-mail, `FindsPeople`), which delivery calls, and describes
+itself with an `adapter.Adapter` (its settings, whether it is on, and `mount`, which adds its
 inbound routes and turns platform requests into `HitlService` calls and the core's verdicts into
 platform replies).
 
@@ -15,22 +15,14 @@ A platform is registered once, in `registry`; see the README's "Add a chat platf
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
-
-from pydantic_settings import BaseSettings
-
-from .errors import ConfigError
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
-    from .config import Settings
     from .protocol import MessageRef, Request
-    from .service import HitlService
     from .states import Line
     from .view import EventView
+
+__all__ = ["FindsPeople", "Platform", "channel_targets"]
 
 
 class Platform(Protocol):
@@ -101,39 +93,3 @@ def channel_targets(request: Request, name: str, *defaults: str | None) -> list[
     prefix = f"{name}:"
     targets = [entry.removeprefix(prefix) for entry in request.channels if entry.startswith(prefix)]
     return list(dict.fromkeys(t for t in (*targets, *defaults) if t))
-
-
-S = TypeVar("S", bound=BaseSettings)
-Mount = Callable[["web.Application", "HitlService", S], Platform]
-
-
-@dataclass(frozen=True)
-class Adapter(Generic[S]):
-    """What the registry loads for a platform; importing it must not import the platform's SDK.
-
-    - `settings`: a `BaseSettings` class whose fields are all named `<name>_…` and read the
-      platform's own environment variables (`SLACK_BOT_TOKEN`, `MicrosoftAppId`); the bot's one
-      settings object includes them, so `load_settings(<name>_…=…)` works as for core settings.
-    - `enabled`: whether those settings turn the platform on.
-    - `mount`: add the inbound routes (or connections) to the app and return the `Platform`; the
-      SDK is imported here, once the platform is on.
-    - `local`: settings that turn the platform on without credentials on a developer machine
-      (`hitl-chatops serve --<name>`), if it has such a mode.
-    """
-
-    settings: type[S]
-    enabled: Callable[[S], bool]
-    mount: Mount[S]
-    local: Mapping[str, Any] = field(default_factory=dict)
-
-    def settings_of(self, settings: Settings) -> S:
-        """This platform's view of the bot's settings (which include its fields)."""
-        if not isinstance(settings, self.settings):
-            raise ConfigError(f"settings were built without {self.settings.__name__}; use load_settings()")
-        return settings
-
-    def is_enabled(self, settings: Settings) -> bool:
-        return self.enabled(self.settings_of(settings))
-
-    def attach(self, app: web.Application, service: HitlService, settings: Settings) -> Platform:
-        return self.mount(app, service, self.settings_of(settings))

@@ -45,6 +45,8 @@ from .protocol import (
 )
 from .text import format_number
 
+__all__ = ["Match", "Policy", "PolicyRule", "configured_policy", "load_policy", "parse_policy"]
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -31,10 +31,53 @@ from pydantic import (
     model_validator,
 )
 
-from . import registry
+__all__ = [
+    "MAX_APPROVALS",
+    "MIN_REMIND_SECONDS",
+    "NAME_PATTERN",
+    "REQUEST_ID_PATTERN",
+    "SCHEMA_VERSION",
+    "ChannelId",
+    "Claim",
+    "ConditionRef",
+    "DataType",
+    "Default",
+    "Delegation",
+    "Escalation",
+    "LogEntry",
+    "MessageRef",
+    "Nudge",
+    "OutcomeKind",
+    "OutcomeRecord",
+    "PlatformName",
+    "PromptType",
+    "Proposal",
+    "Request",
+    "RequesterId",
+    "Responder",
+    "ResponderId",
+    "Response",
+    "Result",
+    "Rule",
+    "RunInfo",
+    "Scalar",
+    "ScalarType",
+    "Via",
+    "Vote",
+    "decided_by_team",
+    "format_time",
+    "is_request_id",
+    "log_name",
+    "person_key",
+    "seconds",
+    "utcnow",
+]
 
 SCHEMA_VERSION = 3
 REQUEST_ID_PATTERN = re.compile(r"^[0-9a-f-]{36}$")
+# What a chat platform's name may be: it is part of store keys, so the protocol owns its shape
+# (`registry` checks every registration against it).
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 
 ScalarType = Literal["int", "float", "str", "bool"]
 DataType = Literal["int", "float", "str", "bool", "object"]
@@ -45,9 +88,9 @@ PromptType = Literal["text", "markdown"]
 # flyte, policy (approved by the policy file at creation), or timeout (the default applied at the
 # deadline). A plain name, so platforms added later need no change here.
 Via = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
-# A chat platform's name, as the registry defines one. Not checked against the platforms registered
+# A chat platform's name. Not checked against the platforms registered
 # here: a copy posted by a replica that runs one more platform (mid-upgrade) stays readable.
-PlatformName = Annotated[str, Field(pattern=registry.NAME_PATTERN)]
+PlatformName = Annotated[str, Field(pattern=NAME_PATTERN)]
 # Strict members: a choice keeps the exact type it was given ("yes" stays a str, 1 an int),
 # where a lax left-to-right union would turn "yes", "on", "1" and 0/1 into bools.
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
@@ -59,12 +102,12 @@ MIN_REMIND_SECONDS = 60  # reminders post into people's threads: not more often 
 # "*" is anyone. Never a display name (people can change those).
 ResponderId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^\S+$")]
 # Where an event is posted, "<platform>:<target>" as in `channels` ("slack:C0123").
-ChannelId = Annotated[str, StringConstraints(max_length=255, pattern=rf"{registry.NAME_PATTERN[:-1]}:\S+$")]
+ChannelId = Annotated[str, StringConstraints(max_length=255, pattern=rf"{NAME_PATTERN[:-1]}:\S+$")]
 # Who asked: a chat identity ("slack:U0DANA", "teams:<Entra object id>") or an e-mail address the
 # platforms resolve to theirs. A platform prefix is required: a bare id could be anyone's on another platform.
 RequesterId = Annotated[
     str,
-    StringConstraints(max_length=255, pattern=rf"({registry.NAME_PATTERN[:-1]}:\S+$)|(^[^@\s:]+@[^@\s]+\.[^@\s]+$)"),
+    StringConstraints(max_length=255, pattern=rf"({NAME_PATTERN[:-1]}:\S+$)|(^[^@\s:]+@[^@\s]+\.[^@\s]+$)"),
 ]
 
 

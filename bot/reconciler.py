@@ -43,6 +43,8 @@ from .protocol import utcnow
 from .service import HitlService
 from .store import new_request_id
 
+__all__ = ["Reconciler", "StepReport"]
+
 log = logging.getLogger(__name__)
 BEAT_INTERVALS = 4  # a replica rewrites its heartbeat every 4 intervals: once a minute at the default 15 s
 STALE_BEATS = 2  # a heartbeat 2 periods old is a replica that stopped: 2 minutes after its last beat at 15 s

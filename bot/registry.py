@@ -1,24 +1,22 @@
 """The chat platforms the bot knows, in one list read by the settings, the server, the CLI, the
-display names (`text.via_name`) and the plugin (`channels` entries). The protocol takes only the
-shape of a name (`NAME_PATTERN`): a copy posted by a platform this replica does not run stays readable.
+display names (`text.via_name`) and the plugin (`channels` entries). A name has the shape the protocol
+gives it (`protocol.NAME_PATTERN`): a copy posted by a platform this replica does not run stays readable.
 
 A plain module rather than Python entry points: the names must be known in a Flyte task image that
 has no chat SDK and maybe no installed metadata for us, and an in-tree platform should need no
 reinstall to be seen. A platform that lives elsewhere (a test, an app embedding the bot) calls
-`register`. Importing this module imports nothing else; an adapter is imported only when asked for.
+`register`. A plain catalogue of names: importing it imports only the protocol (for the name's shape);
+`adapter.load` imports a platform's package, in the bot only.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .platform import Adapter
+from .protocol import NAME_PATTERN
 
-NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"  # what a platform name may be (it is part of store keys)
+__all__ = ["BUILT_IN", "Registration", "label", "names", "register", "registrations", "unregister"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +26,7 @@ class Registration:
     name: str  # the `channels` prefix ("slack:C0123"), `MessageRef.platform`, `Responder.platform`, `via`
     label: str  # how people read it ("Slack")
     example: str  # a target as people write it after the prefix, for error messages ("C0123")
-    adapter: str  # "module:attribute" of its `platform.Adapter`; the module must not import the SDK
+    adapter: str  # "module:attribute" of its `adapter.Adapter`; the module must not import the SDK
 
     def __post_init__(self) -> None:
         if not re.fullmatch(NAME_PATTERN, self.name):
@@ -66,10 +64,3 @@ def names() -> tuple[str, ...]:
 def label(name: str) -> str | None:
     registration = _platforms.get(name)
     return registration.label if registration else None
-
-
-def adapter(registration: Registration) -> Adapter[Any]:
-    """Import the platform's `Adapter` (its settings and `mount`; not yet its SDK)."""
-    module, _, attribute = registration.adapter.partition(":")
-    found: Adapter[Any] = getattr(importlib.import_module(module), attribute)
-    return found

@@ -21,13 +21,15 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from . import api, form, registry
+from . import adapter, api, form, registry
 from .appkeys import SERVICE, SETTINGS
 from .background import finish_or_cut
 from .config import Settings
 from .reconciler import Reconciler
 from .service import HitlService
 from .store import Store
+
+__all__ = ["BotThread", "build_app", "free_port", "serve", "start", "tune_gc"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,9 +55,9 @@ def build_app(settings: Settings) -> web.Application:
     app.add_routes(api.routes)
     app.add_routes(form.routes)
     for registration in registry.registrations():
-        adapter = registry.adapter(registration)
-        if adapter.is_enabled(settings):
-            service.delivery.add_platform(adapter.attach(app, service, settings))
+        platform = adapter.load(registration)
+        if platform.is_enabled(settings):
+            service.delivery.add_platform(platform.attach(app, service, settings))
     if settings.flyte_enabled:  # not a chat platform: the bot signals native conditions after answers
         from .conditions import attach as attach_flyte
 

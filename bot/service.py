@@ -39,6 +39,8 @@ from .store import EXPIRED_CLAIM, Page, Store, expiry_record
 from .team import TeamDecisions, Verdict
 from .view import EventView, event_view
 
+__all__ = ["HitlService"]
+
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
 _P = ParamSpec("_P")

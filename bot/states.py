@@ -24,6 +24,28 @@ from .decision import Entry, Tally
 from .protocol import Delegation, Proposal, Responder, Response, Vote, format_time
 from .text import via_name
 
+__all__ = [
+    "Answer",
+    "Line",
+    "Mention",
+    "Part",
+    "Said",
+    "State",
+    "Strong",
+    "When",
+    "Who",
+    "Words",
+    "acted",
+    "escalation_line",
+    "expired_refusal",
+    "handover_line",
+    "refusal",
+    "reminder_line",
+    "state_of",
+    "text_of",
+    "words",
+]
+
 
 class State(StrEnum):
     """Where an event is: waiting (alone, or a team decision under way), or ended one of five ways.

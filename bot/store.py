@@ -42,6 +42,20 @@ from .protocol import (
     utcnow,
 )
 
+__all__ = [
+    "EXPIRED_CLAIM",
+    "REPLICAS",
+    "REQUESTS",
+    "DecisionLog",
+    "Listing",
+    "Page",
+    "Store",
+    "check_request_id",
+    "expiry_record",
+    "new_request_id",
+    "outcome_record",
+]
+
 log = logging.getLogger(__name__)
 Known = TypeVar("Known", Response, Claim)
 Page = tuple[list[OutcomeRecord], str | None]

@@ -47,6 +47,8 @@ from .view import EventView, event_view
 
 log = logging.getLogger(__name__)
 
+__all__ = ["NO_IDENTITY", "REQUESTER", "TeamDecisions", "Verdict"]
+
 NO_IDENTITY = (
     "This event is a team decision, which counts each person once, so it is answered from chat (or "
     "through the API, naming the person), not from the web form."

@@ -20,7 +20,9 @@ from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
-from .conditions import flyte_note
+from .text import flyte_note
+
+__all__ = ["page_style_hash", "render"]
 
 
 @cache

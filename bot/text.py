@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import registry
+
+if TYPE_CHECKING:
+    from .protocol import Request
+
+__all__ = ["clip", "flyte_note", "format_duration", "format_number", "via_name", "whole"]
 
 VIA_NAMES = {  # besides the chat platforms, named by the registry
     "web": "the web form",
@@ -12,6 +19,7 @@ VIA_NAMES = {  # besides the chat platforms, named by the registry
     "policy": "the policy file",  # approved when it was created (HITL_CHATOPS_POLICY, bot/policy.py)
     "timeout": "the deadline default",
 }
+FLYTE_NOTE = "Can also be answered in Flyte"
 
 
 def clip(text: str, limit: int) -> str:
@@ -24,6 +32,13 @@ def via_name(via: str | None) -> str:
     if not via:
         return "another surface"
     return registry.label(via) or VIA_NAMES.get(via, via)
+
+
+def flyte_note(request: Request) -> str | None:
+    """The line every surface shows under an event that Flyte can answer too (a native condition)."""
+    if request.condition is None:
+        return None
+    return FLYTE_NOTE
 
 
 def whole(number: float) -> int | float:

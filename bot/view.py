@@ -1,7 +1,7 @@
 """One view of an event: its state, what to say about it, and what a person can still do.
 
 `event_view(request, outcome)` decides; every surface only lays the `EventView` out: Slack's
-blocks and notification text (`adapters/slack/_blocks.py`), Teams' cards (`adapters/teams/cards.py`),
+blocks and notification text (`adapters/slack/_blocks.py`), Teams' cards (`adapters/teams/_cards.py`),
 the web form and its outcome page (`form.py`), a local run's terminal (`plugin/_console.py`), and
 the refusals people are told (`errors.py`, through `states`, which holds every sentence each state
 says). Each surface keeps its own escaping and limits; none of them words a state or decides which

@@ -18,6 +18,7 @@ from typing import Any
 
 import flyte
 
+from hitl_chatops import _flyte
 from hitl_chatops.bot.answers import Rejected
 from hitl_chatops.bot.conditions import check_value, condition_type, payload
 from hitl_chatops.bot.flyte_signal import SignalFailed, signal_condition, signalled_by
@@ -66,9 +67,7 @@ def run_url(run: RunInfo) -> str | None:
     if not (run.project and run.domain and run.run_name):
         return None
     try:
-        from flyte._initialize import get_client  # the client `init_in_cluster` made for this pod
-
-        return str(get_client().console.run_url(project=run.project, domain=run.domain, run_name=run.run_name))
+        return _flyte.run_url(run.project, run.domain, run.run_name)  # the client `init_in_cluster` made
     except Exception:  # no client, or one that cannot tell: the messages go without a link
         return None
 

@@ -31,12 +31,12 @@ from urllib.request import url2pathname
 
 import flyte
 import platformdirs
-from flyte._image import Layer  # the one private flyte name here: a layer that refuses to be built
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from hitl_chatops import DISTRIBUTION, distribution
+from hitl_chatops._flyte import Layer  # flyte's, private: a layer that refuses to be built
 from hitl_chatops.bot.errors import ConfigError
 
 IMAGE_VARIABLE = "HITL_CHATOPS_TASK_IMAGE"

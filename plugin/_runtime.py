@@ -14,16 +14,19 @@ import secrets
 import sys
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 from pydantic import SecretStr
 
 from hitl_chatops.bot.config import Settings
 from hitl_chatops.bot.links import form_url
-from hitl_chatops.bot.server import BotThread
 
 from ._console import inert
 from ._wake import wake
+
+if TYPE_CHECKING:
+    from hitl_chatops.bot.server import BotThread
 
 log = logging.getLogger(__name__)
 _NOTIFY_TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -90,9 +93,13 @@ def endpoint(settings: Settings, *, local_run: bool) -> BotEndpoint | None:
 
 
 def _start_local_bot(settings: Settings) -> BotThread:
+    # The server and the platforms' settings only here, where a bot runs: a task process loads neither.
+    from hitl_chatops.bot.adapter import load_bot_settings
+    from hitl_chatops.bot.server import BotThread
+
     with _local_lock:
         if settings.store not in _local_bots:
-            local = settings.model_copy(
+            local = load_bot_settings(**settings.model_dump()).model_copy(
                 update={
                     "host": "127.0.0.1",
                     "port": 0,

@@ -52,13 +52,13 @@ def start_bot(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., BotThre
 
     The first bot started also becomes the plugin's `HITL_CHATOPS_URL`.
     """
-    from hitl_chatops.bot.config import load_settings
+    from hitl_chatops.bot.adapter import load_bot_settings
     from hitl_chatops.bot.server import BotThread
 
     bots: list[BotThread] = []
 
     def start(**overrides: Any) -> BotThread:
-        settings = load_settings(host="127.0.0.1", port=0, log_format="text", **overrides)
+        settings = load_bot_settings(host="127.0.0.1", port=0, log_format="text", **overrides)
         bot = BotThread(settings).start()
         if not bots:
             monkeypatch.setenv("HITL_CHATOPS_URL", bot.url)

@@ -1,7 +1,7 @@
 """A chat platform that exists only in the tests: a fake chat API over a real socket, and its adapter.
 
 The adapter is what a new platform adds under `adapters/` (settings, a `Platform`, an inbound route),
-written against the public seam only (`bot.platform`, `HitlService`'s operations). Registering it
+written against the public seam only (`bot.adapter`, `bot.platform`, `HitlService`'s operations). Registering it
 (`registry.register(REGISTRATION)`) is the one step; no core file knows it exists.
 """
 
@@ -20,9 +20,10 @@ from aiohttp import web
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings
 
+from hitl_chatops.bot.adapter import Adapter
 from hitl_chatops.bot.config import SETTINGS_CONFIG
 from hitl_chatops.bot.errors import MembershipUnknown, PlatformError, UserError
-from hitl_chatops.bot.platform import Adapter, channel_targets
+from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request, Responder
 from hitl_chatops.bot.registry import Registration
 from hitl_chatops.bot.service import HitlService

@@ -33,7 +33,7 @@ import yaml
 from kubernetes_validate import utils as kubernetes_validate
 from pydantic import AliasChoices
 
-from hitl_chatops.bot.config import settings_class
+from hitl_chatops.bot.adapter import settings_class
 from hitl_chatops.bot.server import free_port
 from tests.release import Release, build_wheel, copy_sources, wheel_contents
 

@@ -22,9 +22,9 @@ import hitl_chatops.bot as core
 names = [m.name for m in pkgutil.walk_packages(core.__path__, "hitl_chatops.bot.")]
 for name in names:
     __import__(name)
-from hitl_chatops.bot.config import load_settings
+from hitl_chatops.bot.adapter import load_bot_settings
 from hitl_chatops.bot.server import build_app
-build_app(load_settings(secret="x" * 32))
+build_app(load_bot_settings(secret="x" * 32))
 print(len(names))
 """
 

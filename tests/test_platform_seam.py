@@ -95,6 +95,21 @@ async def test_the_plugin_posts_to_a_registered_platform_and_an_answer_there_upd
     assert len(api.posts) == 1
 
 
+async def test_the_bot_a_local_run_starts_posts_to_the_platforms_of_its_environment(
+    api: FakeChatApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No HITL_CHATOPS_URL: the bot the plugin starts in-process reads every platform's settings, as
+    `hitl-chatops serve` does, though the plugin itself loads no adapter (tests/test_layers.py)."""
+    monkeypatch.setenv("FAKECHAT_API_URL", api.url)
+    registry.register(REGISTRATION)
+    try:
+        await hitl.new_event.aio("gate", data_type=bool, prompt="Ship it?", channels=[f"{NAME}:{ROOM}"])
+        [post] = await api.wait_for(lambda: api.posts)
+        assert post["room"] == ROOM and "Ship it?" in post["text"]
+    finally:
+        registry.unregister(NAME)
+
+
 async def test_channels_of_an_unregistered_platform_are_refused_at_the_call_site() -> None:
     with pytest.raises(ValueError, match=f'look like "slack:C0123" or "teams:<conversation id>" .*{NAME}:{ROOM}'):
         await hitl.new_event.aio("gate", data_type=bool, prompt="Ship it?", channels=[f"{NAME}:{ROOM}"])

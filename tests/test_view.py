@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from hitl_chatops.adapters.slack import _blocks
 from hitl_chatops.adapters.slack._platform import as_dicts
-from hitl_chatops.adapters.teams import cards
+from hitl_chatops.adapters.teams import _cards as cards
 from hitl_chatops.bot import form
 from hitl_chatops.bot.decision import evaluate
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, EventExpired

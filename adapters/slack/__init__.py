@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hitl_chatops.bot.platform import Adapter, Platform
+from hitl_chatops.bot.adapter import Adapter
+from hitl_chatops.bot.platform import Platform
 
-from .settings import SlackSettings
+from ._settings import EVENTS_PATH, SlackSettings
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from hitl_chatops.bot.service import HitlService
-
-EVENTS_PATH = "/slack/events"
 
 
 def _mount(app: web.Application, service: HitlService, settings: SlackSettings) -> Platform:

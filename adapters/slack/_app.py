@@ -23,10 +23,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.service import HitlService
 
-from . import EVENTS_PATH
 from ._listeners import Listeners
 from ._platform import SlackPlatform
-from .settings import SlackSettings
+from ._settings import EVENTS_PATH, SlackSettings
 
 log = logging.getLogger(__name__)
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds since 1970; bounded so int() stays cheap

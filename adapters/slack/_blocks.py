@@ -30,10 +30,9 @@ from slack_sdk.models.blocks import (
 )
 
 from hitl_chatops.bot.answers import context_rows, display
-from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, format_time
 from hitl_chatops.bot.states import Answer, Line, Mention, Part, Said, State, Strong, When, Who, text_of
-from hitl_chatops.bot.text import clip, via_name
+from hitl_chatops.bot.text import clip, flyte_note, via_name
 from hitl_chatops.bot.view import Controls, EventView, anyone_may_answer, event_view
 
 from ._text import escape, fit, fits, link, mrkdwn, plain, shown

@@ -1,16 +1,18 @@
 """Microsoft Teams through the Microsoft 365 Agents SDK: `POST /api/messages` and the Teams platform.
 
 Every Agents SDK import of the project lives in this folder; importing this package imports none
-(the registry reads `adapter` where the SDK is not installed): `app` and its modules do.
+(the registry reads `adapter` where the SDK is not installed): `_app` and its modules do. As in every
+adapter, the modules are private (flyte-sdk's convention): what the bot uses is this package's `__all__`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hitl_chatops.bot.platform import Adapter, Platform
+from hitl_chatops.bot.adapter import Adapter
+from hitl_chatops.bot.platform import Platform
 
-from .settings import TeamsSettings
+from ._settings import TeamsSettings
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def _mount(app: web.Application, service: HitlService, settings: TeamsSettings) -> Platform:
-    from .app import attach
+    from ._app import attach
 
     return attach(app, service, settings)
 

@@ -21,6 +21,8 @@ from fsspec.spec import AbstractFileSystem
 
 from ..errors import HitlError, StoreError
 
+__all__ = ["Backend", "Entry", "log"]
+
 log = logging.getLogger("hitl_chatops.bot.store")  # one logger for the store, whichever backend
 T = TypeVar("T")
 # One listed object: its key (ending in `<folder>/<name>`), when it was last written, and a version that

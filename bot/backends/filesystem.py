@@ -17,7 +17,10 @@ from fsspec.registry import known_implementations
 from fsspec.spec import AbstractFileSystem
 
 from ..errors import ConfigError
+from ._fsspec import root_path, url_options
 from .base import Backend, Entry
+
+__all__ = ["FsspecBackend", "open_filesystem"]
 
 T = TypeVar("T")
 
@@ -135,8 +138,8 @@ def open_filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     options: dict[str, Any] = (
         {} if cls is LocalFileSystem else {"use_listings_cache": False, "skip_instance_cache": True}
     )
-    options.update(cls._get_kwargs_from_urls(url))
-    return cls(**options), str(cls._strip_protocol(url))
+    options.update(url_options(cls, url))
+    return cls(**options), root_path(cls, url)
 
 
 def _entry(info: dict[str, Any]) -> Entry:

@@ -19,6 +19,8 @@ from ..errors import ConfigError, StoreError
 from .base import Entry, log
 from .filesystem import FsspecBackend
 
+__all__ = ["FolderBackend"]
+
 T = TypeVar("T")
 
 

@@ -27,6 +27,8 @@ from .base import Backend, Entry
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
 
+__all__ = ["ObjectStoreBackend", "serves"]
+
 # A store that does not answer must fail within seconds: a person is waiting (Slack gives us 3 s).
 # allow_http: an http:// endpoint is the operator's choice (AWS_ENDPOINT_URL_S3 of a local MinIO).
 _CLIENT: ClientConfig = {"allow_http": True, "connect_timeout": "2s", "timeout": "10s"}

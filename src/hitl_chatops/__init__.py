@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from importlib.metadata import Distribution
 
+__all__ = ["DISTRIBUTION", "distribution"]
+
 DISTRIBUTION = "hitl-chatops"
 
 

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from hitl_chatops.adapters.slack._app import web_client
 from hitl_chatops.adapters.slack._platform import SlackPlatform
-from hitl_chatops.bot.config import load_settings
+from hitl_chatops.bot.adapter import load_bot_settings
 from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.service import HitlService
@@ -35,7 +35,7 @@ async def test_expired_event_refuses_clicks_and_its_messages_say_expired(
     assert await store().get_response(request_id) is None
 
     # The reconciler drives expiry; here a core service in this loop does, with the real Slack platform.
-    settings = load_settings(slack_bot_token=SecretStr(BOT_TOKEN), slack_api_url=f"{fake_slack.url}/api")
+    settings = load_bot_settings(slack_bot_token=SecretStr(BOT_TOKEN), slack_api_url=f"{fake_slack.url}/api")
     service = HitlService(Store(settings.store), secret=os.environ["HITL_CHATOPS_SECRET"], form_base_url=bot.url)
     service.delivery.add_platform(SlackPlatform(web_client(settings), service, default_channel=None))
     assert await service.expire(request_id) is True

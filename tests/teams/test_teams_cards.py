@@ -17,7 +17,7 @@ from adaptive_cards.card import AdaptiveCard
 from adaptive_cards.validation import CardValidatorFactory
 from jsonschema import Draft6Validator
 
-from hitl_chatops.adapters.teams.cards import (
+from hitl_chatops.adapters.teams._cards import (
     answer_payload,
     ended_card,
     event_card,

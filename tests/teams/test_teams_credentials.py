@@ -1,7 +1,7 @@
 """Outgoing Bot Connector calls reuse one Microsoft Entra token, fetched off the event loop.
 
 A token is fetched once and reused for every turn and proactive message; asking for it never
-blocks the event loop, and a login that hangs gives up after a timeout (adapters/teams/tokens.py).
+blocks the event loop, and a login that hangs gives up after a timeout (adapters/teams/_tokens.py).
 Microsoft's login is the fake `authority` (tests/teams/conftest.py).
 """
 

@@ -19,7 +19,7 @@ from jsonschema import Draft6Validator
 from pydantic import BaseModel
 
 import hitl_chatops.plugin as hitl
-from hitl_chatops.adapters.teams.cards import answer_payload, ended_card, event_card
+from hitl_chatops.adapters.teams._cards import answer_payload, ended_card, event_card
 from hitl_chatops.bot.protocol import Request, Responder, Response, utcnow
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.view import event_view

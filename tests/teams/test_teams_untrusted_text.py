@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hitl_chatops.adapters.teams.markdown import teams_markdown
+from hitl_chatops.adapters.teams._markdown import teams_markdown
 from tests.conftest import AUTH
 from tests.fakes.bot_connector import card_of
 from tests.teams.teams_helpers import ALICE, CHANNEL, Teams, answer, make_event, rows, texts, title

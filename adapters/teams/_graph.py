@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from hitl_chatops.bot.errors import MembershipUnknown, PlatformError
 from hitl_chatops.bot.groups import GroupCache
 
-from .tokens import token
+from ._tokens import token
 
 log = logging.getLogger(__name__)
 _GROUP_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -16,7 +16,7 @@ from typing import Any
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.text import clip
 
-from .markdown import teams_markdown
+from ._markdown import teams_markdown
 
 # Teams refuses a message past about 28 KB (HTTP 413): a card keeps room for the activity around it,
 # measured as the Bot Connector client sends it (JSON with non-ASCII characters escaped).

@@ -16,7 +16,8 @@ from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, 
 
 from hitl_chatops.bot.errors import ConfigError, PlatformError
 
-from .settings import TeamsSettings
+from ._msal import build_client
+from ._settings import TeamsSettings
 
 log = logging.getLogger(__name__)
 TOKEN_TIMEOUT_SECONDS = 30.0
@@ -54,7 +55,7 @@ async def token(tokens: MsalAuth, resource: str, scopes: list[str]) -> str:
     """
     try:
         async with asyncio.timeout(TOKEN_TIMEOUT_SECONDS):
-            await asyncio.to_thread(tokens._get_client)  # built once, then cached by MsalAuth
+            await asyncio.to_thread(build_client, tokens)  # built once, then cached by MsalAuth
             return await tokens.get_access_token(resource, scopes)
     except TimeoutError:
         log.error(

@@ -17,10 +17,10 @@ from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.states import Line, text_of
 from hitl_chatops.bot.view import EventView
 
-from .cards import ended_card, event_card
-from .elements import Card
-from .graph import GroupMembers
-from .references import PLATFORM, message_key, recall
+from ._cards import ended_card, event_card
+from ._elements import Card
+from ._graph import GroupMembers
+from ._references import PLATFORM, message_key, recall
 
 log = logging.getLogger(__name__)
 Callback = Callable[[TurnContext], Awaitable[None]]

@@ -7,7 +7,7 @@ The SDK's own factory (`RestChannelServiceClientFactory`) differs in two ways a 
   one connection for five calls). Here each service URL keeps one session;
 - it gets the bot's token before every turn, also for the card actions that are answered in the
   HTTP reply and never call the Bot Connector (tests/teams/test_teams_auth.py runs offline). Here
-  a request to the Bot Connector is signed when it is sent, from MSAL's cache (see `tokens`).
+  a request to the Bot Connector is signed when it is sent, from MSAL's cache (see `_tokens`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from microsoft_agents.hosting.core.connector import ConnectorClientBase, UserTok
 from microsoft_agents.hosting.core.connector.client import UserTokenClient
 from microsoft_agents.hosting.core.connector.teams import TeamsConnectorClient
 
-from .tokens import token
+from ._tokens import token
 
 # Teams has a service URL per region, so a bot sees a handful; the bound matters in emulator mode,
 # where anyone may name any service URL.

@@ -7,6 +7,8 @@ from pydantic_settings import BaseSettings
 
 from hitl_chatops.bot.config import SETTINGS_CONFIG, http_url
 
+EVENTS_PATH = "/slack/events"  # where Slack sends events, clicks and commands (the manifest's request URLs)
+
 
 class SlackSettings(BaseSettings):
     """Slack is on once `SLACK_BOT_TOKEN` is set."""

@@ -3,7 +3,7 @@
 Pure functions of core objects: no Teams SDK here, so cards are easy to test and to validate
 against the official schema. Every decision about values stays in the core; a card only asks, and
 lays out the core's `EventView` (the state, its words, the controls that remain). How text is shown
-(never markdown unless the event asked for it) is `elements`' one rule.
+(never markdown unless the event asked for it) is `_elements`' one rule.
 
 An event card has one input per answer field (`field_input`, the one place a field becomes an
 Adaptive Card input). Teams merges the inputs into the action's data, the inputs winning, so the
@@ -32,14 +32,13 @@ from hitl_chatops.bot.answers import (
     prefill,
     schema_of,
 )
-from hitl_chatops.bot.conditions import flyte_note
 from hitl_chatops.bot.protocol import Request, format_time
 from hitl_chatops.bot.states import State, text_of
-from hitl_chatops.bot.text import clip, whole
+from hitl_chatops.bot.text import clip, flyte_note, whole
 from hitl_chatops.bot.view import Controls, EventView, event_view
 
-from .elements import Card, Element, Row, card, fits, link, literal, prose, rows, run, sentence
-from .markdown import is_plain
+from ._elements import Card, Element, Row, card, fits, link, literal, prose, rows, run, sentence
+from ._markdown import is_plain
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 VERB = "hitl.answer"

@@ -14,13 +14,13 @@ from pydantic import ValidationError
 
 from hitl_chatops.bot.service import HitlService
 
-from .channel_auth import OPENID_URL, ChannelTokens, KeysUnavailable, TokenRefused, Verified
-from .connector import BotConnectorClients
-from .graph import GroupMembers
-from .handler import TeamsBot
-from .platform import TeamsPlatform
-from .settings import TeamsSettings
-from .tokens import app_tokens
+from ._channel_auth import OPENID_URL, ChannelTokens, KeysUnavailable, TokenRefused, Verified
+from ._connector import BotConnectorClients
+from ._graph import GroupMembers
+from ._handler import TeamsBot
+from ._platform import TeamsPlatform
+from ._settings import TeamsSettings
+from ._tokens import app_tokens
 
 log = logging.getLogger(__name__)
 ROUTE = "/api/messages"

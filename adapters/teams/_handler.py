@@ -38,10 +38,10 @@ from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.states import text_of
 from hitl_chatops.bot.view import event_view
 
-from .cards import CARD_CONTENT_TYPE, VERB, answer_payload, ended_card, event_card, notice_card
-from .elements import Card
-from .platform import TeamsPlatform, card_activity
-from .references import PLATFORM, remember
+from ._cards import CARD_CONTENT_TYPE, VERB, answer_payload, ended_card, event_card, notice_card
+from ._elements import Card
+from ._platform import TeamsPlatform, card_activity
+from ._references import PLATFORM, remember
 
 log = logging.getLogger(__name__)
 Turn = TurnContextProtocol[Activity]
