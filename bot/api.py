@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, cast, get_args
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .appkeys import SERVICE, SETTINGS
+from .decision import Tally
 from .errors import (
     AlreadyAnswered,
+    AlreadyVoted,
     EventCancelled,
     EventExpired,
     EventNotFound,
@@ -26,8 +28,10 @@ from .errors import (
 from .history import MAX_STATS_DAYS, EventStats, Search, Span, parse_event_name, parse_responder
 from .links import bearer_ok
 from .metrics import CONTENT_TYPE
-from .protocol import OutcomeKind, Request, Responder, utcnow
+from .protocol import LogEntry, OutcomeKind, Request, Responder, Via, utcnow
+from .states import text_of
 from .store import check_request_id
+from .team import Verdict
 
 __all__ = ["open_metrics", "routes"]
 
@@ -41,17 +45,56 @@ _STATUS: dict[type[UserError], int] = {
     EventExpired: 410,
     InvalidValue: 422,
     NotAllowed: 403,
+    AlreadyVoted: 409,
 }
+
+
+class Person(BaseModel):
+    """A person a trusted caller names (a team decision counts each person once): as their chat knows them."""
+
+    platform: Via
+    user_id: str = Field(min_length=1, max_length=255, pattern=r"^\S+$")
+    user_name: str = Field("", max_length=200)
+
+    def responder(self) -> Responder:
+        return Responder(platform=self.platform, user_id=self.user_id, user_name=self.user_name or self.user_id)
 
 
 class AnswerBody(BaseModel):
     """`POST /api/v1/events/<id>/response`: an answer from a script holding the bot's secret.
 
-    `value` is a scalar, or `{field: value}` for a structured event; the core checks it.
+    `value` is a scalar, or `{field: value}` for a structured event; the core checks it. A team
+    decision's answer is a vote of the person named in `responder` (`{"platform", "user_id"}`; a plain
+    string is the person `api:<string>`): `value` approves or rejects an Approve/Reject event and
+    proposes (or, equal to the proposal, confirms) a value; `vote` approves or rejects instead (a value
+    event's current proposal, in `round` if given); `reason` goes with it.
     """
 
-    value: Any
-    responder: str = Field("api", max_length=200)
+    value: Any = None
+    responder: str | Person = Field("api", union_mode="left_to_right")
+    reason: str | None = Field(None, max_length=500)
+    vote: Literal["approve", "reject"] | None = None
+    round: int | None = Field(None, ge=1)
+
+    @field_validator("responder")
+    @classmethod
+    def _short(cls, responder: str | Person) -> str | Person:
+        if isinstance(responder, str) and len(responder) > 200:
+            raise ValueError("responder: at most 200 characters")
+        return responder
+
+    def person(self) -> Responder:
+        if isinstance(self.responder, Person):
+            return self.responder.responder()
+        return Responder(platform="api", user_id=self.responder, user_name=self.responder)
+
+
+class DelegateBody(BaseModel):
+    """`POST /api/v1/events/<id>/delegate`: `responder` hands their place in a team decision to `to`."""
+
+    responder: Person
+    to: Person
+    note: str | None = Field(None, max_length=500)
 
 
 class CancelBody(BaseModel):
@@ -220,19 +263,117 @@ def _stats_json(stats: EventStats) -> dict[str, Any]:
 
 @routes.post("/api/v1/events/{request_id}/response")
 async def answer(request: web.Request) -> web.Response:
+    """An answer (a simple event: the response JSON, 201), or a team decision's vote: the verdict
+    (`decided`, the `response` if it decided, the `decision` as it stands), 201 decided, 200 counted."""
     _authorized(request)
     try:
         body = AnswerBody.model_validate_json(await request.read())
     except ValidationError:
-        return problem(400, 'Send JSON like {"value": true, "responder": "ci-bot"}.')
-    responder = Responder(platform="api", user_id=body.responder, user_name=body.responder)
+        return problem(
+            400,
+            'Send JSON like {"value": true, "responder": "ci-bot"}, or for a team decision '
+            '{"value": true, "responder": {"platform": "slack", "user_id": "U0123"}, "reason": "..."}.',
+        )
+    service, request_id = request.app[SERVICE], request.match_info["request_id"]
+    person = body.person()
     try:
-        response = await request.app[SERVICE].respond(
-            request.match_info["request_id"], body.value, responder, "api", trusted=True
+        if body.vote is not None:
+            decide = service.approve if body.vote == "approve" else service.reject
+            verdict = await decide(request_id, person, "api", reason=body.reason, round_=body.round)
+        else:
+            verdict = await service.answer(request_id, body.value, person, "api", trusted=True, reason=body.reason)
+    except UserError as error:
+        return _refused(error)
+    if verdict.tally is None and verdict.outcome is not None:  # a simple event: the response, as before
+        return web.json_response(verdict.outcome.model_dump(mode="json"), status=201)
+    return web.json_response(_verdict(verdict), status=201 if verdict.decided else 200)
+
+
+@routes.post("/api/v1/events/{request_id}/delegate")
+async def delegate(request: web.Request) -> web.Response:
+    """Hand a person's place in a team decision to someone else (`DelegateBody`)."""
+    _authorized(request)
+    try:
+        body = DelegateBody.model_validate_json(await request.read())
+    except ValidationError:
+        return problem(
+            400,
+            'Send JSON like {"responder": {"platform": "slack", "user_id": "U0ANN"}, '
+            '"to": {"platform": "slack", "user_id": "U0BOB"}, "note": "on holiday"}.',
+        )
+    try:
+        verdict = await request.app[SERVICE].delegate(
+            request.match_info["request_id"], body.responder.responder(), body.to.responder(), "api", note=body.note
         )
     except UserError as error:
         return _refused(error)
-    return web.json_response(response.model_dump(mode="json"), status=201)
+    return web.json_response(_verdict(verdict), status=201 if verdict.decided else 200)
+
+
+@routes.get("/api/v1/events/{request_id}")
+async def show_event(request: web.Request) -> web.Response:
+    """One event: its summary, its state, its outcome, and a team decision's progress and history."""
+    _authorized(request)
+    service = request.app[SERVICE]
+    try:
+        view = await service.state(check_request_id(request.match_info["request_id"]))
+        history = await service.history(view.request.request_id) if view.tally is None else ()
+    except UserError as error:
+        return _refused(error)
+    return web.json_response(
+        event_summary(request, view.request)
+        | {
+            "state": str(view.state),
+            "label": view.words.label,
+            "outcome": view.outcome.model_dump(mode="json") if view.outcome else None,
+            "decision": decision_json(view.request, view.tally, history),
+        }
+    )
+
+
+def _verdict(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "decided": verdict.decided,
+        "note": text_of(verdict.note),
+        "response": verdict.outcome.model_dump(mode="json") if verdict.outcome else None,
+        "decision": decision_json(verdict.request, verdict.tally),
+    }
+
+
+def decision_json(event: Request, tally: Tally | None, history: Sequence[LogEntry] = ()) -> dict[str, Any] | None:
+    """A team decision as JSON: its progress while under way (approvals had and needed, each rule, the
+    proposal, who is waiting), and its whole log as `history`, oldest first. None for a simple event
+    with nothing logged."""
+    if tally is None:
+        if not (event.team_event or history):
+            return None
+        return {"history": [_entry(e) for e in history]}
+    return {
+        "approvals": {"have": tally.approved, "need": tally.needed},
+        "round": tally.round,
+        "rules": [
+            {
+                "name": r.name,
+                "responders": list(r.responders),
+                "need": r.needed,
+                "met_by": [_person(p) for p in r.met_by],
+            }
+            for r in tally.rules
+        ],
+        "votes": [_entry(v) for v in tally.approvals],
+        "proposal": _entry(tally.proposal) if tally.proposal else None,
+        "waiting": list(tally.waiting),
+        "anyone": tally.anyone,
+        "history": [_entry(e) for e in tally.log],
+    }
+
+
+def _entry(entry: LogEntry) -> dict[str, Any]:
+    return entry.model_dump(mode="json", exclude={"counts_for"})
+
+
+def _person(person: Responder) -> dict[str, Any]:
+    return person.model_dump(mode="json")
 
 
 @routes.post("/api/v1/events/{request_id}/cancel")

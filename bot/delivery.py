@@ -22,11 +22,14 @@ from datetime import timedelta
 from typing import Any
 
 from .background import Background
+from .decision import Tally, evaluate, reached
 from .errors import HitlError, PlatformError, StoreError
 from .metrics import Metrics
 from .platform import Platform
 from .protocol import MessageRef, Request, Response, utcnow
-from .store import Listing, Store, outcome_record
+from .states import Line
+from .store import DecisionLog, Listing, Store, outcome_record
+from .view import EventView, event_view, is_approval
 
 __all__ = ["AnsweredHook", "Delivery", "Repair"]
 
@@ -62,6 +65,11 @@ class Delivery:
         # Told an event's id, on this loop, as soon as its outcome is written here (an answer, a
         # cancel, a default): a local run's in-process bot wakes its waiting tasks at once.
         self.outcome_listeners: list[Callable[[str], None]] = []
+        # Team decisions: events whose copies are being re-rendered here (and those changed meanwhile,
+        # rendered once more after), and what of each event's log this replica last rendered.
+        self._rendering: set[str] = set()
+        self._changed: set[str] = set()
+        self._rendered: dict[str, str] = {}
 
     # -- platforms, and where they may post ---------------------------------------------------
 
@@ -99,8 +107,12 @@ class Delivery:
         self.background.spawn(self.announce(request_id))
 
     async def post(self, request: Request) -> None:
-        """`announce` for a caller that knows the event is unanswered (the reconciler just read it)."""
+        """`announce` for a caller that knows the event is unanswered (the reconciler just read it).
+
+        The channels of the escalation levels reached are targets too (each posted once, as any).
+        """
         self._owed.discard(request.request_id)
+        request = _escalated(request)
         sent = [await self._post(platform, request) for platform in self._platforms]
         if any(sent):  # a repeated notify or a pass finding every target posted is not a new announcement
             self.metrics.announced.inc()
@@ -201,6 +213,8 @@ class Delivery:
             self.update_messages_later(request, response)
         elif request.expired():
             self.update_messages_later(request, None)
+        elif request.team_event and self._rendered.get(request.request_id):
+            self.progressed(request)  # posted as asked: show the votes, proposal and hand-overs so far
 
     # -- after an outcome -----------------------------------------------------------------------
 
@@ -261,12 +275,14 @@ class Delivery:
         self.background.spawn(update())
 
     async def update_messages(self, request: Request, response: Response | None) -> bool:
-        """Re-render every copy of the event (answered, or expired when `response` is None).
+        """Re-render every copy of the event: with its outcome (`response`), expired (None past the
+        deadline), or a team decision under way as its log has it now (None before the deadline).
 
         Returns False if any copy failed; the event then stays in the outbox for a retry.
         """
-        what = _what(response)
+        what = _what(response, request)
         try:
+            view = await self.view_of(request, response)
             messages = await self.store.messages(request.request_id)  # one listing for every platform
         except StoreError as error:
             self._log_failure(what, request, "store", error)
@@ -275,18 +291,90 @@ class Delivery:
 
         async def rerender(message: MessageRef, platform: Platform) -> bool:
             try:
-                await platform.rerender(request, response, message)
+                await platform.rerender(view, message)
             except Exception as error:
                 self._log_failure(what, request, platform.name, error, target=message.key)
                 return False
             return True
 
         copies = [(m, platforms[m.platform]) for m in messages if m.platform in platforms]
-        return all(await asyncio.gather(*(rerender(m, p) for m, p in copies)))
+        done = all(await asyncio.gather(*(rerender(m, p) for m, p in copies)))
+        if done and view.tally is not None:
+            self._rendered[request.request_id] = view.tally.changes
+        return done
+
+    async def view_of(self, request: Request, response: Response | None) -> EventView:
+        """The event as its copies show it: ended with `response`; expired; or open (a team event: its
+        decision as the log has it, or its outcome if one was written meanwhile)."""
+        if response is not None:
+            return event_view(request, response)
+        if request.expired():
+            return event_view(request, expired=True)
+        if not request.team_event:
+            return event_view(request)
+        log, tally = await self.decision(request)
+        if log.answered and (written := await self.store.get_response(request.request_id)):
+            return event_view(request, written)
+        return event_view(request, tally=tally)
+
+    async def decision(self, request: Request) -> tuple[DecisionLog, Tally]:
+        """A team event's decision log (one listing of its folder; objects read once per replica),
+        evaluated now."""
+        log = await self.store.decision_log(request.request_id)
+        return log, evaluate(request, log.entries, approval=is_approval(request), now=utcnow())
+
+    # -- a team decision under way ----------------------------------------------------------------
+
+    def progressed(self, request: Request) -> None:
+        """After a vote, a proposal, a hand-over or an escalation: re-render every copy as the log has
+        it now. One re-render per event at a time on this replica; changes meanwhile get one more
+        after it, read afresh, so a burst of votes costs a few re-renders and the last shows them all.
+        What fails goes to the outbox."""
+        request_id = request.request_id
+        self._changed.add(request_id)
+        if not self._platforms or request_id in self._rendering:
+            return
+        self._rendering.add(request_id)
+
+        async def render() -> None:
+            try:
+                while request_id in self._changed:
+                    self._changed.discard(request_id)
+                    if not await self.update_messages(request, None):
+                        await self._owe_update(request, None)
+            finally:
+                self._rendering.discard(request_id)
+
+        self.background.spawn(render())
+
+    def rendered(self, request_id: str) -> str | None:
+        """What of the event's log (`Tally.changes`) this replica's copies last showed, if it rendered them."""
+        return self._rendered.get(request_id)
+
+    async def remind(self, request: Request, line: Line) -> int:
+        """Reply with `line` in the thread of every copy of the event; how many replies were sent.
+        Each copy's failure is logged and counted, and not retried (a reminder is a nudge, sent once)."""
+        try:
+            messages = await self.store.messages(request.request_id)
+        except StoreError as error:
+            self._log_failure("remind", request, "store", error)
+            return 0
+        platforms = {p.name: p for p in self._platforms}
+
+        async def reply(message: MessageRef, platform: Platform) -> bool:
+            try:
+                await platform.remind(request, message, line)
+            except Exception as error:
+                self._log_failure("remind", request, platform.name, error, target=message.key)
+                return False
+            return True
+
+        copies = [(m, platforms[m.platform]) for m in messages if m.platform in platforms]
+        return sum(await asyncio.gather(*(reply(m, p) for m, p in copies)))
 
     async def _owe_update(self, request: Request, response: Response | None) -> None:
         with contextlib.suppress(StoreError):
-            await self.store.put_outbox(request.request_id, _what(response))
+            await self.store.put_outbox(request.request_id, _what(response, request))
 
     # -- what this replica owes (the reconciler asks) -------------------------------------------
 
@@ -316,7 +404,7 @@ class Delivery:
             logging.ERROR if surprise else logging.WARNING,
             "%s %s failed",
             platform,
-            "post" if step == "post" else "update",
+            {"post": "post", "remind": "reminder"}.get(step, "update"),
             exc_info=error if surprise else None,
             extra={
                 "request_id": request.request_id,
@@ -329,9 +417,21 @@ class Delivery:
         )
 
 
-def _what(response: Response | None) -> str:
-    """The step an update is for, in logs, metrics and the outbox: the event answered (any outcome) or expired."""
-    return "answered" if response is not None else "expired"
+def _what(response: Response | None, request: Request) -> str:
+    """The step an update is for, in logs, metrics and the outbox: the event answered (any outcome),
+    expired, or a team decision's progress."""
+    if response is not None:
+        return "answered"
+    return "expired" if request.expired() else "progress"
+
+
+def _escalated(request: Request) -> Request:
+    """`request` with the channels of the escalation levels reached added to its own (where it is posted)."""
+    levels = reached(request, utcnow())
+    extra = [channel for i in levels for channel in request.escalate[i].channels]
+    if not extra:
+        return request
+    return request.model_copy(update={"channels": list(dict.fromkeys([*request.channels, *extra]))})
 
 
 def _as_platform_error(error: Exception, platform: str, step: str) -> tuple[HitlError, bool]:

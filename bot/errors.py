@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlreadyAnswered",
+    "AlreadyVoted",
     "ConfigError",
     "EventCancelled",
     "EventExpired",
@@ -74,11 +75,16 @@ class NotAllowed(UserError):
 
 
 class MembershipUnknown(UserError):
-    """A group's members could not be read just now (the chat platform failed); a retry may work."""
+    """A group's members (or whose account an e-mail address is) could not be read just now (the chat
+    platform failed); a retry may work."""
 
-    def __init__(self, group: str) -> None:
-        super().__init__(f"Could not check who is in {group} just now. Please try again in a moment.")
+    def __init__(self, group: str, *, what: str | None = None) -> None:
+        super().__init__(f"Could not check {what or f'who is in {group}'} just now. Please try again in a moment.")
         self.group = group
+
+
+class AlreadyVoted(NotAllowed):
+    """This person already acted on this round of a team decision (approved, rejected, proposed)."""
 
 
 class EventExpired(UserError):

@@ -21,6 +21,7 @@ from .links import form_signature_ok
 from .protocol import Request, Responder, format_time
 from .states import State, text_of
 from .store import check_request_id
+from .team import NO_IDENTITY
 from .templates import page_style_hash, render
 from .text import format_number
 from .view import EventView, event_view
@@ -56,9 +57,15 @@ def _page(template: str, status: int = 200, **context: Any) -> web.Response:
 
 
 def _outcome(
-    kind: str, badge: str, status: int, title: str, message: str, event: Request | None = None
+    kind: str,
+    badge: str,
+    status: int,
+    title: str,
+    message: str,
+    event: Request | None = None,
+    facts: list[tuple[str, str]] | None = None,
 ) -> web.Response:
-    return _page("outcome.html", status, kind=kind, badge=badge, title=title, message=message, event=event)
+    return _page("outcome.html", status, kind=kind, badge=badge, title=title, message=message, event=event, facts=facts)
 
 
 def _error(status: int, title: str, message: str) -> web.Response:
@@ -70,6 +77,15 @@ def _ended_page(view: EventView) -> web.Response:
     status = 403 if view.state is State.EXPIRED else 200
     words = view.words
     return _outcome(view.state, words.label, status, words.headline, text_of(words.message), view.request)
+
+
+def _deciding_page(view: EventView, status: int = 200) -> web.Response:
+    """A team decision under way: its progress, votes and history. The form takes no vote (it does not
+    know who is answering, and a team decision counts each person once)."""
+    words = view.words
+    message = f"{text_of(words.status)} {NO_IDENTITY}"
+    facts = [(label, text_of(line)) for label, line in words.facts]
+    return _outcome(view.state, words.label, status, "A team decision is under way", message, view.request, facts)
 
 
 def _saved_page(view: EventView) -> web.Response:
@@ -161,6 +177,11 @@ async def show_form(request: web.Request) -> web.Response:
         response = await request.app[SERVICE].store.get_response(event.request_id)
     except StoreError:
         return _form(event, notice="Storage is unreachable right now; reload in a moment.", status=503)
+    if event.team_event and response is None and not event.expired():
+        try:
+            return _deciding_page(await request.app[SERVICE].state(event.request_id))
+        except UserError as error:
+            return _error(503, "Please try again in a moment", str(error))
     view = event_view(event, response, expired=event.expired())
     return _form(event) if view.open else _ended_page(view)
 
@@ -176,6 +197,12 @@ async def submit_form(request: web.Request) -> web.Response:
         raise  # e.g. 413 for a body over the limit
     except (ValueError, LookupError, HttpProcessingError):  # bad charset, encoding or multipart
         return _form(event, notice="The form could not be read; reload the page and try again.", status=400)
+    if event.team_event:  # no identity, no vote: the page says how it stands and where to answer
+        try:
+            view = await request.app[SERVICE].state(event.request_id)
+        except UserError as error:
+            return _error(503, "Please try again in a moment", str(error))
+        return _deciding_page(view, status=403) if view.open else _ended_page(view)
     schema = schema_of(event)
     # One control per field, named after it; a file where text belongs counts as nothing typed.
     typed = {f.name: text if isinstance(text := posted.get(f.name, ""), str) else "" for f in schema.fields}

@@ -10,6 +10,7 @@ before: every new field is optional.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -41,12 +42,16 @@ __all__ = [
     "ConditionRef",
     "DataType",
     "Default",
+    "Delegation",
     "Escalation",
+    "LogEntry",
     "MessageRef",
+    "Nudge",
     "OutcomeKind",
     "OutcomeRecord",
     "PlatformName",
     "PromptType",
+    "Proposal",
     "Request",
     "RequesterId",
     "Responder",
@@ -58,9 +63,12 @@ __all__ = [
     "Scalar",
     "ScalarType",
     "Via",
+    "Vote",
     "decided_by_team",
     "format_time",
     "is_request_id",
+    "log_name",
+    "person_key",
     "seconds",
     "utcnow",
 ]
@@ -310,11 +318,100 @@ class Responder(_Model):
         return self.user_name or self.user_id or self.platform
 
 
+def person_key(person: Responder) -> str:
+    """A short, path-safe name for one person (`<platform>:<user id>` hashed): their vote's and their
+    delegation's object names, so one person writes one of each whatever the replica."""
+    return hashlib.sha256(f"{person.platform}:{person.user_id}".encode()).hexdigest()[:20]
+
+
+# -- the decision log of a team event (hitl-requests/<id>/votes/, proposals/, ...) --------------
+# Every object is created exclusively and never changed: a replica may keep what it read.
+
+
+class Vote(_Model):
+    """`votes/<round>-<person key>.json`: one person's Approve or Reject in one round.
+
+    `value` is the answer as the person gave it (an "approve, with a reason" answer keeps its text);
+    `counts_for` the indices of `request.rules` the person could fill when they voted (their groups
+    read then, delegations to them included), so any replica evaluates the log without a lookup.
+    """
+
+    kind: Literal["vote"] = "vote"
+    voter: Responder
+    round: int = Field(1, ge=1)
+    vote: Literal["approve", "reject"]
+    value: Any = None
+    reason: str | None = None
+    counts_for: list[int] = Field(default_factory=list)
+    at: AwareDatetime
+    via: Via
+
+
+class Proposal(_Model):
+    """`proposals/<round>.json`: a value event's round, opened by its first eligible answer.
+
+    It counts as its proposer's approval; others confirm it (a `Vote` to approve in that round) or
+    reject it (a `Vote` to reject: the round ends and a new value may be proposed).
+    """
+
+    kind: Literal["proposal"] = "proposal"
+    proposer: Responder
+    round: int = Field(1, ge=1)
+    value: Any
+    counts_for: list[int] = Field(default_factory=list)
+    at: AwareDatetime
+    via: Via
+
+
+class Delegation(_Model):
+    """`delegations/<person key of delegator>.json`: a person hands their place to someone else, once.
+
+    The delegate may answer in their place (and fill the rules they could, `counts_for`); the
+    delegator may no longer answer.
+    """
+
+    kind: Literal["delegation"] = "delegation"
+    delegator: Responder
+    delegate: Responder
+    note: str | None = Field(None, max_length=500)
+    counts_for: list[int] = Field(default_factory=list)
+    at: AwareDatetime
+    via: Via
+
+
+class Nudge(_Model):
+    """`reminders/<k>.json` (the k-th reminder) or `escalations/<i>.json` (level i reached): created by
+    the replica that sends it, so each happens once; also its record. `waiting` is who it named."""
+
+    kind: Literal["reminder", "escalation"]
+    index: int = Field(ge=0)
+    at: AwareDatetime
+    waiting: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)  # an escalation: where the event was posted
+
+
+LogEntry = Annotated[Vote | Proposal | Delegation | Nudge, Field(discriminator="kind")]
+
+
+def log_name(entry: Vote | Proposal | Delegation | Nudge) -> str:
+    """Where a log object lives in its event's folder, which is also its identity: one per person per
+    round (votes), per round (proposals), per person (delegations), per reminder and per escalation level."""
+    if isinstance(entry, Vote):
+        return f"votes/{entry.round}-{person_key(entry.voter)}.json"
+    if isinstance(entry, Proposal):
+        return f"proposals/{entry.round}.json"
+    if isinstance(entry, Delegation):
+        return f"delegations/{person_key(entry.delegator)}.json"
+    return f"{entry.kind}s/{entry.index}.json"
+
+
 class Response(_Model):
     """`hitl-requests/<id>/response.json`: the event's one outcome, written once, first writer wins.
 
     An answer (`completed`), the `on_timeout` default applied at the deadline (`completed`, via
-    `timeout`), or a cancellation (`cancelled`, with `reason`; `responder` is who cancelled).
+    `timeout`), or a cancellation (`cancelled`, with `reason`; `responder` is who cancelled). A team
+    decision is an answer with `votes`: the votes of its deciding round that it counted (a veto:
+    one of them rejects, and `reason` is the veto's).
     """
 
     value: Any = None
@@ -325,6 +422,7 @@ class Response(_Model):
     responded_at: AwareDatetime | None = None
     via: Via | None = None
     reason: str | None = None
+    votes: list[Vote] | None = None  # a team decision's (version 3)
 
     @classmethod
     def cancellation(cls, request: Request, reason: str, responder: Responder, via: str) -> Response:
@@ -366,6 +464,11 @@ class Response(_Model):
     @property
     def cancelled(self) -> bool:
         return self.status == "cancelled"
+
+    @property
+    def vetoed(self) -> bool:
+        """A team decision ended by an eligible Reject (an Approve/Reject event's veto)."""
+        return any(vote.vote == "reject" for vote in self.votes or ())
 
     @property
     def defaulted(self) -> bool:

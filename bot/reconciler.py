@@ -8,9 +8,12 @@ can run it at once.
 
 Its cost follows changes, not the number of open events. A pass is one listing of pending markers
 and replica heartbeats (one request per 1,000 keys on S3) plus one of the outbox and one of owed
-signals; an event is read only when it is new to this replica, its marker was rewritten, its
-deadline passed, this replica owes it something (a post, a settle that failed), or it is in the
-outbox. An answered event's marker is dropped by whoever answered, so it simply leaves the listing.
+signals; an event is read only when it is new to this replica, its marker was rewritten (a team
+decision's vote or hand-over rewrites it), its deadline passed or its next reminder or escalation
+level fell due (times computed from the request already read), this replica owes it something (a
+post, a settle that failed), or it is in the outbox. An answered event's marker is dropped by
+whoever answered, so it simply leaves the listing. Reading a team decision evaluates its log
+(`TeamDecisions.tend`): a replica that died between a vote and the decision is completed here.
 
 Replicas take turns instead of each making every pass: every replica rewrites a heartbeat object
 (`hitl-replicas/<id>`) every `BEAT_INTERVALS` intervals, the listing returns them all with their
@@ -60,10 +63,11 @@ class StepReport:
 
 @dataclass
 class _Settled:
-    """An open event that needs nothing until its marker changes or its deadline passes."""
+    """An open event that needs nothing until its marker changes or `due` comes: its deadline, or
+    sooner its next reminder or escalation level."""
 
     version: str
-    deadline: datetime
+    due: datetime
 
 
 class Reconciler:
@@ -95,7 +99,7 @@ class Reconciler:
             if self.delivery.settling(request_id):
                 continue  # answered here a moment ago: its marker is on its way out
             known = self._settled.get(request_id)
-            if known and known.version == version and known.deadline > now and not self.delivery.owes(request_id):
+            if known and known.version == version and known.due > now and not self.delivery.owes(request_id):
                 continue
             self._settled.pop(request_id, None)
             try:
@@ -122,10 +126,14 @@ class Reconciler:
         elif request.expired():
             report.expired += await self.service.expire(request_id)
         else:
-            await self.delivery.post(request)  # posts only where nobody has (claims)
+            await self.delivery.post(request)  # posts only where nobody has (claims), escalation channels too
             report.announced += 1
+            due = request.deadline
+            if request.team_event or request.remind_every is not None:
+                # Decide it if its log is complete (a replica died after a vote), escalate, remind.
+                due = await self.service.team.tend(request)
             if not self.delivery.owes(request_id):
-                self._settled[request_id] = _Settled(version, request.deadline)
+                self._settled[request_id] = _Settled(version, due)
 
     async def _outbox(self, request_id: str, report: StepReport) -> None:
         store = self.service.store

@@ -16,8 +16,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, get_args
 
-from .answers import Rejected, parse_answer
+from .answers import Rejected, approval_field, parse_answer, schema_of
 from .background import Background
+from .decision import lists_at
 from .delivery import Delivery
 from .errors import (
     AlreadyAnswered,
@@ -32,17 +33,16 @@ from .errors import (
 from .history import EventStats, Search, Span, summarize
 from .links import form_url
 from .metrics import Metrics
-from .protocol import OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
+from .people import People
+from .protocol import LogEntry, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
 from .store import EXPIRED_CLAIM, Page, Store, expiry_record
+from .team import TeamDecisions, Verdict
+from .view import EventView, event_view
 
-__all__ = ["TEAM_DECISION_REFUSED", "HitlService"]
+__all__ = ["HitlService"]
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
-TEAM_DECISION_REFUSED = (
-    "This event needs a team decision (several approvals, approval rules, a requester or escalations), which "
-    "this version of the bot cannot count yet. Ask the workflow's owner to cancel it or upgrade hitl-chatops."
-)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -76,6 +76,8 @@ class HitlService:
         self.metrics = Metrics()
         self.background = Background()  # work after a reply: shutdown drains it
         self.delivery = Delivery(store, self.metrics, self.background)  # posts, copies, what follows an outcome
+        self.people = People(self.delivery.platform)  # who is in a list, who asked
+        self.team = TeamDecisions(store, self.delivery, self.metrics, self.people)  # votes, decisions, reminders
 
     def form_url(self, request_id: str) -> str:
         return form_url(self._form_base_url, self._secret, request_id)
@@ -83,10 +85,145 @@ class HitlService:
     # -- the answer path -----------------------------------------------------------------
 
     @_person_waits(reading=False)
+    async def answer(
+        self,
+        request_id: str,
+        raw_value: object,
+        responder: Responder,
+        via: Via,
+        *,
+        trusted: bool = False,
+        reason: str | None = None,
+    ) -> Verdict:
+        """A person's answer, as any surface takes it (a click, a form, the API), for any event.
+
+        A simple event: `respond`. A team decision: the vote the answer means (`parse_answer` first):
+        Approve or Reject for an Approve/Reject event (`reason` kept; a Reject is a veto); for a value
+        event, a proposal, or a Confirm when it is the value proposed. `trusted` (the API) skips a
+        simple event's responder check; a team decision checks the person it names all the same.
+        Raises a `UserError` whose message the caller shows as is.
+        """
+        request = await self.store.get_request(request_id)
+        if not request.team_event:
+            return Verdict(request, await self.respond(request_id, raw_value, responder, via, trusted=trusted))
+        return await self._counted(self._team_answer(request, raw_value, responder, via, reason))
+
+    async def _team_answer(
+        self, request: Request, raw_value: object, responder: Responder, via: Via, reason: str | None
+    ) -> Verdict:
+        try:
+            value = self._parsed(request, raw_value)
+        except UserError:  # who decided matters more than why this answer would be refused
+            if existing := await self.store.get_response(request.request_id):
+                raise AlreadyAnswered.of(existing) from None
+            raise
+        decision = approval_field(schema_of(request))
+        if decision is not None:
+            approve = bool(value if decision.name == "value" else value[decision.name])
+            value, reason = _with_reason(request, value, reason)
+            return await self.team.vote(request, responder, via, approve=approve, value=value, reason=reason)
+        _, tally = await self.delivery.decision(request)
+        if tally.proposal is not None and tally.proposal.value == value:
+            return await self.team.vote(request, responder, via, approve=True, round_=tally.round)
+        return await self.team.propose(request, responder, via, value)
+
+    @_person_waits(reading=False)
+    async def approve(
+        self, request_id: str, responder: Responder, via: Via, *, reason: str | None = None, round_: int | None = None
+    ) -> Verdict:
+        """A team decision's Approve: a vote for an Approve/Reject event, a Confirm of the current
+        proposal for a value event (`round_`: the one the person saw; None: whichever is current)."""
+        return await self._decide(request_id, responder, via, approve=True, reason=reason, round_=round_)
+
+    @_person_waits(reading=False)
+    async def reject(
+        self, request_id: str, responder: Responder, via: Via, *, reason: str | None = None, round_: int | None = None
+    ) -> Verdict:
+        """A team decision's Reject: a veto of an Approve/Reject event (it ends as rejected), or for a
+        value event the end of the current proposal's round (`reason` kept in the history)."""
+        return await self._decide(request_id, responder, via, approve=False, reason=reason, round_=round_)
+
+    async def _decide(
+        self, request_id: str, responder: Responder, via: Via, *, approve: bool, reason: str | None, round_: int | None
+    ) -> Verdict:
+        request = await self._team_event(request_id)
+        value: object = None
+        decision = approval_field(schema_of(request))
+        if decision is not None:
+            raw = approve if decision.name == "value" else {decision.name: approve}
+            value, reason = _with_reason(request, self._parsed(request, raw), reason)
+        vote = self.team.vote(request, responder, via, approve=approve, value=value, reason=reason, round_=round_)
+        return await self._counted(vote)
+
+    @_person_waits(reading=False)
+    async def propose(self, request_id: str, raw_value: object, responder: Responder, via: Via) -> Verdict:
+        """A value for a team decision's current round (checked like any answer); its proposer's approval."""
+        request = await self._team_event(request_id)
+        return await self._counted(self.team.propose(request, responder, via, self._parsed(request, raw_value)))
+
+    @_person_waits(reading=False)
+    async def delegate(
+        self, request_id: str, responder: Responder, to: Responder, via: Via, *, note: str | None = None
+    ) -> Verdict:
+        """Hand `responder`'s place in a team decision to `to` (see `TeamDecisions.delegate`)."""
+        request = await self._team_event(request_id)
+        return await self._counted(self.team.delegate(request, responder, to, via, note))
+
+    async def _team_event(self, request_id: str) -> Request:
+        request = await self.store.get_request(request_id)
+        if not request.team_event:
+            raise NotAllowed("This event takes one answer, not votes: answer it.")
+        return request
+
+    async def _counted(self, acting: Coroutine[Any, Any, Verdict]) -> Verdict:
+        """Count refusals as `respond` does, and log what a team action did."""
+        try:
+            verdict = await acting
+        except (StoreError, UserError) as error:
+            self.metrics.refused.labels("store" if isinstance(error, StoreError) else type(error).__name__).inc()
+            raise
+        entry = verdict.entry
+        log.info(
+            "team decision answered",
+            extra={
+                "request_id": verdict.request.request_id,
+                "entry": entry.kind if entry is not None else None,
+                "outcome": "decided" if verdict.decided else "counted",
+            },
+        )
+        return verdict
+
+    @staticmethod
+    def _parsed(request: Request, raw_value: object) -> Any:
+        outcome = parse_answer(request, raw_value)
+        if isinstance(outcome, Rejected):
+            raise InvalidValue(outcome.message, outcome.errors)
+        return outcome.value
+
+    @_person_waits(reading=True)
+    async def state(self, request_id: str) -> EventView:
+        """The event as it stands: its outcome, or a team decision under way (votes, proposal, history)."""
+        request = await self.store.get_request(request_id)
+        response = await self.store.get_response(request_id)
+        if response is not None or not request.team_event:
+            return event_view(request, response, expired=request.expired())
+        return await self.delivery.view_of(request, None)
+
+    @_person_waits(reading=True)
+    async def history(self, request_id: str) -> tuple[LogEntry, ...]:
+        """The event's decision log, oldest first (votes, proposals, hand-overs, reminders, escalations)."""
+        request = await self.store.get_request(request_id)
+        if not (request.team_event or request.remind_every):
+            return ()
+        found = await self.store.decision_log(request.request_id)
+        return tuple(sorted(found.entries, key=lambda entry: entry.at))
+
+    @_person_waits(reading=False)
     async def respond(
         self, request_id: str, raw_value: object, responder: Responder, via: Via, *, trusted: bool = False
     ) -> Response:
-        """Load → not answered → not expired → authorized → valid → exclusive write → update every copy.
+        """A simple event's answer: load → not answered → not expired → authorized → valid → exclusive
+        write → update every copy. A team decision takes votes instead (`answer`).
 
         `trusted` skips the responder check, for callers holding the bot's secret (the API).
         Raises a `UserError` subclass whose message the caller shows as is; storage trouble
@@ -157,11 +294,15 @@ class HitlService:
 
     @_person_waits(reading=True)
     async def check(self, request_id: str, responder: Responder, *, trusted: bool = False) -> Request:
-        """Everything `respond` checks before the value: raise if answered, expired or not allowed.
+        """Everything `answer` checks before the value: raise if answered, expired or not allowed (a
+        team decision: also the requester, someone who handed their place on, or voted already).
 
         Lets a platform refuse before asking for input (Slack's "Respond…" modal, for one).
         """
         request = await self.store.get_request(request_id)
+        if request.team_event:
+            await self.team.check(request, responder)
+            return request
         if existing := await self.store.get_response(request_id):
             raise AlreadyAnswered.of(existing)
         await self._admit(request, responder, trusted)
@@ -171,8 +312,8 @@ class HitlService:
         """The deadline, then (unless `trusted`) the responder check."""
         if request.expired():
             raise EventExpired(format_time(request.deadline))
-        if request.team_event:  # never decided by one answer; refused until the bot counts votes (issue 23)
-            raise NotAllowed(TEAM_DECISION_REFUSED)
+        if request.team_event:  # `respond` is the one-answer path: a team decision counts votes
+            raise NotAllowed("This event is a team decision: answer it with a vote (HitlService.answer).")
         if not trusted:
             await self.authorize(request, responder)
 
@@ -187,32 +328,20 @@ class HitlService:
     async def may_answer(self, request: Request, responder: Responder) -> bool:
         """Empty `responders` (or "*") means anyone; entries are user or group ids, optionally
         prefixed with the platform (`<platform>:<id>`). Display names never count: people can change them.
+        A team decision: any of its lists now (`decision.lists_at`: rules, escalation levels reached),
+        not its requester when named by chat identity (the answer checks the rest: e-mail, hand-overs).
 
         Raises `MembershipUnknown` if only a group that could not be read might let them in, so the
         person is asked to retry rather than told they may not answer.
         """
-        allowed = request.responders
-        if not allowed or "*" in allowed:
-            return True
-        if responder.platform == "web" or not responder.user_id:
+        if not request.team_event:
+            return not request.responders or await self.people.listed(request.responders, responder)
+        if request.requester == f"{responder.platform}:{responder.user_id}":
             return False
-        if responder.user_id in allowed or f"{responder.platform}:{responder.user_id}" in allowed:
+        lists = lists_at(request, utcnow())
+        if lists.anyone:
             return True
-        platform = self.delivery.platform(responder.platform)
-        if platform is None:
-            return False
-        unknown: MembershipUnknown | None = None
-        for entry in allowed:
-            try:
-                members = await platform.group_members(entry.removeprefix(f"{responder.platform}:"))
-            except MembershipUnknown as error:
-                unknown = error  # another entry may still let them in
-                continue
-            if members and responder.user_id in members:
-                return True
-        if unknown is not None:
-            raise unknown
-        return False
+        return any([await self.people.listed(entries, responder) for entries in (lists.general, *lists.rules)])
 
     @_person_waits(reading=True)
     async def event(self, request_id: str) -> Request:
@@ -255,8 +384,9 @@ class HitlService:
         loaded = [r for r in found if r]
         requests = [r for r in known + loaded if not r.expired()]
         if responder is not None:
-            anyone = [r for r in requests if not r.responders or "*" in r.responders]  # no lookup needed
-            restricted = [r for r in requests if r.responders and "*" not in r.responders]
+            open_ = [r for r in requests if not r.team_event and (not r.responders or "*" in r.responders)]
+            anyone = open_  # no lookup needed
+            restricted = [r for r in requests if r not in open_]
             allowed = await asyncio.gather(*(listed(r, responder) for r in restricted))
             requests = anyone + [r for r, ok in zip(restricted, allowed, strict=True) if ok]
         return sorted(requests, key=lambda r: r.created_at, reverse=True)
@@ -271,6 +401,8 @@ class HitlService:
         request = await self.store.get_request(request_id)
         if not request.expired() or await self.store.get_response(request_id):
             return False
+        if request.team_event and await self.team.decided_now(request):
+            return False  # votes cast in time completed it: the decision is its outcome, not the deadline
         if request.on_timeout is not None:
             return await self._apply_default(request)
         if not await self.store.claim(request_id, EXPIRED_CLAIM):  # the claim is also the record of expiry
@@ -315,3 +447,21 @@ class HitlService:
         from the outcome history alone (`Store.ended_in`), never from the events."""
         folders = await asyncio.gather(*(self.store.ended_in(kind, span) for kind in get_args(OutcomeKind)))
         return summarize(ended for found in folders for ended in found)
+
+
+def _with_reason(request: Request, value: Any, reason: str | None) -> tuple[Any, str | None]:
+    """An Approve/Reject answer and its reason, each filled from the other: a reason given beside an
+    "approve, with a reason" answer goes into its text field (where `require_approval` reads it), and
+    that field's text is the vote's reason."""
+    if not isinstance(value, dict):
+        return value, reason
+    schema = schema_of(request)
+    text = next((f.name for f in schema.fields if f.kind == "str"), None)
+    if text is None:
+        return value, reason
+    if reason and not value.get(text):
+        outcome = parse_answer(request, value | {text: reason})
+        if isinstance(outcome, Rejected):
+            raise InvalidValue(outcome.message, outcome.errors)
+        value = outcome.value
+    return value, reason or value.get(text) or None

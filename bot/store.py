@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from .answers import rejects
 from .backends import Entry, open_backend
@@ -31,12 +31,14 @@ from .errors import AlreadyAnswered, EventNotFound, StoreError
 from .history import Ended, Search, Span
 from .protocol import (
     Claim,
+    LogEntry,
     MessageRef,
     OutcomeKind,
     OutcomeRecord,
     Request,
     Response,
     is_request_id,
+    log_name,
     utcnow,
 )
 
@@ -44,6 +46,7 @@ __all__ = [
     "EXPIRED_CLAIM",
     "REPLICAS",
     "REQUESTS",
+    "DecisionLog",
     "Listing",
     "Page",
     "Store",
@@ -82,6 +85,10 @@ _READ_CONCURRENCY = 32  # history records read at once
 # with its path, so stats asked again read listings only.
 _ENDED_LIMIT = 20_000
 _KNOWN_LIMIT = 4096
+# A team event's decision log, under its folder; each object is created once and never changed.
+LOG_FOLDERS = ("votes", "proposals", "delegations", "reminders", "escalations")
+_LOG_ENTRY: TypeAdapter[LogEntry] = TypeAdapter(LogEntry)
+_LOG_LIMIT = 50_000  # log objects kept per replica (about 1 KiB each)
 # Requests are read by every answer, pending list and reconciler pass: keep every open one.
 # 10,000 add about 15 MiB to the process (bench/results/storage_listing.md).
 _REQUEST_LIMIT = 20_000
@@ -108,6 +115,15 @@ class Listing:
     signals: list[str] = field(default_factory=list)  # Flyte condition signals owed (bot/conditions.py)
 
 
+@dataclass(frozen=True)
+class DecisionLog:
+    """What one listing of an event's folder tells about its decision: every log object (read once per
+    replica), and whether its outcome (`response.json`) exists."""
+
+    entries: tuple[LogEntry, ...] = ()
+    answered: bool = False
+
+
 class Store:
     """The storage protocol, async, over the backend for one root URL (`backends.open_backend`)."""
 
@@ -118,6 +134,7 @@ class Store:
         # Requests and answers are written once, so a replica may keep them; absence never is.
         self._known: OrderedDict[str, Response | Claim] = OrderedDict()
         self._requests: OrderedDict[str, Request] = OrderedDict()
+        self._log: OrderedDict[str, LogEntry] = OrderedDict()  # path -> decision log object
         self._ended: OrderedDict[str, Ended] = OrderedDict()
 
     # -- paths -------------------------------------------------------------------------
@@ -183,6 +200,59 @@ class Store:
         found = Listing()
         _file(found, await self.backend.list_folders([self._path(f) for f in (OUTBOX, SIGNALS, PENDING, REPLICAS)]))
         return found
+
+    async def touch_pending(self, request: Request) -> None:
+        """Rewrite the marker with a new body, so its version changes and every replica's reconciler
+        reads the event again (a vote or a delegation was added): O(changes), never a scan."""
+        marker = {
+            "created_at": request.created_at.isoformat(),
+            "deadline": request.deadline.isoformat(),
+            "changed_at": utcnow().isoformat(),
+            "change": uuid.uuid4().hex,  # a new ETag even within the same second
+        }
+        await self.backend.put(self._path(PENDING, request.request_id), json.dumps(marker).encode())
+
+    # -- the decision log of a team event ------------------------------------------------
+
+    async def add_to_log(self, request_id: str, entry: LogEntry) -> bool:
+        """Create the entry's object exclusively (`log_name`); False if it exists (that person voted in
+        that round, handed over already; that reminder or escalation was sent)."""
+        path = self._event_path(request_id, log_name(entry))
+        try:
+            await self.backend.create(path, _dump(entry))
+        except FileExistsError:
+            return False
+        self._keep_log(path, entry)
+        return True
+
+    async def log_entry(self, request_id: str, name: str) -> LogEntry | None:
+        """One log object by its `log_name`, or None."""
+        path = self._event_path(request_id, name)
+        if (known := self._log.get(path)) is not None:
+            return known
+        data = await self.backend.get(path)
+        return None if data is None else self._keep_log(path, _load_entry(data, request_id))
+
+    async def decision_log(self, request_id: str) -> DecisionLog:
+        """One listing of the event's folder; the log objects this replica has not read yet are read
+        (concurrently), the others come from memory."""
+        folder = self._path(REQUESTS, check_request_id(request_id))
+        listed = await self.backend.list_tree(folder)
+        answered = False
+        names: list[str] = []
+        for key, _, _ in listed:
+            name = key.rpartition(f"{request_id}/")[2]  # keys are paths or bucket keys: the id ends the folder
+            answered = answered or name == "response.json"
+            if name.split("/", 1)[0] in LOG_FOLDERS and name.endswith(".json"):
+                names.append(name)
+        found = await asyncio.gather(*(self.log_entry(request_id, name) for name in names))
+        return DecisionLog(entries=tuple(e for e in found if e is not None), answered=answered)
+
+    def _keep_log(self, path: str, entry: LogEntry) -> LogEntry:
+        self._log[path] = entry
+        if len(self._log) > _LOG_LIMIT:
+            self._log.popitem(last=False)
+        return entry
 
     # -- responses ---------------------------------------------------------------------
 
@@ -576,11 +646,21 @@ def _safe_name(name: str) -> str:
     return name
 
 
-def _dump(model: Request | Response | MessageRef | Claim | OutcomeRecord) -> bytes:
+def _dump(model: Request | Response | MessageRef | Claim | OutcomeRecord | LogEntry) -> bytes:
     return model.model_dump_json(exclude_none=False).encode()
 
 
 M = TypeVar("M", Request, Response, MessageRef, Claim, OutcomeRecord)
+
+
+def _load_entry(data: bytes, request_id: str) -> LogEntry:
+    try:
+        return _LOG_ENTRY.validate_json(data)
+    except ValidationError as error:
+        log.error("unreadable object in store", extra={"request_id": request_id, "kind": "log entry"})
+        raise StoreError(
+            f"a decision log object of event {request_id} is not valid: {error.error_count()} errors"
+        ) from None
 
 
 def _load(model: type[M], data: bytes, request_id: str) -> M:

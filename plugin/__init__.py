@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled
-from hitl_chatops.bot.protocol import Escalation, Responder, Rule
+from hitl_chatops.bot.protocol import Delegation, Escalation, Nudge, Proposal, Responder, Rule, Vote
 
 from ._ask import ask
 from ._env import env_with
@@ -21,14 +21,18 @@ from ._result import EventResult
 __all__ = [
     "AlreadyAnswered",
     "ApprovalRejected",
+    "Delegation",
     "Escalation",
     "Event",
     "EventCancelled",
     "EventResult",
     "EventScope",
     "Human",
+    "Nudge",
+    "Proposal",
     "Responder",
     "Rule",
+    "Vote",
     "ask",
     "env",
     "env_with",

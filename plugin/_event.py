@@ -285,7 +285,8 @@ class Event(Generic[T]):
 
     @syncify
     async def wait(self) -> T:
-        """Poll storage (one read per poll) until the event has its outcome; return the typed answer.
+        """Poll storage (one read per poll) until the event has its outcome; return the typed answer
+        (a team decision's once it is decided: the votes along the way are the bot's to count).
 
         A structured event returns an instance of its model. At the deadline: the `on_timeout`
         value if the event has one, else `TimeoutError`. A cancelled event raises `EventCancelled`.
@@ -296,14 +297,22 @@ class Event(Generic[T]):
 
     @syncify
     async def result(self) -> EventResult[T]:
-        """Wait like `wait()`, and return the answer with who gave it, when and where."""
+        """Wait like `wait()`, and return the answer with who gave it, when and where; for a team
+        decision, the votes it counted and its history (read once the decision is made)."""
         response = await self._outcome()
+        output = self._output(response)
+        history: tuple[Any, ...] = ()
+        if self.request.team_event or self.request.remind_every is not None:
+            found = await _store(_settings().store).decision_log(self.request_id)
+            history = tuple(sorted(found.entries, key=lambda entry: entry.at))
         return EventResult(
-            output=self._output(response),
+            output=output,
             request_id=self.request_id,
             completed_by=response.responder,
             completed_at=response.responded_at,
             via=response.via,
+            votes=tuple(response.votes or ()),
+            history=history,
         )
 
     @syncify

@@ -162,3 +162,18 @@ async def team_deploy() -> str:
         return await deploy(1234)
     except hitl.ApprovalRejected as rejected:
         return rejection(rejected)
+
+
+@env.task
+async def two_person_payment(amount: float) -> str:
+    """A payment two people must approve; a rejection comes back as JSON, as an agent would get it."""
+    try:
+        return await _paid_by_two(amount)
+    except hitl.ApprovalRejected as rejected:
+        return rejection(rejected)
+
+
+@hitl.require_approval(approvals=2, poll_interval_seconds=POLL)
+async def _paid_by_two(amount: float) -> str:
+    """Pay from the company account (two people approve)."""
+    return f"paid {amount}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,7 @@ import pytest
 
 import hitl_chatops.plugin as hitl
 from hitl_chatops.bot import registry
-from hitl_chatops.bot.protocol import Responder
+from hitl_chatops.bot.protocol import Responder, utcnow
 from hitl_chatops.bot.reconciler import Reconciler, StepReport
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
@@ -81,7 +82,9 @@ async def test_the_plugin_posts_to_a_registered_platform_and_an_answer_there_upd
     [copy] = await recorded_messages(Store(fakechat_bot.settings.store), event.request_id)
     assert (copy.platform, copy.key) == (NAME, post["id"])
 
-    assert await answer(fakechat_bot, event.request_id, "u1", "true") == {"saved": True, "value": True}
+    saved = await answer(fakechat_bot, event.request_id, "u1", "true")
+    assert (saved["saved"], saved["value"], saved["decided"]) == (True, True, True)
+    assert saved["note"].startswith("Saved: Approve by u1 at ")
     [update] = await api.wait_for(lambda: api.updates)
     assert update == {"id": post["id"], "text": "gate: True by u1"}
     assert await event.wait.aio() is True
@@ -206,3 +209,39 @@ async def test_an_adapter_bug_is_logged_as_an_error_with_its_traceback_and_retri
     )
     assert (await step(fakechat_bot)).announced == 1
     await api.wait_for(lambda: api.posts)
+
+
+async def test_reminders_go_to_each_copys_thread_once_and_a_failed_one_is_not_sent_twice(
+    fakechat_bot: BotThread, api: FakeChatApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(fakechat_bot.settings.store)
+    asked_earlier = utcnow() - timedelta(seconds=70)  # a reminder a minute: the first is due
+    sent = make_request(store, now=asked_earlier, channels=[f"{NAME}:{ROOM}"], remind_every=60)
+    failing = make_request(store, now=asked_earlier, channels=[f"{NAME}:{ROOM}"], remind_every=60)
+    for request in (sent, failing):
+        await store.put_request(request)
+        await api_call(fakechat_bot, f"/api/v1/events/{request.request_id}/notify", {})
+        await recorded_messages(store, request.request_id)
+    api.fail_next("REPLY")  # whichever reminder goes first is refused
+
+    await step(fakechat_bot)
+    [failed] = [r for r in caplog.records if r.getMessage() == f"{NAME} reminder failed"]
+    assert failed.__dict__["reason"] == "the fake chat API answered 503"
+    [reply] = api.replies
+    assert reply["text"] == "Reminder: No answer yet; waiting for anyone."
+    await step(fakechat_bot)
+    assert len(api.replies) == 1, "a reminder is a nudge: sent once, not retried"
+
+
+async def test_an_e_mail_the_platform_cannot_look_up_just_now_is_try_again(
+    fakechat_bot: BotThread, api: FakeChatApi
+) -> None:
+    request_id = await make_event(fakechat_bot, approvals=2, requester="erin@example.com")
+    await recorded_messages(Store(fakechat_bot.settings.store), request_id)
+    api.fail_next("USER")
+    refused = await answer(fakechat_bot, request_id, "u1", "true")
+    assert (
+        refused["error"] == "Could not check whose account erin@example.com is just now. Please try again in a moment."
+    )
+    counted = await answer(fakechat_bot, request_id, "u1", "true")  # no account with that address: not the requester
+    assert counted["note"] == "Counted your approval: 1 of 2 approvals."

@@ -17,7 +17,6 @@ import hitl_chatops.plugin as hitl
 from hitl_chatops.bot.errors import ConfigError
 from hitl_chatops.bot.policy import PolicyRule, load_policy, parse_policy
 from hitl_chatops.bot.server import BotThread
-from hitl_chatops.bot.service import TEAM_DECISION_REFUSED
 from hitl_chatops.bot.store import Store
 from tests import team_workflows
 from tests.conftest import AUTH, S3_BUCKET
@@ -273,13 +272,16 @@ async def test_a_policy_requiring_two_approvals_in_production_tightens_an_event_
     assert request.channels == ["slack:C0AUDIT"] and request.escalate == [], "2h escalation: past the 1h deadline"
     assert request.team_event
 
-    # The bot cannot count votes yet: it refuses rather than decide a team event on one answer.
+    # A team decision now: the form (no identity) takes no vote, and only the policy's people count.
     status, page = await post(bot.service.form_url(request.request_id), data={"value": "true"})
-    assert status == 403 and "cannot count yet" in page
+    assert status == 403 and "0 of 2 approvals" in page
+    outsider = {"platform": "slack", "user_id": "U0DEV"}
     status, body = await post(
-        f"{bot.url}/api/v1/events/{request.request_id}/response", json={"value": True}, headers=AUTH
+        f"{bot.url}/api/v1/events/{request.request_id}/response",
+        json={"value": True, "responder": outsider},
+        headers=AUTH,
     )
-    assert status == 403 and TEAM_DECISION_REFUSED in body
+    assert status == 403 and "Only slack:S0SRE may answer this event." in body
     assert await store.get_response(request.request_id) is None
 
     status, _ = await post(

@@ -171,3 +171,27 @@ async def test_stopped_replicas_heartbeats_go_in_one_bulk_delete_and_idle_passes
     counting_moto.take()
     await reconciler.step()
     assert counting_moto.take() == {"LIST": 1}
+
+
+async def test_team_decisions_cost_their_changes_and_an_idle_pass_stays_one_listing(counting_moto: Moto) -> None:
+    """A vote: one listing of the event's folder, the vote's create, the marker rewrite, one listing more
+    (and the decision when it completes the rules). Reminders and escalations fall due from the request
+    the reconciler holds: until then an idle pass reads nothing of the event."""
+    store = Store(f"s3://{counting_moto.bucket}/team")
+    service = HitlService(store, secret=SECRET, form_base_url="http://127.0.0.1:1")
+    events = [make_request(store, approvals=2, remind_every=600) for _ in range(3)]
+    for event in events:
+        await store.put_request(event)
+    reconciler = Reconciler(service, 15)
+    await reconciler.step()  # cold: reads each event once
+    counting_moto.take()
+    assert (await reconciler.step()).announced == 0
+    assert counting_moto.take() == {"LIST": 1}, "reminders due in 10 minutes: nothing read before"
+
+    request_id = events[0].request_id
+    await service.answer(request_id, True, Responder(platform="slack", user_id="U0ANN"), "api", trusted=True)
+    assert counting_moto.take() == {"LIST": 2, "PUT": 2}, "a warm replica's vote that does not decide"
+    await service.answer(request_id, True, Responder(platform="slack", user_id="U0BOB"), "api", trusted=True)
+    assert counting_moto.take() == {"LIST": 2, "PUT": 3}, "and the one that decides: response.json too"
+    await service.background.drain()
+    assert counting_moto.take() == {"PUT": 1, "POST": 1}, "after the reply: the outcome indexed, the marker dropped"

@@ -77,6 +77,7 @@ async def test_a_late_answer_is_told_who_answered_whatever_else_is_wrong(
 
 
 DANA = Responder(platform="slack", user_id="U0DANA")
+ERIN = Responder(platform="slack", user_id="U0ERIN")
 WAITED_ON: dict[str, Callable[[HitlService, str], Awaitable[object]]] = {
     "respond": lambda service, request_id: service.respond(request_id, "true", DANA, "slack"),
     "cancel": lambda service, request_id: service.cancel(request_id, "superseded", DANA, "api"),
@@ -84,8 +85,16 @@ WAITED_ON: dict[str, Callable[[HitlService, str], Awaitable[object]]] = {
     "event": lambda service, request_id: service.event(request_id),
     "pending": lambda service, request_id: service.pending(DANA),
     "recent": lambda service, request_id: service.recent("completed", limit=10),
+    "answer": lambda service, request_id: service.answer(request_id, "true", DANA, "slack"),
+    "approve": lambda service, request_id: service.approve(request_id, DANA, "slack"),
+    "reject": lambda service, request_id: service.reject(request_id, DANA, "slack", reason="no"),
+    "propose": lambda service, request_id: service.propose(request_id, "true", DANA, "slack"),
+    "delegate": lambda service, request_id: service.delegate(request_id, DANA, ERIN, "slack"),
+    "state": lambda service, request_id: service.state(request_id),
+    "history": lambda service, request_id: service.history(request_id),
     "stats": lambda service, request_id: service.stats(Span(since=utcnow() - timedelta(days=7))),
 }
+SAVING = {"respond", "cancel", "answer", "approve", "reject", "propose", "delegate"}
 
 
 @pytest.mark.parametrize("method", sorted(WAITED_ON))
@@ -101,7 +110,7 @@ async def test_store_down_is_try_again_for_everything_a_person_waits_on(
     root.rename(tmp_path / "moved")  # noqa: ASYNC240 -- the test's own setup
     with pytest.raises(StoreUnavailable) as refused:
         await WAITED_ON[method](down, request.request_id)
-    saving = method in ("respond", "cancel")
+    saving = method in SAVING
     assert str(refused.value) == str(StoreUnavailable(reading=not saving))
     (tmp_path / "moved").rename(root)
     assert await service.store.get_response(request.request_id) is None  # nothing half-written

@@ -42,7 +42,7 @@ async def asked(bot: BotThread, fake: FakeFlyte, task: str, workdir: Path) -> tu
 
 
 async def cancel(bot: BotThread, pod: Pod, request: Request) -> None:
-    """End the event (the bot cannot decide a team event yet) and the pod with it."""
+    """End the event (these tests are about who asked, not the vote) and the pod with it."""
     url = f"{bot.url}/api/v1/events/{request.request_id}/cancel"
     async with aiohttp.ClientSession() as http, http.post(url, headers=AUTH, json={"reason": "done"}) as reply:
         assert reply.status == 200

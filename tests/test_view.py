@@ -13,9 +13,20 @@ from hitl_chatops.adapters.slack import _blocks
 from hitl_chatops.adapters.slack._platform import as_dicts
 from hitl_chatops.adapters.teams import _cards as cards
 from hitl_chatops.bot import form
+from hitl_chatops.bot.decision import evaluate
 from hitl_chatops.bot.errors import AlreadyAnswered, EventCancelled, EventExpired
-from hitl_chatops.bot.protocol import Default, Request, Responder, Response, format_time, utcnow
-from hitl_chatops.bot.states import State, text_of
+from hitl_chatops.bot.protocol import (
+    Default,
+    Delegation,
+    Proposal,
+    Request,
+    Responder,
+    Response,
+    Vote,
+    format_time,
+    utcnow,
+)
+from hitl_chatops.bot.states import State, handover_line, reminder_line, text_of
 from hitl_chatops.bot.view import event_view
 from hitl_chatops.plugin._console import ended_text
 from tests.fakes.slack import validate_blocks
@@ -55,6 +66,17 @@ def outcome_in(state: State, request: Request) -> Response | None:
         return Response.cancellation(request, "superseded by build 43", dana, "slack")
     if state is State.DEFAULTED:
         return Response.timeout_default(request)
+    if state is State.REJECTED:
+        veto = Vote(voter=dana, vote="reject", value=False, reason="not *today*", at=NOW, via="slack")
+        return Response(
+            value=False,
+            request_id=request.request_id,
+            responder=dana,
+            responded_at=NOW,
+            via="slack",
+            reason=veto.reason,
+            votes=[veto],
+        )
     return None
 
 
@@ -124,7 +146,7 @@ def test_an_answer_after_the_deadline_is_refused_with_the_views_words() -> None:
     assert str(EventExpired(format_time(request.deadline))) == text_of(expired.words.refusal)
 
 
-ENDED = [state for state in State if state is not State.PENDING]
+ENDED = [state for state in State if not state.open]
 
 
 @pytest.mark.parametrize("state", ENDED)
@@ -152,3 +174,68 @@ def test_the_terminal_says_how_the_event_ended_as_the_view_does(state: State) ->
     said = view.words.receipt or view.words.refusal
     assert ended_text(request, view.outcome).startswith("deploy_gate: ")
     assert ended_text(request, view.outcome).endswith(text_of(said) + ("." if view.words.receipt else ""))
+
+
+# -- a team decision under way ----------------------------------------------------------------
+
+ANN = Responder(platform="slack", user_id="U0ANN", user_name="ann")
+
+
+def deciding(state: State) -> Any:
+    """A team decision in `state`: one approval of two (Approve/Reject), or a value proposed."""
+    if state is State.DECIDING:
+        request = event(approvals=2, responders=["slack:S0SRE", "U0BOB"])
+        log: list[Any] = [Vote(voter=ANN, vote="approve", value=True, at=NOW, via="slack")]
+    else:
+        request = event(data_type="int", approvals=2)
+        log = [Proposal(proposer=ANN, value=40, at=NOW, via="slack")]
+    tally = evaluate(request, log, approval=state is State.DECIDING, now=NOW)
+    return event_view(request, tally=tally)
+
+
+@pytest.mark.parametrize(
+    ("state", "label", "status"),
+    [
+        (State.DECIDING, "1 of 2 approvals", "1 of 2 approvals; approved by ann; waiting for slack:S0SRE, U0BOB."),
+        (State.PROPOSED, "Proposed: 1 of 2 approvals", "Proposed 40 by ann at "),
+    ],
+)
+def test_every_surface_lays_out_a_decision_under_way(state: State, label: str, status: str) -> None:
+    view = deciding(state)
+    assert (view.state, view.words.label, view.open) == (state, label, True)
+    assert text_of(view.words.status).startswith(status)
+    controls = view.controls
+    assert controls is not None and controls.delegate and not controls.form, "the form cannot vote: no identity"
+    assert controls.confirm == (state is State.PROPOSED) and controls.round == 1
+    assert dict(view.words.facts)["Approvals"] == ("1 of 2 approvals",)
+
+    blocks = as_dicts(_blocks.progress_blocks(view, "https://bot.example.com/form/x"))
+    validate_blocks(blocks)
+    assert any(block["type"] == "actions" for block in blocks)
+    card = valid(cards.event_card(view.request, None, notice=text_of(view.words.status)))
+    assert card["actions"]
+    page = form._deciding_page(view)
+    assert page.status == 200 and f'class="card {state}"' in (page.text or "") and label in (page.text or "")
+
+
+def test_a_team_event_starts_deciding_with_who_may_act() -> None:
+    view = event_view(event(approvals=2, requester="slack:U0REQ"))
+    assert (view.state, view.words.label) == (State.DECIDING, "0 of 2 approvals")
+    assert view.tally is not None and view.tally.anyone
+
+
+def test_a_reminder_mentions_ids_only_and_escapes_what_people_wrote() -> None:
+    view = deciding(State.DECIDING)
+    assert view.tally is not None
+    said = _blocks.say(reminder_line(view.tally, team=True))
+    assert said == "*Reminder*: 1 of 2 approvals so far; waiting for <!subteam^S0SRE>, <@U0BOB>."
+    sneaky = Delegation(
+        delegator=Responder(platform="slack", user_id="U0ANN", user_name="<!channel> ann"),
+        delegate=Responder(platform="slack", user_id="U0BOB"),
+        note="ping <!here> and <https://evil.example|click>",
+        at=NOW,
+        via="slack",
+    )
+    handed = _blocks.say(handover_line(sneaky))
+    assert handed.startswith("<@U0ANN> handed this to <@U0BOB>.")
+    assert "<!here>" not in handed and "<https://evil" not in handed and "&lt;!here&gt;" in handed

@@ -31,7 +31,7 @@ from slack_sdk.models.blocks import (
 
 from hitl_chatops.bot.answers import context_rows, display
 from hitl_chatops.bot.protocol import Request, format_time
-from hitl_chatops.bot.states import Answer, Line, Part, Said, State, Strong, When, Who, text_of
+from hitl_chatops.bot.states import Answer, Line, Mention, Part, Said, State, Strong, When, Who, text_of
 from hitl_chatops.bot.text import clip, flyte_note, via_name
 from hitl_chatops.bot.view import Controls, EventView, anyone_may_answer, event_view
 
@@ -57,7 +57,12 @@ HEADER_LIMIT = 150
 BUTTON_LIMIT = 75  # a button's or an option's text
 MESSAGE_BLOCKS = 50
 ERROR_LIMIT = 150  # an input block's inline error, clipped (the modal and the listeners)
-ICONS = {State.CANCELLED: ":no_entry_sign:", State.DEFAULTED: ":hourglass:", State.EXPIRED: ":hourglass:"}
+ICONS = {
+    State.CANCELLED: ":no_entry_sign:",
+    State.DEFAULTED: ":hourglass:",
+    State.EXPIRED: ":hourglass:",
+    State.REJECTED: ":x:",
+}
 
 
 # -- values carried by actions ---------------------------------------------------------------
@@ -138,6 +143,8 @@ def _part(part: Part, limit: int) -> str:
         return f"*{fit(part.text, limit)}*"
     if isinstance(part, Said):
         return fit(part.text, limit)
+    if isinstance(part, Mention):
+        return mention(part.text)
     return escape(part)
 
 
@@ -304,6 +311,13 @@ def ended_blocks(view: EventView, form_url: str | None = None) -> list[Block]:
         return blocks + sections(fields, MESSAGE_BLOCKS - len(blocks))
     line = f"{ICONS[view.state]} {say(view.words.status)}"
     return [*blocks, SectionBlock(text=MarkdownTextObject(text=line, verbatim=True))]
+
+
+def progress_blocks(view: EventView, form_url: str | None) -> list[Block]:
+    """A team decision under way: the event as asked, its progress in one line, and its controls.
+    (Plain for now: the votes and history as `view.words.facts` hold them are laid out later.)"""
+    request = view.request
+    return [*top(request, form_url), _about(request), _line(say(view.words.status)), actions(request, form_url)]
 
 
 def summary_text(view: EventView) -> str:

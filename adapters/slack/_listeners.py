@@ -25,8 +25,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from hitl_chatops.bot.answers import schema_of
 from hitl_chatops.bot.errors import AlreadyAnswered, InvalidValue, UserError
-from hitl_chatops.bot.protocol import Request, Responder, Response
+from hitl_chatops.bot.protocol import Request, Responder
 from hitl_chatops.bot.service import HitlService
+from hitl_chatops.bot.team import Verdict
 from hitl_chatops.bot.text import clip
 from hitl_chatops.bot.view import event_view
 
@@ -57,9 +58,9 @@ def refusal_text(error: UserError, request: Request | None = None) -> str:
     return escape(str(error))
 
 
-def saved_text(request: Request, response: Response) -> str:
-    """The note to the person whose answer was just saved."""
-    return f"Saved: {_blocks.receipt_text(event_view(request, response))}."
+def saved_text(verdict: Verdict) -> str:
+    """The note to the person whose answer was just saved: what it decided, or how far a team decision is."""
+    return _blocks.say(verdict.note, 500)
 
 
 def _preset(request: Request, pick: str) -> dict[str, object]:
@@ -192,7 +193,7 @@ class Listeners:
         responder = responder_of(body.get("user") or {})
         try:
             raw = _blocks.chosen(pick, await self._choices(request_id, pick))
-            response = await self.service.respond(request_id, raw, responder, PLATFORM)
+            verdict = await self.service.answer(request_id, raw, responder, PLATFORM)
         except UserError as error:
             log.info(
                 "slack answer refused",
@@ -204,10 +205,10 @@ class Listeners:
             log.exception("slack answer failed", extra={"request_id": request_id, "user": responder.user_id})
             await self._tell(client, body, _FAILED)
             return
-        if (body.get("container") or {}).get("is_ephemeral"):
-            # The /hitl list is not a stored message, so it is not rewritten: confirm instead.
-            request = await self.service.event(request_id)  # read (and cached) by the answer
-            await self._tell(client, body, saved_text(request, response))
+        if (body.get("container") or {}).get("is_ephemeral") or not verdict.decided:
+            # The /hitl list is not a stored message, so it is not rewritten: confirm instead. A team
+            # decision's vote: say it was counted (every copy shows the progress too).
+            await self._tell(client, body, saved_text(verdict))
 
     async def _choices(self, request_id: str, pick: str) -> list[Any] | None:
         """The event's choices, read only when the pick names one (a bool click needs no read)."""
@@ -279,7 +280,7 @@ class Listeners:
             request = await self.service.event(request_id)
             schema = schema_of(request)
             raw = _modal.submitted_answer(schema, submission)
-            response = await self.service.respond(request_id, raw, responder, PLATFORM)
+            verdict = await self.service.answer(request_id, raw, responder, PLATFORM)
         except UserError as error:
             log.info(
                 "slack submission refused",
@@ -292,7 +293,7 @@ class Listeners:
         except Exception:
             log.exception("slack submission failed", extra={"request_id": request_id, "user": responder.user_id})
             return _Verdict({first: _FAILED}, _FAILED)
-        return _Verdict(None, saved_text(request, response))
+        return _Verdict(None, saved_text(verdict))
 
     # -- the slash command -----------------------------------------------------------------
 

@@ -15,9 +15,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from hitl_chatops.bot.errors import MembershipUnknown, PlatformError
 from hitl_chatops.bot.groups import GroupCache
 from hitl_chatops.bot.platform import channel_targets
-from hitl_chatops.bot.protocol import MessageRef, Request, Response
+from hitl_chatops.bot.protocol import MessageRef, Request
 from hitl_chatops.bot.service import HitlService
-from hitl_chatops.bot.view import event_view
+from hitl_chatops.bot.states import Line
+from hitl_chatops.bot.view import EventView
 
 from . import _blocks
 
@@ -65,19 +66,25 @@ class SlackPlatform:
         log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "message_ts": ts})
         return MessageRef(platform=PLATFORM, key=f"{where}-{ts}", data={"channel": where, "ts": ts})
 
-    async def rerender(self, request: Request, outcome: Response | None, ref: MessageRef) -> None:
-        view = event_view(request, outcome, expired=True)
-        blocks = as_dicts(_blocks.ended_blocks(view, self.service.form_url(request.request_id)))
-        body = {
-            "channel": ref.data["channel"],
-            "ts": ref.data["ts"],
-            "text": _blocks.summary_text(view),
-            "blocks": blocks,
-        }
+    async def rerender(self, view: EventView, ref: MessageRef) -> None:
+        request = view.request
+        form_url = self.service.form_url(request.request_id)
+        if view.open:
+            blocks, text = as_dicts(_blocks.progress_blocks(view, form_url)), _blocks.event_text(request)
+        else:
+            blocks, text = as_dicts(_blocks.ended_blocks(view, form_url)), _blocks.summary_text(view)
+        body = {"channel": ref.data["channel"], "ts": ref.data["ts"], "text": text, "blocks": blocks}
         with _refusals("chat.update"):
             # The body is complete and serialized: `chat_update` would only walk the blocks again
             # looking for model objects, then drop the None arguments it added itself.
             await self.client.api_call("chat.update", json=body)
+
+    async def remind(self, request: Request, ref: MessageRef, line: Line) -> None:
+        """A reply in the copy's thread; its mentions are Slack user and group ids only (`_blocks.mention`)."""
+        with _refusals("chat.postMessage"):
+            await self.client.chat_postMessage(
+                channel=ref.data["channel"], thread_ts=ref.data["ts"], text=_blocks.say(line)
+            )
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Slack user group (`S…`), cached for a minute; None for anything else."""

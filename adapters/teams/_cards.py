@@ -54,7 +54,12 @@ _CONTEXT_SHOWN = 20
 _FEWER_ROWS = (20, 5, 0)  # an answer's rows on a lean card, fewer until it fits
 _COMPACT_CHOICES = 5
 # The colour of each ended state's status line.
-COLORS = {State.CANCELLED: "attention", State.DEFAULTED: "warning", State.EXPIRED: "warning"}
+COLORS = {
+    State.CANCELLED: "attention",
+    State.DEFAULTED: "warning",
+    State.EXPIRED: "warning",
+    State.REJECTED: "attention",
+}
 _LEAN_NOTE = "Shortened to fit a Teams card: the details, context and field descriptions are left out."
 
 

@@ -35,6 +35,7 @@ from hitl_chatops.bot.errors import (
 )
 from hitl_chatops.bot.protocol import Request, Responder
 from hitl_chatops.bot.service import HitlService
+from hitl_chatops.bot.states import text_of
 from hitl_chatops.bot.view import event_view
 
 from ._cards import CARD_CONTENT_TYPE, VERB, answer_payload, ended_card, event_card, notice_card
@@ -131,7 +132,7 @@ class TeamsBot(ActivityHandler):
         except UserError as error:  # storage unreachable: "please try again"
             return Outcome(notice_card("Not answered", str(error)), False)
         try:
-            response = await self._service.respond(request_id, raw, responder, PLATFORM)
+            verdict = await self._service.answer(request_id, raw, responder, PLATFORM)
         except InvalidValue as error:
             return Outcome(self._event_card(request, errors=error.errors, typed=raw), False)
         except StoreUnavailable as error:
@@ -144,7 +145,9 @@ class TeamsBot(ActivityHandler):
             return Outcome(ended_card(event_view(request, expired=True), notice=str(error)), False)
         except UserError as error:
             return Outcome(notice_card("Not answered", str(error)), False)
-        return Outcome(ended_card(event_view(request, response)), True)
+        if not verdict.decided:  # a team decision's vote, counted: the card with what it did (plain for now)
+            return Outcome(self._event_card(request, notice=text_of(verdict.note)), True)
+        return Outcome(ended_card(verdict.view), True)
 
     def _event_card(
         self,

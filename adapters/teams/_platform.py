@@ -12,9 +12,10 @@ from microsoft_agents.hosting.core.channel_service_adapter import ChannelService
 
 from hitl_chatops.bot.errors import HitlError, PlatformError
 from hitl_chatops.bot.platform import channel_targets
-from hitl_chatops.bot.protocol import MessageRef, Request, Response
+from hitl_chatops.bot.protocol import MessageRef, Request
 from hitl_chatops.bot.service import HitlService
-from hitl_chatops.bot.view import event_view
+from hitl_chatops.bot.states import Line, text_of
+from hitl_chatops.bot.view import EventView
 
 from ._cards import ended_card, event_card
 from ._elements import Card
@@ -63,8 +64,28 @@ class TeamsPlatform:
     async def send(self, request: Request, target: str) -> MessageRef:
         return await self._post_one(request, target, event_card(request, self._service.form_url(request.request_id)))
 
-    async def rerender(self, request: Request, outcome: Response | None, ref: MessageRef) -> None:
-        await self._replace(ref, ended_card(event_view(request, outcome, expired=True)))
+    async def rerender(self, view: EventView, ref: MessageRef) -> None:
+        if view.open:  # a team decision under way: the question, its progress in one line (plain for now)
+            form_url = self._service.form_url(view.request.request_id)
+            await self._replace(ref, event_card(view.request, form_url, notice=text_of(view.words.status)))
+            return
+        await self._replace(ref, ended_card(view))
+
+    async def remind(self, request: Request, ref: MessageRef, line: Line) -> None:
+        """A message in the copy's conversation (plain text: no mentions yet)."""
+        conversation_id = str(ref.data.get("conversation_id", ""))
+        found = await recall(self._service, conversation_id)
+        if found is None or ref.data.get("kind") == "pending":
+            return  # a person's pending list is not where the event was posted
+        reference, tenant = found
+
+        async def send(context: TurnContext) -> None:
+            activity: Activity = MessageFactory.text(text_of(line))
+            if tenant:
+                activity.channel_data = {"tenant": {"id": tenant}}
+            await context.send_activity(activity)
+
+        await self.in_conversation(reference, send)
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Microsoft Entra group, through Microsoft Graph when the bot has credentials."""

@@ -74,6 +74,11 @@ class Backend(ABC):
         """The objects in a flat folder (a prefix listing, one request per 1,000 keys on object stores)."""
 
     @abstractmethod
+    async def list_tree(self, folder: str) -> list[Entry]:
+        """Every object under `folder`, at any depth (one request per 1,000 keys on object stores):
+        an event's whole folder, its decision log included, in one listing."""
+
+    @abstractmethod
     async def list_folders(self, folders: Sequence[str]) -> list[Entry]:
         """The objects in sibling folders given in key order, with no other object sorting between them.
 

@@ -51,6 +51,9 @@ class FsspecBackend(Backend):
     async def list_prefix(self, folder: str) -> list[Entry]:
         return await self._run(self._ls, folder)
 
+    async def list_tree(self, folder: str) -> list[Entry]:
+        return await self._run(self._find, folder)
+
     async def list_folders(self, folders: Sequence[str]) -> list[Entry]:
         return [entry for folder in folders for entry in await self.list_prefix(folder)]
 
@@ -97,6 +100,12 @@ class FsspecBackend(Backend):
             self._check_root()
             return []
         return [_entry(e) for e in found if e.get("type") != "directory"]
+
+    def _find(self, folder: str) -> list[Entry]:
+        found = self.fs.find(folder, detail=True)
+        if not found:
+            self._check_root()
+        return [_entry(info) for info in found.values() if info.get("type") != "directory"]
 
     def _names(self, folder: str) -> list[str]:
         try:

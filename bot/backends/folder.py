@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fsspec.implementations.local import LocalFileSystem
 
 from ..disk_worker import DISK
 from ..errors import ConfigError, StoreError
-from .base import log
+from .base import Entry, log
 from .filesystem import FsspecBackend
 
 __all__ = ["FolderBackend"]
@@ -54,6 +55,13 @@ class FolderBackend(FsspecBackend):
             self._check_root()
         return records
 
+    async def list_tree(self, folder: str) -> list[Entry]:
+        """One walk of the folder (an event's: a few subfolders), skipping writes in flight."""
+        found = await self._run(_walk, folder)
+        if not found:
+            self._check_root()
+        return found
+
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         """Inline: a local read costs less than a thread hop."""
         with self._errors():
@@ -82,4 +90,18 @@ def _read_folder(folder: str) -> list[bytes]:
     for name in names:
         with contextlib.suppress(FileNotFoundError), open(os.path.join(folder, name), "rb") as file:
             found.append(file.read())
+    return found
+
+
+def _walk(folder: str) -> list[Entry]:
+    """Every file under `folder` with its modification time as version; temp files (`.tmp-…`) skipped."""
+    found: list[Entry] = []
+    for where, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith("."):
+                continue
+            path = os.path.join(where, name)
+            with contextlib.suppress(FileNotFoundError):
+                modified = os.stat(path).st_mtime_ns
+                found.append((path, datetime.fromtimestamp(modified / 1e9, tz=UTC), str(modified)))
     return found

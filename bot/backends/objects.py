@@ -128,6 +128,10 @@ class ObjectStoreBackend(Backend):
 
         return await self._run(pages)
 
+    async def list_tree(self, folder: str) -> list[Entry]:
+        """An object store's prefix listing has no folders: it is the whole tree already."""
+        return await self.list_prefix(folder)
+
     async def list_folders(self, folders: Sequence[str]) -> list[Entry]:
         """One ranged listing from the first folder that stops after the last, one request per 1,000 keys.
 
