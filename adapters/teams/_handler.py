@@ -112,8 +112,10 @@ class TeamsBot(ActivityHandler):
             return await super().on_invoke_activity(turn_context)
         value = turn_context.activity.value
         try:  # Teams leaves out `kind` (the SDK's own search route fills in "search" for Teams too)
-            query = AdaptiveCardSearchInvokeValue.model_validate({"kind": "search", **value})
-        except (TypeError, ValidationError):
+            query = AdaptiveCardSearchInvokeValue.model_validate(
+                {"kind": "search", **value} if isinstance(value, dict) else value
+            )
+        except ValidationError:
             return self._create_invoke_response(_invoke_error(400, "This search is not one hitl-chatops knows."))
         try:
             users = await self._platform.search_people(query.query_text)
@@ -273,9 +275,23 @@ class TeamsBot(ActivityHandler):
         await context.send_activity(MessageFactory.text(f"{len(events)} event(s) wait for your answer{more}:"))
         for request in shown:
             await asyncio.sleep(_LIST_SPACING_SECONDS)
-            resource = await context.send_activity(card_activity(self._event_card(request)))
+            view = await self._view_if_open(request)
+            if request.team_event and view is None:
+                continue  # decided meanwhile
+            resource = await context.send_activity(card_activity(self._event_card(request, view=view)))
             if resource is not None and resource.id:
                 await self._platform.record(request, conversation_id, str(resource.id), "pending")
+
+    async def _view_if_open(self, request: Request) -> EventView | None:
+        """A team decision as it stands, if still open (the votes so far on its card); None for a simple
+        event, or storage unreadable just now (the card then shows the decision as it started)."""
+        if not request.team_event:
+            return None
+        try:
+            view = await self._service.state(request.request_id)
+        except StoreUnavailable:
+            return event_view(request)
+        return view if view.open else None
 
 
 def _responder(activity: Activity) -> Responder:

@@ -15,7 +15,6 @@ from typing import Any
 
 import flyte
 import pytest
-from pydantic import SecretStr
 
 from hitl_chatops.bot.protocol import utcnow
 from hitl_chatops.bot.server import BotThread
@@ -27,7 +26,20 @@ from tests.fakes.graph import FakeGraph
 from tests.fakes.microsoft_login import FakeAuthority
 from tests.helpers import recorded_messages
 from tests.teams import teams_team_workflows as workflows
-from tests.teams.teams_helpers import ALICE, APP_ID, BOB, CHANNEL, TENANT, Teams, install, rows, texts, title, typed
+from tests.teams.teams_helpers import (
+    ALICE,
+    APP_ID,
+    BOB,
+    CHANNEL,
+    TENANT,
+    Teams,
+    install,
+    rows,
+    texts,
+    title,
+    typed,
+    with_credentials,
+)
 from tests.teams.test_teams_team_cards import valid
 from tests.test_platform_seam import api_call, step
 
@@ -59,16 +71,7 @@ async def teams(
     connector: FakeConnector, authority: FakeAuthority, graph: FakeGraph, start_bot: Callable[..., BotThread]
 ) -> Teams:
     """A bot with Teams credentials and Graph, installed in CHANNEL; its reconciler stepped by the tests."""
-    bot = start_bot(
-        teams_app_id=APP_ID,
-        teams_app_password=SecretStr("app-password"),
-        teams_tenant_id=TENANT,
-        teams_authority=authority.url,
-        teams_openid_url=connector.openid_url,
-        teams_graph_url=graph.url,
-        reconcile_seconds=0,
-    )
-    teams = Teams(bot, connector)
+    teams = Teams(start_bot(**with_credentials(connector, authority.url, graph.url), reconcile_seconds=0), connector)
     await install(teams, APP_ID)
     return teams
 
@@ -315,3 +318,16 @@ async def test_a_hand_over_through_the_people_picker_lets_the_delegate_answer_an
         [["aad-carol", "approve", None], ["aad-bob", "approve", None]],
         ["delegation", "vote", "vote"],
     )
+
+
+async def test_a_persons_pending_list_shows_the_votes_so_far(teams: Teams) -> None:
+    store = Store(teams.bot.settings.store)
+    request = make_request(store, approvals=2, responders=["teams:aad-alice", "teams:aad-bob"])
+    await store.put_request(request)
+    vote = {"vote": "approve", "responder": {"platform": "teams", "user_id": "aad-alice", "user_name": "Alice"}}
+    assert (await api_call(teams.bot, f"/api/v1/events/{request.request_id}/response", vote))["decided"] is False
+
+    status, _ = await teams.post(teams.activity("message", "a:bob", BOB, text="pending"), signed(teams))
+    assert status == 201
+    listed = valid(card_of((await posted(teams, "a:bob")).body))
+    assert title(listed) == "deploy_gate · 1 of 2 approvals" and rows(listed)["Approved by"].startswith("Alice at ")
