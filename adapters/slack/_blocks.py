@@ -127,9 +127,11 @@ def mention(entry: str) -> str:
 
 
 def who_may_answer(request: Request) -> str:
-    if anyone_may_answer(request):
+    """The event's `responders`, and a team decision's rules' people (with rules, only they may answer)."""
+    entries = [*request.responders, *(entry for rule in request.rules for entry in rule.responders)]
+    if anyone_may_answer(request) and not request.rules:
         return "anyone"
-    return ", ".join(mention(entry) for entry in request.responders)
+    return ", ".join(mention(entry) for entry in dict.fromkeys(entries))
 
 
 def person_text(who: Who, *, quiet: bool = False) -> str:

@@ -147,3 +147,11 @@ async def test_a_long_decision_is_re_rendered_in_slack_within_its_limits(
     check_limits(copy)
     assert rows(copy, "Rejected")[0] == "…and 27 earlier, not shown here"
     assert buttons(copy) == ["Confirm", "Reject…", "Delegate…"]
+
+
+def test_a_decision_by_rules_says_who_may_answer_rather_than_anyone() -> None:
+    request = make_request(
+        store(), rules=[{"name": "sre", "responders": ["slack:S0SRE"]}, {"responders": ["slack:U0SEC"]}]
+    )
+    [about] = [b for b in as_dicts(_team.decision_blocks(event_view(request), None)) if b["type"] == "context"]
+    assert about["elements"][0]["text"].endswith("Who may answer: <!subteam^S0SRE>, <@U0SEC>")
