@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flyte
 
 import hitl_chatops.plugin as hitl
@@ -13,46 +15,31 @@ ONCALL = "C0ONCALL"
 env = flyte.TaskEnvironment(name="hitl-chatops-slack-team-tests", depends_on=[hitl.env])
 
 
-@env.task
-async def slack_gate(approvals: int, responders: list[str], requester: str | None = None) -> dict[str, object]:
-    """A bool team decision posted to the deploys channel."""
+async def _decided(name: str, data_type: type, prompt: str, **asked: Any) -> dict[str, object]:
+    """Ask in the deploys channel; what the decision was, once made."""
     event = await hitl.new_event.aio(
-        "slack_gate",
-        data_type=bool,
-        prompt="Ship v2 to production?",
-        channels=[f"slack:{CHANNEL}"],
-        responders=responders,
-        approvals=approvals,
-        requester=requester,
-        poll_interval_seconds=POLL,
+        name, data_type=data_type, prompt=prompt, channels=[f"slack:{CHANNEL}"], poll_interval_seconds=POLL, **asked
     )
     return decision(await event.result.aio())
+
+
+@env.task
+async def slack_gate(approvals: int, responders: list[str], requester: str | None = None) -> dict[str, object]:
+    """A bool team decision."""
+    asked = {"approvals": approvals, "responders": responders, "requester": requester}
+    return await _decided("slack_gate", bool, "Ship v2 to production?", **asked)
 
 
 @env.task
 async def slack_batch_size() -> dict[str, object]:
     """A value two people must agree on: proposed, then confirmed (or rejected and proposed again)."""
-    event = await hitl.new_event.aio(
-        "slack_batch_size",
-        data_type=int,
-        prompt="Batch size for the nightly training?",
-        channels=[f"slack:{CHANNEL}"],
-        approvals=2,
-        poll_interval_seconds=POLL,
-    )
-    return decision(await event.result.aio())
+    return await _decided("slack_batch_size", int, "Batch size for the nightly training?", approvals=2)
 
 
 @env.task
 async def slack_escalated() -> dict[str, object]:
     """Only U0ANN at first; after a second the on-call group may answer too, and it is posted to their channel."""
-    event = await hitl.new_event.aio(
-        "slack_escalated",
-        data_type=bool,
-        prompt="Roll back the canary?",
-        channels=[f"slack:{CHANNEL}"],
-        responders=["slack:U0ANN"],
-        escalate=[hitl.Escalation(after=1, responders=["slack:S0ONCALL"], channels=[f"slack:{ONCALL}"])],
-        poll_interval_seconds=POLL,
+    oncall = hitl.Escalation(after=1, responders=["slack:S0ONCALL"], channels=[f"slack:{ONCALL}"])
+    return await _decided(
+        "slack_escalated", bool, "Roll back the canary?", responders=["slack:U0ANN"], escalate=[oncall]
     )
-    return decision(await event.result.aio())

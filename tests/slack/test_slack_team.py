@@ -21,7 +21,15 @@ from tests.fakes.flyte import Run
 from tests.fakes.slack import FakeSlack
 from tests.helpers import recorded_messages
 from tests.slack import slack_team_workflows as workflows
-from tests.slack.slack_helpers import click, find_element, modal_submission, post_signed, store
+from tests.slack.slack_helpers import (
+    block_actions,
+    click,
+    find_element,
+    modal_submission,
+    post_signed,
+    slash_command,
+    store,
+)
 from tests.test_platform_seam import api_call, step
 
 pytestmark = pytest.mark.e2e
@@ -360,3 +368,26 @@ async def test_a_delegation_through_the_users_select_lets_the_delegate_answer_an
         [["U0CAT", "approve", None], ["U0BOB", "approve", None]],
         ["delegation", "vote", "vote"],
     )
+
+
+async def test_the_hitl_list_shows_a_team_decision_with_its_buttons_and_confirms_a_vote_there(
+    team_bot: BotThread, fake_slack: FakeSlack
+) -> None:
+    run = Run(workflows.slack_gate, 2, [])
+    await posted(fake_slack)
+    await post_signed(team_bot.url, slash_command("U0ANN", "", f"{fake_slack.url}/response/1"))
+    [listing] = await fake_slack.wait_for_responses()
+    assert listing["text"] == "1 event waits for your answer"
+    assert buttons(listing["blocks"]) == ["Approve", "Reject…", "Delegate…"]
+
+    def from_the_list(user: str) -> str:
+        approve = button(listing["blocks"], "Approve")
+        return block_actions(user, {"action_id": approve["action_id"], "value": approve["value"]}, ephemeral=True)
+
+    await post_signed(team_bot.url, from_the_list("U0ANN"))
+    assert await told(fake_slack, "U0ANN") == ["Counted your approval: *1 of 2 approvals*."]
+    await post_signed(team_bot.url, from_the_list("U0BOB"))
+    [note] = await told(fake_slack, "U0BOB")
+    assert note.startswith("Decided: *Approve*, approved by <@U0ANN> and <@U0BOB> at "), "the list is no copy"
+    assert (await run.finish())["by"] == "U0BOB"
+    await copy_shows(fake_slack, lambda blocks: not buttons(blocks))  # the channel's copy is decided too
