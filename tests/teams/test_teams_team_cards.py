@@ -7,7 +7,6 @@ Teams validator), with Teams' own extensions stripped first: `msteams`, and the 
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from hitl_chatops.bot.errors import InvalidValue
 from hitl_chatops.bot.protocol import Delegation, Nudge, Proposal, Request, Responder, Response, Vote, utcnow
 from hitl_chatops.bot.view import EventView, event_view, is_approval
 from tests.teams.teams_helpers import rows, texts, title
-from tests.teams.test_teams_cards import SCHEMA, request
+from tests.teams.test_teams_cards import SCHEMA, request, strip_msteams
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")
 T0 = utcnow() - timedelta(minutes=30)
@@ -45,29 +44,11 @@ def view_of(req: Request, *log: Any) -> EventView:
     return event_view(req, tally=evaluate(req, log, approval=is_approval(req), now=utcnow()))
 
 
-def teams_schema_view(card: dict[str, Any]) -> dict[str, Any]:
-    """`card` without Teams' extensions, for the validators that do not know them."""
-    card = copy.deepcopy(card)
-    card.pop("msteams", None)
-
-    def strip(node: Any) -> None:
-        if isinstance(node, dict):
-            node.pop("choices.data", None)
-            for child in node.values():
-                strip(child)
-        elif isinstance(node, list):
-            for child in node:
-                strip(child)
-
-    strip(card)
-    return card
-
-
 def valid(card: dict[str, Any]) -> dict[str, Any]:
-    errors = sorted(Draft6Validator(SCHEMA).iter_errors(teams_schema_view(card)), key=str)
+    errors = sorted(Draft6Validator(SCHEMA).iter_errors(strip_msteams(card)), key=str)
     assert not errors, [e.message for e in errors]
     validator = CardValidatorFactory.create_validator_microsoft_teams()
-    checked = validator.validate(AdaptiveCard.model_validate(teams_schema_view(card)), debug=False)
+    checked = validator.validate(AdaptiveCard.model_validate(strip_msteams(card)), debug=False)
     assert checked.is_ok(), [f.message_additional for f in validator.details()]
     assert len(json.dumps(card, separators=(",", ":")).encode()) <= CARD_LIMIT_BYTES
     return card
