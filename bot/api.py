@@ -28,7 +28,7 @@ from .errors import (
 from .history import MAX_STATS_DAYS, EventStats, Search, Span, parse_event_name, parse_responder
 from .links import bearer_ok
 from .metrics import CONTENT_TYPE
-from .protocol import LogEntry, OutcomeKind, Request, Responder, Via, utcnow
+from .protocol import NOTE_LIMIT, LogEntry, OutcomeKind, Request, Responder, Via, utcnow
 from .states import text_of
 from .store import check_request_id
 from .team import Verdict
@@ -72,7 +72,7 @@ class AnswerBody(BaseModel):
 
     value: Any = None
     responder: str | Person = Field("api", union_mode="left_to_right")
-    reason: str | None = Field(None, max_length=500)
+    reason: str | None = Field(None, max_length=NOTE_LIMIT)
     vote: Literal["approve", "reject"] | None = None
     round: int | None = Field(None, ge=1)
 
@@ -94,7 +94,7 @@ class DelegateBody(BaseModel):
 
     responder: Person
     to: Person
-    note: str | None = Field(None, max_length=500)
+    note: str | None = Field(None, max_length=NOTE_LIMIT)
 
 
 class CancelBody(BaseModel):

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_APPROVALS",
     "MIN_REMIND_SECONDS",
     "NAME_PATTERN",
+    "NOTE_LIMIT",
     "REQUEST_ID_PATTERN",
     "SCHEMA_VERSION",
     "ChannelId",
@@ -98,6 +99,7 @@ Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 # -- version 3: the rules of a team decision --
 MAX_APPROVALS = 50  # approvals asked of distinct people, per event and per rule
 MIN_REMIND_SECONDS = 60  # reminders post into people's threads: not more often than once a minute
+NOTE_LIMIT = 500  # characters of a vote's reason or a hand-over's note, on every surface
 # A `responders` entry: a user or group id, optionally prefixed with its platform ("slack:S0SRE");
 # "*" is anyone. Never a display name (people can change those).
 ResponderId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^\S+$")]
@@ -373,7 +375,7 @@ class Delegation(_Model):
     kind: Literal["delegation"] = "delegation"
     delegator: Responder
     delegate: Responder
-    note: str | None = Field(None, max_length=500)
+    note: str | None = Field(None, max_length=NOTE_LIMIT)
     counts_for: list[int] = Field(default_factory=list)
     at: AwareDatetime
     via: Via

@@ -34,7 +34,7 @@ from .history import EventStats, Search, Span, summarize
 from .links import form_url
 from .metrics import Metrics
 from .people import People
-from .protocol import LogEntry, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
+from .protocol import NOTE_LIMIT, LogEntry, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
 from .store import EXPIRED_CLAIM, Page, Store, expiry_record
 from .team import TeamDecisions, Verdict
 from .view import EventView, event_view
@@ -106,7 +106,7 @@ class HitlService:
         request = await self.store.get_request(request_id)
         if not request.team_event:
             return Verdict(request, await self.respond(request_id, raw_value, responder, via, trusted=trusted))
-        return await self._counted(self._team_answer(request, raw_value, responder, via, reason))
+        return await self._counted(self._team_answer(request, raw_value, responder, via, _short(reason, "reason")))
 
     async def _team_answer(
         self, request: Request, raw_value: object, responder: Responder, via: Via, reason: str | None
@@ -147,6 +147,7 @@ class HitlService:
         self, request_id: str, responder: Responder, via: Via, *, approve: bool, reason: str | None, round_: int | None
     ) -> Verdict:
         request = await self._team_event(request_id)
+        reason = _short(reason, "reason")
         value: object = None
         decision = approval_field(schema_of(request))
         if decision is not None:
@@ -167,7 +168,7 @@ class HitlService:
     ) -> Verdict:
         """Hand `responder`'s place in a team decision to `to` (see `TeamDecisions.delegate`)."""
         request = await self._team_event(request_id)
-        return await self._counted(self.team.delegate(request, responder, to, via, note))
+        return await self._counted(self.team.delegate(request, responder, to, via, _short(note, "note")))
 
     async def _team_event(self, request_id: str) -> Request:
         request = await self.store.get_request(request_id)
@@ -447,6 +448,15 @@ class HitlService:
         from the outcome history alone (`Store.ended_in`), never from the events."""
         folders = await asyncio.gather(*(self.store.ended_in(kind, span) for kind in get_args(OutcomeKind)))
         return summarize(ended for found in folders for ended in found)
+
+
+def _short(text: str | None, what: str) -> str | None:
+    """A reason or note as every surface takes it: at most `NOTE_LIMIT` characters, else a refusal
+    the person can act on (the adapters check first, to say it beside the field)."""
+    if text is not None and len(text) > NOTE_LIMIT:
+        message = f"Keep the {what} to {NOTE_LIMIT} characters (this one has {len(text):,})."
+        raise InvalidValue(message, {what: message})
+    return text
 
 
 def _with_reason(request: Request, value: Any, reason: str | None) -> tuple[Any, str | None]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hitl_chatops.bot.errors import AlreadyAnswered, NotAllowed, StoreUnavailable
+from hitl_chatops.bot.errors import AlreadyAnswered, InvalidValue, NotAllowed, StoreUnavailable
 from hitl_chatops.bot.history import Span
-from hitl_chatops.bot.protocol import Responder, Response, utcnow
+from hitl_chatops.bot.protocol import NOTE_LIMIT, Responder, Response, utcnow
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.store import Store
 from tests.fakes.events import make_request
@@ -128,3 +128,20 @@ def test_every_public_coroutine_of_the_service_keeps_the_contract() -> None:
     with_contract = {name for name in public if hasattr(vars(HitlService)[name], "__wrapped__")}
     assert with_contract == set(WAITED_ON)
     assert public == with_contract | nobody_waits | no_store
+
+
+async def test_a_reason_or_a_note_past_the_limit_is_refused_saying_so_and_writes_nothing(service: HitlService) -> None:
+    """Every surface takes a reason or note of at most `NOTE_LIMIT` characters; the core says so too,
+    for a surface that did not check (it was a bare validation error for a note, and no limit for a reason)."""
+    request = make_request(service.store, approvals=2, responders=["U0DANA", "U0ERIN"])
+    await service.store.put_request(request)
+    long = "x" * (NOTE_LIMIT + 1)
+    with pytest.raises(InvalidValue, match=f"Keep the reason to {NOTE_LIMIT} characters"):
+        await service.reject(request.request_id, DANA, "slack", reason=long)
+    with pytest.raises(InvalidValue, match=f"Keep the reason to {NOTE_LIMIT} characters"):
+        await service.answer(request.request_id, "false", DANA, "slack", reason=long)
+    with pytest.raises(InvalidValue, match=f"Keep the note to {NOTE_LIMIT} characters"):
+        await service.delegate(request.request_id, DANA, ERIN, "slack", note=long)
+    assert await service.history(request.request_id) == ()
+    verdict = await service.reject(request.request_id, DANA, "slack", reason="x" * NOTE_LIMIT)
+    assert verdict.decided and verdict.outcome is not None and verdict.outcome.reason == "x" * NOTE_LIMIT

@@ -27,7 +27,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from hitl_chatops.bot.protocol import Request
+from hitl_chatops.bot.protocol import NOTE_LIMIT, Request
 from hitl_chatops.bot.states import Line
 from hitl_chatops.bot.view import EventView
 
@@ -52,7 +52,6 @@ DELEGATE_CALLBACK = "hitl_handover"
 REASON_BLOCK = "hitl_reason"
 DELEGATE_TO_BLOCK = "hitl_delegate_to"
 NOTE_BLOCK = "hitl_note"
-NOTE_LIMIT = 500  # a reason or a hand-over's note, as the API takes them
 REPEATS_SHOWN = 3  # of a fact repeated round after round (rejections, hand-overs, escalations): the latest
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hitl_chatops.bot.errors import InvalidValue
+from hitl_chatops.bot.protocol import NOTE_LIMIT
 from hitl_chatops.bot.states import Answer, Line, Strong, text_of
 from hitl_chatops.bot.text import clip
 from hitl_chatops.bot.view import EventView
@@ -30,7 +31,7 @@ DELEGATE_ID = "hitl.delegate.to"
 NOTE_ID = "hitl.delegate.note"
 # Teams' people picker: a user search as the person types; the pick arrives as the user's Entra object id.
 PEOPLE_DATASET = "graph.microsoft.com/users"
-TEXT_LIMIT = 500  # a reason or a note, as the API takes them
+TEXT_LIMIT = NOTE_LIMIT  # a reason or a note, as every surface takes them
 _REPEATED_ON_LEAN = 3  # rows of one kind (earlier rejections, hand-overs, escalations) kept on a lean card
 Act = Literal["confirm", "reject", "delegate"]
 _ACTS: tuple[Act, ...] = ("confirm", "reject", "delegate")
