@@ -10,6 +10,7 @@ from microsoft_agents.activity import Activity, ConversationReference
 from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnContext
 from microsoft_agents.hosting.core.channel_service_adapter import ChannelServiceAdapter
 
+from hitl_chatops.bot.batch import BatchView, Pace
 from hitl_chatops.bot.errors import HitlError, PlatformError
 from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request
@@ -17,12 +18,15 @@ from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.states import Line, text_of
 from hitl_chatops.bot.view import EventView
 
+from ._batch import batch_card
 from ._cards import ended_card, event_card
 from ._elements import Card
 from ._graph import GroupMembers
 from ._references import PLATFORM, message_key, recall
 
 log = logging.getLogger(__name__)
+# The Bot Connector takes at most 7 messages a second, 8 in 2 s and 60 in 30 s per conversation.
+PACE = Pace(per_second=1.0, burst=5)
 Callback = Callable[[TurnContext], Awaitable[None]]
 
 
@@ -46,6 +50,7 @@ class TeamsPlatform:
     """Posts to `teams:<conversation id>` targets and re-renders a posted card."""
 
     name: str = PLATFORM
+    pace = PACE
 
     def __init__(
         self, adapter: ChannelServiceAdapter, service: HitlService, app_id: str | None, groups: GroupMembers | None
@@ -70,6 +75,31 @@ class TeamsPlatform:
             await self._replace(ref, event_card(view.request, form_url, notice=text_of(view.words.status)))
             return
         await self._replace(ref, ended_card(view))
+
+    async def send_batch(self, view: BatchView, target: str) -> MessageRef:
+        """A batch's one card (`bot/batch.py`) in the conversation `target`."""
+        found = await recall(self._service, target)
+        if found is None:
+            raise PlatformError(
+                "no Teams conversation reference: install the app there, or message the bot in it, first"
+            )
+        reference, tenant = found
+        sent: list[str] = []
+        card = batch_card(view, self._service.batch_url(view.batch_id))
+
+        async def send(context: TurnContext) -> None:
+            resource = await context.send_activity(card_activity(card, tenant))
+            if resource is not None and resource.id:
+                sent.append(str(resource.id))
+
+        await self.in_conversation(reference, send)
+        if not sent:
+            raise PlatformError("Teams accepted the card but returned no activity id")
+        log.info("teams batch posted", extra={"batch_id": view.batch_id, "conversation_id": target})
+        return card_ref(target, sent[0], "batch")
+
+    async def rerender_batch(self, view: BatchView, ref: MessageRef) -> None:
+        await self._replace(ref, batch_card(view, self._service.batch_url(view.batch_id)))
 
     async def remind(self, request: Request, ref: MessageRef, line: Line) -> None:
         """A message in the copy's conversation (plain text: no mentions yet)."""
