@@ -276,7 +276,7 @@ class Batches:
 
     async def join(self, batch: str, request: Request) -> None:
         """Count `request` in `batch` (idempotent)."""
-        await self.store.join_batch(batch, request.request_id)
+        await self.store.join_batch(batch, request)
 
     async def changed(self, batch: str) -> bool:
         """Re-render the batch's message soon (coalesced); True once a render that includes this
@@ -294,24 +294,24 @@ class Batches:
     async def view(self, batch: str, listing: BatchListing | None = None) -> BatchView | None:
         """The batch as its message shows it now (None: nothing is in it yet)."""
         listing = listing or await self.store.batch(batch)
-        open_ids = sorted(listing.open - listing.ended)
-        requests = await self._requests(open_ids[:BATCH_SHOWN] or sorted(listing.open)[:1])
+        open_ids = listing.open
+        requests = await self._requests(open_ids[:BATCH_SHOWN] or list(listing.joined[-1:]))
         if not requests:
             return None
-        shown = tuple(sorted((r for r in requests if r.request_id in open_ids), key=lambda r: r.created_at))
+        shown = tuple(r for r in requests if r.request_id in open_ids)
         return BatchView(
             batch_id=batch,
             request=requests[0],
             waiting=len(open_ids),
-            decided=len(listing.open & listing.ended),
+            decided=listing.decided,
             shown=shown,
             next_open=shown[0].request_id if shown else None,
         )
 
     async def open_ids(self, batch: str) -> list[str]:
-        """The batch's events without a recorded outcome (some may have one by now: the answer path says)."""
-        listing = await self.store.batch(batch)
-        return sorted(listing.open - listing.ended)
+        """The batch's events without a recorded outcome, oldest first (some may have one by now: the
+        answer path says)."""
+        return (await self.store.batch(batch)).open
 
     async def _requests(self, ids: list[str]) -> list[Request]:
         found = await asyncio.gather(*(self.store.get_request(i) for i in ids), return_exceptions=True)

@@ -213,7 +213,7 @@ class HitlService:
         own answer through `answer`, with the person's eligibility checked for each (a team decision:
         their vote). Those decided already are skipped and counted; so are those they may not answer."""
         listing = await self.store.batch(check_request_id(batch))
-        open_ids = sorted(listing.open - listing.ended)
+        open_ids = listing.open
         if open_ids and not bulk_answerable(await self.store.get_request(open_ids[0])):
             raise NotAllowed("These events ask for a value: review them one by one.")
         gate = asyncio.Semaphore(_BULK_CONCURRENCY)
@@ -234,7 +234,7 @@ class HitlService:
 
         outcomes = await asyncio.gather(*map(one, open_ids))
         counts = {kind: outcomes.count(kind) for kind in ("answered", "decided", "voted", "refused", "failed")}
-        counts["decided"] += len(listing.open & listing.ended)
+        counts["decided"] += listing.decided
         log.info("batch answered", extra={"batch_id": batch, "user": responder.user_id, **counts})
         return BulkResult(**counts)
 
@@ -242,8 +242,13 @@ class HitlService:
     async def batch_events(self, batch: str) -> list[Request]:
         """The open events of a batch, oldest first (the form's list page, "Review one by one")."""
         ids = await self.delivery.batches.open_ids(check_request_id(batch))
-        found = await asyncio.gather(*map(self.store.get_request, ids))
-        return sorted((r for r in found if not r.expired()), key=lambda r: r.created_at)
+        gate = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def read(request_id: str) -> Request:
+            async with gate:
+                return await self.store.get_request(request_id)
+
+        return [r for r in await asyncio.gather(*map(read, ids)) if not r.expired()]
 
     @_person_waits(reading=True)
     async def state(self, request_id: str) -> EventView:

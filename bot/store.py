@@ -130,10 +130,19 @@ class DecisionLog:
 
 @dataclass(frozen=True)
 class BatchListing:
-    """What one listing of a batch's folder tells: the events posted into it, and those that ended."""
+    """What one listing of a batch's folder tells: the events posted into it, oldest first, and those that ended."""
 
-    open: frozenset[str] = frozenset()
+    joined: tuple[str, ...] = ()
     ended: frozenset[str] = frozenset()
+
+    @property
+    def open(self) -> list[str]:
+        """The events without a recorded outcome, oldest first."""
+        return [i for i in self.joined if i not in self.ended]
+
+    @property
+    def decided(self) -> int:
+        return sum(1 for i in self.joined if i in self.ended)
 
 
 class Store:
@@ -502,9 +511,11 @@ class Store:
     def _batch_path(self, batch_id: str, name: str) -> str:
         return self._path(BATCHES, check_request_id(batch_id), name)
 
-    async def join_batch(self, batch_id: str, request_id: str) -> None:
-        """Count the event in the batch (`open/<id>`: an empty object; rewriting it changes nothing)."""
-        await self.backend.put(self._batch_path(batch_id, f"open/{check_request_id(request_id)}"), b"{}")
+    async def join_batch(self, batch_id: str, request: Request) -> None:
+        """Count the event in the batch: `open/<created_at, µs>-<id>`, an empty object named so that a
+        listing sorts the events oldest first (rewriting it changes nothing)."""
+        name = f"open/{_countup(request.created_at)}-{request.request_id}"
+        await self.backend.put(self._batch_path(batch_id, name), b"{}")
 
     async def end_in_batch(self, batch_id: str, request_id: str) -> None:
         """Count the event decided in the batch (`ended/<id>`)."""
@@ -512,12 +523,15 @@ class Store:
 
     async def batch(self, batch_id: str) -> BatchListing:
         """One listing of the batch's folder: who is in it, and who has ended."""
-        folders: dict[str, set[str]] = {"open": set(), "ended": set()}
+        joined: list[str] = []
+        ended: set[str] = set()
         for key, _, _ in await self.backend.list_tree(self._path(BATCHES, check_request_id(batch_id))):
             folder, _, name = key.rpartition(f"{batch_id}/")[2].partition("/")
-            if folder in folders and is_request_id(name):
-                folders[folder].add(name)
-        return BatchListing(open=frozenset(folders["open"]), ended=frozenset(folders["ended"]))
+            if folder == "open" and is_request_id(name[-36:]):
+                joined.append(name)
+            elif folder == "ended" and is_request_id(name):
+                ended.add(name)
+        return BatchListing(joined=tuple(name[-36:] for name in sorted(joined)), ended=frozenset(ended))
 
     async def put_batch_message(self, batch_id: str, record: BatchMessage) -> None:
         await self.backend.put(self._batch_path(batch_id, "message.json"), _dump(record))
@@ -680,6 +694,11 @@ def expiry_record(request: Request) -> OutcomeRecord:
 def _countdown(at: datetime) -> int:
     """The newest-first part of a history key: `10^16` minus `at` in microseconds."""
     return _KEY_EPOCH_MICROS - int(at.timestamp() * 1_000_000)
+
+
+def _countup(at: datetime) -> str:
+    """`at` in microseconds, 16 digits: names that sort oldest first."""
+    return f"{int(at.timestamp() * 1_000_000):016d}"
 
 
 def _listed_after(key: str, cursor: str | None) -> bool:
