@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import flyte
 import pytest
 
@@ -155,3 +156,22 @@ async def test_approve_all_of_team_decisions_casts_each_persons_vote(
         assert response is not None and response.value is True
         assert sorted(v.voter.user_id for v in response.votes or []) == ["U0ALICE", "U0BOB"]
     await batch_message(fake_slack, "0 waiting, 2 decided")
+
+
+async def test_the_list_page_shows_the_open_events_literally_behind_a_signed_link(
+    slack_bot: Callable[..., BotThread], fake_slack: FakeSlack
+) -> None:
+    slack_bot(reconcile_seconds=0)
+    ids = [
+        await create_event("triage", bool, batch=True, context={"title": f"<script>x{i}</script>"}) for i in range(3)
+    ]
+    message = await batch_message(fake_slack, "3 waiting, 0 decided")
+    [link] = [e["url"] for e in find_element(message["blocks"], "hitl_form")]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(link) as page:
+            html = await page.text()
+            assert page.status == 200 and page.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        async with session.get(link.replace("sig=", "sig=x")) as forged:
+            assert forged.status == 403
+    assert "<script>" not in html and html.count("&lt;script&gt;x") == 3
+    assert [html.index(f"/form/{i}") for i in ids] == sorted(html.index(f"/form/{i}") for i in ids), "oldest first"
