@@ -37,7 +37,7 @@ from .links import batch_url, form_url
 from .metrics import Metrics
 from .people import People
 from .protocol import LogEntry, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
-from .store import EXPIRED_CLAIM, Page, Store, check_request_id, expiry_record
+from .store import EXPIRED_CLAIM, BatchListing, Page, Store, check_request_id, expiry_record
 from .team import TeamDecisions, Verdict
 from .view import EventView, event_view
 
@@ -212,7 +212,7 @@ class HitlService:
         """Approve all / Reject all of a batch of yes/no events (`batch.py`): each open event gets its
         own answer through `answer`, with the person's eligibility checked for each (a team decision:
         their vote). Those decided already are skipped and counted; so are those they may not answer."""
-        listing = await self.store.batch(check_request_id(batch))
+        listing = await self._batch(batch)
         open_ids = listing.open
         if open_ids and not bulk_answerable(await self.store.get_request(open_ids[0])):
             raise NotAllowed("These events ask for a value: review them one by one.")
@@ -241,7 +241,7 @@ class HitlService:
     @_person_waits(reading=True)
     async def batch_events(self, batch: str) -> list[Request]:
         """The open events of a batch, oldest first (the form's list page, "Review one by one")."""
-        ids = await self.delivery.batches.open_ids(check_request_id(batch))
+        ids = (await self._batch(batch)).open
         gate = asyncio.Semaphore(_READ_CONCURRENCY)
 
         async def read(request_id: str) -> Request:
@@ -249,6 +249,14 @@ class HitlService:
                 return await self.store.get_request(request_id)
 
         return [r for r in await asyncio.gather(*map(read, ids)) if not r.expired()]
+
+    async def _batch(self, batch: str) -> BatchListing:
+        """One listing of the batch; an empty one is checked against a store that is down (a listing
+        of a folder that is not there is empty too)."""
+        listing = await self.store.batch(check_request_id(batch))
+        if not listing.joined:
+            await self.store.ping()
+        return listing
 
     @_person_waits(reading=True)
     async def state(self, request_id: str) -> EventView:
