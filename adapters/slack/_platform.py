@@ -64,10 +64,14 @@ class SlackPlatform:
 
     async def send(self, request: Request, target: str) -> MessageRef:
         blocks = as_dicts(_blocks.event_blocks(request, self.service.form_url(request.request_id)))
+        return await self._post(target, _blocks.event_text(request), blocks, {"request_id": request.request_id})
+
+    async def _post(self, target: str, text: str, blocks: list[dict[str, Any]], about: dict[str, str]) -> MessageRef:
+        """`chat.postMessage`; `about` says what it is, in the log line."""
         with _refusals("chat.postMessage"):
-            reply = await self.client.chat_postMessage(channel=target, text=_blocks.event_text(request), blocks=blocks)
+            reply = await self.client.chat_postMessage(channel=target, text=text, blocks=blocks)
         ts, where = str(reply["ts"]), str(reply.get("channel") or target)
-        log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "message_ts": ts})
+        log.info("slack message posted", extra={**about, "channel": where, "message_ts": ts})
         return MessageRef(platform=PLATFORM, key=f"{where}-{ts}", data={"channel": where, "ts": ts})
 
     async def rerender(self, view: EventView, ref: MessageRef) -> None:
@@ -77,6 +81,9 @@ class SlackPlatform:
             blocks, text = as_dicts(_blocks.progress_blocks(view, form_url)), _blocks.event_text(request)
         else:
             blocks, text = as_dicts(_blocks.ended_blocks(view, form_url)), _blocks.summary_text(view)
+        await self._update(ref, text, blocks)
+
+    async def _update(self, ref: MessageRef, text: str, blocks: list[dict[str, Any]]) -> None:
         body = {"channel": ref.data["channel"], "ts": ref.data["ts"], "text": text, "blocks": blocks}
         with _refusals("chat.update"):
             # The body is complete and serialized: `chat_update` would only walk the blocks again
@@ -86,17 +93,11 @@ class SlackPlatform:
     async def send_batch(self, view: BatchView, target: str) -> MessageRef:
         """A batch's one message (`bot/batch.py`): its counts, first events and bulk controls."""
         blocks = as_dicts(_batch.batch_blocks(view, self.service.batch_url(view.batch_id)))
-        with _refusals("chat.postMessage"):
-            reply = await self.client.chat_postMessage(channel=target, text=_batch.batch_text(view), blocks=blocks)
-        ts, where = str(reply["ts"]), str(reply.get("channel") or target)
-        log.info("slack batch posted", extra={"batch_id": view.batch_id, "channel": where, "message_ts": ts})
-        return MessageRef(platform=PLATFORM, key=f"{where}-{ts}", data={"channel": where, "ts": ts})
+        return await self._post(target, _batch.batch_text(view), blocks, {"batch_id": view.batch_id})
 
     async def rerender_batch(self, view: BatchView, ref: MessageRef) -> None:
         blocks = as_dicts(_batch.batch_blocks(view, self.service.batch_url(view.batch_id)))
-        body = {"channel": ref.data["channel"], "ts": ref.data["ts"], "text": _batch.batch_text(view), "blocks": blocks}
-        with _refusals("chat.update"):
-            await self.client.api_call("chat.update", json=body)
+        await self._update(ref, _batch.batch_text(view), blocks)
 
     async def remind(self, request: Request, ref: MessageRef, line: Line) -> None:
         """A reply in the copy's thread; its mentions are Slack user and group ids only (`_blocks.mention`)."""

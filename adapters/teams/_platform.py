@@ -67,7 +67,8 @@ class TeamsPlatform:
         return channel_targets(request, PLATFORM)
 
     async def send(self, request: Request, target: str) -> MessageRef:
-        return await self._post_one(request, target, event_card(request, self._service.form_url(request.request_id)))
+        card = event_card(request, self._service.form_url(request.request_id))
+        return await self._post_card(target, card, "post", {"request_id": request.request_id})
 
     async def rerender(self, view: EventView, ref: MessageRef) -> None:
         if view.open:  # a team decision under way: the question, its progress in one line (plain for now)
@@ -78,25 +79,8 @@ class TeamsPlatform:
 
     async def send_batch(self, view: BatchView, target: str) -> MessageRef:
         """A batch's one card (`bot/batch.py`) in the conversation `target`."""
-        found = await recall(self._service, target)
-        if found is None:
-            raise PlatformError(
-                "no Teams conversation reference: install the app there, or message the bot in it, first"
-            )
-        reference, tenant = found
-        sent: list[str] = []
         card = batch_card(view, self._service.batch_url(view.batch_id))
-
-        async def send(context: TurnContext) -> None:
-            resource = await context.send_activity(card_activity(card, tenant))
-            if resource is not None and resource.id:
-                sent.append(str(resource.id))
-
-        await self.in_conversation(reference, send)
-        if not sent:
-            raise PlatformError("Teams accepted the card but returned no activity id")
-        log.info("teams batch posted", extra={"batch_id": view.batch_id, "conversation_id": target})
-        return card_ref(target, sent[0], "batch")
+        return await self._post_card(target, card, "batch", {"batch_id": view.batch_id})
 
     async def rerender_batch(self, view: BatchView, ref: MessageRef) -> None:
         await self._replace(ref, batch_card(view, self._service.batch_url(view.batch_id)))
@@ -127,7 +111,8 @@ class TeamsPlatform:
         """Remember where a card of the event is, so any replica can update it later."""
         await self._service.delivery.record_message(request, card_ref(conversation_id, activity_id, kind))
 
-    async def _post_one(self, request: Request, conversation_id: str, card: Card) -> MessageRef:
+    async def _post_card(self, conversation_id: str, card: Card, kind: str, about: dict[str, str]) -> MessageRef:
+        """Post `card` into the conversation; `about` says what it is, in the log line."""
         found = await recall(self._service, conversation_id)
         if found is None:
             # Raised, not returned: the post claim is released so the reconciler posts after installation.
@@ -145,8 +130,8 @@ class TeamsPlatform:
         await self.in_conversation(reference, send)
         if not sent:
             raise PlatformError("Teams accepted the card but returned no activity id")
-        log.info("teams card posted", extra={"request_id": request.request_id, "conversation_id": conversation_id})
-        return card_ref(conversation_id, sent[0], "post")
+        log.info("teams card posted", extra={**about, "conversation_id": conversation_id, "kind": kind})
+        return card_ref(conversation_id, sent[0], kind)
 
     async def _replace(self, message: MessageRef, card: Card) -> None:
         conversation_id = str(message.data.get("conversation_id", ""))
