@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 BATCH_SHOWN = 5  # events shown in the message with their context; the rest are counted
 _NAMESPACE = uuid.UUID("1b0d6c1e-7d43-4a55-9f4c-5b1f0d6e2a90")  # batch ids: uuid5 in our own namespace
 _RENDER_ATTEMPTS = 5  # a batch re-render refused this many times in a row is owed (outbox, reconciler)
-_RETRY_SECONDS = 1.0  # the first wait after a failed re-render without Retry-After; doubles each time
+_RETRY_SECONDS = 1.0
+_SHOWN_LIMIT = 4096  # batches whose last render a replica remembers (a forgotten one is rendered once more)  # the first wait after a failed re-render without Retry-After; doubles each time
 
 
 def batch_id(request: Request, platform: str, target: str) -> str:
@@ -271,7 +273,8 @@ class Batches:
         self.pacer = pacer
         self._platform = platform
         self._coalescer = Coalescer(self._render, background)
-        self._shown: dict[str, BatchListing] = {}  # what this replica's last render of each batch showed
+        # What this replica's last render of each batch showed (the newest `_SHOWN_LIMIT` batches).
+        self._shown: OrderedDict[str, BatchListing] = OrderedDict()
         self.retry_seconds = _RETRY_SECONDS
 
     async def join(self, batch: str, request: Request) -> None:
@@ -352,3 +355,6 @@ class Batches:
                 log.info("batch update refused; trying again", extra={"batch_id": batch, "retry_after": wait})
                 continue
             self._shown[batch] = listing
+            self._shown.move_to_end(batch)
+            if len(self._shown) > _SHOWN_LIMIT:
+                self._shown.popitem(last=False)
