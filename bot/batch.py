@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 BATCH_SHOWN = 5  # events shown in the message with their context; the rest are counted
 _NAMESPACE = uuid.UUID("1b0d6c1e-7d43-4a55-9f4c-5b1f0d6e2a90")  # batch ids: uuid5 in our own namespace
 _RENDER_ATTEMPTS = 5  # a batch re-render refused this many times in a row is owed (outbox, reconciler)
-_RETRY_SECONDS = 1.0
-_SHOWN_LIMIT = 4096  # batches whose last render a replica remembers (a forgotten one is rendered once more)  # the first wait after a failed re-render without Retry-After; doubles each time
+_RETRY_SECONDS = 1.0  # the first wait after a failed re-render without Retry-After; doubles each time
+_SHOWN_LIMIT = 4096  # batches whose last render a replica remembers (a forgotten one is rendered once more)
 
 
 def batch_id(request: Request, platform: str, target: str) -> str:
