@@ -22,11 +22,12 @@ from datetime import timedelta
 from typing import Any
 
 from .background import Background
+from .batch import Batches, Pacer, PostsBatches, batch_id, pace_of
 from .decision import Tally, evaluate, reached
 from .errors import HitlError, PlatformError, StoreError
 from .metrics import Metrics
 from .platform import Platform
-from .protocol import MessageRef, Request, Response, utcnow
+from .protocol import BatchMessage, MessageRef, Request, Response, utcnow
 from .states import Line
 from .store import DecisionLog, Listing, Store, outcome_record
 from .view import EventView, event_view, is_approval
@@ -70,6 +71,9 @@ class Delivery:
         self._rendering: set[str] = set()
         self._changed: set[str] = set()
         self._rendered: dict[str, str] = {}
+        # Calls to one channel go at its platform's pace; `batch=True` events share one message per channel.
+        self.pacer = Pacer()
+        self.batches = Batches(store, background, self.pacer, self.platform)
 
     # -- platforms, and where they may post ---------------------------------------------------
 
@@ -128,19 +132,55 @@ class Delivery:
             self._log_failure("post", request, platform.name, error)
             return False
         sent = False
+        batched = request.batch and isinstance(platform, PostsBatches)
         for target in targets:
-
-            async def send(target: str = target) -> MessageRef:
-                return await platform.send(request, target)
-
             try:
-                sent = await self.post_once(request, platform.name, target, send) or sent
+                if batched:
+                    sent = await self._post_batch(platform, request, target) or sent
+                    continue
+                async with self.pacer.turn(f"{platform.name}:{target}", pace_of(platform)) as spend:
+
+                    async def send(target: str = target) -> MessageRef:
+                        spend()
+                        return await platform.send(request, target)
+
+                    sent = await self.post_once(request, platform.name, target, send) or sent
             except Exception as error:  # the claim is released: the reconciler posts it on its next pass
+                self._paused(f"{platform.name}:{target}", error)
                 self._log_failure("post", request, platform.name, error, target=target)
         return sent
 
+    async def _post_batch(self, platform: Platform, request: Request, target: str) -> bool:
+        """A `batch=True` event on a platform that shows batches: counted in its batch, whose one
+        message is posted once (claims, as any post) and re-rendered (coalesced). What is not shown
+        yet stays owed, so the reconciler tries again. Returns whether the batch message was sent now."""
+        assert isinstance(platform, PostsBatches)
+        batch = batch_id(request, platform.name, target)
+        await self.batches.join(batch, request)
+        sent = False
+        if await self.store.batch_message(batch) is None:
+            async with self.pacer.turn(f"{platform.name}:{target}", pace_of(platform)) as spend:
+
+                async def send() -> MessageRef:
+                    view = await self.batches.view(batch)
+                    if view is None:
+                        raise StoreError("the batch's events could not be read")
+                    spend()
+                    return await platform.send_batch(view, target)
+
+                sent = await self.post_once(request, platform.name, target, send, batch=batch)
+        if not await self.batches.changed(batch):
+            self._owed.add(request.request_id)
+        return sent
+
     async def post_once(
-        self, request: Request, platform: str, target: str, send: Callable[[], Awaitable[MessageRef]]
+        self,
+        request: Request,
+        platform: str,
+        target: str,
+        send: Callable[[], Awaitable[MessageRef]],
+        *,
+        batch: str | None = None,
     ) -> bool:
         """Run `send` unless this target already has (or is getting) the message, on any replica.
 
@@ -150,14 +190,15 @@ class Delivery:
         claim takes over, so a crash costs a late message (at worst a second one), never a missing
         one. Once `send` returns, the message exists: its record is saved and the claim is marked
         done, and neither failing frees the claim (that would post a second copy). Returns whether
-        `send` ran.
+        `send` ran. `batch`: the message is that batch's (its claims and record live in its folder).
         """
+        owner = batch or request.request_id
         base = f"post-{platform}-{hashlib.sha256(target.encode()).hexdigest()[:24]}"
         for attempt in range(1, _POST_ATTEMPTS + 1):
             name = base if attempt == 1 else f"{base}.{attempt}"
-            if await self.store.claim(request.request_id, name):
+            if await self.store.claim(owner, name, batch=batch is not None):
                 break
-            claim = await self.store.get_claim(request.request_id, name)
+            claim = await self.store.get_claim(owner, name, batch=batch is not None)
             if claim is None or claim.done or utcnow() - claim.claimed_at < timedelta(seconds=STALE_POST_SECONDS):
                 if claim is None or not claim.done:
                     self._owed.add(request.request_id)
@@ -178,20 +219,26 @@ class Delivery:
                 message = await send()
         except BaseException:
             self._owed.add(request.request_id)
-            await self.store.release(request.request_id, name)
+            await self.store.release(owner, name, batch=batch is not None)
             raise
-        await self._record_posted(request, message)
+        if batch is None:
+            await self._record_posted(request, message, lambda: self.record_message(request, message))
+        else:
+            record = BatchMessage(target=target, message=message)
+            await self._record_posted(request, message, lambda: self.store.put_batch_message(batch, record))
         try:
-            await self.store.finish_claim(request.request_id, name)
+            await self.store.finish_claim(owner, name, batch=batch is not None)
         except StoreError:  # posted all the same; the claim may be taken over later (a second copy)
             log.warning("post claim not marked done", extra={"request_id": request.request_id, "platform": platform})
         return True
 
-    async def _record_posted(self, request: Request, message: MessageRef) -> None:
-        """`record_message`, retried: storage hiccups are common, and an unrecorded copy is never updated."""
+    async def _record_posted(
+        self, request: Request, message: MessageRef, record: Callable[[], Awaitable[None]]
+    ) -> None:
+        """`record` (`record_message`), retried: storage hiccups are common, and an unrecorded copy is never updated."""
         for attempt in range(1, _RECORD_ATTEMPTS + 1):
             try:
-                await self.record_message(request, message)
+                await record()
                 return
             except StoreError:
                 if attempt == _RECORD_ATTEMPTS:
@@ -299,9 +346,23 @@ class Delivery:
 
         copies = [(m, platforms[m.platform]) for m in messages if m.platform in platforms]
         done = all(await asyncio.gather(*(rerender(m, p) for m, p in copies)))
+        if request.batch and what != "progress":
+            done = await self._batch_ended(request) and done
         if done and view.tally is not None:
             self._rendered[request.request_id] = view.tally.changes
         return done
+
+    async def _batch_ended(self, request: Request) -> bool:
+        """Count an ended `batch=True` event decided in each batch it was posted into, and re-render
+        those messages (coalesced); False if that failed (the event stays in the outbox)."""
+        batched = [p for p in self._platforms if isinstance(p, PostsBatches)]
+        request = _escalated(request)
+        try:
+            batches = [batch_id(request, p.name, target) for p in batched for target in p.targets(request)]
+            return await self.batches.ended(request, batches)
+        except StoreError as error:
+            self._log_failure("batch", request, "store", error)
+            return False
 
     async def view_of(self, request: Request, response: Response | None) -> EventView:
         """The event as its copies show it: ended with `response`; expired; or open (a team event: its
@@ -389,6 +450,11 @@ class Delivery:
         return request_id in self._settling
 
     # -- failures -------------------------------------------------------------------------------
+
+    def _paused(self, channel: str, error: Exception) -> None:
+        """A platform's Retry-After holds every call to that channel, not just the one refused."""
+        if isinstance(error, PlatformError) and error.retry_after:
+            self.pacer.pause(channel, error.retry_after)
 
     def _log_failure(
         self, step: str, request: Request, platform: str, error: Exception, *, target: str | None = None

@@ -46,7 +46,12 @@ class StoreError(HitlError):
 
 class PlatformError(HitlError):
     """A chat platform failed or refused a call (post, card update, lookup); logged, and retried
-    by the outbox or the reconciler."""
+    by the outbox or the reconciler. `retry_after`: the seconds the platform asked us to wait
+    (an HTTP 429's `Retry-After`), so the next call to that channel waits that long."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UserError(HitlError):

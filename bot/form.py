@@ -29,6 +29,7 @@ from .view import EventView, event_view
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
+_LIST_ROWS = 4  # context fields per event on a batch's list page
 
 
 @cache
@@ -166,6 +167,21 @@ def _form(
         notice=notice,
         deadline=format_time(event.deadline),
     )
+
+
+@routes.get("/form/batch/{batch_id}")
+async def show_batch(request: web.Request) -> web.Response:
+    """A batch's list page ("Review one by one"): its open events, oldest first, each with its form link."""
+    batch = request.match_info["batch_id"]
+    service = request.app[SERVICE]
+    if not form_signature_ok(request.app[SETTINGS].secret_value(), batch, request.query.get("sig"), batch=True):
+        return _error(403, "This link is not valid", "Open the link exactly as it was posted in chat.")
+    try:
+        events = await service.batch_events(batch)
+    except UserError as error:
+        return _error(404 if isinstance(error, EventNotFound) else 503, "Please try again in a moment", str(error))
+    items = [{"event": e, "url": service.form_url(e.request_id), "rows": context_rows(e)[:_LIST_ROWS]} for e in events]
+    return _page("batch.html", items=items, title=events[0].heading if events else "Nothing waits here")
 
 
 @routes.get("/form/{request_id}")

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
-__all__ = ["bearer_ok", "form_signature", "form_signature_ok", "form_url"]
+__all__ = ["batch_url", "bearer_ok", "form_signature", "form_signature_ok", "form_url"]
 
 
 def _mac(secret: str, purpose: str, message: str) -> str:
@@ -28,10 +28,17 @@ def form_url(base_url: str, secret: str, request_id: str) -> str:
     return f"{base_url.rstrip('/')}/form/{quote(request_id)}?sig={form_signature(secret, request_id)}"
 
 
-def form_signature_ok(secret: str, request_id: str, signature: str | None) -> bool:
+def form_signature_ok(secret: str, request_id: str, signature: str | None, *, batch: bool = False) -> bool:
+    """Whether `signature` is the form link's for that event (`batch`: for that batch's list page)."""
     if not signature or not signature.isascii():
         return False
-    return hmac.compare_digest(signature, form_signature(secret, request_id))
+    expected = _mac(secret, "batch-link", request_id) if batch else form_signature(secret, request_id)
+    return hmac.compare_digest(signature, expected)
+
+
+def batch_url(base_url: str, secret: str, batch_id: str) -> str:
+    """The form's list page of a batch (bot/batch.py): its open events, each with its own form link."""
+    return f"{base_url.rstrip('/')}/form/batch/{quote(batch_id)}?sig={_mac(secret, 'batch-link', batch_id)}"
 
 
 def bearer_ok(secret: str, authorization: str | None) -> bool:

@@ -38,6 +38,7 @@ __all__ = [
     "NOTE_LIMIT",
     "REQUEST_ID_PATTERN",
     "SCHEMA_VERSION",
+    "BatchMessage",
     "ChannelId",
     "Claim",
     "ConditionRef",
@@ -280,6 +281,8 @@ class Request(_Model):
     policy: str | None = None  # the policy file's rule that shaped the event (HITL_CHATOPS_POLICY), for the audit
     # The policy's `responders`: when set, a person must match one of these too, whichever list let them in.
     policy_responders: list[ResponderId] = Field(default_factory=list)
+    # Fan-out: open events of one run with the same name share one message per channel (bot/batch.py).
+    batch: bool = False
 
     @field_validator("request_id")
     @classmethod
@@ -543,6 +546,14 @@ class MessageRef(_Model):
         if not re.fullmatch(r"[A-Za-z0-9._:-]{1,200}", value):
             raise ValueError("message key may only contain letters, digits and . _ : -")
         return value
+
+
+class BatchMessage(_Model):
+    """`hitl-batches/<batch id>/message.json`: where a batch's one message went, and the target it
+    was posted to (the channel its updates are paced on)."""
+
+    target: str
+    message: MessageRef
 
 
 class Claim(_Model):

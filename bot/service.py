@@ -18,10 +18,12 @@ from typing import Any, ParamSpec, TypeVar, get_args
 
 from .answers import Rejected, approval_field, parse_answer, schema_of
 from .background import Background
+from .batch import BulkResult, bulk_answerable
 from .decision import lists_at
 from .delivery import Delivery
 from .errors import (
     AlreadyAnswered,
+    AlreadyVoted,
     EventExpired,
     InvalidValue,
     MembershipUnknown,
@@ -31,11 +33,11 @@ from .errors import (
     UserError,
 )
 from .history import EventStats, Search, Span, summarize
-from .links import form_url
+from .links import batch_url, form_url
 from .metrics import Metrics
 from .people import People
 from .protocol import NOTE_LIMIT, LogEntry, OutcomeKind, Request, Responder, Response, Via, format_time, utcnow
-from .store import EXPIRED_CLAIM, Page, Store, expiry_record
+from .store import EXPIRED_CLAIM, BatchListing, Page, Store, check_request_id, expiry_record
 from .team import TeamDecisions, Verdict
 from .view import EventView, event_view
 
@@ -43,6 +45,7 @@ __all__ = ["HitlService"]
 
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
+_BULK_CONCURRENCY = 8  # answers of one Approve all / Reject all written at once
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -81,6 +84,10 @@ class HitlService:
 
     def form_url(self, request_id: str) -> str:
         return form_url(self._form_base_url, self._secret, request_id)
+
+    def batch_url(self, batch_id: str) -> str:
+        """The form's list page of a batch: its open events, each with its form link."""
+        return batch_url(self._form_base_url, self._secret, batch_id)
 
     # -- the answer path -----------------------------------------------------------------
 
@@ -200,6 +207,57 @@ class HitlService:
         if isinstance(outcome, Rejected):
             raise InvalidValue(outcome.message, outcome.errors)
         return outcome.value
+
+    @_person_waits(reading=False)
+    async def answer_batch(self, batch: str, approve: bool, responder: Responder, via: Via) -> BulkResult:
+        """Approve all / Reject all of a batch of yes/no events (`batch.py`): each open event gets its
+        own answer through `answer`, with the person's eligibility checked for each (a team decision:
+        their vote). Those decided already are skipped and counted; so are those they may not answer."""
+        listing = await self._batch(batch)
+        open_ids = listing.open
+        if open_ids and not bulk_answerable(await self.store.get_request(open_ids[0])):
+            raise NotAllowed("These events ask for a value: review them one by one.")
+        gate = asyncio.Semaphore(_BULK_CONCURRENCY)
+
+        async def one(request_id: str) -> str:
+            async with gate:
+                try:
+                    await self.answer(request_id, approve, responder, via)
+                except (AlreadyAnswered, EventExpired):
+                    return "decided"
+                except AlreadyVoted:
+                    return "voted"
+                except NotAllowed:
+                    return "refused"
+                except UserError:  # storage, a group lookup: try again
+                    return "failed"
+                return "answered"
+
+        outcomes = await asyncio.gather(*map(one, open_ids))
+        counts = {kind: outcomes.count(kind) for kind in ("answered", "decided", "voted", "refused", "failed")}
+        counts["decided"] += listing.decided
+        log.info("batch answered", extra={"batch_id": batch, "user": responder.user_id, **counts})
+        return BulkResult(**counts)
+
+    @_person_waits(reading=True)
+    async def batch_events(self, batch: str) -> list[Request]:
+        """The open events of a batch, oldest first (the form's list page, "Review one by one")."""
+        ids = (await self._batch(batch)).open
+        gate = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def read(request_id: str) -> Request:
+            async with gate:
+                return await self.store.get_request(request_id)
+
+        return [r for r in await asyncio.gather(*map(read, ids)) if not r.expired()]
+
+    async def _batch(self, batch: str) -> BatchListing:
+        """One listing of the batch; an empty one is checked against a store that is down (a listing
+        of a folder that is not there is empty too)."""
+        listing = await self.store.batch(check_request_id(batch))
+        if not listing.joined:
+            await self.store.ping()
+        return listing
 
     @_person_waits(reading=True)
     async def state(self, request_id: str) -> EventView:

@@ -30,6 +30,7 @@ from .backends import Entry, open_backend
 from .errors import AlreadyAnswered, EventNotFound, StoreError
 from .history import Ended, Search, Span
 from .protocol import (
+    BatchMessage,
     Claim,
     LogEntry,
     MessageRef,
@@ -43,9 +44,11 @@ from .protocol import (
 )
 
 __all__ = [
+    "BATCHES",
     "EXPIRED_CLAIM",
     "REPLICAS",
     "REQUESTS",
+    "BatchListing",
     "DecisionLog",
     "Listing",
     "Page",
@@ -57,12 +60,13 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-Known = TypeVar("Known", Response, Claim)
+Known = TypeVar("Known", Response, Claim, BatchMessage)
 Page = tuple[list[OutcomeRecord], str | None]
 
 # Folders in key order. The four a reconciler pass lists sort next to each other, after the outcome
 # history and before the events' own folders (both grow with every event): one ranged listing reads
 # them all (`Store.listing`). A new folder must not land between them.
+BATCHES = "hitl-batches"  # one folder per batch of fan-out events (bot/batch.py)
 CONVERSATIONS = "hitl-conversations"
 OUTCOMES = "hitl-history"
 OUTBOX = "hitl-outbox"
@@ -124,6 +128,23 @@ class DecisionLog:
     answered: bool = False
 
 
+@dataclass(frozen=True)
+class BatchListing:
+    """What one listing of a batch's folder tells: the events posted into it, oldest first, and those that ended."""
+
+    joined: tuple[str, ...] = ()
+    ended: frozenset[str] = frozenset()
+
+    @property
+    def open(self) -> list[str]:
+        """The events without a recorded outcome, oldest first."""
+        return [i for i in self.joined if i not in self.ended]
+
+    @property
+    def decided(self) -> int:
+        return sum(1 for i in self.joined if i in self.ended)
+
+
 class Store:
     """The storage protocol, async, over the backend for one root URL (`backends.open_backend`)."""
 
@@ -132,7 +153,7 @@ class Store:
         self.backend = open_backend(url)
         self.fs, self.root = self.backend.fs, self.backend.root  # the fsspec view, for other fsspec users
         # Requests and answers are written once, so a replica may keep them; absence never is.
-        self._known: OrderedDict[str, Response | Claim] = OrderedDict()
+        self._known: OrderedDict[str, Response | Claim | BatchMessage] = OrderedDict()
         self._requests: OrderedDict[str, Request] = OrderedDict()
         self._log: OrderedDict[str, LogEntry] = OrderedDict()  # path -> decision log object
         self._ended: OrderedDict[str, Ended] = OrderedDict()
@@ -446,9 +467,12 @@ class Store:
 
     # -- claims: one replica does a thing once ------------------------------------------
 
-    async def claim(self, request_id: str, name: str) -> bool:
-        """Create `claims/<name>` exclusively (not done yet); True for the one caller that created it."""
-        path = self._claim_path(request_id, name)
+    async def claim(self, request_id: str, name: str, *, batch: bool = False) -> bool:
+        """Create `claims/<name>` exclusively (not done yet); True for the one caller that created it.
+
+        `batch`: `request_id` is a batch's id, and the claim lives in its folder (`hitl-batches/`).
+        """
+        path = self._claim_path(request_id, name, batch)
         if isinstance(self._known.get(path), Claim):  # only finished claims are kept
             return False
         try:
@@ -457,8 +481,8 @@ class Store:
             return False
         return True
 
-    async def get_claim(self, request_id: str, name: str) -> Claim | None:
-        path = self._claim_path(request_id, name)
+    async def get_claim(self, request_id: str, name: str, *, batch: bool = False) -> Claim | None:
+        path = self._claim_path(request_id, name, batch)
         if isinstance(known := self._known.get(path), Claim):
             return known
         data = await self.backend.get(path)
@@ -467,18 +491,58 @@ class Store:
         claim = _load(Claim, data, request_id)
         return self._remember(path, claim) if claim.done else claim
 
-    async def finish_claim(self, request_id: str, name: str) -> None:
+    async def finish_claim(self, request_id: str, name: str, *, batch: bool = False) -> None:
         """Mark a claim done, so nobody takes it over; only its holder calls this."""
-        path = self._claim_path(request_id, name)
+        path = self._claim_path(request_id, name, batch)
         claim = Claim(claimed_at=utcnow(), done=True)
         await self.backend.put(path, _dump(claim))
         self._remember(path, claim)
 
-    async def release(self, request_id: str, name: str) -> None:
-        await self.backend.delete(self._claim_path(request_id, name))
+    async def release(self, request_id: str, name: str, *, batch: bool = False) -> None:
+        await self.backend.delete(self._claim_path(request_id, name, batch))
 
-    def _claim_path(self, request_id: str, name: str) -> str:
+    def _claim_path(self, request_id: str, name: str, batch: bool = False) -> str:
+        if batch:
+            return self._batch_path(request_id, f"claims/{_safe_name(name)}")
         return self._event_path(request_id, f"claims/{_safe_name(name)}")
+
+    # -- batches: fan-out events sharing one message per channel (bot/batch.py) -----------
+
+    def _batch_path(self, batch_id: str, name: str) -> str:
+        return self._path(BATCHES, check_request_id(batch_id), name)
+
+    async def join_batch(self, batch_id: str, request: Request) -> None:
+        """Count the event in the batch: `open/<created_at, µs>-<id>`, an empty object named so that a
+        listing sorts the events oldest first (rewriting it changes nothing)."""
+        name = f"open/{_countup(request.created_at)}-{request.request_id}"
+        await self.backend.put(self._batch_path(batch_id, name), b"{}")
+
+    async def end_in_batch(self, batch_id: str, request_id: str) -> None:
+        """Count the event decided in the batch (`ended/<id>`)."""
+        await self.backend.put(self._batch_path(batch_id, f"ended/{check_request_id(request_id)}"), b"{}")
+
+    async def batch(self, batch_id: str) -> BatchListing:
+        """One listing of the batch's folder: who is in it, and who has ended."""
+        joined: list[str] = []
+        ended: set[str] = set()
+        for key, _, _ in await self.backend.list_tree(self._path(BATCHES, check_request_id(batch_id))):
+            folder, _, name = key.rpartition(f"{batch_id}/")[2].partition("/")
+            if folder == "open" and is_request_id(name[-36:]):
+                joined.append(name)
+            elif folder == "ended" and is_request_id(name):
+                ended.add(name)
+        return BatchListing(joined=tuple(name[-36:] for name in sorted(joined)), ended=frozenset(ended))
+
+    async def put_batch_message(self, batch_id: str, record: BatchMessage) -> None:
+        await self.backend.put(self._batch_path(batch_id, "message.json"), _dump(record))
+
+    async def batch_message(self, batch_id: str) -> BatchMessage | None:
+        """Where the batch's message went (None until it is posted); never changes once written."""
+        path = self._batch_path(batch_id, "message.json")
+        if isinstance(known := self._known.get(path), BatchMessage):
+            return known
+        data = await self.backend.get(path)
+        return None if data is None else self._remember(path, _load(BatchMessage, data, batch_id))
 
     # -- outbox: message updates still owed (retried by the reconciler) -----------------
 
@@ -632,6 +696,11 @@ def _countdown(at: datetime) -> int:
     return _KEY_EPOCH_MICROS - int(at.timestamp() * 1_000_000)
 
 
+def _countup(at: datetime) -> str:
+    """`at` in microseconds, 16 digits: names that sort oldest first."""
+    return f"{int(at.timestamp() * 1_000_000):016d}"
+
+
 def _listed_after(key: str, cursor: str | None) -> bool:
     """Whether `key` follows `cursor` in listing order: days newest first, then keys ascending (newest first)."""
     if cursor is None:
@@ -646,11 +715,11 @@ def _safe_name(name: str) -> str:
     return name
 
 
-def _dump(model: Request | Response | MessageRef | Claim | OutcomeRecord | LogEntry) -> bytes:
+def _dump(model: Request | Response | MessageRef | Claim | OutcomeRecord | LogEntry | BatchMessage) -> bytes:
     return model.model_dump_json(exclude_none=False).encode()
 
 
-M = TypeVar("M", Request, Response, MessageRef, Claim, OutcomeRecord)
+M = TypeVar("M", Request, Response, MessageRef, Claim, OutcomeRecord, BatchMessage)
 
 
 def _load_entry(data: bytes, request_id: str) -> LogEntry:

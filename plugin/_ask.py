@@ -31,6 +31,7 @@ async def ask(
     requester: str | None = None,
     remind_every: float | timedelta | None = None,
     escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
+    batch: bool = False,
 ) -> Any:
     """Post `condition` (from `flyte.new_condition`) to chat and wait for its answer.
 
@@ -41,6 +42,7 @@ async def ask(
     local run the condition is not awaited: the question is answered through hitl-chatops alone.
     The team-decision arguments are `new_event`'s; a team decision is counted by the bot alone (a
     value signalled in Flyte is not taken), and the decided value is signalled into the condition.
+    `batch=True` shares one message per channel among this run's questions of that name (`new_event`).
     """
     timeout = condition.timeout
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout or DEFAULT_TIMEOUT_SECONDS
@@ -63,6 +65,7 @@ async def ask(
         requester=requester,
         remind_every=remind_every,
         escalate=escalate,
+        batch=batch,
     )
     planned = await effective(condition.data_type, fields)
     event = await open_event(condition.data_type, planned, poll_interval_seconds, None if _is_local() else condition)

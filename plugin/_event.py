@@ -83,6 +83,7 @@ async def new_event(
     requester: str | None = None,
     remind_every: float | timedelta | None = None,
     escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
+    batch: bool = False,
 ) -> Event[T]:
     """Create an event, post it to its chat channels, and return it to `wait()` on.
 
@@ -103,6 +104,10 @@ async def new_event(
     where it is posted once its `after` has passed. `HITL_CHATOPS_POLICY` may tighten all of these
     (bot/policy.py). A team decision is not mirrored as a native condition: Flyte's UI takes one
     person's answer, not a vote.
+
+    `batch=True` (fan-out: a map over many items, or `asyncio.gather`): the open events of this run
+    with this name share one message per channel, which counts them and offers Approve all / Reject
+    all for bool events (docs/batches.md).
     """
     fields = _fields(
         name,
@@ -127,6 +132,7 @@ async def new_event(
         requester=requester,
         remind_every=remind_every,
         escalate=escalate,
+        batch=batch,
     )
     planned = await effective(data_type, fields)
     mirrored = not (_is_local() or planned.team or planned.approve)
@@ -158,6 +164,7 @@ def _fields(
     requester: str | None = None,
     remind_every: float | timedelta | None = None,
     escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
+    batch: bool = False,
 ) -> dict[str, Any]:
     """The request's fields from `new_event`'s (or `ask`'s) arguments, checked before anything is written."""
     kind = type_name(data_type)
@@ -189,6 +196,7 @@ def _fields(
         "initial": _proposal("initial", initial, schema, partial=True),
         "on_timeout": None if on_timeout is None else {"value": _proposal("on_timeout", on_timeout, schema)},
         "prompt_type": _prompt_type(prompt_type),
+        "batch": bool(batch),
     }
 
 

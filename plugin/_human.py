@@ -29,7 +29,8 @@ class Human(Generic[In, Out]):
     returns an `EventResult` whose `output` is an `output_type` (a model, or bool/int/float/str).
     `step.run(...)` is the same call, sync (or `await step.run.aio(...)`). `approvals`, `rules`,
     `requester`, `remind_every` and `escalate` make it a team decision, as on `new_event`; they are
-    checked here, where the step is defined.
+    checked here, where the step is defined. `batch=True`: calls of one run share one message per
+    channel, as on `new_event` (fan-out over many items).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class Human(Generic[In, Out]):
         requester: str | None = None,
         remind_every: float | timedelta | None = None,
         escalate: Sequence[Escalation | Mapping[str, Any]] | None = None,
+        batch: bool = False,
     ) -> None:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         if seconds < 1:
@@ -75,6 +77,7 @@ class Human(Generic[In, Out]):
         self.poll_interval_seconds = poll_interval_seconds
         self.prompt_type = prompt_type
         self.team = team
+        self.batch = batch
 
     async def __call__(
         self, input_data: In | dict[str, Any] | None = None, message: str | None = None
@@ -100,6 +103,7 @@ class Human(Generic[In, Out]):
             context=context,
             on_timeout=self.on_timeout,
             prompt_type=self.prompt_type,
+            batch=self.batch,
             **self.team,
         )
         return cast(EventResult[Out], await event.result.aio())

@@ -93,8 +93,10 @@ WAITED_ON: dict[str, Callable[[HitlService, str], Awaitable[object]]] = {
     "state": lambda service, request_id: service.state(request_id),
     "history": lambda service, request_id: service.history(request_id),
     "stats": lambda service, request_id: service.stats(Span(since=utcnow() - timedelta(days=7))),
+    "answer_batch": lambda service, request_id: service.answer_batch(request_id, True, DANA, "slack"),
+    "batch_events": lambda service, request_id: service.batch_events(request_id),
 }
-SAVING = {"respond", "cancel", "answer", "approve", "reject", "propose", "delegate"}
+SAVING = {"respond", "cancel", "answer", "approve", "reject", "propose", "delegate", "answer_batch"}
 
 
 @pytest.mark.parametrize("method", sorted(WAITED_ON))

@@ -33,7 +33,7 @@ from hitl_chatops.bot.team import Verdict
 from hitl_chatops.bot.text import clip
 from hitl_chatops.bot.view import event_view
 
-from . import _blocks, _modal, _team
+from . import _batch, _blocks, _modal, _team
 from ._platform import PLATFORM, api_error, as_dicts
 from ._text import escape
 
@@ -126,6 +126,8 @@ class Listeners:
         app.action(_blocks.CONFIRM_ACTION)(self.on_confirm)
         app.action(_blocks.REJECT_ACTION)(self.on_reject)
         app.action(_blocks.DELEGATE_ACTION)(self.on_delegate)
+        app.action(re.compile(rf"^{_batch.BULK_ACTION}_\d+$"))(self.on_batch_all)
+        app.action(_batch.REVIEW_ACTION)(self.on_batch_review)
         app.view(_blocks.MODAL_CALLBACK, middleware=[well_formed])(self.on_submit)
         app.view(_team.REASON_CALLBACK, middleware=[well_formed])(self.on_reason)
         app.view(_team.DELEGATE_CALLBACK, middleware=[well_formed])(self.on_handover)
@@ -318,6 +320,55 @@ class Listeners:
             await client.chat_postEphemeral(channel=channel, user=user, text=text)
         except SlackApiError as error:
             log.warning("slack ephemeral failed", extra={"channel": channel, "error": api_error(error)})
+
+    # -- a batch's message (bot/batch.py) ---------------------------------------------------
+
+    async def on_batch_all(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        self._after_ack(self._batch_all(body, str(action.get("value", "")), client))
+
+    async def _batch_all(self, body: dict[str, Any], value: str, client: AsyncWebClient) -> None:
+        """Approve all / Reject all: each event answered by the core on its own; the person is told the counts."""
+        batch, pick = _blocks.parse_action_value(value)
+        responder = responder_of(body.get("user") or {})
+        if pick not in _blocks.BOOL_PICKS:
+            await self._tell(client, body, "That button is not one of ours.")
+            return
+        try:
+            result = await self.service.answer_batch(batch, _blocks.BOOL_PICKS[pick], responder, PLATFORM)
+        except UserError as error:
+            await self._tell(client, body, escape(str(error)))
+            return
+        except Exception:
+            log.exception("slack batch answer failed", extra={"batch_id": batch, "user": responder.user_id})
+            await self._tell(client, body, _FAILED)
+            return
+        await self._tell(client, body, escape(result.text))
+
+    async def on_batch_review(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        self._after_ack(self._batch_review(body, str(action.get("value", "")), client))
+
+    async def _batch_review(self, body: dict[str, Any], value: str, client: AsyncWebClient) -> None:
+        """Review one by one: the Respond modal of the batch's oldest event this person may answer now."""
+        batch, _ = _blocks.parse_action_value(value)
+        responder = responder_of(body.get("user") or {})
+        try:
+            for request in await self.service.batch_events(batch):
+                try:
+                    await self.service.check(request.request_id, responder)
+                except UserError:
+                    continue
+                await self._open_modal(body, _blocks.action_value(request.request_id), client)
+                return
+        except UserError as error:
+            await self._tell(client, body, escape(str(error)))
+            return
+        await self._tell(client, body, "Nothing in this batch waits for your answer.")
 
     # -- the modal -------------------------------------------------------------------------
 

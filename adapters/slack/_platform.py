@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
+from hitl_chatops.bot.batch import BatchView, Pace
 from hitl_chatops.bot.errors import MembershipUnknown, PlatformError
 from hitl_chatops.bot.groups import GroupCache
 from hitl_chatops.bot.platform import channel_targets
@@ -21,7 +22,7 @@ from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.states import Line
 from hitl_chatops.bot.view import EventView, event_view
 
-from . import _blocks, _team
+from . import _batch, _blocks, _team
 
 log = logging.getLogger(__name__)
 PLATFORM = "slack"
@@ -30,6 +31,8 @@ PLATFORM = "slack"
 # usergroup methods are seen answering in other clients' code for the same case.
 _NO_SUCH_GROUP = frozenset({"no_such_subteam", "subteam_not_found"})
 _NO_SUCH_USER = "users_not_found"  # `users.lookupByEmail`: nobody in the workspace has that address
+# `chat.postMessage`: about one message per second per channel, short bursts allowed (Slack's limits).
+PACE = Pace(per_second=1.0, burst=3)
 
 
 def as_dicts(blocks: Sequence[Block]) -> list[dict[str, Any]]:
@@ -49,6 +52,7 @@ class SlackPlatform:
     """The core's `Platform` for Slack: Web API calls, nothing decided here."""
 
     name = PLATFORM
+    pace = PACE
 
     def __init__(self, client: AsyncWebClient, service: HitlService, *, default_channel: str | None) -> None:
         self.client = client
@@ -67,10 +71,14 @@ class SlackPlatform:
             blocks = as_dicts(_team.decision_blocks(event_view(request), form_url))
         else:
             blocks = as_dicts(_blocks.event_blocks(request, form_url))
+        return await self._post(target, _blocks.event_text(request), blocks, {"request_id": request.request_id})
+
+    async def _post(self, target: str, text: str, blocks: list[dict[str, Any]], about: dict[str, str]) -> MessageRef:
+        """`chat.postMessage`; `about` says what it is, in the log line."""
         with _refusals("chat.postMessage"):
-            reply = await self.client.chat_postMessage(channel=target, text=_blocks.event_text(request), blocks=blocks)
+            reply = await self.client.chat_postMessage(channel=target, text=text, blocks=blocks)
         ts, where = str(reply["ts"]), str(reply.get("channel") or target)
-        log.info("slack message posted", extra={"request_id": request.request_id, "channel": where, "message_ts": ts})
+        log.info("slack message posted", extra={**about, "channel": where, "message_ts": ts})
         return MessageRef(platform=PLATFORM, key=f"{where}-{ts}", data={"channel": where, "ts": ts})
 
     async def rerender(self, view: EventView, ref: MessageRef) -> None:
@@ -82,11 +90,23 @@ class SlackPlatform:
             blocks, text = as_dicts(_blocks.event_blocks(request, form_url)), _blocks.event_text(request)
         else:
             blocks, text = as_dicts(_blocks.ended_blocks(view, form_url)), _blocks.summary_text(view)
+        await self._update(ref, text, blocks)
+
+    async def _update(self, ref: MessageRef, text: str, blocks: list[dict[str, Any]]) -> None:
         body = {"channel": ref.data["channel"], "ts": ref.data["ts"], "text": text, "blocks": blocks}
         with _refusals("chat.update"):
             # The body is complete and serialized: `chat_update` would only walk the blocks again
             # looking for model objects, then drop the None arguments it added itself.
             await self.client.api_call("chat.update", json=body)
+
+    async def send_batch(self, view: BatchView, target: str) -> MessageRef:
+        """A batch's one message (`bot/batch.py`): its counts, first events and bulk controls."""
+        blocks = as_dicts(_batch.batch_blocks(view, self.service.batch_url(view.batch_id)))
+        return await self._post(target, _batch.batch_text(view), blocks, {"batch_id": view.batch_id})
+
+    async def rerender_batch(self, view: BatchView, ref: MessageRef) -> None:
+        blocks = as_dicts(_batch.batch_blocks(view, self.service.batch_url(view.batch_id)))
+        await self._update(ref, _batch.batch_text(view), blocks)
 
     async def remind(self, request: Request, ref: MessageRef, line: Line) -> None:
         """A reply in the copy's thread. Only the line's `Mention` parts notify (Slack user and group
@@ -152,6 +172,19 @@ def _refusals(method: str) -> Iterator[None]:
     try:
         yield
     except SlackApiError as error:
-        raise PlatformError(f"Slack refused {method}: {api_error(error)}") from error
+        raise PlatformError(f"Slack refused {method}: {api_error(error)}", retry_after=_retry_after(error)) from error
     except aiohttp.ClientError as error:
         raise PlatformError(f"Slack could not be reached for {method} ({type(error).__name__})") from error
+
+
+def _retry_after(error: SlackApiError) -> float | None:
+    """Slack's `Retry-After` on a 429 (after the client's own retries), in seconds; None otherwise."""
+    if error.response.status_code != 429:
+        return None
+    headers = {str(k).lower(): v for k, v in (error.response.headers or {}).items()}
+    value = headers.get("retry-after")
+    value = value[0] if isinstance(value, list) and value else value
+    try:
+        return max(float(str(value)), 0.0)
+    except ValueError:
+        return 1.0

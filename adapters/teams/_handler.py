@@ -45,6 +45,7 @@ from hitl_chatops.bot.states import text_of
 from hitl_chatops.bot.team import Verdict
 from hitl_chatops.bot.view import EventView, event_view
 
+from ._batch import BATCH_VERB, batch_card, batch_payload
 from ._cards import CARD_CONTENT_TYPE, VERB, answer_payload, ended_card, event_card, notice_card
 from ._decision import DELEGATE_ID, TeamAction, team_action
 from ._elements import Card
@@ -100,6 +101,9 @@ class TeamsBot(ActivityHandler):
     ) -> AdaptiveCardInvokeResponse:
         """Action.Execute: the SDK has checked the invoke's shape; answer with the refreshed card."""
         action = invoke_value.action
+        if action.verb == BATCH_VERB and (bulk := batch_payload(action.data)) is not None:
+            found = await self._answer_batch(*bulk, _responder(turn_context.activity))
+            return AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=found)
         payload = answer_payload(action.data) if action.verb == VERB else None
         if payload is None:
             return _invoke_error(400, "This card action is not one hitl-chatops knows.")
@@ -127,6 +131,10 @@ class TeamsBot(ActivityHandler):
 
     async def on_message_activity(self, turn_context: Turn) -> None:
         activity = turn_context.activity
+        if (bulk := batch_payload(activity.value)) is not None:  # Action.Submit fallback of Approve all
+            found = await self._answer_batch(*bulk, _responder(activity))
+            await turn_context.send_activity(card_activity(found))
+            return
         payload = answer_payload(activity.value)
         if payload is not None and isinstance(activity.value, dict):
             await self._submitted(turn_context, *payload, activity.value)
@@ -152,6 +160,19 @@ class TeamsBot(ActivityHandler):
             await turn_context.update_activity(update)
         else:
             await turn_context.send_activity(card_activity(outcome.card))
+
+    async def _answer_batch(self, batch: str, approve: bool, responder: Responder) -> Card:
+        """Approve all / Reject all (`HitlService.answer_batch`): the batch's card with what it did."""
+        try:
+            result = await self._service.answer_batch(batch, approve, responder, PLATFORM)
+            view = await self._service.delivery.batches.view(batch)
+        except UserError as error:
+            return notice_card("Not answered", str(error))
+        except StoreError:
+            return notice_card("Not answered", str(StoreUnavailable(reading=True)))
+        if view is None:
+            return notice_card("Answered", result.text)
+        return batch_card(view, self._service.batch_url(batch), notice=result.text)
 
     async def _answer(self, request_id: str, raw: object, responder: Responder, data: dict[str, object]) -> Outcome:
         """Ask the core; render what it decided (`data`: the card action's, for a team decision's controls).

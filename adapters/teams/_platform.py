@@ -11,6 +11,7 @@ from microsoft_agents.activity import Activity, ConversationReference
 from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnContext
 from microsoft_agents.hosting.core.channel_service_adapter import ChannelServiceAdapter
 
+from hitl_chatops.bot.batch import BatchView, Pace
 from hitl_chatops.bot.errors import HitlError, MembershipUnknown, PlatformError
 from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request
@@ -18,6 +19,7 @@ from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.states import Line
 from hitl_chatops.bot.view import EventView
 
+from ._batch import batch_card
 from ._cards import ended_card, event_card
 from ._elements import Card
 from ._graph import Graph, User
@@ -25,6 +27,8 @@ from ._references import PLATFORM, message_key, recall
 from ._replies import mentioned, reply_activity
 
 log = logging.getLogger(__name__)
+# The Bot Connector takes at most 7 messages a second, 8 in 2 s and 60 in 30 s per conversation.
+PACE = Pace(per_second=1.0, burst=5)
 Callback = Callable[[TurnContext], Awaitable[None]]
 
 
@@ -48,6 +52,7 @@ class TeamsPlatform:
     """Posts to `teams:<conversation id>` targets and re-renders a posted card."""
 
     name: str = PLATFORM
+    pace = PACE
 
     def __init__(
         self, adapter: ChannelServiceAdapter, service: HitlService, app_id: str | None, graph: Graph | None
@@ -64,7 +69,8 @@ class TeamsPlatform:
         return channel_targets(request, PLATFORM)
 
     async def send(self, request: Request, target: str) -> MessageRef:
-        return await self._post_one(request, target, event_card(request, self._service.form_url(request.request_id)))
+        card = event_card(request, self._service.form_url(request.request_id))
+        return await self._post_card(target, card, "post", {"request_id": request.request_id})
 
     async def rerender(self, view: EventView, ref: MessageRef) -> None:
         """The card as the event stands: a team decision under way (its progress, votes and history, and
@@ -74,6 +80,14 @@ class TeamsPlatform:
             await self._replace(ref, event_card(view.request, form_url, view=view))
             return
         await self._replace(ref, ended_card(view))
+
+    async def send_batch(self, view: BatchView, target: str) -> MessageRef:
+        """A batch's one card (`bot/batch.py`) in the conversation `target`."""
+        card = batch_card(view, self._service.batch_url(view.batch_id))
+        return await self._post_card(target, card, "batch", {"batch_id": view.batch_id})
+
+    async def rerender_batch(self, view: BatchView, ref: MessageRef) -> None:
+        await self._replace(ref, batch_card(view, self._service.batch_url(view.batch_id)))
 
     async def remind(self, request: Request, ref: MessageRef, line: Line) -> None:
         """A message in the copy's conversation, mentioning the users the line names (`_replies`)."""
@@ -137,7 +151,8 @@ class TeamsPlatform:
         """Remember where a card of the event is, so any replica can update it later."""
         await self._service.delivery.record_message(request, card_ref(conversation_id, activity_id, kind))
 
-    async def _post_one(self, request: Request, conversation_id: str, card: Card) -> MessageRef:
+    async def _post_card(self, conversation_id: str, card: Card, kind: str, about: dict[str, str]) -> MessageRef:
+        """Post `card` into the conversation; `about` says what it is, in the log line."""
         found = await recall(self._service, conversation_id)
         if found is None:
             # Raised, not returned: the post claim is released so the reconciler posts after installation.
@@ -155,8 +170,8 @@ class TeamsPlatform:
         await self.in_conversation(reference, send)
         if not sent:
             raise PlatformError("Teams accepted the card but returned no activity id")
-        log.info("teams card posted", extra={"request_id": request.request_id, "conversation_id": conversation_id})
-        return card_ref(conversation_id, sent[0], "post")
+        log.info("teams card posted", extra={**about, "conversation_id": conversation_id, "kind": kind})
+        return card_ref(conversation_id, sent[0], kind)
 
     async def _replace(self, message: MessageRef, card: Card) -> None:
         conversation_id = str(message.data.get("conversation_id", ""))

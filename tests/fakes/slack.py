@@ -46,6 +46,7 @@ class Failure:
     status: int
     error: str = "fatal_error"
     html: bool = False
+    retry_after: int = 0  # a 429's Retry-After, in seconds
 
 
 @dataclass
@@ -64,6 +65,9 @@ class FakeSlack:
     _served: Served | None = None
     _ts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Slack's per-channel limit on chat.postMessage when set (`limit_posts`): channel -> (tokens, at)
+    _post_limit: tuple[float, int] | None = None
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     # -- control -----------------------------------------------------------------------------
 
@@ -77,11 +81,24 @@ class FakeSlack:
             self._served.stop()
 
     def fail_next(
-        self, method: str, status: int = 429, times: int = 1, *, error: str = "fatal_error", html: bool = False
+        self,
+        method: str,
+        status: int = 429,
+        times: int = 1,
+        *,
+        error: str = "fatal_error",
+        html: bool = False,
+        retry_after: int = 0,
     ) -> None:
         """Answer the next `times` calls of `method` with HTTP `status` and Slack's `error` (`ok: false`,
-        which Slack also sends with a 200), or with a proxy's HTML page; status 0 drops the connection."""
-        self._failures.setdefault(method, []).extend([Failure(status, error, html)] * times)
+        which Slack also sends with a 200), or with a proxy's HTML page; status 0 drops the connection.
+        A 429 says `Retry-After: retry_after`."""
+        self._failures.setdefault(method, []).extend([Failure(status, error, html, retry_after)] * times)
+
+    def limit_posts(self, per_second: float = 1.0, burst: int = 4) -> None:
+        """Hold `chat.postMessage` to Slack's per-channel limit: `burst` at once, then `per_second`;
+        a post over it is answered 429 with `Retry-After: 1`, as Slack does."""
+        self._post_limit = (per_second, burst)
 
     def stop_failing(self, method: str) -> None:
         self._failures.pop(method, None)
@@ -168,6 +185,12 @@ class FakeSlack:
         if (held := self._held.get(method)) is not None:
             await asyncio.get_running_loop().run_in_executor(None, held[0].wait, held[1])
         failures = self._failures.get(method)
+        if (
+            method == "chat.postMessage"
+            and not params.get("thread_ts")
+            and self._over_limit(str(params.get("channel")))
+        ):
+            failures = [Failure(429, "ratelimited", retry_after=1)]
         if failures:
             failure = failures.pop(0)
             with self._lock:
@@ -176,6 +199,24 @@ class FakeSlack:
         with self._lock:
             self.calls.append(Call(method, params, 200, peer))
         return web.json_response(self._answer(method, params))
+
+    def _over_limit(self, channel: str) -> bool:
+        """Whether a post to `channel` now goes over `limit_posts` (a token bucket per channel)."""
+        if self._post_limit is None:
+            return False
+        per_second, burst = self._post_limit
+        now = time.monotonic()
+        with self._lock:
+            tokens, at = self._buckets.get(channel, (float(burst), now))
+            tokens = min(float(burst), tokens + (now - at) * per_second)
+            over = tokens < 1
+            self._buckets[channel] = (tokens if over else tokens - 1, now)
+        return over
+
+    def rate_limited(self, method: str) -> int:
+        """How many calls of `method` were answered 429."""
+        with self._lock:
+            return sum(1 for c in self.calls if c.method == method and c.status == 429)
 
     @staticmethod
     def _failed(request: web.Request, failure: Failure) -> web.Response:
@@ -186,7 +227,8 @@ class FakeSlack:
             page = "<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
             return web.Response(text=page, status=failure.status, content_type="text/html")
         if failure.status == 429:
-            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
+            headers = {"Retry-After": str(failure.retry_after)}
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers=headers)
         return web.json_response({"ok": False, "error": failure.error}, status=failure.status)
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -128,8 +128,9 @@ class Teams:
         user: dict[str, str] | None = None,
         conversation_id: str = CHANNEL,
         headers: dict[str, str] | None = None,
+        verb: str = "hitl.answer",
     ) -> tuple[int, Any]:
-        value = {"action": {"type": "Action.Execute", "verb": "hitl.answer", "data": data}, "trigger": "manual"}
+        value = {"action": {"type": "Action.Execute", "verb": verb, "data": data}, "trigger": "manual"}
         activity = self.activity("invoke", conversation_id, user, name="adaptiveCard/action", value=value)
         return await self.post(activity, headers)
 
