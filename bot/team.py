@@ -251,14 +251,21 @@ class TeamDecisions:
             await self.decide(request, tally)
             return request.deadline
         escalated = await self._escalate(request, found, now)
+        reminded = False
         if (k := due_reminder(request, found.entries, now)) is not None:
             reminder = Nudge(kind="reminder", index=k, at=now, waiting=list(tally.waiting))
-            if await self.store.add_to_log(request.request_id, reminder):
+            if reminded := await self.store.add_to_log(request.request_id, reminder):
                 sent = await self.delivery.remind(request, reminder_line(tally, team=request.team_event))
                 log.info("reminder sent", extra={"request_id": request.request_id, "reminder": k, "copies": sent})
-        if escalated or (tally.changes and self.delivery.rendered(request.request_id) != tally.changes):
+        # A team decision's copies show its reminders too ("Reminded twice, last at ..."): one re-render
+        # per reminder, by the replica that sent it.
+        if escalated or (reminded and request.team_event) or self._behind(request, tally):
             self.delivery.progressed(request)
         return next_due(request, now)
+
+    def _behind(self, request: Request, tally: Tally) -> bool:
+        """Whether this replica's copies of the event show less of its log than there is."""
+        return bool(tally.changes) and self.delivery.rendered(request.request_id) != tally.changes
 
     async def _escalate(self, request: Request, found: DecisionLog, now: datetime) -> bool:
         """Record each level reached (its channels are posted by `Delivery.post`, as the reconciler does

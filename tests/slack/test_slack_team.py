@@ -294,6 +294,7 @@ async def test_reminders_reply_in_the_thread_mentioning_who_is_waiting_and_stop_
     [reminder] = [p for p in fake_slack.of("chat.postMessage") if p.get("thread_ts")]
     assert (reminder["channel"], reminder["thread_ts"]) == (CHANNEL, copy.data["ts"])
     assert reminder["text"] == "*Reminder*: 1 of 2 approvals so far; waiting for <@U0BOB>, <!subteam^S0SRE>."
+    await copy_shows(fake_slack, lambda blocks: "Reminded" in json.dumps(blocks)), "the copy shows it too"
     await post_signed(team_bot.url, click("U0BOB", button(message["blocks"], "Approve")))
     await copy_shows(fake_slack, lambda blocks: not buttons(blocks))
     await step(team_bot)
