@@ -31,7 +31,7 @@ from hitl_chatops.bot.team import Verdict
 from hitl_chatops.bot.text import clip
 from hitl_chatops.bot.view import event_view
 
-from . import _blocks, _modal
+from . import _blocks, _home, _modal
 from ._platform import PLATFORM, api_error, as_dicts
 from ._text import escape
 
@@ -105,6 +105,7 @@ class Listeners:
     def __init__(self, service: HitlService, command: str) -> None:
         self.service = service
         self.command = command
+        self.home = _home.Home(service, command)
 
     def register(self, app: AsyncApp) -> None:
         app.action(re.compile(rf"^{_blocks.ANSWER_ACTION}_\d+$"))(self.on_answer)
@@ -113,6 +114,7 @@ class Listeners:
         app.action(_blocks.FORM_ACTION)(self.on_form_link)
         app.view(_blocks.MODAL_CALLBACK, middleware=[well_formed])(self.on_submit)
         app.command(self.command)(self.on_command)
+        app.event("app_home_opened")(self.on_home_opened)
 
     def _after_ack(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` once the listener has returned and bolt has sent the ack (shutdown waits for it)."""
@@ -205,10 +207,13 @@ class Listeners:
             log.exception("slack answer failed", extra={"request_id": request_id, "user": responder.user_id})
             await self._tell(client, body, _FAILED)
             return
-        if (body.get("container") or {}).get("is_ephemeral") or not verdict.decided:
-            # The /hitl list is not a stored message, so it is not rewritten: confirm instead. A team
-            # decision's vote: say it was counted (every copy shows the progress too).
+        in_home = _home.from_home(body)
+        if in_home or (body.get("container") or {}).get("is_ephemeral") or not verdict.decided:
+            # The /hitl list and the Home tab are not stored messages, so they are not rewritten: confirm
+            # instead. A team decision's vote: say it was counted (every copy shows the progress too).
             await self._tell(client, body, saved_text(verdict))
+        if not in_home:
+            await self.home.refresh(client, responder.user_id)
 
     async def _choices(self, request_id: str, pick: str) -> list[Any] | None:
         """The event's choices, read only when the pick names one (a bool click needs no read)."""
@@ -225,8 +230,12 @@ class Listeners:
         return refusal_text(error, request)
 
     async def _tell(self, client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-        """An ephemeral note to the person who clicked, in the channel of the click."""
+        """An ephemeral note to the person who clicked, in the channel of the click; in a Home tab,
+        which has no channel, a line at the top of it, republished."""
         user = (body.get("user") or {}).get("id")
+        if user and _home.from_home(body):
+            await self.home.publish(client, user, text)
+            return
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         if not user or not channel:
             log.warning("slack note has nowhere to go", extra={"user": user})
@@ -259,6 +268,7 @@ class Listeners:
             await ack(response_action="errors", errors=errors)
         else:
             await ack()
+            self._after_ack(self.home.refresh(client, responder.user_id))
 
     async def _show_later(self, verdict: Awaitable[_Verdict], view_id: str, client: AsyncWebClient) -> None:
         """The verdict, in the view that said "Saving…"."""
@@ -294,6 +304,13 @@ class Listeners:
             log.exception("slack submission failed", extra={"request_id": request_id, "user": responder.user_id})
             return _Verdict({first: _FAILED}, _FAILED)
         return _Verdict(None, saved_text(verdict))
+
+    # -- the Home tab ----------------------------------------------------------------------
+
+    async def on_home_opened(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        user = event.get("user")
+        if event.get("tab") == "home" and isinstance(user, str) and user:
+            self._after_ack(self.home.publish(client, user))
 
     # -- the slash command -----------------------------------------------------------------
 
