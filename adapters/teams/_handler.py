@@ -2,7 +2,9 @@
 
 - any message, installation or conversation update: remember the conversation reference;
 - `adaptiveCard/action` invoke (Action.Execute) and card submits (Action.Submit fallback): answer;
-- "pending" / "help": list the events the sender may answer, as cards.
+- "pending" / "help": list the events the sender may answer, as cards: in the bot's personal chat,
+  their inbox (most urgent first, without team decisions they voted on: `HitlService.inbox`); in a
+  channel or group chat, the newest first.
 """
 
 from __future__ import annotations
@@ -168,29 +170,40 @@ class TeamsBot(ActivityHandler):
         requests yet reads each once, which at thousands of events outlasts Teams' wait for a reply."""
         activity = turn_context.activity
         reference, responder = activity.get_conversation_reference(), _responder(activity)
+        personal = activity.conversation is not None and activity.conversation.conversation_type == "personal"
 
         async def send(context: TurnContext) -> None:
-            await self._send_pending(context, responder, str(reference.conversation.id))
+            await self._send_pending(context, responder, str(reference.conversation.id), personal=personal)
 
         self._service.background.spawn(self._platform.in_conversation(reference, send))
 
-    async def _send_pending(self, context: TurnContext, responder: Responder, conversation_id: str) -> None:
+    async def _send_pending(
+        self, context: TurnContext, responder: Responder, conversation_id: str, *, personal: bool
+    ) -> None:
         try:
-            events = await self._service.pending(responder)
+            shown, total, which = await self._pending(responder, personal=personal)
         except StoreUnavailable:  # the message was answered already: say so here, or the person hears nothing
             await context.send_activity(MessageFactory.text(_LIST_UNREADABLE))
             return
-        if not events:
+        if not total:
             await context.send_activity(MessageFactory.text("Nothing is waiting for your answer."))
             return
-        shown = events[:MAX_LISTED]
-        more = f" (showing the newest {len(shown)})" if len(events) > len(shown) else ""
-        await context.send_activity(MessageFactory.text(f"{len(events)} event(s) wait for your answer{more}:"))
+        more = f" (showing the {which} {len(shown)})" if total > len(shown) else ""
+        await context.send_activity(MessageFactory.text(f"{total} event(s) wait for your answer{more}:"))
         for request in shown:
             await asyncio.sleep(_LIST_SPACING_SECONDS)
             resource = await context.send_activity(card_activity(self._event_card(request)))
             if resource is not None and resource.id:
                 await self._platform.record(request, conversation_id, str(resource.id), "pending")
+
+    async def _pending(self, responder: Responder, *, personal: bool) -> tuple[list[Request], int, str]:
+        """The events to list, how many wait in all, and which are shown: the person's inbox in their
+        personal chat (most urgent first), else the newest they may answer."""
+        if personal:
+            inbox = await self._service.inbox(responder, shown=MAX_LISTED)
+            return [view.request for view in inbox.shown], inbox.total, "most urgent"
+        events = await self._service.pending(responder)
+        return events[:MAX_LISTED], len(events), "newest"
 
 
 def _responder(activity: Activity) -> Responder:
