@@ -28,6 +28,7 @@ from tests.slack.slack_helpers import (
     post_event,
     post_signed,
     store,
+    view_submission,
 )
 
 OPEN_EVENTS = 2000
@@ -111,6 +112,25 @@ async def test_a_refused_click_in_the_home_tab_is_told_there(
     assert "Only slack:U0ALICE may answer this event." in shown(refused)
     assert fake_slack.of("chat.postEphemeral") == []
     assert await store().get_response(approve["value"].partition("|")[0]) is None
+
+
+async def test_respond_in_the_home_tab_opens_the_modal_and_the_answer_refreshes_the_home(
+    slack_bot: Callable[..., BotThread], fake_slack: FakeSlack
+) -> None:
+    bot = slack_bot()
+    request_id = await create_event("replicas", int, min_value=1, max_value=10)
+    await fake_slack.wait_for("chat.postMessage")
+    assert await post_event(bot.url, app_home_opened("U0ALICE")) == 200
+    [respond] = find_element((await home_of(fake_slack, "U0ALICE"))["blocks"], "hitl_modal")
+
+    await post_signed(bot.url, home_click("U0ALICE", respond))
+    [opened] = await fake_slack.wait_for("views.open")
+    assert opened["view"]["private_metadata"] == request_id, "the same modal as from a channel message"
+    _, body = await post_signed(bot.url, view_submission("U0ALICE", request_id, {"value": "3"}))
+    assert body == ""
+    assert (await store().get_response(request_id)).value == 3  # type: ignore[union-attr]
+    refreshed = await home_of(fake_slack, "U0ALICE", 2)
+    assert find_element(refreshed["blocks"], "hitl_modal") == [] and "Nothing is waiting" in shown(refreshed)
 
 
 async def test_a_person_with_500_events_gets_the_most_urgent_within_slacks_limits(
