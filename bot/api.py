@@ -177,9 +177,9 @@ async def notify(request: web.Request) -> web.Response:
     _authorized(request)
     service = request.app[SERVICE]
     try:
-        event = await service.store.get_request(check_request_id(request.match_info["request_id"]))
-    except EventNotFound as error:
-        return problem(404, str(error))
+        event = await service.event(check_request_id(request.match_info["request_id"]))
+    except UserError as error:  # no such event: 404; storage unreachable: 503, "try again"
+        return _refused(error)
     service.delivery.announce_later(event.request_id)  # accepted: posting happens after the reply
     return web.json_response(event_summary(request, event), status=202)
 

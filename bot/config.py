@@ -35,7 +35,7 @@ def http_url(value: str | None) -> str | None:
 
 
 class Settings(BaseSettings):
-    """The core's settings; see the README's configuration table.
+    """The core's settings; see docs/configuration.md.
 
     The bot runs with an instance of a subclass that also holds every registered platform's
     settings (`slack_…`, `teams_…`: see `adapter.load_bot_settings`), so one object is validated once.

@@ -10,7 +10,7 @@ itself with an `adapter.Adapter` (its settings, whether it is on, and `mount`, w
 inbound routes and turns platform requests into `HitlService` calls and the core's verdicts into
 platform replies).
 
-A platform is registered once, in `registry`; see the README's "Add a chat platform".
+A platform is registered once, in `registry`; see docs/development.md, "Add a chat platform".
 """
 
 from __future__ import annotations

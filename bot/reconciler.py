@@ -235,7 +235,8 @@ class Reconciler:
     async def _sleep(self, seconds: float) -> bool:
         """Wait `seconds`, or less if `stop()` is called; whether it was."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: its task may never start at shutdown
+                await self._stop.wait()
         return self._stop.is_set()
 
     async def take_turn(self, now: float, *, first: bool = False) -> StepReport | None:

@@ -54,6 +54,8 @@ T = TypeVar("T")
 EventScope = Literal["run"]
 log = logging.getLogger(__name__)
 _ABORTED = "the task waiting for it was cancelled"
+# How long after the deadline an answer accepted before it may still be landing (one store write).
+_LATE_WRITE_SECONDS = 2.0
 
 
 @syncify
@@ -289,7 +291,8 @@ class Event(Generic[T]):
         (a team decision's once it is decided: the votes along the way are the bot's to count).
 
         A structured event returns an instance of its model. At the deadline: the `on_timeout`
-        value if the event has one, else `TimeoutError`. A cancelled event raises `EventCancelled`.
+        value if the event has one, else `TimeoutError` (after one last read, 2 s on, for an answer accepted
+        just before the deadline). A cancelled event raises `EventCancelled`.
         The deadline is part of the request, which a task restart replays rather than recreates
         (see `_create`), so a restarted task keeps waiting for the same event.
         """
@@ -407,6 +410,11 @@ class Event(Generic[T]):
 
     async def _at_deadline(self) -> Response:
         if self.request.on_timeout is None:
+            # An answer the bot checked just before the deadline may land just after it, and then it is
+            # the outcome (the bot's expiry defers to it): its writer has been told "saved", so look once more.
+            await asyncio.sleep(_LATE_WRITE_SECONDS)
+            if late := await _store(_settings().store).get_response(self.request_id):
+                return late
             raise TimeoutError(
                 f"Event '{self.name}' (request_id={self.request_id}) timed out after "
                 f"{self.timeout_seconds} seconds. No human input was received."

@@ -222,6 +222,24 @@ async def test_store_down_the_api_lists_say_try_again_with_a_503(
             assert reply.status == 200 and len((await reply.json())["events"]) == 1
 
 
+async def test_store_down_a_notify_says_try_again_with_a_503(
+    own_moto: Moto, start_bot: Callable[..., BotThread]
+) -> None:
+    """A notify for an event this replica has not read yet was a bare 500 with the store down; the
+    plugin's retry then sees a 503 that says what happened, and the retry posts once the store is back."""
+    bot = start_bot()
+    request = await put_event(bot, data_type="bool")
+    own_moto.stop()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        url = f"{bot.url}/api/v1/events/{request.request_id}/notify"
+        async with session.post(url, headers=AUTH) as reply:
+            assert reply.status == 503, await reply.text()
+            assert await reply.json() == {"error": READ_AGAIN}
+        own_moto.start()
+        async with session.post(url, headers=AUTH) as reply:
+            assert reply.status == 202, await reply.text()
+
+
 async def test_store_down_the_slack_pending_list_says_try_again(
     own_moto: Moto, start_bot: Callable[..., BotThread]
 ) -> None:

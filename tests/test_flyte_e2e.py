@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import flyte
 import pytest
 
+from hitl_chatops.bot.protocol import Responder, Response, utcnow
 from hitl_chatops.bot.server import BotThread
+from hitl_chatops.bot.store import Store
 from tests import workflows
 from tests.conftest import AUTH
 from tests.fakes.flyte import Run
@@ -75,6 +78,30 @@ async def test_timeout_raises_timeout_error(start_bot: Callable[..., BotThread])
     start_bot()
     outcome = await Run(workflows.wait_briefly, 1).finish()
     assert outcome.startswith("TimeoutError: Event 'short_fuse'") and "timed out after 1 seconds" in outcome
+
+
+async def test_an_answer_accepted_at_the_deadline_and_landing_after_it_is_the_outcome(
+    start_bot: Callable[..., BotThread],
+) -> None:
+    """The bot checks the deadline, then writes: an answer checked just before it can land just after
+    it, and the bot then treats it as the outcome (and told its author "saved"). wait() raised
+    TimeoutError at the deadline without looking again, so the run and the chat disagreed."""
+    bot = start_bot()
+    run = Run(workflows.wait_briefly, 1)
+    event = await pending_event(bot, "short_fuse")
+    store = Store(bot.settings.store)
+    request = await store.get_request(event["request_id"])
+    await asyncio.sleep(max(0.0, (request.deadline - utcnow()).total_seconds()) + 0.3)
+    late = Response(
+        request_id=request.request_id,
+        value="go",
+        data_type="str",
+        responder=Responder(platform="api", user_id="ci", user_name="ci"),
+        responded_at=request.deadline - timedelta(milliseconds=100),
+        via="api",
+    )
+    await store.put_response(late)
+    assert await run.finish() == "answered"
 
 
 async def test_unhandled_timeout_fails_the_run(start_bot: Callable[..., BotThread]) -> None:

@@ -37,7 +37,7 @@ PARENT = "a0"
 
 
 def grace_seconds() -> int:
-    """The pod's grace period after SIGTERM, as the manifests set it (and the README promises)."""
+    """The pod's grace period after SIGTERM, as the manifests set it (and docs/operation.md promises)."""
     deployment = yaml.safe_load((ROOT / "manifests" / "kubernetes" / "deployment.yaml").read_text())
     return int(deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
 

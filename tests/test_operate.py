@@ -1,4 +1,4 @@
-"""What an operator relies on (README, Operate): health that tells the truth, metrics kept off the public port."""
+"""What an operator relies on (docs/operation.md): health that tells the truth, metrics kept off the public port."""
 
 from __future__ import annotations
 

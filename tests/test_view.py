@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from hitl_chatops.adapters.slack import _blocks
+from hitl_chatops.adapters.slack import _blocks, _team
 from hitl_chatops.adapters.slack._platform import as_dicts
 from hitl_chatops.adapters.teams import _cards as cards
 from hitl_chatops.bot import form
@@ -209,7 +209,7 @@ def test_every_surface_lays_out_a_decision_under_way(state: State, label: str, s
     assert controls.confirm == (state is State.PROPOSED) and controls.round == 1
     assert dict(view.words.facts)["Approvals"] == ("1 of 2 approvals",)
 
-    blocks = as_dicts(_blocks.progress_blocks(view, "https://bot.example.com/form/x"))
+    blocks = as_dicts(_team.decision_blocks(view, "https://bot.example.com/form/x"))
     validate_blocks(blocks)
     assert any(block["type"] == "actions" for block in blocks)
     card = valid(cards.event_card(view.request, None, notice=text_of(view.words.status)))

@@ -1,9 +1,10 @@
 """Render events, answers and lists as Block Kit, built with slack_sdk's models (validated on `to_dict`).
 
 Pure functions: no I/O, no decisions: an event's state, its words and its controls are the core's
-`EventView`, laid out here (`say` writes its lines as mrkdwn). Action values are
-`<request id>|<pick>`, where the pick is `true`/`false` for a bool, `c<index>` for a choice, or
-empty for the Respond… button. Every text from a task or a person goes through `_text` (escaped,
+`EventView`, laid out here (`say` writes its lines as mrkdwn; a team decision's copy is `_team`'s).
+Action values are `<request id>|<pick>`, where the pick is `true`/`false` for a bool, `c<index>` for
+a choice, `r<round>` for a team decision's Confirm or Reject, or empty for the Respond… and
+Delegate… buttons. Every text from a task or a person goes through `_text` (escaped,
 or shown as plain text); every list that could grow is cut to Slack's limits here, with a line
 saying what was left out.
 """
@@ -41,6 +42,9 @@ ANSWER_ACTION = "hitl_answer"  # + "_<n>": ids must be unique within a block
 SELECT_ACTION = "hitl_select"
 MODAL_ACTION = "hitl_modal"  # + "_<n>" for Approve/Reject buttons that open the modal with the choice made
 FORM_ACTION = "hitl_form"
+CONFIRM_ACTION = "hitl_confirm"  # a team decision's proposal confirmed
+REJECT_ACTION = "hitl_reject"  # a team decision's Reject: opens the reason dialog (`_team.reason_modal`)
+DELEGATE_ACTION = "hitl_delegate"  # opens the hand-over dialog (`_team.delegate_modal`)
 MODAL_CALLBACK = "hitl_submit"
 VALUE_BLOCK = "hitl_value"
 VALUE_ACTION = "value"
@@ -52,6 +56,7 @@ PENDING_SHOWN = 20
 MAX_OPTIONS = 100  # options in a select menu
 FIELDS_PER_SECTION = 10
 FIELD_LIMIT = 2000  # characters in one section field
+FACT_LIMIT = 900  # one fact of a copy (a list of approvers, a reason): three fit a section's 3,000
 SECTION_LIMIT = 3000  # characters in a section's text, a context element, or a message's `text`
 HEADER_LIMIT = 150
 BUTTON_LIMIT = 75  # a button's or an option's text
@@ -88,6 +93,17 @@ def choice_index(pick: str) -> int | None:
     return None
 
 
+def round_pick(round_: int) -> str:
+    return f"r{round_}"
+
+
+def round_of(pick: str) -> int | None:
+    """The round a Confirm or Reject was clicked in (the core refuses a stale one), None if not given."""
+    if pick.startswith("r") and pick[1:].isdigit() and len(pick) < 10:
+        return int(pick[1:])
+    return None
+
+
 # -- people and times ------------------------------------------------------------------------
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
@@ -111,32 +127,58 @@ def mention(entry: str) -> str:
 
 
 def who_may_answer(request: Request) -> str:
-    if anyone_may_answer(request):
+    """The event's `responders`, and a team decision's rules' people (with rules, only they may answer)."""
+    entries = [*request.responders, *(entry for rule in request.rules for entry in rule.responders)]
+    if anyone_may_answer(request) and not request.rules:
         return "anyone"
-    return ", ".join(mention(entry) for entry in request.responders)
+    return ", ".join(mention(entry) for entry in dict.fromkeys(entries))
 
 
-def person_text(who: Who) -> str:
-    """Who answered: the Slack user Slack named (a mention), or the name given elsewhere, escaped."""
+def person_text(who: Who, *, quiet: bool = False) -> str:
+    """Who answered: the Slack user Slack named (a mention; by name when `quiet`, as in a new message,
+    where a mention would notify them), or the name given elsewhere, escaped."""
     person = who.person
     if person is None:
         return escape(who.text)
     if person.platform == "slack" and _USER_ID.fullmatch(person.user_id):
-        return f"<@{person.user_id}>"
+        return escape(clip(person.user_name, 200)) if quiet and person.user_name else f"<@{person.user_id}>"
     return f"{escape(clip(person.label, 200))} ({via_name(person.platform)})"
 
 
-def say(line: Line, limit: int = 1000) -> str:
+def say(line: Line, limit: int = 1000, *, quiet: bool = False) -> str:
     """A line of the core's words as mrkdwn: people as mentions where Slack knows them, times as date
-    tokens, answers in bold, and what people chose or typed escaped and cut to `limit`."""
-    return "".join(_part(part, limit) for part in line)
+    tokens, answers in bold, and what people chose or typed escaped and cut to `limit`.
+
+    `quiet`: for a new message (a thread reply), where every mention notifies: only the line's
+    `Mention` parts mention; the people in `Who` parts are named (a Slack user without a name
+    stays a mention: Slack shows nothing else for them).
+    """
+    return "".join(_part(part, limit, quiet) for part in line)
 
 
-def _part(part: Part, limit: int) -> str:
+def say_within(line: Line, limit: int, *, part_limit: int = 300) -> str:
+    """`say(line)` in at most `limit` characters: past it, cut before one of our own words (where a
+    list of people or times goes on, never inside a mention or a date token) and end with how many
+    people were left out ("…and 12 more")."""
+    shown = [_part(part, part_limit, False) for part in line]
+    if sum(map(len, shown)) <= limit:
+        return "".join(shown)
+    for cut in range(len(line) - 1, 0, -1):
+        if not isinstance(line[cut], str):
+            continue
+        left = sum(isinstance(part, Who | Mention) for part in line[cut:])
+        head = "".join(shown[:cut]).rstrip(" ,;:")
+        tail = f" …and {left} more" if left else " …"
+        if len(head) + len(tail) <= limit:
+            return head + tail
+    return fit(text_of(line), limit)
+
+
+def _part(part: Part, limit: int, quiet: bool) -> str:
     if isinstance(part, Strong):
         return f"*{escape(part.text)}*"
     if isinstance(part, Who):
-        return person_text(part)
+        return person_text(part, quiet=quiet)
     if isinstance(part, When):
         return date_token(part.moment) if part.moment else escape(part.text)
     if isinstance(part, Answer):
@@ -168,7 +210,7 @@ def _line(text: str) -> ContextBlock:
 
 
 def event_blocks(request: Request, form_url: str | None) -> list[Block]:
-    return [*top(request, form_url), _about(request), actions(request, form_url)]
+    return [*top(request, form_url), about(request), actions(request, form_url)]
 
 
 def top(request: Request, form_url: str | None) -> list[Block]:
@@ -200,22 +242,29 @@ def context_blocks(request: Request) -> list[Block]:
     Past `CONTEXT_SHOWN` fields a line says how many more there are; the web form shows them all.
     """
     rows = context_rows(request)
-    shown_rows = [_field(label, fit(text, 300), label_limit=100) for label, text in rows[:CONTEXT_SHOWN]]
+    shown_rows = [field(label, fit(text, 300), label_limit=100) for label, text in rows[:CONTEXT_SHOWN]]
     blocks = sections(shown_rows, len(shown_rows))
     if len(rows) > CONTEXT_SHOWN:
         blocks.append(_line(f"…and {len(rows) - CONTEXT_SHOWN} more context fields, not shown here."))
     return blocks
 
 
-def _field(label: str, text: str, *, label_limit: int = BUTTON_LIMIT) -> MarkdownTextObject:
+def field(label: str, text: str, *, label_limit: int = BUTTON_LIMIT) -> MarkdownTextObject:
     """A labelled section field; `text` is mrkdwn already made safe. `verbatim` keeps Slack from
     turning a value's bare URLs, #names or @-words into links or mentions."""
     return MarkdownTextObject(text=clip(f"*{fit(label, label_limit)}*\n{text}", FIELD_LIMIT), verbatim=True)
 
 
 def sections(fields: Sequence[MarkdownTextObject], room: int) -> list[Block]:
-    """`fields` as sections of 10, in at most `room` blocks; a last line counts what did not fit."""
-    parts = [list(fields[i : i + FIELDS_PER_SECTION]) for i in range(0, len(fields), FIELDS_PER_SECTION)]
+    """`fields` as sections of up to 10 and up to 3,000 characters, in at most `room` blocks; a last
+    line counts what did not fit."""
+    parts: list[list[MarkdownTextObject]] = []
+    for one in fields:
+        last = parts[-1] if parts else None
+        if last is None or len(last) == FIELDS_PER_SECTION or _length(last) + len(one.text) > SECTION_LIMIT:
+            parts.append([one])
+        else:
+            last.append(one)
     if len(parts) <= room:
         return [SectionBlock(fields=part) for part in parts]
     kept = parts[: max(room - 1, 0)]
@@ -223,7 +272,12 @@ def sections(fields: Sequence[MarkdownTextObject], room: int) -> list[Block]:
     return [SectionBlock(fields=part) for part in kept] + [_line(f"…and {left} more fields, not shown here.")]
 
 
-def _about(request: Request) -> ContextBlock:
+def _length(fields: Sequence[MarkdownTextObject]) -> int:
+    return sum(len(one.text) for one in fields)
+
+
+def about(request: Request) -> ContextBlock:
+    """Run, deadline, who may answer, and what Flyte says: one small line under the question."""
     parts = []
     run = request.run
     if run.url:
@@ -237,22 +291,36 @@ def _about(request: Request) -> ContextBlock:
     return _line(" · ".join(parts))
 
 
-def actions(request: Request, form_url: str | None) -> ActionsBlock:
-    """The controls the core leaves open; the web form link only where it takes the answer."""
+def actions(request: Request, form_url: str | None, controls: Controls | None = None) -> ActionsBlock:
+    """The `controls` the core leaves open (by default, those of the event as asked); the web form
+    link only where it takes the answer."""
     rid = request.request_id
-    controls = event_view(request).controls
+    controls = controls or event_view(request).controls
     assert controls is not None, "a pending event has controls"
-    elements = _buttons(rid, controls)
+    elements = _buttons(rid, controls, team=request.team_event)
+    if controls.delegate:
+        elements.append(ButtonElement(text="Delegate…", action_id=DELEGATE_ACTION, value=action_value(rid)))
     if form_url and controls.form:
         elements.append(ButtonElement(text="Open web form", action_id=FORM_ACTION, url=form_url))
     return ActionsBlock(block_id=f"hitl|{rid}", elements=elements)
 
 
-def _buttons(rid: str, controls: Controls) -> list[InteractiveElement]:
+def _buttons(rid: str, controls: Controls, *, team: bool = False) -> list[InteractiveElement]:
     """One click answers a scalar bool or a few choices; anything with more to type opens the modal.
 
     An "approve, with a reason" answer keeps Approve/Reject: they open the modal with that choice made.
+    A team decision's Reject (a veto, or a proposal's rejection) opens a dialog asking why; a
+    proposal awaits Confirm / Reject, both carrying the round shown.
     """
+    if controls.confirm:
+        pick = round_pick(controls.round)
+        confirm = ButtonElement(
+            text="Confirm", action_id=CONFIRM_ACTION, value=action_value(rid, pick), style="primary"
+        )
+        return [confirm, _reject_button(rid, pick)]
+    if controls.approval is not None and team and not controls.typed:
+        approve = _approve_reject(rid, ANSWER_ACTION)[0]
+        return [approve, _reject_button(rid, round_pick(controls.round))]
     if controls.approval is not None:
         return _approve_reject(rid, MODAL_ACTION if controls.typed else ANSWER_ACTION)
     picks = controls.picks
@@ -272,6 +340,10 @@ def _buttons(rid: str, controls: Controls) -> list[InteractiveElement]:
         ]
         return [StaticSelectElement(action_id=SELECT_ACTION, placeholder="Choose…", options=options)]
     return [_respond_button(rid)]  # something to type, or more choices than a select holds: the modal
+
+
+def _reject_button(request_id: str, pick: str) -> ButtonElement:
+    return ButtonElement(text="Reject…", action_id=REJECT_ACTION, value=action_value(request_id, pick), style="danger")
 
 
 def _respond_button(request_id: str) -> ButtonElement:
@@ -306,18 +378,11 @@ def ended_blocks(view: EventView, form_url: str | None = None) -> list[Block]:
     or the state's status line (who cancelled it and why, the default applied, the expiry)."""
     blocks = top(view.request, form_url)
     if view.words.facts:
-        fields = [_field(label, fit(text, 1900)) for label, text in view.answer]
-        fields += [_field(label, say(line)) for label, line in view.words.facts]
+        fields = [field(label, fit(text, 1900)) for label, text in view.answer]
+        fields += [field(label, say_within(line, FACT_LIMIT)) for label, line in view.words.facts]
         return blocks + sections(fields, MESSAGE_BLOCKS - len(blocks))
     line = f"{ICONS[view.state]} {say(view.words.status)}"
     return [*blocks, SectionBlock(text=MarkdownTextObject(text=line, verbatim=True))]
-
-
-def progress_blocks(view: EventView, form_url: str | None) -> list[Block]:
-    """A team decision under way: the event as asked, its progress in one line, and its controls.
-    (Plain for now: the votes and history as `view.words.facts` hold them are laid out later.)"""
-    request = view.request
-    return [*top(request, form_url), _about(request), _line(say(view.words.status)), actions(request, form_url)]
 
 
 def summary_text(view: EventView) -> str:

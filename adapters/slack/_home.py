@@ -123,7 +123,7 @@ def _item(view: EventView, form_url: str) -> list[Block]:
     return [
         _section("\n".join(lines)),
         _line(" · ".join(due)),
-        _blocks.actions(request, form_url),
+        _blocks.actions(request, form_url, view.controls),
         DividerBlock(),
     ]
 

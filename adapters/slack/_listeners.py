@@ -1,11 +1,12 @@
 """Bolt listeners: turn clicks, submissions and the slash command into core calls, and back.
 
 Every listener acks at once (Slack's 3 s limit) and leaves its work to a task that runs after the
-ack has gone out, except the modal submission, whose ack carries the core's verdict as an inline
-error when the core answers within `ACK_BUDGET_SECONDS`; a slower verdict (a slow group lookup)
-turns the modal into "Saving…" and is shown there when it comes. Bolt runs with
-`process_before_response`, so it answers as soon as a listener returns, with no polling for the
-ack. Refusals come from the core as `UserError`s; nothing here decides.
+ack has gone out, except the dialog submissions (an answer, a team decision's Reject reason, a
+hand-over), whose ack carries the core's verdict as an inline error when the core answers within
+`ACK_BUDGET_SECONDS`; a slower verdict (a slow group lookup) turns the dialog into "Saving…" and is
+shown there when it comes. Bolt runs with `process_before_response`, so it answers as soon as a
+listener returns, with no polling for the ack. Refusals come from the core as `UserError`s, told
+to the person as the core words them; nothing here decides.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
+from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
 from hitl_chatops.bot.answers import schema_of
@@ -31,7 +33,7 @@ from hitl_chatops.bot.team import Verdict
 from hitl_chatops.bot.text import clip
 from hitl_chatops.bot.view import event_view
 
-from . import _blocks, _home, _modal
+from . import _blocks, _home, _modal, _team
 from ._platform import PLATFORM, api_error, as_dicts
 from ._text import escape
 
@@ -77,10 +79,20 @@ _SUBMISSION = "hitl_submission"
 
 @dataclass(frozen=True)
 class _Verdict:
-    """How a modal submission ended: inline errors per input block (None: saved), and the same in words."""
+    """How a modal submission ended: inline errors per input block (None: saved), and the same in
+    words; `shown`: the dialog stays open with the note (a team decision's step, which did not end it)."""
 
     errors: dict[str, str] | None
     note: str
+    shown: bool = False
+
+    @classmethod
+    def saved(cls, verdict: Verdict) -> _Verdict:
+        return cls(None, saved_text(verdict), shown=verdict.tally is not None)
+
+    @classmethod
+    def refused(cls, block: str, error: UserError, note: str) -> _Verdict:
+        return cls({block: clip(str(error), _blocks.ERROR_LIMIT)}, f"Not saved: {note}")
 
 
 async def well_formed(
@@ -112,7 +124,12 @@ class Listeners:
         app.action(_blocks.SELECT_ACTION)(self.on_select)
         app.action(re.compile(rf"^{_blocks.MODAL_ACTION}(_\d+)?$"))(self.on_open_modal)
         app.action(_blocks.FORM_ACTION)(self.on_form_link)
+        app.action(_blocks.CONFIRM_ACTION)(self.on_confirm)
+        app.action(_blocks.REJECT_ACTION)(self.on_reject)
+        app.action(_blocks.DELEGATE_ACTION)(self.on_delegate)
         app.view(_blocks.MODAL_CALLBACK, middleware=[well_formed])(self.on_submit)
+        app.view(_team.REASON_CALLBACK, middleware=[well_formed])(self.on_reason)
+        app.view(_team.DELEGATE_CALLBACK, middleware=[well_formed])(self.on_handover)
         app.command(self.command)(self.on_command)
         app.event("app_home_opened")(self.on_home_opened)
 
@@ -162,6 +179,87 @@ class Listeners:
         except SlackApiError as error:
             log.warning("slack modal failed", extra={"request_id": request_id, "error": api_error(error)})
 
+    # -- a team decision's controls ----------------------------------------------------------
+
+    async def on_confirm(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        request_id, pick = _blocks.parse_action_value(str(action.get("value", "")))
+        responder = responder_of(body.get("user") or {})
+        confirming = self.service.approve(request_id, responder, PLATFORM, round_=_blocks.round_of(pick))
+        self._after_ack(self._acted(body, request_id, confirming, client))
+
+    async def on_reject(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """Reject… asks why first (the round clicked rides along); `on_reason` rejects."""
+        await ack()
+        request_id, pick = _blocks.parse_action_value(str(action.get("value", "")))
+        round_ = _blocks.round_of(pick) or 1
+
+        async def dialog(request: Request) -> View:
+            return _team.reason_modal(request, round_, await self.service.state(request_id))
+
+        self._after_ack(self._open_dialog(body, request_id, client, dialog))
+
+    async def on_delegate(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """Delegate… opens the hand-over dialog for someone who may still act; `on_handover` hands over."""
+        await ack()
+        request_id, _ = _blocks.parse_action_value(str(action.get("value", "")))
+
+        async def dialog(request: Request) -> View:
+            return _team.delegate_modal(request)
+
+        self._after_ack(self._open_dialog(body, request_id, client, dialog))
+
+    async def _open_dialog(
+        self,
+        body: dict[str, Any],
+        request_id: str,
+        client: AsyncWebClient,
+        dialog: Callable[[Request], Awaitable[View]],
+    ) -> None:
+        """Open a team decision's dialog for a person the core lets act now; else tell them why not."""
+        try:
+            request = await self._checked(request_id, client, body)
+            view = await dialog(request)
+        except UserError as error:
+            await self._tell(client, body, await self._refusal(request_id, error))
+            return
+        try:
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as error:
+            log.warning("slack dialog failed", extra={"request_id": request_id, "error": api_error(error)})
+
+    async def _acted(
+        self, body: dict[str, Any], request_id: str, acting: Awaitable[Verdict], client: AsyncWebClient
+    ) -> None:
+        """Tell the person what their click did: counted (and how far the decision is), or why not.
+        A decision is told by every copy; the /hitl list and the Home tab are no copies, so it is told
+        there too (the Home republished with it); a Home this replica shows them elsewhere is refreshed."""
+        responder = responder_of(body.get("user") or {})
+        try:
+            verdict = await acting
+        except UserError as error:
+            log.info(
+                "slack answer refused",
+                extra={"request_id": request_id, "user": responder.user_id, "outcome": type(error).__name__},
+            )
+            await self._tell(client, body, await self._refusal(request_id, error))
+            return
+        except Exception:
+            log.exception("slack answer failed", extra={"request_id": request_id, "user": responder.user_id})
+            await self._tell(client, body, _FAILED)
+            return
+        in_home = _home.from_home(body)
+        if in_home or (body.get("container") or {}).get("is_ephemeral") or not verdict.decided:
+            await self._tell(client, body, saved_text(verdict))
+        if not in_home:
+            await self.home.refresh(client, responder.user_id)
+
     async def _checked(self, request_id: str, client: AsyncWebClient, body: dict[str, Any]) -> Request:
         """The event once the core's `check` passes (answered, expired or not theirs: refused before
         the person types anything).
@@ -191,29 +289,15 @@ class Listeners:
         await self._tell(client, body, _modal.form_note(request, reason, self.service.form_url(request.request_id)))
 
     async def _answer(self, body: dict[str, Any], value: str, client: AsyncWebClient) -> None:
+        """A one-click answer: a simple event's, or a team decision's Approve or proposal."""
         request_id, pick = _blocks.parse_action_value(value)
         responder = responder_of(body.get("user") or {})
-        try:
+
+        async def answering() -> Verdict:
             raw = _blocks.chosen(pick, await self._choices(request_id, pick))
-            verdict = await self.service.answer(request_id, raw, responder, PLATFORM)
-        except UserError as error:
-            log.info(
-                "slack answer refused",
-                extra={"request_id": request_id, "user": responder.user_id, "outcome": type(error).__name__},
-            )
-            await self._tell(client, body, await self._refusal(request_id, error))
-            return
-        except Exception:
-            log.exception("slack answer failed", extra={"request_id": request_id, "user": responder.user_id})
-            await self._tell(client, body, _FAILED)
-            return
-        in_home = _home.from_home(body)
-        if in_home or (body.get("container") or {}).get("is_ephemeral") or not verdict.decided:
-            # The /hitl list and the Home tab are not stored messages, so they are not rewritten: confirm
-            # instead. A team decision's vote: say it was counted (every copy shows the progress too).
-            await self._tell(client, body, saved_text(verdict))
-        if not in_home:
-            await self.home.refresh(client, responder.user_id)
+            return await self.service.answer(request_id, raw, responder, PLATFORM)
+
+        await self._acted(body, request_id, answering(), client)
 
     async def _choices(self, request_id: str, pick: str) -> list[Any] | None:
         """The event's choices, read only when the pick names one (a bool click needs no read)."""
@@ -259,16 +343,49 @@ class Listeners:
         """
         submission: _modal.Submission = context[_SUBMISSION]
         responder = responder_of(body.get("user") or {})
-        verdict = asyncio.ensure_future(self._submit(submission, responder))
+        await self._verdict(ack, client, submission, self._submit(submission, responder), responder.user_id)
+
+    async def on_reason(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        """The Reject dialog submitted: `HitlService.reject` with the reason, in the round it was opened for."""
+        submission: _modal.Submission = context[_SUBMISSION]
+        responder = responder_of(body.get("user") or {})
+        await self._verdict(ack, client, submission, self._reject(submission, responder), responder.user_id)
+
+    async def on_handover(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        """The Delegate dialog submitted: `HitlService.delegate` to the person picked, with the note."""
+        submission: _modal.Submission = context[_SUBMISSION]
+        responder = responder_of(body.get("user") or {})
+        await self._verdict(ack, client, submission, self._handover(submission, responder), responder.user_id)
+
+    async def _verdict(
+        self,
+        ack: AsyncAck,
+        client: AsyncWebClient,
+        submission: _modal.Submission,
+        deciding: Coroutine[Any, Any, _Verdict],
+        user_id: str,
+    ) -> None:
+        """Ack a submission with its verdict: inline errors, the note (a team decision's step), or
+        closed; "Saving…" first when the verdict takes longer than `ACK_BUDGET_SECONDS`. Once saved,
+        a Home this replica shows the person is refreshed (a dialog opened from it, most likely)."""
+        verdict = asyncio.ensure_future(deciding)
         await asyncio.wait([verdict], timeout=ACK_BUDGET_SECONDS)
         if not verdict.done():
             await ack(response_action="update", view=_modal.note_view(_SAVING))
             self._after_ack(self._show_later(verdict, submission.id, client))
-        elif errors := verdict.result().errors:
+            return
+        if errors := verdict.result().errors:
             await ack(response_action="errors", errors=errors)
+            return
+        if verdict.result().shown:
+            await ack(response_action="update", view=_modal.note_view(verdict.result().note))
         else:
             await ack()
-            self._after_ack(self.home.refresh(client, responder.user_id))
+        self._after_ack(self.home.refresh(client, user_id))
 
     async def _show_later(self, verdict: Awaitable[_Verdict], view_id: str, client: AsyncWebClient) -> None:
         """The verdict, in the view that said "Saving…"."""
@@ -296,14 +413,46 @@ class Listeners:
                 "slack submission refused",
                 extra={"request_id": request_id, "user": responder.user_id, "outcome": type(error).__name__},
             )
-            note = f"Not saved: {await self._refusal(request_id, error)}"
+            note = await self._refusal(request_id, error)
             if isinstance(error, InvalidValue):
-                return _Verdict(_modal.field_errors(schema, error.errors, str(error)), note)
-            return _Verdict({first: clip(str(error), _blocks.ERROR_LIMIT)}, note)
+                return _Verdict(_modal.field_errors(schema, error.errors, str(error)), f"Not saved: {note}")
+            return _Verdict.refused(first, error, note)
         except Exception:
             log.exception("slack submission failed", extra={"request_id": request_id, "user": responder.user_id})
             return _Verdict({first: _FAILED}, _FAILED)
-        return _Verdict(None, saved_text(verdict))
+        return _Verdict.saved(verdict)
+
+    async def _reject(self, submission: _modal.Submission, responder: Responder) -> _Verdict:
+        request_id, pick = _blocks.parse_action_value(submission.private_metadata)
+        reason = _team.typed_note(submission.typed(_team.REASON_BLOCK))
+        if (too_long := _team.note_too_long(reason)) is not None:
+            return _Verdict({_team.REASON_BLOCK: too_long}, f"Not saved: {too_long}")
+        rejecting = self.service.reject(request_id, responder, PLATFORM, reason=reason, round_=_blocks.round_of(pick))
+        return await self._team_step(request_id, _team.REASON_BLOCK, rejecting)
+
+    async def _handover(self, submission: _modal.Submission, responder: Responder) -> _Verdict:
+        request_id = submission.private_metadata
+        picked = submission.picked_user(_team.DELEGATE_TO_BLOCK)
+        if not picked:
+            return _Verdict({_team.DELEGATE_TO_BLOCK: "Choose the person to hand this to."}, "Not saved.")
+        note = _team.typed_note(submission.typed(_team.NOTE_BLOCK))
+        if (too_long := _team.note_too_long(note)) is not None:
+            return _Verdict({_team.NOTE_BLOCK: too_long}, f"Not saved: {too_long}")
+        to = Responder(platform=PLATFORM, user_id=picked)
+        handing = self.service.delegate(request_id, responder, to, PLATFORM, note=note)
+        return await self._team_step(request_id, _team.DELEGATE_TO_BLOCK, handing)
+
+    async def _team_step(self, request_id: str, block: str, acting: Awaitable[Verdict]) -> _Verdict:
+        """A team decision's dialog: saved, its note; refused, the core's message on `block`."""
+        try:
+            verdict = await acting
+        except UserError as error:
+            log.info("slack dialog refused", extra={"request_id": request_id, "outcome": type(error).__name__})
+            return _Verdict.refused(block, error, await self._refusal(request_id, error))
+        except Exception:
+            log.exception("slack dialog failed", extra={"request_id": request_id})
+            return _Verdict({block: _FAILED}, _FAILED)
+        return _Verdict.saved(verdict)
 
     # -- the Home tab ----------------------------------------------------------------------
 

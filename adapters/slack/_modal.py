@@ -200,10 +200,11 @@ class _Picked(BaseModel):
 
 
 class _Input(BaseModel):
-    """One input's state: the text typed, or the option picked."""
+    """One input's state: the text typed, the option picked, or the person picked (`users_select`)."""
 
     value: str | None = None
     selected_option: _Picked | None = None
+    selected_user: str | None = None
 
 
 class _State(BaseModel):
@@ -223,12 +224,23 @@ class Submission(BaseModel):
     def request_id(self) -> str:
         return self.private_metadata
 
+    def input_of(self, block: str) -> _Input:
+        return self.state.values.get(block, {}).get(VALUE_ACTION) or _Input()
+
+    def typed(self, block: str) -> str | None:
+        """The text typed in input `block` (None if empty or absent)."""
+        return self.input_of(block).value
+
+    def picked_user(self, block: str) -> str | None:
+        """The user id picked in the `users_select` of input `block`."""
+        return self.input_of(block).selected_user
+
 
 def submitted_answer(schema: AnswerSchema, submission: Submission) -> dict[str, object]:
     """The raw answer in a modal's `view.state.values`: field name → the text typed or the option picked."""
     raw: dict[str, object] = {}
     for answer_field in schema.fields:
-        state = submission.state.values.get(block_id(schema, answer_field), {}).get(VALUE_ACTION) or _Input()
+        state = submission.input_of(block_id(schema, answer_field))
         option = state.selected_option
         raw[answer_field.name] = chosen(option.value, answer_field.choices) if option else state.value
     return raw

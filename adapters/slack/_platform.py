@@ -1,4 +1,5 @@
-"""Slack as the core's `Platform`: post an event, re-render one copy, resolve user groups."""
+"""Slack as the core's `Platform`: post an event, re-render one copy, reply in its thread, resolve
+user groups and e-mail addresses."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.states import Line
-from hitl_chatops.bot.view import EventView
+from hitl_chatops.bot.view import EventView, event_view
 
-from . import _blocks
+from . import _blocks, _team
 
 log = logging.getLogger(__name__)
 PLATFORM = "slack"
@@ -28,6 +29,7 @@ PLATFORM = "slack"
 # group. Slack's method reference lists `no_such_subteam`; `subteam_not_found` is what Slack's
 # usergroup methods are seen answering in other clients' code for the same case.
 _NO_SUCH_GROUP = frozenset({"no_such_subteam", "subteam_not_found"})
+_NO_SUCH_USER = "users_not_found"  # `users.lookupByEmail`: nobody in the workspace has that address
 
 
 def as_dicts(blocks: Sequence[Block]) -> list[dict[str, Any]]:
@@ -59,7 +61,12 @@ class SlackPlatform:
         return channel_targets(request, PLATFORM, self.default_channel)
 
     async def send(self, request: Request, target: str) -> MessageRef:
-        blocks = as_dicts(_blocks.event_blocks(request, self.service.form_url(request.request_id)))
+        """Post the event; a team decision as it starts (the core re-renders it with the votes so far)."""
+        form_url = self.service.form_url(request.request_id)
+        if request.team_event:
+            blocks = as_dicts(_team.decision_blocks(event_view(request), form_url))
+        else:
+            blocks = as_dicts(_blocks.event_blocks(request, form_url))
         with _refusals("chat.postMessage"):
             reply = await self.client.chat_postMessage(channel=target, text=_blocks.event_text(request), blocks=blocks)
         ts, where = str(reply["ts"]), str(reply.get("channel") or target)
@@ -69,8 +76,10 @@ class SlackPlatform:
     async def rerender(self, view: EventView, ref: MessageRef) -> None:
         request = view.request
         form_url = self.service.form_url(request.request_id)
-        if view.open:
-            blocks, text = as_dicts(_blocks.progress_blocks(view, form_url)), _blocks.event_text(request)
+        if view.tally is not None:  # a team decision under way
+            blocks, text = as_dicts(_team.decision_blocks(view, form_url)), _blocks.summary_text(view)
+        elif view.open:
+            blocks, text = as_dicts(_blocks.event_blocks(request, form_url)), _blocks.event_text(request)
         else:
             blocks, text = as_dicts(_blocks.ended_blocks(view, form_url)), _blocks.summary_text(view)
         body = {"channel": ref.data["channel"], "ts": ref.data["ts"], "text": text, "blocks": blocks}
@@ -80,10 +89,16 @@ class SlackPlatform:
             await self.client.api_call("chat.update", json=body)
 
     async def remind(self, request: Request, ref: MessageRef, line: Line) -> None:
-        """A reply in the copy's thread; its mentions are Slack user and group ids only (`_blocks.mention`)."""
+        """A reply in the copy's thread. Only the line's `Mention` parts notify (Slack user and group
+        ids, `_blocks.mention`): the people it names otherwise are named, and a link a person typed in
+        a note is not unfurled."""
         with _refusals("chat.postMessage"):
             await self.client.chat_postMessage(
-                channel=ref.data["channel"], thread_ts=ref.data["ts"], text=_blocks.say(line)
+                channel=ref.data["channel"],
+                thread_ts=ref.data["ts"],
+                text=_blocks.say(line, quiet=True),
+                unfurl_links=False,
+                unfurl_media=False,
             )
 
     async def group_members(self, group: str) -> set[str] | None:
@@ -109,6 +124,26 @@ class SlackPlatform:
             log.warning("slack user group lookup failed", extra={"group": group, "error": type(error).__name__})
             raise MembershipUnknown(group) from error
         return {str(user) for user in reply.get("users") or []}
+
+    async def user_for_email(self, email: str) -> str | None:
+        """`FindsPeople`: the Slack account with that address (`users.lookupByEmail`), None if there is
+        none. Anything else Slack or the network answers is `MembershipUnknown`, as for a group: the
+        person is asked to retry, and nobody slips past the requester rule while Slack is down."""
+        unknown = MembershipUnknown(email, what=f"whose Slack account {email} is")
+        try:
+            reply = await self.client.users_lookupByEmail(email=email)
+        except SlackApiError as error:
+            code = api_error(error)
+            if code == _NO_SUCH_USER:
+                return None
+            log.warning("slack e-mail lookup failed", extra={"error": code})
+            raise unknown from error
+        except (aiohttp.ClientError, TimeoutError) as error:
+            log.warning("slack e-mail lookup failed", extra={"error": type(error).__name__})
+            raise unknown from error
+        user = reply.get("user")
+        found = user.get("id") if isinstance(user, dict) else None
+        return str(found) if found else None
 
 
 @contextlib.contextmanager

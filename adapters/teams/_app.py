@@ -16,7 +16,7 @@ from hitl_chatops.bot.service import HitlService
 
 from ._channel_auth import OPENID_URL, ChannelTokens, KeysUnavailable, TokenRefused, Verified
 from ._connector import BotConnectorClients
-from ._graph import GroupMembers
+from ._graph import Graph
 from ._handler import TeamsBot
 from ._platform import TeamsPlatform
 from ._settings import TeamsSettings
@@ -39,11 +39,11 @@ def attach(app: web.Application, service: HitlService, settings: TeamsSettings) 
     clients = BotConnectorClients(app_tokens(settings), app_id)
     adapter = CloudAdapter(channel_service_client_factory=clients)
     adapter.on_turn_error = _on_turn_error
-    groups = None
-    if app_id and settings.teams_tenant_id:  # Graph reads the groups of the app's own tenant
-        groups = GroupMembers(app_tokens(settings, settings.teams_tenant_id), settings.teams_graph_url)
-        app.on_cleanup.append(lambda _: groups.close())
-    platform = TeamsPlatform(adapter, service, app_id, groups)
+    graph = None
+    if app_id and settings.teams_tenant_id:  # Graph reads the groups and users of the app's own tenant
+        graph = Graph(app_tokens(settings, settings.teams_tenant_id), settings.teams_graph_url)
+        app.on_cleanup.append(lambda _: graph.close())
+    platform = TeamsPlatform(adapter, service, app_id, graph)
     bot = TeamsBot(service, platform)
     app.on_cleanup.append(lambda _: clients.close())
     channel = _channel_tokens(app, settings)

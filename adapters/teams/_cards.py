@@ -37,6 +37,7 @@ from hitl_chatops.bot.states import State, text_of
 from hitl_chatops.bot.text import clip, flyte_note, whole
 from hitl_chatops.bot.view import Controls, EventView, event_view
 
+from ._decision import ACT_KEY, ROUND_KEY, Act, decision_rows, handover, reason_input, status_block
 from ._elements import Card, Element, Row, card, fits, link, literal, prose, rows, run, sentence
 from ._markdown import is_plain
 
@@ -71,15 +72,18 @@ def event_card(
     error: str | None = None,
     notice: str | None = None,
     typed: object = None,
+    view: EventView | None = None,
 ) -> Card:
-    """The question: header, context, facts, one input per field and the answer actions.
+    """The question: header, context, facts, one input per field and the answer actions; for a team
+    decision under way (`view`, as the core has it now), its progress, votes and history too, and the
+    controls left (`_decision`).
 
     `errors` (field name → message) are shown next to their inputs, with what was `typed` (the
     submitted `{field: value}` object, or a scalar event's value) kept in them; `error` is about
     the answer as a whole; `notice` is shown above the inputs (for example "only X may answer").
     Past Teams' size limit: a lean card, else one that sends the person to the web form.
     """
-    view = event_view(request)
+    view = view or event_view(request)
     for lean in (False, True):
         built = _question(view, form_url, errors or {}, error, notice, typed, lean=lean)
         if fits(built):
@@ -98,32 +102,51 @@ def _question(
     lean: bool,
 ) -> Card:
     request, controls = view.request, _controls(view)
+    team = view.tally is not None
     kept = typed if isinstance(typed, Mapping) else {} if typed is None else {"value": typed}
     shown: dict[str, object] = dict(prefill(request))
     shown.update({str(k): v for k, v in kept.items()})
     decision = controls.approval
     problems = dict(errors)
-    body = _header(request, lean=lean)
+    body = _header(request, subtitle=view.words.label if team else None, lean=lean)
     body += [sentence(_LEAN_NOTE, isSubtle=True)] if lean else _context(request)
     body += rows(_event_facts(view))
+    if team:
+        body.append(status_block(view.words.status, _LEAN_PROMPT_LIMIT if lean else _DETAILS_LIMIT))
+        body += rows(decision_rows(view, lean=lean))
     if notice:
         body.append(literal(run(notice, color="attention", weight="bolder")))
-    for answer_field in schema_of(request).fields:
+    for answer_field in schema_of(request).fields if not controls.confirm else ():
         if decision is None or answer_field.name != decision.name:
             value, problem = shown.get(answer_field.name), problems.pop(answer_field.name, None)
             body += field_input(answer_field, value, problem, describe=not lean)
-    # What no input shows: the buttons' field (Approve/Reject), or the answer as a whole.
+    if team and (controls.confirm or (decision is not None and not controls.typed)):
+        body.append(reason_input(confirm=controls.confirm))
+    # What no input shows: the buttons' field (Approve/Reject), a reason, or the answer as a whole.
     body += [_problem(message) for message in [*problems.values(), *filter(None, [error])]]
-    if decision is None:
-        actions = [_execute(request, "Submit", None, style="positive")]
-    else:
-        actions = [
-            _execute(request, "Approve", {decision.name: True}, style="positive"),
-            _execute(request, "Reject", {decision.name: False}),
-        ]
+    actions = _answer_actions(view)
+    if controls.delegate:
+        actions.append(handover(_execute(request, "Hand over", None, act="delegate")))
     if form_url and controls.form:
         actions.append(_open_form(form_url))
     return card(body, actions)
+
+
+def _answer_actions(view: EventView) -> list[Element]:
+    """Approve/Reject (a vote, on a team decision), Confirm/Reject of a proposal (in its round), or
+    Submit (Propose, on a team decision)."""
+    request, controls = view.request, _controls(view)
+    if controls.confirm:
+        return [
+            _execute(request, "Confirm", None, style="positive", act="confirm", round_=controls.round),
+            _execute(request, "Reject", None, act="reject", round_=controls.round),
+        ]
+    if (decision := controls.approval) is not None:
+        return [
+            _execute(request, "Approve", {decision.name: True}, style="positive"),
+            _execute(request, "Reject", {decision.name: False}),
+        ]
+    return [_execute(request, "Propose" if view.tally is not None else "Submit", None, style="positive")]
 
 
 def _too_large(view: EventView, form_url: str | None) -> Card:
@@ -308,10 +331,21 @@ def _run_facts(request: Request) -> list[Row]:
     return [("Run", name)] if name else []
 
 
-def _execute(request: Request, title: str, values: dict[str, object] | None, *, style: str | None = None) -> Element:
-    """`Action.Execute` (Universal Actions) with an `Action.Submit` fallback for older clients."""
+def _execute(
+    request: Request,
+    title: str,
+    values: dict[str, object] | None,
+    *,
+    style: str | None = None,
+    act: Act | None = None,
+    round_: int | None = None,
+) -> Element:
+    """`Action.Execute` (Universal Actions) with an `Action.Submit` fallback for older clients; `act` and
+    `round_` say what a team decision's control does (`_decision.team_action`)."""
     data: dict[str, Any] = {EVENT_KEY: request.request_id}
     data.update({input_id(name): value for name, value in (values or {}).items()})
+    data.update({ACT_KEY: act} if act else {})
+    data.update({ROUND_KEY: round_} if round_ else {})
     submit: Element = {"type": "Action.Submit", "title": title, "data": data}
     execute: Element = {"type": "Action.Execute", "title": title, "verb": VERB, "data": data}
     if style:

@@ -1,4 +1,5 @@
-"""Teams as the core's `Platform`: post an event card proactively, re-render one copy, read a group."""
+"""Teams as the core's `Platform`: post an event card proactively, re-render one copy, reply in its
+conversation (mentioning people), read a group, find a person (`FindsPeople`)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,18 @@ from microsoft_agents.activity import Activity, ConversationReference
 from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnContext
 from microsoft_agents.hosting.core.channel_service_adapter import ChannelServiceAdapter
 
-from hitl_chatops.bot.errors import HitlError, PlatformError
+from hitl_chatops.bot.errors import HitlError, MembershipUnknown, PlatformError
 from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request
 from hitl_chatops.bot.service import HitlService
-from hitl_chatops.bot.states import Line, text_of
+from hitl_chatops.bot.states import Line
 from hitl_chatops.bot.view import EventView
 
 from ._cards import ended_card, event_card
 from ._elements import Card
-from ._graph import GroupMembers
+from ._graph import Graph, User
 from ._references import PLATFORM, message_key, recall
+from ._replies import mentioned, reply_activity
 
 log = logging.getLogger(__name__)
 Callback = Callable[[TurnContext], Awaitable[None]]
@@ -48,12 +50,12 @@ class TeamsPlatform:
     name: str = PLATFORM
 
     def __init__(
-        self, adapter: ChannelServiceAdapter, service: HitlService, app_id: str | None, groups: GroupMembers | None
+        self, adapter: ChannelServiceAdapter, service: HitlService, app_id: str | None, graph: Graph | None
     ) -> None:
         self._adapter = adapter
         self._service = service
         self._app_id = app_id or ""
-        self._groups = groups
+        self._graph = graph
 
     # -- Platform --------------------------------------------------------------------------
 
@@ -65,31 +67,69 @@ class TeamsPlatform:
         return await self._post_one(request, target, event_card(request, self._service.form_url(request.request_id)))
 
     async def rerender(self, view: EventView, ref: MessageRef) -> None:
-        if view.open:  # a team decision under way: the question, its progress in one line (plain for now)
+        """The card as the event stands: a team decision under way (its progress, votes and history, and
+        the controls left), or ended."""
+        if view.open:
             form_url = self._service.form_url(view.request.request_id)
-            await self._replace(ref, event_card(view.request, form_url, notice=text_of(view.words.status)))
+            await self._replace(ref, event_card(view.request, form_url, view=view))
             return
         await self._replace(ref, ended_card(view))
 
     async def remind(self, request: Request, ref: MessageRef, line: Line) -> None:
-        """A message in the copy's conversation (plain text: no mentions yet)."""
+        """A message in the copy's conversation, mentioning the users the line names (`_replies`)."""
         conversation_id = str(ref.data.get("conversation_id", ""))
-        found = await recall(self._service, conversation_id)
-        if found is None or ref.data.get("kind") == "pending":
+        if ref.data.get("kind") == "pending":
             return  # a person's pending list is not where the event was posted
+        found = await recall(self._service, conversation_id)
+        if found is None:
+            return
         reference, tenant = found
+        activity = reply_activity(line, await self._users(mentioned(line)))
+        if tenant:
+            activity.channel_data = {"tenant": {"id": tenant}}
 
         async def send(context: TurnContext) -> None:
-            activity: Activity = MessageFactory.text(text_of(line))
-            if tenant:
-                activity.channel_data = {"tenant": {"id": tenant}}
             await context.send_activity(activity)
 
         await self.in_conversation(reference, send)
 
+    async def _users(self, ids: list[str]) -> dict[str, User]:
+        """The users among `ids` (a group, or an id Graph cannot read now, is named as text instead)."""
+        found: dict[str, User] = {}
+        for user_id in ids:
+            try:
+                user = await self.person(user_id)
+            except MembershipUnknown:  # the reminder goes out all the same; this name is text
+                continue
+            if user is not None:
+                found[user_id] = user
+        return found
+
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Microsoft Entra group, through Microsoft Graph when the bot has credentials."""
-        return None if self._groups is None else await self._groups.members(group)
+        return None if self._graph is None else await self._graph.members(group)
+
+    # -- FindsPeople, and the people picker ------------------------------------------------------
+
+    async def user_for_email(self, email: str) -> str | None:
+        """The Entra object id of the user with that address (Graph's `GET /users/{address}`); None if
+        there is none, or the bot has no Graph (emulator mode: an address never matches anyone there)."""
+        user = await self.person(email)
+        return None if user is None else user.id
+
+    async def person(self, key: str) -> User | None:
+        """The directory user with that object id or address; None if there is none, or no Graph.
+        Raises `MembershipUnknown` when Graph could not answer just now."""
+        return None if self._graph is None else await self._graph.user(key)
+
+    async def search_people(self, text: str) -> list[User]:
+        """Users whose name or address starts with `text`, for the people picker (none without Graph)."""
+        return [] if self._graph is None else await self._graph.search_users(text)
+
+    @property
+    def directory(self) -> bool:
+        """Whether people are looked up in Microsoft Graph (not in emulator mode)."""
+        return self._graph is not None
 
     # -- helpers shared with the bot -----------------------------------------------------------
 

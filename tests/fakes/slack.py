@@ -56,6 +56,7 @@ class FakeSlack:
     responses: list[dict[str, Any]] = field(default_factory=list)
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
     groups: dict[str, list[str]] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)  # e-mail address -> user id (`users.lookupByEmail`)
     url: str = ""
     _failures: dict[str, list[Failure]] = field(default_factory=dict)
     _held: dict[str, tuple[threading.Event, float]] = field(default_factory=dict)
@@ -207,6 +208,11 @@ class FakeSlack:
             if group not in self.groups:
                 return {"ok": False, "error": "no_such_subteam"}
             return {"ok": True, "users": self.groups[group]}
+        if method == "users.lookupByEmail":
+            found = self.users.get(str(params.get("email", "")).casefold())
+            if found is None:
+                return {"ok": False, "error": "users_not_found"}
+            return {"ok": True, "user": {"id": found, "profile": {"email": params["email"]}}}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.url.replace("http://", "ws://") + "/ws"}
         return {"ok": False, "error": "unknown_method"}

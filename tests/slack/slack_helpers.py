@@ -139,8 +139,8 @@ def _submission(user_id: str, view: dict[str, Any]) -> str:
 def modal_state(view: dict[str, Any], typed: dict[str, str]) -> dict[str, Any]:
     """`view.state.values` as Slack sends them for a modal the bot opened.
 
-    Each input holds `typed[block_id]` (the text typed, or the visible text of the option picked);
-    inputs not in `typed` keep what the bot pre-filled.
+    Each input holds `typed[block_id]` (the text typed, the visible text of the option picked, or the
+    user id picked in a `users_select`); inputs not in `typed` keep what the bot pre-filled.
     """
     values: dict[str, Any] = {}
     for block in view["blocks"]:
@@ -151,6 +151,8 @@ def modal_state(view: dict[str, Any], typed: dict[str, str]) -> dict[str, Any]:
         if "options" in element:
             picked = [o for o in element["options"] if o["text"]["text"] == given]
             state["selected_option"] = picked[0] if given is not None else element.get("initial_option")
+        elif element["type"] == "users_select":
+            state["selected_user"] = given  # the user id picked
         else:
             state["value"] = given if given is not None else element.get("initial_value")
         values[block["block_id"]] = {element["action_id"]: state}

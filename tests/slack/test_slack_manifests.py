@@ -24,7 +24,13 @@ def test_http_manifest_points_every_url_at_the_events_route() -> None:
     assert command["url"].endswith(EVENTS_PATH)
     assert manifest["settings"]["interactivity"]["request_url"].endswith(EVENTS_PATH)
     assert manifest["settings"]["socket_mode_enabled"] is False
-    assert manifest["oauth_config"]["scopes"]["bot"] == ["chat:write", "commands", "usergroups:read"]
+    assert manifest["oauth_config"]["scopes"]["bot"] == [
+        "chat:write",
+        "commands",
+        "usergroups:read",
+        "users:read",
+        "users:read.email",
+    ]
 
 
 def test_socket_mode_manifest_has_no_urls() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.server import BotThread
@@ -148,6 +149,19 @@ async def make_event(bot: BotThread, *, timeout_seconds: float = 600, **fields: 
     ):
         assert reply.status == 202, await reply.text()
     return request
+
+
+def with_credentials(connector: FakeConnector, authority_url: str, graph_url: str) -> dict[str, Any]:
+    """A bot's settings as in production: the app `APP_ID` of `TENANT` (password "app-password"), its
+    tokens from the fake Microsoft login, the channel's keys from the fake connector, Graph at `graph_url`."""
+    return {
+        "teams_app_id": APP_ID,
+        "teams_app_password": SecretStr("app-password"),
+        "teams_tenant_id": TENANT,
+        "teams_authority": authority_url,
+        "teams_openid_url": connector.openid_url,
+        "teams_graph_url": graph_url,
+    }
 
 
 async def keys_ready(teams: Teams, app_id: str) -> None:

@@ -81,8 +81,21 @@ CARDS = {
 
 
 def strip_msteams(card: dict[str, Any]) -> dict[str, Any]:
+    """`card` without Teams' extensions (`msteams`, a people picker's `choices.data`), for the
+    validators that do not know them."""
     card = copy.deepcopy(card)
     card.pop("msteams", None)
+
+    def strip(node: Any) -> None:
+        if isinstance(node, dict):
+            node.pop("choices.data", None)
+            for child in node.values():
+                strip(child)
+        elif isinstance(node, list):
+            for child in node:
+                strip(child)
+
+    strip(card)
     return card
 
 

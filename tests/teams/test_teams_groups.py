@@ -11,14 +11,13 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
-from pydantic import SecretStr
 
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.fakes.bot_connector import SIGNING_KEY, FakeConnector
 from tests.fakes.graph import FakeGraph
 from tests.fakes.microsoft_login import FakeAuthority
-from tests.teams.teams_helpers import ALICE, APP_ID, BOB, TENANT, Teams, answer, install, make_event, texts
+from tests.teams.teams_helpers import ALICE, APP_ID, BOB, Teams, answer, install, make_event, texts, with_credentials
 
 GROUP = "6f1c2d3e-4a5b-4c6d-8e7f-901234567890"  # an Entra group id
 ANOTHER_USER = "0b1c2d3e-0000-4000-8000-00000000beef"
@@ -35,15 +34,7 @@ def graph() -> Iterator[FakeGraph]:
 async def teams(
     connector: FakeConnector, authority: FakeAuthority, graph: FakeGraph, start_bot: Callable[..., BotThread]
 ) -> Teams:
-    bot = start_bot(
-        teams_app_id=APP_ID,
-        teams_app_password=SecretStr("app-password"),
-        teams_tenant_id=TENANT,
-        teams_authority=authority.url,
-        teams_openid_url=connector.openid_url,
-        teams_graph_url=graph.url,
-    )
-    teams = Teams(bot, connector)
+    teams = Teams(start_bot(**with_credentials(connector, authority.url, graph.url)), connector)
     await install(teams, APP_ID)
     return teams
 

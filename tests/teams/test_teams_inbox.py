@@ -39,7 +39,7 @@ async def test_personal_pending_lists_the_senders_events_most_urgent_first_as_ca
 
     await teams.say("pending", BOB_CHAT, user=BOB)
     _, bobs = await listed(teams, BOB_CHAT, 4)
-    assert [title(card) for card in bobs] == ["bobs_only", "voted", "sooner", "later"]
+    assert [title(card) for card in bobs] == ["bobs_only", "voted · 1 of 2 approvals", "sooner", "later"]
 
     _, body = await teams.invoke(submission(cards[0], "Approve", {}), user=ALICE, conversation_id=ALICE_CHAT)
     assert "Answered" in texts(body["value"])
