@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, get_args
@@ -33,6 +34,7 @@ from .errors import (
     UserError,
 )
 from .history import EventStats, Search, Span, summarize
+from .inbox import Inbox, by_urgency, waits_for
 from .links import batch_url, form_url
 from .metrics import Metrics
 from .people import People
@@ -46,6 +48,7 @@ __all__ = ["HitlService"]
 log = logging.getLogger(__name__)
 _READ_CONCURRENCY = 32
 _BULK_CONCURRENCY = 8  # answers of one Approve all / Reject all written at once
+_INBOX_LOG_READS = 200  # team decisions' logs one inbox reads at most (one listing each)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -449,6 +452,42 @@ class HitlService:
             allowed = await asyncio.gather(*(listed(r, responder) for r in restricted))
             requests = anyone + [r for r, ok in zip(restricted, allowed, strict=True) if ok]
         return sorted(requests, key=lambda r: r.created_at, reverse=True)
+
+    @_person_waits(reading=True)
+    async def inbox(self, responder: Responder, *, shown: int) -> Inbox:
+        """What waits for `responder`, most urgent first (`inbox.by_urgency`): `pending(responder)`
+        without the events this replica saw end, and without team decisions they approved or handed on.
+
+        Cheap at any size: `pending`'s one listing (no read of a request a warm replica holds), and a
+        team decision's log (one listing each) read only while filling the `shown` places, a window at a
+        time and at most `_INBOX_LOG_READS` in all; the team decisions beyond are counted as waiting.
+        """
+        candidates = [
+            r for r in by_urgency(await self.pending(responder)) if not self.store.cached_response(r.request_id)
+        ]
+        views: list[EventView] = []
+        left_out = reads = 0
+        rest = iter(candidates)
+        while len(views) < shown and reads < _INBOX_LOG_READS:
+            window = list(itertools.islice(rest, shown - len(views)))
+            if not window:
+                break
+            reads += sum(r.team_event for r in window)
+            for view in await asyncio.gather(*(self._waiting(r, responder) for r in window)):
+                if view is None:
+                    left_out += 1
+                else:
+                    views.append(view)
+        return Inbox(tuple(views[:shown]), len(candidates) - left_out)
+
+    async def _waiting(self, request: Request, responder: Responder) -> EventView | None:
+        """The event's view if it waits for `responder`; a team decision's as its log has it now."""
+        if not request.team_event:
+            return event_view(request)
+        found, tally = await self.delivery.decision(request)
+        if found.answered or not waits_for(tally, responder):
+            return None
+        return event_view(request, tally=tally)
 
     async def expire(self, request_id: str) -> bool:
         """Close an unanswered event past its deadline, once across replicas; True if done now.

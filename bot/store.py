@@ -89,6 +89,7 @@ _READ_CONCURRENCY = 32  # history records read at once
 # with its path, so stats asked again read listings only.
 _ENDED_LIMIT = 20_000
 _KNOWN_LIMIT = 4096
+_RECORD_LIMIT = 4096  # history records kept for searches (a few hundred bytes each)
 # A team event's decision log, under its folder; each object is created once and never changed.
 LOG_FOLDERS = ("votes", "proposals", "delegations", "reminders", "escalations")
 _LOG_ENTRY: TypeAdapter[LogEntry] = TypeAdapter(LogEntry)
@@ -157,6 +158,7 @@ class Store:
         self._requests: OrderedDict[str, Request] = OrderedDict()
         self._log: OrderedDict[str, LogEntry] = OrderedDict()  # path -> decision log object
         self._ended: OrderedDict[str, Ended] = OrderedDict()
+        self._records: OrderedDict[str, OutcomeRecord] = OrderedDict()  # path -> history record, as searched
 
     # -- paths -------------------------------------------------------------------------
 
@@ -200,6 +202,11 @@ class Store:
     def cached_request(self, request_id: str) -> Request | None:
         """The request if this replica has read it already (no storage request)."""
         return self._requests.get(request_id)
+
+    def cached_response(self, request_id: str) -> Response | None:
+        """The outcome if this replica has written or read it (no storage request); None says nothing."""
+        known = self._known.get(self._event_path(request_id, "response.json"))
+        return known if isinstance(known, Response) else None
 
     async def pending_ids(self) -> list[str]:
         """Ids in the pending index: O(pending), never a scan of every event ever made."""
@@ -383,7 +390,7 @@ class Store:
 
         async def examine() -> None:
             nonlocal examined, last
-            records = await self._read_outcomes([f"{folder}/{key}" for key in batch])
+            records = await self._kept_outcomes([f"{folder}/{key}" for key in batch])
             for key, record in zip(batch, records, strict=True):
                 if full():
                     return
@@ -438,6 +445,17 @@ class Store:
                 countdown = int(key[11:27])
                 if (oldest is None or countdown <= oldest) and (newest is None or countdown > newest):
                     yield key
+
+    async def _kept_outcomes(self, paths: list[str]) -> list[OutcomeRecord | None]:
+        """`_read_outcomes`, reading only the records this replica has not read before: a search asked
+        again (a person's App Home, opened again) costs its listings only."""
+        unread = [path for path in paths if path not in self._records]
+        for path, record in zip(unread, await self._read_outcomes(unread), strict=True):
+            if record is not None:
+                self._records[path] = record
+        while len(self._records) > _RECORD_LIMIT:
+            self._records.popitem(last=False)
+        return [self._records.get(path) for path in paths]
 
     async def _read_outcomes(self, paths: list[str]) -> list[OutcomeRecord | None]:
         """The history records at `paths`, read together; None for one deleted since it was listed, or unreadable."""

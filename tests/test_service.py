@@ -84,6 +84,7 @@ WAITED_ON: dict[str, Callable[[HitlService, str], Awaitable[object]]] = {
     "check": lambda service, request_id: service.check(request_id, DANA),
     "event": lambda service, request_id: service.event(request_id),
     "pending": lambda service, request_id: service.pending(DANA),
+    "inbox": lambda service, request_id: service.inbox(DANA, shown=20),
     "recent": lambda service, request_id: service.recent("completed", limit=10),
     "answer": lambda service, request_id: service.answer(request_id, "true", DANA, "slack"),
     "approve": lambda service, request_id: service.approve(request_id, DANA, "slack"),

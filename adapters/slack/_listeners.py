@@ -33,7 +33,7 @@ from hitl_chatops.bot.team import Verdict
 from hitl_chatops.bot.text import clip
 from hitl_chatops.bot.view import event_view
 
-from . import _batch, _blocks, _modal, _team
+from . import _batch, _blocks, _home, _modal, _team
 from ._platform import PLATFORM, api_error, as_dicts
 from ._text import escape
 
@@ -117,6 +117,7 @@ class Listeners:
     def __init__(self, service: HitlService, command: str) -> None:
         self.service = service
         self.command = command
+        self.home = _home.Home(service, command)
 
     def register(self, app: AsyncApp) -> None:
         app.action(re.compile(rf"^{_blocks.ANSWER_ACTION}_\d+$"))(self.on_answer)
@@ -132,6 +133,7 @@ class Listeners:
         app.view(_team.REASON_CALLBACK, middleware=[well_formed])(self.on_reason)
         app.view(_team.DELEGATE_CALLBACK, middleware=[well_formed])(self.on_handover)
         app.command(self.command)(self.on_command)
+        app.event("app_home_opened")(self.on_home_opened)
 
     def _after_ack(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` once the listener has returned and bolt has sent the ack (shutdown waits for it)."""
@@ -238,7 +240,8 @@ class Listeners:
         self, body: dict[str, Any], request_id: str, acting: Awaitable[Verdict], client: AsyncWebClient
     ) -> None:
         """Tell the person what their click did: counted (and how far the decision is), or why not.
-        A decision is told by every copy; the /hitl list is no copy, so it is told there too."""
+        A decision is told by every copy; the /hitl list and the Home tab are no copies, so it is told
+        there too (the Home republished with it); a Home this replica shows them elsewhere is refreshed."""
         responder = responder_of(body.get("user") or {})
         try:
             verdict = await acting
@@ -253,8 +256,11 @@ class Listeners:
             log.exception("slack answer failed", extra={"request_id": request_id, "user": responder.user_id})
             await self._tell(client, body, _FAILED)
             return
-        if (body.get("container") or {}).get("is_ephemeral") or not verdict.decided:
+        in_home = _home.from_home(body)
+        if in_home or (body.get("container") or {}).get("is_ephemeral") or not verdict.decided:
             await self._tell(client, body, saved_text(verdict))
+        if not in_home:
+            await self.home.refresh(client, responder.user_id)
 
     async def _checked(self, request_id: str, client: AsyncWebClient, body: dict[str, Any]) -> Request:
         """The event once the core's `check` passes (answered, expired or not theirs: refused before
@@ -310,8 +316,12 @@ class Listeners:
         return refusal_text(error, request)
 
     async def _tell(self, client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-        """An ephemeral note to the person who clicked, in the channel of the click."""
+        """An ephemeral note to the person who clicked, in the channel of the click; in a Home tab,
+        which has no channel, a line at the top of it, republished."""
         user = (body.get("user") or {}).get("id")
+        if user and _home.from_home(body):
+            await self.home.publish(client, user, text)
+            return
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         if not user or not channel:
             log.warning("slack note has nowhere to go", extra={"user": user})
@@ -383,21 +393,24 @@ class Listeners:
         either way: the person never has to submit again because Slack was slow.
         """
         submission: _modal.Submission = context[_SUBMISSION]
-        await self._verdict(ack, client, submission, self._submit(submission, responder_of(body.get("user") or {})))
+        responder = responder_of(body.get("user") or {})
+        await self._verdict(ack, client, submission, self._submit(submission, responder), responder.user_id)
 
     async def on_reason(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
         """The Reject dialog submitted: `HitlService.reject` with the reason, in the round it was opened for."""
         submission: _modal.Submission = context[_SUBMISSION]
-        await self._verdict(ack, client, submission, self._reject(submission, responder_of(body.get("user") or {})))
+        responder = responder_of(body.get("user") or {})
+        await self._verdict(ack, client, submission, self._reject(submission, responder), responder.user_id)
 
     async def on_handover(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
         """The Delegate dialog submitted: `HitlService.delegate` to the person picked, with the note."""
         submission: _modal.Submission = context[_SUBMISSION]
-        await self._verdict(ack, client, submission, self._handover(submission, responder_of(body.get("user") or {})))
+        responder = responder_of(body.get("user") or {})
+        await self._verdict(ack, client, submission, self._handover(submission, responder), responder.user_id)
 
     async def _verdict(
         self,
@@ -405,20 +418,25 @@ class Listeners:
         client: AsyncWebClient,
         submission: _modal.Submission,
         deciding: Coroutine[Any, Any, _Verdict],
+        user_id: str,
     ) -> None:
         """Ack a submission with its verdict: inline errors, the note (a team decision's step), or
-        closed; "Saving…" first when the verdict takes longer than `ACK_BUDGET_SECONDS`."""
+        closed; "Saving…" first when the verdict takes longer than `ACK_BUDGET_SECONDS`. Once saved,
+        a Home this replica shows the person is refreshed (a dialog opened from it, most likely)."""
         verdict = asyncio.ensure_future(deciding)
         await asyncio.wait([verdict], timeout=ACK_BUDGET_SECONDS)
         if not verdict.done():
             await ack(response_action="update", view=_modal.note_view(_SAVING))
             self._after_ack(self._show_later(verdict, submission.id, client))
-        elif errors := verdict.result().errors:
+            return
+        if errors := verdict.result().errors:
             await ack(response_action="errors", errors=errors)
-        elif verdict.result().shown:
+            return
+        if verdict.result().shown:
             await ack(response_action="update", view=_modal.note_view(verdict.result().note))
         else:
             await ack()
+        self._after_ack(self.home.refresh(client, user_id))
 
     async def _show_later(self, verdict: Awaitable[_Verdict], view_id: str, client: AsyncWebClient) -> None:
         """The verdict, in the view that said "Saving…"."""
@@ -486,6 +504,13 @@ class Listeners:
             log.exception("slack dialog failed", extra={"request_id": request_id})
             return _Verdict({block: _FAILED}, _FAILED)
         return _Verdict.saved(verdict)
+
+    # -- the Home tab ----------------------------------------------------------------------
+
+    async def on_home_opened(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        user = event.get("user")
+        if event.get("tab") == "home" and isinstance(user, str) and user:
+            self._after_ack(self.home.publish(client, user))
 
     # -- the slash command -----------------------------------------------------------------
 

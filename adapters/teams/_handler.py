@@ -4,7 +4,9 @@
 - `adaptiveCard/action` invoke (Action.Execute) and card submits (Action.Submit fallback): answer, or
   for a team decision vote, propose, confirm or reject a proposal, or hand over (`_decision`);
 - `application/search` invoke: the people picker's search, from Microsoft Graph;
-- "pending" / "help": list the events the sender may answer, as cards.
+- "pending" / "help": list the events the sender may answer, as cards: in the bot's personal chat,
+  their inbox (most urgent first, without team decisions they voted on: `HitlService.inbox`); in a
+  channel or group chat, the newest first.
 """
 
 from __future__ import annotations
@@ -276,32 +278,45 @@ class TeamsBot(ActivityHandler):
         requests yet reads each once, which at thousands of events outlasts Teams' wait for a reply."""
         activity = turn_context.activity
         reference, responder = activity.get_conversation_reference(), _responder(activity)
+        personal = activity.conversation is not None and activity.conversation.conversation_type == "personal"
 
         async def send(context: TurnContext) -> None:
-            await self._send_pending(context, responder, str(reference.conversation.id))
+            await self._send_pending(context, responder, str(reference.conversation.id), personal=personal)
 
         self._service.background.spawn(self._platform.in_conversation(reference, send))
 
-    async def _send_pending(self, context: TurnContext, responder: Responder, conversation_id: str) -> None:
+    async def _send_pending(
+        self, context: TurnContext, responder: Responder, conversation_id: str, *, personal: bool
+    ) -> None:
         try:
-            events = await self._service.pending(responder)
+            listed = await self._pending(responder, personal=personal)
         except StoreUnavailable:  # the message was answered already: say so here, or the person hears nothing
             await context.send_activity(MessageFactory.text(_LIST_UNREADABLE))
             return
-        if not events:
+        if not listed.total:
             await context.send_activity(MessageFactory.text("Nothing is waiting for your answer."))
             return
-        shown = events[:MAX_LISTED]
-        more = f" (showing the newest {len(shown)})" if len(events) > len(shown) else ""
-        await context.send_activity(MessageFactory.text(f"{len(events)} event(s) wait for your answer{more}:"))
-        for request in shown:
+        count, shown = listed.total, len(listed.shown)
+        more = f" (showing the {listed.which} {shown})" if count > shown else ""
+        await context.send_activity(MessageFactory.text(f"{count} event(s) wait for your answer{more}:"))
+        for request, known in listed.shown:
             await asyncio.sleep(_LIST_SPACING_SECONDS)
-            view = await self._view_if_open(request)
+            view = known or await self._view_if_open(request)
             if request.team_event and view is None:
                 continue  # decided meanwhile
             resource = await context.send_activity(card_activity(self._event_card(request, view=view)))
             if resource is not None and resource.id:
                 await self._platform.record(request, conversation_id, str(resource.id), "pending")
+
+    async def _pending(self, responder: Responder, *, personal: bool) -> _Listed:
+        """The person's inbox in their personal chat (most urgent first, a team decision with its votes
+        read already); elsewhere the newest events they may answer."""
+        if personal:
+            inbox = await self._service.inbox(responder, shown=MAX_LISTED)
+            shown = [(view.request, view if view.request.team_event else None) for view in inbox.shown]
+            return _Listed(shown, inbox.total, "most urgent")
+        events = await self._service.pending(responder)
+        return _Listed([(request, None) for request in events[:MAX_LISTED]], len(events), "newest")
 
     async def _view_if_open(self, request: Request) -> EventView | None:
         """A team decision as it stands, if still open (the votes so far on its card); None for a simple
@@ -313,6 +328,16 @@ class TeamsBot(ActivityHandler):
         except StoreUnavailable:
             return event_view(request)
         return view if view.open else None
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A pending list: the events shown (each with its view when read already), how many wait in all,
+    and which ones are shown."""
+
+    shown: list[tuple[Request, EventView | None]]
+    total: int
+    which: str
 
 
 def _responder(activity: Activity) -> Responder:

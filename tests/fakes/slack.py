@@ -243,7 +243,7 @@ class FakeSlack:
             return {"ok": True, "channel": params["channel"], "ts": params["ts"]}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": "1700000001.000001"}
-        if method in ("views.open", "views.update"):
+        if method in ("views.open", "views.update", "views.publish"):
             return {"ok": True, "view": {"id": params.get("view_id") or "V0001"}}
         if method == "usergroups.users.list":
             group = params.get("usergroup", "")

@@ -91,6 +91,34 @@ def click(user_id: str, element: dict[str, Any]) -> str:
     return block_actions(user_id, {"action_id": element["action_id"], "value": element["value"]})
 
 
+def home_click(user_id: str, element: dict[str, Any]) -> str:
+    """A click on `element` in the person's Home tab: the view is the container; no channel, message or
+    response_url."""
+    payload = block_actions_payload(user_id, {"action_id": element["action_id"], "value": element["value"]})
+    for key in ("channel", "response_url"):
+        del payload[key]
+    payload["container"] = {"type": "view", "view_id": "VHOME0001"}
+    payload["view"] = {"id": "VHOME0001", "type": "home", "blocks": [], "private_metadata": "", "callback_id": ""}
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def app_home_opened(user_id: str, tab: str = "home") -> str:
+    """The Events API's `app_home_opened`, as Slack posts it (JSON) when a person opens the app's `tab`."""
+    event = {"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": tab, "event_ts": "1700000003.1"}
+    envelope = {"token": "legacy-verification-token", "team_id": "T0", "api_app_id": "A0", "event": event}
+    return json.dumps(envelope | {"type": "event_callback", "event_id": "Ev0HOME", "event_time": 1700000003})
+
+
+async def post_event(bot_url: str, body: str) -> int:
+    """POST an Events API body, signed, with the JSON content type Slack sends events with."""
+    headers = signed_headers(body) | {"Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{bot_url}/slack/events", data=body.encode(), headers=headers) as reply,
+    ):
+        return reply.status
+
+
 def view_submission(user_id: str, request_id: str, state: dict[str, Any]) -> str:
     view = {"private_metadata": request_id, "state": {"values": {"hitl_value": {"value": state}}}}
     return _submission(user_id, view)

@@ -30,3 +30,18 @@ async def pick_region() -> str:
         poll_interval_seconds=POLL,
     )
     return str(await event.wait.aio())
+
+
+@env.task
+async def alice_gate() -> bool:
+    """A bool event only U0ALICE may answer (her App Home lists it)."""
+    event = await hitl.new_event.aio(
+        "alice_gate",
+        data_type=bool,
+        prompt="Roll out to the EU?",
+        channels=CHANNELS,
+        responders=["slack:U0ALICE"],
+        context={"service": "checkout", "version": "v2"},
+        poll_interval_seconds=POLL,
+    )
+    return bool(await event.wait.aio())

@@ -39,3 +39,13 @@ def test_socket_mode_manifest_has_no_urls() -> None:
     assert "url" not in manifest["features"]["slash_commands"][0]
     assert "request_url" not in manifest["settings"]["interactivity"]
     assert manifest["oauth_config"] == load("manifest.yml")["oauth_config"]
+
+
+def test_both_manifests_enable_the_home_tab_and_send_its_event() -> None:
+    """The App Home inbox (docs/inbox.md) needs the Home tab and the `app_home_opened` bot event; no scope."""
+    for name in ("manifest.yml", "manifest.socket-mode.yml"):
+        manifest = load(name)
+        assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+        assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    assert load("manifest.yml")["settings"]["event_subscriptions"]["request_url"].endswith(EVENTS_PATH)
+    assert "request_url" not in load("manifest.socket-mode.yml")["settings"]["event_subscriptions"]

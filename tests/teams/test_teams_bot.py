@@ -339,14 +339,15 @@ async def test_pending_lists_only_what_the_sender_may_answer_as_live_cards(teams
     await teams.connector.wait_for(lambda: teams.connector.updates(listed.created_id))
 
 
-async def test_pending_shows_the_newest_twenty_and_counts_the_rest(teams: Teams) -> None:
-    """Paced under Teams' per-conversation limit (8 messages in 2 s), so this takes about five seconds."""
+async def test_pending_in_a_channel_shows_the_newest_twenty_and_counts_the_rest(teams: Teams) -> None:
+    """Paced under Teams' per-conversation limit (8 messages in 2 s), so this takes about five seconds.
+    (In the bot's personal chat the list is the person's inbox, most urgent first: test_teams_inbox.py.)"""
     names = [f"event_{n:02d}" for n in range(21)]
     for name in names:
         await make_event(teams.bot, event_name=name)
-    await teams.say("pending", PERSONAL, user=ALICE)
-    await teams.connector.wait_for(lambda: len(teams.connector.sent(PERSONAL)) == 21, seconds=30)
-    intro, *listed = teams.connector.sent(PERSONAL)
+    await teams.say("pending", CHANNEL, user=ALICE)
+    await teams.connector.wait_for(lambda: len(teams.connector.sent(CHANNEL)) == 21, seconds=30)
+    intro, *listed = teams.connector.sent(CHANNEL)
     assert intro.body["text"] == "21 event(s) wait for your answer (showing the newest 20):"
     titles = [title(c) for c in teams.connector.cards(listed)]
     assert titles == list(reversed(names[1:]))
