@@ -436,9 +436,22 @@ class HitlService:
 
         async def listed(request: Request, responder: Responder) -> bool:
             try:
-                return await self.may_answer(request, responder)
+                if await self.may_answer(request, responder):
+                    return True
             except MembershipUnknown:  # cannot tell now: list it; answering checks again
                 return True
+            return request.team_event and await handed_to(request, responder)
+
+        async def handed_to(request: Request, responder: Responder) -> bool:
+            """Whether someone handed their place in the team decision to `responder`: its log (one
+            listing), read only for team decisions their lists leave them out of."""
+            async with gate:
+                try:
+                    _, tally = await self.delivery.decision(request)
+                except Exception:  # one unreadable log must not hide the other events
+                    log.warning("pending event's decision unreadable", extra={"request_id": request.request_id})
+                    return False
+            return tally.delegated_to(responder)
 
         found = await asyncio.gather(*map(load, missing))
         if None in found:

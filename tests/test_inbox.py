@@ -69,3 +69,17 @@ async def test_an_event_this_replica_saw_answered_is_gone_before_its_marker(serv
     await store.create_response(Response(value=True, request_id=request.request_id, responder=ALICE, via="api"))
     assert request.request_id in await store.pending_ids(), "not settled: its marker is still there"
     assert (await service.inbox(ALICE, shown=5)).total == 0
+
+
+async def test_a_team_decision_handed_to_someone_is_in_their_lists(service: HitlService) -> None:
+    """The delegate may answer (a click counts), so every pending list shows them the event; it left
+    only the lists of people its rules name, and the delegator's inbox."""
+    cat = Responder(platform="api", user_id="cat")
+    team = make_request(service.store, event_name="handed", approvals=2, responders=["api:alice", "api:bob"])
+    await service.store.put_request(team)
+    assert await service.pending(cat) == []
+
+    await service.delegate(team.request_id, ALICE, cat, "api", note="on holiday")
+    assert [r.event_name for r in await service.pending(cat)] == ["handed"]
+    assert [view.request.event_name for view in (await service.inbox(cat, shown=5)).shown] == ["handed"]
+    assert (await service.inbox(ALICE, shown=5)).shown == (), "the delegator's place is taken"
