@@ -391,14 +391,15 @@ class HitlService:
         """Empty `responders` (or "*") means anyone; entries are user or group ids, optionally
         prefixed with the platform (`<platform>:<id>`). Display names never count: people can change them.
         A team decision: any of its lists now (`decision.lists_at`: rules, escalation levels reached),
-        not its requester when named by chat identity (the answer checks the rest: e-mail, hand-overs).
+        never its requester, named by chat identity or by e-mail (`People.asked`; the lists use this, a
+        vote is checked by `TeamDecisions`, hand-overs included).
 
         Raises `MembershipUnknown` if only a group that could not be read might let them in, so the
         person is asked to retry rather than told they may not answer.
         """
         if not request.team_event:
             return not request.responders or await self.people.listed(request.responders, responder)
-        if request.requester == f"{responder.platform}:{responder.user_id}":
+        if await self.people.asked(request.requester, responder):
             return False
         lists = lists_at(request, utcnow())
         if lists.anyone:

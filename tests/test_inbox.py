@@ -83,3 +83,20 @@ async def test_a_team_decision_handed_to_someone_is_in_their_lists(service: Hitl
     assert [r.event_name for r in await service.pending(cat)] == ["handed"]
     assert [view.request.event_name for view in (await service.inbox(cat, shown=5)).shown] == ["handed"]
     assert (await service.inbox(ALICE, shown=5)).shown == (), "the delegator's place is taken"
+
+
+async def test_a_requester_named_by_e_mail_does_not_find_their_own_decision_waiting(service: HitlService) -> None:
+    """Their approval is refused, so their lists must not offer it (it was listed when the requester
+    was an address rather than a chat identity). The API's name is the address here (`People.asked`)."""
+    dana = Responder(platform="api", user_id="dana@example.com")
+    team = make_request(
+        service.store,
+        event_name="own",
+        approvals=2,
+        responders=["api:alice", "api:dana@example.com", "api:bob"],
+        requester="Dana@Example.com",
+    )
+    await service.store.put_request(team)
+    assert await service.pending(dana) == []
+    assert (await service.inbox(dana, shown=5)).shown == ()
+    assert [r.event_name for r in await service.pending(ALICE)] == ["own"]
