@@ -122,14 +122,14 @@ class TeamsBot(ActivityHandler):
                 {"kind": "search", **value} if isinstance(value, dict) else value
             )
         except ValidationError:
-            return self._create_invoke_response(_invoke_error(400, "This search is not one hitl-chatops knows."))
+            return _invoke_response(_invoke_error(400, "This search is not one hitl-chatops knows."))
         try:
             users = await self._platform.search_people(query.query_text)
         except MembershipUnknown:  # logged; the picker shows no one and the person types again
             users = []
         results = [{"title": user.name, "value": user.id} for user in users]
         found = AdaptiveCardInvokeResponse(status_code=200, type=_SEARCH_RESPONSE, value={"results": results})
-        return self._create_invoke_response(found)
+        return _invoke_response(found)
 
     async def on_message_activity(self, turn_context: Turn) -> None:
         activity = turn_context.activity
@@ -349,6 +349,11 @@ def _responder(activity: Activity) -> Responder:
         user_id=str(person.aad_object_id or person.id or ""),
         user_name=str(person.name or ""),
     )
+
+
+def _invoke_response(body: AdaptiveCardInvokeResponse) -> InvokeResponse:
+    """An invoke's HTTP reply, as the SDK's own routes send theirs (200, the body as JSON)."""
+    return InvokeResponse(status=200, body=body.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 def _invoke_error(status: int, message: str) -> AdaptiveCardInvokeResponse:
