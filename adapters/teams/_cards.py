@@ -168,9 +168,10 @@ def _too_large(view: EventView, form_url: str | None, notice: str | None = None)
     if form_url and _controls(view).form:
         return card([*body, sentence(f"{why} Answer it in the browser.")], [_open_form(form_url)])
     told = f"{why} Answer it in the browser with a link of your own: it answers as you."
-    # No Action.Submit fallback: its reply would be a message the whole conversation sees.
-    get_link: Element = {"type": "Action.Execute", "title": "Get my answer link", "verb": LINK_VERB}
-    get_link |= {"data": {LINK_KEY: request.request_id}, "fallback": "drop"}
+    # No Action.Submit fallback (a client without Execute leaves the action out): a Submit's reply
+    # would be a message the whole conversation sees.
+    data = {LINK_KEY: request.request_id}
+    get_link = {"type": "Action.Execute", "title": "Get my answer link", "verb": LINK_VERB, "data": data}
     return card([*body, sentence(told)], [get_link])
 
 
