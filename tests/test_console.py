@@ -115,7 +115,9 @@ async def test_an_answer_in_the_form_ends_the_terminal_question_and_wakes_the_ru
     child.expect_exact("Approve (y/n): ")
     status, _ = await submit(link, "true")
     assert status == 200
-    child.expect(r"slow_gate: answered Approve by someone with the form link at [^\r]* via the web form\.", timeout=AFTER_ANSWER)
+    child.expect(
+        r"slow_gate: answered Approve by someone with the form link at [^\r]* via the web form\.", timeout=AFTER_ANSWER
+    )
     assert finished(child) == "true"
 
 
