@@ -1,7 +1,11 @@
 """Signed form links and bearer-token checks.
 
 A form link is `<public url>/form/<id>?sig=<HMAC>`; the event's deadline (stored with the
-request, not in the link) ends its validity. Checks return False on anything odd, never raise.
+request, not in the link) ends its validity. A personal link also names one person, signed with
+a purpose of its own over the event, their identity (`<platform>:<user id>`) and their name:
+`?as=slack:U0ANN&name=ann&sig=...`. The form answers it as that person, so it is a credential for
+them and that event until the deadline, sent only to them. Checks return False on anything odd,
+never raise.
 """
 
 from __future__ import annotations
@@ -9,9 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-__all__ = ["batch_url", "bearer_ok", "form_signature", "form_signature_ok", "form_url"]
+__all__ = ["NAME_KEY", "PERSON_KEY", "batch_url", "bearer_ok", "form_signature", "form_signature_ok", "form_url"]
+
+PERSON_KEY = "as"  # the query parameter of a personal link's identity, `<platform>:<user id>`
+NAME_KEY = "name"  # its person's display name, signed with it (what the outcome shows)
 
 
 def _mac(secret: str, purpose: str, message: str) -> str:
@@ -21,18 +28,42 @@ def _mac(secret: str, purpose: str, message: str) -> str:
 
 
 def form_signature(secret: str, request_id: str) -> str:
+    """The shared link's signature: anyone holding it may open the form."""
     return _mac(secret, "form-link", request_id)
 
 
-def form_url(base_url: str, secret: str, request_id: str) -> str:
-    return f"{base_url.rstrip('/')}/form/{quote(request_id)}?sig={form_signature(secret, request_id)}"
+def _signature(secret: str, request_id: str, person: str | None, name: str) -> str:
+    if person is None:
+        return form_signature(secret, request_id)
+    # A newline never occurs in a request id or an identity; a name is the last part.
+    return _mac(secret, "person-link", "\n".join((request_id, person, name)))
 
 
-def form_signature_ok(secret: str, request_id: str, signature: str | None, *, batch: bool = False) -> bool:
-    """Whether `signature` is the form link's for that event (`batch`: for that batch's list page)."""
+def form_url(base_url: str, secret: str, request_id: str, person: str | None = None, name: str = "") -> str:
+    """The event's form link; with `person` (`<platform>:<user id>`), the link for that person alone."""
+    query: dict[str, str] = {}
+    if person is not None:
+        query[PERSON_KEY] = person
+        if name:
+            query[NAME_KEY] = name
+    query["sig"] = _signature(secret, request_id, person, name)
+    return f"{base_url.rstrip('/')}/form/{quote(request_id)}?{urlencode(query, quote_via=quote)}"
+
+
+def form_signature_ok(
+    secret: str,
+    request_id: str,
+    signature: str | None,
+    *,
+    batch: bool = False,
+    person: str | None = None,
+    name: str = "",
+) -> bool:
+    """Whether `signature` is the form link's for that event (`batch`: for that batch's list page;
+    `person`, `name`: the personal link made for them)."""
     if not signature or not signature.isascii():
         return False
-    expected = _mac(secret, "batch-link", request_id) if batch else form_signature(secret, request_id)
+    expected = _mac(secret, "batch-link", request_id) if batch else _signature(secret, request_id, person, name)
     return hmac.compare_digest(signature, expected)
 
 

@@ -39,7 +39,7 @@ class People:
             return True
         if person.platform == "web" or not person.user_id:
             return False
-        if person.user_id in entries or f"{person.platform}:{person.user_id}" in entries:
+        if person.user_id in entries or person.identity in entries:
             return True
         platform = self._platform(person.platform)
         if platform is None:
@@ -67,7 +67,7 @@ class People:
         if not requester or not person.user_id:
             return False
         if _IDENTITY.fullmatch(requester):
-            return requester == f"{person.platform}:{person.user_id}"
+            return requester == person.identity
         if person.user_id.casefold() == requester.casefold():
             return True
         return await self._account(person.platform, requester) == person.user_id

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "FORM_LINK_HOLDER",
     "MAX_APPROVALS",
     "MIN_REMIND_SECONDS",
     "NAME_PATTERN",
@@ -311,6 +312,10 @@ class Request(_Model):
         return (now or utcnow()) >= self.deadline
 
 
+# Whoever answers through an event's shared form link: the link names no one.
+FORM_LINK_HOLDER = "someone with the form link"
+
+
 class Responder(_Model):
     """Who answered, as the answering surface knows them."""
 
@@ -318,8 +323,19 @@ class Responder(_Model):
     user_id: str = ""
     user_name: str = ""
 
+    @classmethod
+    def form_link_holder(cls) -> Responder:
+        return cls(platform="web", user_name=FORM_LINK_HOLDER)
+
+    @property
+    def identity(self) -> str:
+        """`<platform>:<user id>`, as `responders` entries and personal form links name a person."""
+        return f"{self.platform}:{self.user_id}"
+
     @property
     def label(self) -> str:
+        if self.platform == "web" and not self.user_id:  # answers saved before it was named said "web form"
+            return FORM_LINK_HOLDER
         return self.user_name or self.user_id or self.platform
 
 

@@ -85,8 +85,12 @@ class HitlService:
         self.people = People(self.delivery.platform)  # who is in a list, who asked
         self.team = TeamDecisions(store, self.delivery, self.metrics, self.people)  # votes, decisions, reminders
 
-    def form_url(self, request_id: str) -> str:
-        return form_url(self._form_base_url, self._secret, request_id)
+    def form_url(self, request_id: str, person: Responder | None = None) -> str:
+        """The event's shared form link; with `person`, their personal link (`links`): the form answers
+        it as them, checked as a click of theirs would be. Send a personal link only to that person."""
+        if person is None:
+            return form_url(self._form_base_url, self._secret, request_id)
+        return form_url(self._form_base_url, self._secret, request_id, person.identity, person.user_name)
 
     def batch_url(self, batch_id: str) -> str:
         """The form's list page of a batch: its open events, each with its form link."""

@@ -231,7 +231,7 @@ def words(
         headline="Already answered",
         summary=("answered ", Answer(answer), " by ", who, " at ", when),
         refusal=("Already answered by ", who, " at ", when, "."),
-        message=(who, " answered ", Answer(answer), " at ", when, " via ", via, "."),
+        message=("Answered ", Answer(answer), " by ", who, " at ", when, " via ", via, "."),
         receipt=(Answer(answer), " by ", who, " at ", when, " via ", via),
         facts=(("Answered by", (who,)), ("When", (when,)), ("Via", (via,))),
     )

@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 __all__ = ["NO_IDENTITY", "REQUESTER", "TeamDecisions", "Verdict"]
 
 NO_IDENTITY = (
-    "This event is a team decision, which counts each person once, so it is answered from chat (or "
-    "through the API, naming the person), not from the web form."
+    "This event is a team decision, which counts each person once, so it is answered by name: in chat "
+    "(which gives you a form link of your own when it cannot ask you there) or through the API, naming "
+    "the person; not with a shared form link."
 )
 REQUESTER = "You asked for this decision, so someone else must approve it."
 

@@ -85,7 +85,7 @@ async def test_a_value_typed_in_the_terminal_is_checked_and_finishes_the_run(
     bot = start_bot()
     async with aiohttp.ClientSession() as http, http.get(bot.url + link[link.index("/form/") :]) as reply:
         page = await reply.text()
-    assert "Already answered" in page and re.search(r"answered 8 at [^<]* via the terminal", page)
+    assert "Already answered" in page and re.search(r"Answered 8 by [^<]* at [^<]* via the terminal", page)
     outcome = await bot.service.store.get_response(request_id)
     assert outcome is not None and (outcome.via, outcome.responder.platform) == ("console", "console")
 
@@ -115,7 +115,9 @@ async def test_an_answer_in_the_form_ends_the_terminal_question_and_wakes_the_ru
     child.expect_exact("Approve (y/n): ")
     status, _ = await submit(link, "true")
     assert status == 200
-    child.expect(r"slow_gate: answered Approve by web form at [^\r]* via the web form\.", timeout=AFTER_ANSWER)
+    child.expect(
+        r"slow_gate: answered Approve by someone with the form link at [^\r]* via the web form\.", timeout=AFTER_ANSWER
+    )
     assert finished(child) == "true"
 
 

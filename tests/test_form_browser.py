@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Error, Page, Playwright, ViewportSize, expect, sync_playwright
 
 import hitl_chatops.plugin as hitl
-from hitl_chatops.bot.protocol import Response, RunInfo
+from hitl_chatops.bot.protocol import Responder, Response, RunInfo
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.fakes.events import make_request
@@ -149,6 +149,26 @@ def test_bool_form_approves(bot: BotThread, browser: Browser) -> None:
     assert response is not None
     assert response.value is True
     assert response.via == "web"
+    page.context.close()
+
+
+def test_a_personal_link_votes_in_a_team_decision_as_its_person(bot: BotThread, browser: Browser) -> None:
+    """Ann's own link (as Slack or Teams send it to her alone): the decision's progress above the form,
+    whom it answers as, and her vote counted as hers."""
+    ann = Responder(platform="slack", user_id="U0ANN", user_name="Ann")
+    event = hitl.new_event("deploy", bool, prompt="Ship build 42?", approvals=2, responders=["slack:U0ANN", "U0BOB"])
+    page = open_page(browser, "phone")
+    page.goto(bot.service.form_url(event.request_id, ann))
+    expect(page.locator("p.prompt", has_text="0 of 2 approvals")).to_be_visible()
+    expect(page.locator("dt", has_text="Answering as").locator("+ dd")).to_have_text("Ann")
+    shoot(page, "form-personal-deciding-phone")
+
+    page.get_by_label("Decision").select_option(label="Approve")
+    assert submit(page) == 200
+    expect(page.get_by_role("heading")).to_have_text("Thanks, your answer is counted")
+    expect(page.get_by_text("1 of 2 approvals").first).to_be_visible()
+    shoot(page, "form-personal-counted-phone")
+    assert stored_response(event.request_id) is None, "one approval of two decides nothing"
     page.context.close()
 
 

@@ -142,6 +142,6 @@ async def test_the_agent_example_runs_as_the_demo_runs_it(start_bot: Callable[..
     transcript = await run.finish()
     assert "make_payment(amount=120.0, to='Acme Corp', memo='office plants') -> paid 120.00 to Acme Corp" in transcript
     assert (
-        "was rejected by web form via the web form and was not run. "
+        "was rejected by someone with the form link via the web form and was not run. "
         'Their reason: "Globex is not an approved supplier"' in transcript
     )

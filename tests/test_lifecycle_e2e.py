@@ -136,7 +136,7 @@ async def test_the_expense_example_runs_as_the_demo_runs_it(start_bot: Callable[
         form = {"approved": "true", "amount": "1000", "notes": ""}
         async with http.post(event["form_url"], data=form) as reply:
             assert reply.status == 200
-    assert await run.finish() == "EXP-1042: approved 1000.0 by web form via web"
+    assert await run.finish() == "EXP-1042: approved 1000.0 by someone with the form link via web"
 
 
 async def test_a_strict_model_with_an_enum_gets_the_answer_the_api_accepted(

@@ -32,7 +32,7 @@ def service(any_store_url: str) -> HitlService:
         (["slack:U0DANA"], Responder(platform="teams", user_id="U0DANA"), False),
         (["dana"], Responder(platform="teams", user_id="aad-1", user_name="dana"), False),
         (["U0DANA"], Responder(platform="slack", user_id="U0EVE", user_name="U0DANA"), False),
-        (["U0DANA"], Responder(platform="web", user_name="web form"), False),
+        (["U0DANA"], Responder.form_link_holder(), False),
         (["U0DANA"], Responder(platform="slack", user_id=""), False),
     ],
 )

@@ -113,7 +113,7 @@ async def test_two_approvals_decide_and_every_copy_shows_the_count(bot: BotThrea
         async with http.get(form) as page:
             assert page.status == 200 and "1 of 2 approvals" in await page.text()
         async with http.post(form, data={"value": "true"}) as page:
-            assert page.status == 403 and "not from the web form" in await page.text()
+            assert page.status == 403 and "not with a shared form link" in await page.text()
 
     second = await answer(bot, request_id, "u2", "true")
     assert (

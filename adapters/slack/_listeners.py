@@ -173,7 +173,8 @@ class Listeners:
             await self._to_form(client, body, request, reason)
             return
         try:
-            view = _modal.modal(request, _preset(request, pick), self.service.form_url(request_id))
+            form_url = self.service.form_url(request_id, responder_of(body.get("user") or {}))  # theirs alone
+            view = _modal.modal(request, _preset(request, pick), form_url)
             await client.views_open(trigger_id=body["trigger_id"], view=view)
         except SlackObjectFormationError as error:  # a limit `too_big` does not know yet
             log.warning("slack modal does not fit", extra={"request_id": request_id, "error": str(error)[:200]})
@@ -286,9 +287,11 @@ class Listeners:
             await self._tell(client, body, await self._refusal(request_id, error))
 
     async def _to_form(self, client: AsyncWebClient, body: dict[str, Any], request: Request, reason: str) -> None:
-        """Send the person who clicked to the web form, saying why Slack cannot ask them here."""
+        """Send the person who clicked to the web form with their personal link (the ephemeral note is
+        theirs alone), saying why Slack cannot ask them here."""
         log.info("slack event sent to the web form", extra={"request_id": request.request_id, "reason": reason})
-        await self._tell(client, body, _modal.form_note(request, reason, self.service.form_url(request.request_id)))
+        form_url = self.service.form_url(request.request_id, responder_of(body.get("user") or {}))
+        await self._tell(client, body, _modal.form_note(request, reason, form_url))
 
     async def _answer(self, body: dict[str, Any], value: str, client: AsyncWebClient) -> None:
         """A one-click answer: a simple event's, or a team decision's Approve or proposal."""

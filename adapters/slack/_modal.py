@@ -39,7 +39,6 @@ from hitl_chatops.bot.answers import (
 )
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.text import clip, format_number
-from hitl_chatops.bot.view import anyone_may_answer
 
 from ._blocks import (
     BUTTON_LIMIT,
@@ -97,13 +96,12 @@ def too_big(request: Request) -> str | None:
 
 
 def form_note(request: Request, reason: str, form_url: str) -> str:
-    """Where to answer an event Slack cannot show: the signed web form link, if the core takes web answers."""
-    if anyone_may_answer(request):
-        form = link(form_url, "open the form")
-        return f"{reason} Answer it in the web form instead: {form} (until {date_token(request.deadline)})."
+    """Where to answer an event Slack cannot show, for the one person who clicked: their personal form
+    link (`HitlService.form_url(..., person)`), which answers as them until the deadline."""
+    form = link(form_url, "open the form")
     return (
-        f"{reason} The web form takes answers only for events anyone may answer, so ask an operator "
-        "to answer it through the bot's API, or the workflow's author to ask for fewer values."
+        f"{reason} Answer it in the web form instead: {form} (until {date_token(request.deadline)}). "
+        "This link is yours alone: it answers as you, so do not share it."
     )
 
 

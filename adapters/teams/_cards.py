@@ -13,7 +13,9 @@ core parses back out. A bool answered by buttons (a scalar bool, or an "approve,
 model) is carried by Approve/Reject instead.
 
 A card past Teams' size limit would be refused: an event's card then leaves out what only informs
-(context, details, descriptions), and if it still does not fit, sends the person to the web form.
+(context, details, descriptions), and if it still does not fit, sends the person to the web form:
+the shared link when anyone may answer, else "Get my answer link" (`LINK_VERB`), whose invoke reply
+(shown to the person who pressed alone) carries their personal link (`link_card`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from ._markdown import is_plain
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 VERB = "hitl.answer"
 EVENT_KEY = "hitl.event"
+LINK_VERB = "hitl.link"  # Get my answer link: data {LINK_KEY: request id}
+LINK_KEY = "hitl.link"
 FIELD_PREFIX = "hitl.field."
 # Cards posted before the namespaces: `{"hitl": "answer", "request_id": <id>, <field>: <value>, ...}`.
 _LEGACY_MARKER, _LEGACY_EVENT_KEY = "hitl", "request_id"
@@ -88,7 +92,7 @@ def event_card(
         built = _question(view, form_url, errors or {}, error, notice, typed, lean=lean)
         if fits(built):
             return built
-    return _too_large(view, form_url)
+    return _too_large(view, form_url, notice)
 
 
 def _question(
@@ -149,21 +153,42 @@ def _answer_actions(view: EventView) -> list[Element]:
     return [_execute(request, "Propose" if view.tally is not None else "Submit", None, style="positive")]
 
 
-def _too_large(view: EventView, form_url: str | None) -> Card:
-    """The event when even its lean card is past Teams' limit: why, and where to answer instead."""
+def _too_large(view: EventView, form_url: str | None, notice: str | None = None) -> Card:
+    """The event when even its lean card is past Teams' limit: why, and where to answer instead: the
+    shared form link when anyone may answer; else each person asks for their own (`LINK_VERB`), since
+    the card is seen by everyone in the conversation."""
     request = view.request
     fields = len(schema_of(request).fields)
     why = f"This event asks for {fields} fields: too many to answer on a Teams card."
+    body = [*_header(request, lean=True), *rows(_event_facts(view))]
+    if view.tally is not None:
+        body.append(status_block(view.words.status, _LEAN_PROMPT_LIMIT))
+    if notice:
+        body.append(literal(run(notice, color="attention", weight="bolder")))
     if form_url and _controls(view).form:
-        body = [
-            *_header(request, lean=True),
-            *rows(_event_facts(view)),
-            sentence(f"{why} Answer it in the browser."),
-        ]
-        return card(body, [_open_form(form_url)])
-    # The web form has no identity, so it refuses events only some people may answer.
-    told = f"{why} Only the responders listed may answer it, which the web form cannot check."
-    return card([*_header(request, lean=True), *rows(_event_facts(view)), sentence(told, color="attention")], [])
+        return card([*body, sentence(f"{why} Answer it in the browser.")], [_open_form(form_url)])
+    told = f"{why} Answer it in the browser with a link of your own: it answers as you."
+    # No Action.Submit fallback (a client without Execute leaves the action out): a Submit's reply
+    # would be a message the whole conversation sees.
+    data = {LINK_KEY: request.request_id}
+    get_link = {"type": "Action.Execute", "title": "Get my answer link", "verb": LINK_VERB, "data": data}
+    return card([*body, sentence(told)], [get_link])
+
+
+def link_card(request: Request, form_url: str) -> Card:
+    """The reply to "Get my answer link", which Teams shows to the person who pressed it alone: their
+    personal form link (`HitlService.form_url(..., person)`)."""
+    told = (
+        f"Your answer link is ready. It answers as you until {format_time(request.deadline)}: "
+        "it is yours alone, so do not share it."
+    )
+    return card([*_header(request, lean=True), sentence(told)], [_open_form(form_url)])
+
+
+def link_payload(data: object) -> str | None:
+    """The request id in a "Get my answer link" action's data, if it is ours."""
+    request_id = data.get(LINK_KEY) if isinstance(data, dict) else None
+    return request_id if isinstance(request_id, str) else None
 
 
 def _controls(view: EventView) -> Controls:

@@ -2,7 +2,8 @@
 
 - any message, installation or conversation update: remember the conversation reference;
 - `adaptiveCard/action` invoke (Action.Execute) and card submits (Action.Submit fallback): answer, or
-  for a team decision vote, propose, confirm or reject a proposal, or hand over (`_decision`);
+  for a team decision vote, propose, confirm or reject a proposal, or hand over (`_decision`); "Get
+  my answer link" (an event too large for a card): the presser's personal form link, in the reply;
 - `application/search` invoke: the people picker's search, from Microsoft Graph;
 - "pending" / "help": list the events the sender may answer, as cards: in the bot's personal chat,
   their inbox (most urgent first, without team decisions they voted on: `HitlService.inbox`); in a
@@ -48,7 +49,17 @@ from hitl_chatops.bot.team import Verdict
 from hitl_chatops.bot.view import EventView, event_view
 
 from ._batch import BATCH_VERB, batch_card, batch_payload
-from ._cards import CARD_CONTENT_TYPE, VERB, answer_payload, ended_card, event_card, notice_card
+from ._cards import (
+    CARD_CONTENT_TYPE,
+    LINK_VERB,
+    VERB,
+    answer_payload,
+    ended_card,
+    event_card,
+    link_card,
+    link_payload,
+    notice_card,
+)
 from ._decision import DELEGATE_ID, TeamAction, team_action
 from ._elements import Card
 from ._platform import TeamsPlatform, card_activity
@@ -106,6 +117,9 @@ class TeamsBot(ActivityHandler):
         if action.verb == BATCH_VERB and (bulk := batch_payload(action.data)) is not None:
             found = await self._answer_batch(*bulk, _responder(turn_context.activity))
             return AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=found)
+        if action.verb == LINK_VERB and (request_id := link_payload(action.data)) is not None:
+            found = await self._personal_link(request_id, _responder(turn_context.activity))
+            return AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=found)
         payload = answer_payload(action.data) if action.verb == VERB else None
         if payload is None:
             return _invoke_error(400, "This card action is not one hitl-chatops knows.")
@@ -162,6 +176,21 @@ class TeamsBot(ActivityHandler):
             await turn_context.update_activity(update)
         else:
             await turn_context.send_activity(card_activity(outcome.card))
+
+    async def _personal_link(self, request_id: str, responder: Responder) -> Card:
+        """Get my answer link: the person's own form link, in the invoke's reply (which only they see),
+        once the core's `check` lets them answer now; else the card as it stands, with why not."""
+        try:
+            request = await self._service.event(request_id)
+        except EventNotFound as error:
+            return notice_card("Event not found", str(error))
+        except UserError as error:  # storage unreachable: "please try again"
+            return notice_card("No link", str(error))
+        try:
+            await self._service.check(request_id, responder)
+        except UserError as error:
+            return (await self._refused(request, notice=str(error))).card
+        return link_card(request, self._service.form_url(request_id, responder))
 
     async def _answer_batch(self, batch: str, approve: bool, responder: Responder) -> Card:
         """Approve all / Reject all (`HitlService.answer_batch`): the batch's card with what it did."""

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flyte
+from pydantic import create_model
 
 import hitl_chatops.plugin as hitl
 
 POLL = 0.2
 CHANNELS = ["slack:C0DEPLOYS"]
 env = flyte.TaskEnvironment(name="hitl-chatops-slack-tests", depends_on=[hitl.env])
+# 120 optional text fields (`f000`…`f119`): more than a Slack dialog holds.
+_WIDE: dict[str, Any] = {f"f{n:03d}": (str | None, None) for n in range(120)}
+Inspection = create_model("Inspection", **_WIDE)
 
 
 @env.task
@@ -45,3 +51,18 @@ async def alice_gate() -> bool:
         poll_interval_seconds=POLL,
     )
     return bool(await event.wait.aio())
+
+
+@env.task
+async def ann_inspection() -> dict[str, str]:
+    """A 120-field event only U0ANN may answer: Slack sends her to the form with her personal link."""
+    event = await hitl.new_event.aio(
+        "inspection",
+        data_type=Inspection,
+        prompt="Inspect the rack",
+        channels=CHANNELS,
+        responders=["slack:U0ANN"],
+        poll_interval_seconds=POLL,
+    )
+    answer = await event.wait.aio()
+    return {name: value for name, value in answer.model_dump().items() if value}

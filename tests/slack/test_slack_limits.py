@@ -66,20 +66,9 @@ async def test_an_event_a_modal_cannot_hold_sends_the_person_to_the_web_form(
     [note] = await fake_slack.wait_for("chat.postEphemeral")
     assert (note["user"], note["channel"]) == ("U0ALICE", CHANNEL)
     assert note["text"].startswith(said + " Answer it in the web form instead: <http://127.0.0.1:")
-    assert f"/form/{request_id}?sig=" in note["text"] and "|open the form> (until <!date^" in note["text"]
+    assert f"/form/{request_id}?as=slack%3AU0ALICE&amp;name=u0alice&amp;sig=" in note["text"]
+    assert "|open the form> (until <!date^" in note["text"] and "This link is yours alone" in note["text"]
     assert fake_slack.of("views.open", ok_only=False) == []
-
-
-async def test_a_wide_event_only_named_people_may_answer_says_where_else_to_go(
-    slack_bot: BotFactory, fake_slack: FakeSlack
-) -> None:
-    """The web form refuses such events (it cannot tell who is typing): the note says so, with no link."""
-    bot = slack_bot()
-    await create_event("wide", wide_model(120), responders=["U0ALICE"])
-    await open_respond(bot, fake_slack)
-    [note] = await fake_slack.wait_for("chat.postEphemeral")
-    assert note["text"].startswith("This event asks for 120 values, more than a Slack dialog can hold. The web form")
-    assert "/form/" not in note["text"] and "bot's API" in note["text"]
 
 
 async def test_ninety_fields_still_open_a_modal(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 from pydantic import BaseModel, Field, create_model
 
 import hitl_chatops.plugin as hitl
+from hitl_chatops.bot.protocol import Responder
 from hitl_chatops.bot.server import BotThread
 from hitl_chatops.bot.store import Store
 from tests.conftest import AUTH
 from tests.fakes.bot_connector import FakeConnector, card_of
-from tests.teams.teams_helpers import BOB, CHANNEL, Teams, make_event, texts, typed
+from tests.teams.teams_helpers import ALICE, BOB, CHANNEL, Teams, make_event, texts, typed
 from tests.teams.test_teams_structured import inputs, posted, valid
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")
@@ -61,16 +63,40 @@ async def test_a_model_too_large_for_a_card_sends_the_person_to_the_form(teams: 
     assert "Answered" in texts(answered) and "more fields, not shown here." in texts(answered)
 
 
-async def test_too_large_and_restricted_says_why_nothing_can_take_it(teams: Teams) -> None:
+async def test_too_large_and_restricted_gives_the_person_who_presses_their_own_answer_link(teams: Teams) -> None:
+    """The card is seen by everyone in the channel: each person asks for a link of their own, which
+    comes in the invoke's reply (theirs alone) and answers as them in the web form."""
     await teams.install()
-    await hitl.new_event.aio(
+    event = await hitl.new_event.aio(
         "inspection", big_model(), prompt="Inspect", channels=[f"teams:{CHANNEL}"], responders=[BOB["aadObjectId"]]
     )
-
     [post] = await posted(teams)
     card = valid(card_of(post.body))
-    assert "Only the responders listed may answer it, which the web form cannot check." in texts(card)
-    assert "actions" not in card
+    assert inputs(card) == {} and form_links(card) == []
+    [get_link] = card["actions"]
+    assert (get_link["type"], get_link["title"]) == ("Action.Execute", "Get my answer link")
+    assert "fallback" not in get_link, "a Submit's reply would be a message the whole channel sees"
+
+    status, body = await teams.invoke(get_link["data"], user=ALICE, verb=get_link["verb"])
+    refused = valid(body["value"])
+    assert status == 200 and form_links(refused) == [] and "Only aad-bob may answer this event." in texts(refused)
+
+    status, body = await teams.invoke(get_link["data"], user=BOB, verb=get_link["verb"])
+    mine = valid(body["value"])
+    [url] = form_links(mine)
+    assert status == 200 and "it is yours alone, so do not share it" in texts(mine)
+    assert parse_qs(urlsplit(url).query)["as"] == ["teams:aad-bob"]
+    assert await status_of(url, method="GET") == 200
+    tampered = url.replace("teams%3Aaad-bob", "teams%3Aaad-alice")
+    assert tampered != url and await status_of(tampered, method="POST", data={"check_000": "x"}) == 403
+
+    answer = {f"check_{n:03d}": "ok" for n in range(FIELDS)}
+    assert await status_of(url, method="POST", data=answer) == 200
+    response = await Store(teams.bot.settings.store).get_response(event.request_id)
+    assert response is not None and response.via == "web"
+    assert response.responder == Responder(platform="teams", user_id="aad-bob", user_name="Bob Example")
+    [update] = await teams.connector.wait_for(lambda: teams.connector.updates(post.created_id))
+    assert "Bob Example" in texts(valid(card_of(update.body)))
 
 
 async def test_long_context_leaves_it_out_and_the_card_is_still_answered_in_teams(teams: Teams) -> None:
