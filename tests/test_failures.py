@@ -149,7 +149,7 @@ async def test_two_replicas_race_twenty_answers_one_wins_and_losers_learn_who(
             assert who in body["error"]
         else:
             assert status == 200, str(body)[:500]
-            assert "Already answered" in str(body) and f"{who} answered {stored.value}" in str(body)
+            assert "Already answered" in str(body) and f"Answered {stored.value} by {who}" in str(body)
 
 
 async def test_store_down_during_a_teams_answer_says_try_again_and_the_retry_saves_once(
