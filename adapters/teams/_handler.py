@@ -219,11 +219,11 @@ class TeamsBot(ActivityHandler):
         try:
             verdict = await self._service.answer(request_id, raw, responder, PLATFORM)
         except InvalidValue as error:
-            return Outcome(self._event_card(request, errors=error.errors, typed=raw), False)
+            return Outcome(await self._event_card(request, errors=error.errors, typed=raw), False)
         except StoreUnavailable as error:
-            return Outcome(self._event_card(request, error=str(error), typed=raw), False)
+            return Outcome(await self._event_card(request, error=str(error), typed=raw), False)
         except NotAllowed as error:
-            return Outcome(self._event_card(request, notice=str(error)), False)
+            return Outcome(await self._event_card(request, notice=str(error)), False)
         except AlreadyAnswered as error:
             return Outcome(ended_card(event_view(request, error.response), notice=str(error)), False)
         except EventExpired as error:
@@ -243,7 +243,7 @@ class TeamsBot(ActivityHandler):
             return await self._refused(request, notice=str(error), typed=typed)
         if verdict.decided:
             return Outcome(ended_card(verdict.view, notice=text_of(verdict.note)), True)
-        return Outcome(self._event_card(request, notice=text_of(verdict.note), view=verdict.view), True)
+        return Outcome(await self._event_card(request, notice=text_of(verdict.note), view=verdict.view), True)
 
     async def _team_action(self, request: Request, action: TeamAction, raw: object, responder: Responder) -> Verdict:
         request_id, service = request.request_id, self._service
@@ -284,10 +284,10 @@ class TeamsBot(ActivityHandler):
             return Outcome(ended_card(view, notice=notice), False)
         fields = {k: v for k, v in (errors or {}).items() if not k.startswith("hitl.")}
         whole = " ".join(v for k, v in (errors or {}).items() if k.startswith("hitl.")) or None
-        card = self._event_card(request, notice=notice, errors=fields, error=whole, typed=typed, view=view)
+        card = await self._event_card(request, notice=notice, errors=fields, error=whole, typed=typed, view=view)
         return Outcome(card, False)
 
-    def _event_card(
+    async def _event_card(
         self,
         request: Request,
         *,
@@ -297,7 +297,9 @@ class TeamsBot(ActivityHandler):
         typed: object = None,
         view: EventView | None = None,
     ) -> Card:
+        """The question's card, with people named (`TeamsPlatform.named`)."""
         form_url = self._service.form_url(request.request_id)
+        view = await self._platform.named(view or event_view(request))
         return event_card(request, form_url, errors=errors, error=error, notice=notice, typed=typed, view=view)
 
     # -- pending -----------------------------------------------------------------------------
@@ -333,7 +335,7 @@ class TeamsBot(ActivityHandler):
             view = known or await self._view_if_open(request)
             if request.team_event and view is None:
                 continue  # decided meanwhile
-            resource = await context.send_activity(card_activity(self._event_card(request, view=view)))
+            resource = await context.send_activity(card_activity(await self._event_card(request, view=view)))
             if resource is not None and resource.id:
                 await self._platform.record(request, conversation_id, str(resource.id), "pending")
 

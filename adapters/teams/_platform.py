@@ -3,6 +3,7 @@ conversation (mentioning people), read a group, find a person (`FindsPeople`).""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -17,12 +18,13 @@ from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import MessageRef, Request
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.states import Line
-from hitl_chatops.bot.view import EventView
+from hitl_chatops.bot.view import EventView, event_view
 
 from ._batch import batch_card
 from ._cards import ended_card, event_card
 from ._elements import Card
 from ._graph import Graph, User
+from ._names import ids_in, named
 from ._references import PLATFORM, message_key, recall
 from ._replies import mentioned, reply_activity
 
@@ -69,7 +71,9 @@ class TeamsPlatform:
         return channel_targets(request, PLATFORM)
 
     async def send(self, request: Request, target: str) -> MessageRef:
-        card = event_card(request, self._service.form_url(request.request_id))
+        card = event_card(
+            request, self._service.form_url(request.request_id), view=await self.named(event_view(request))
+        )
         return await self._post_card(target, card, "post", {"request_id": request.request_id})
 
     async def rerender(self, view: EventView, ref: MessageRef) -> None:
@@ -77,7 +81,7 @@ class TeamsPlatform:
         the controls left), or ended."""
         if view.open:
             form_url = self._service.form_url(view.request.request_id)
-            await self._replace(ref, event_card(view.request, form_url, view=view))
+            await self._replace(ref, event_card(view.request, form_url, view=await self.named(view)))
             return
         await self._replace(ref, ended_card(view))
 
@@ -107,17 +111,24 @@ class TeamsPlatform:
 
         await self.in_conversation(reference, send)
 
+    async def named(self, view: EventView) -> EventView:
+        """`view` with the people it names by id shown by name, where the directory knows them (`_names`)."""
+        return named(view, {user_id: user.name for user_id, user in (await self._users(ids_in(view))).items()})
+
     async def _users(self, ids: list[str]) -> dict[str, User]:
-        """The users among `ids` (a group, or an id Graph cannot read now, is named as text instead)."""
-        found: dict[str, User] = {}
-        for user_id in ids:
+        """The users among `ids`, looked up together (a group, or an id Graph cannot read now, is named
+        as text instead: the card or the reminder goes out all the same)."""
+        if self._graph is None or not ids:
+            return {}
+
+        async def one(user_id: str) -> User | None:
             try:
-                user = await self.person(user_id)
-            except MembershipUnknown:  # the reminder goes out all the same; this name is text
-                continue
-            if user is not None:
-                found[user_id] = user
-        return found
+                return await self.person(user_id)
+            except MembershipUnknown:
+                return None
+
+        found = await asyncio.gather(*map(one, ids))
+        return {user_id: user for user_id, user in zip(ids, found, strict=True) if user is not None}
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Microsoft Entra group, through Microsoft Graph when the bot has credentials."""

@@ -193,6 +193,28 @@ async def test_the_requester_is_refused_by_id_and_by_e_mail_through_graph(teams:
     assert (await run.finish())["by"] == "aad-bob"
 
 
+async def test_cards_name_people_the_directory_knows_rather_than_their_ids(teams: Teams, graph: FakeGraph) -> None:
+    """'Who may answer' and 'Waiting for' showed Entra object ids (`teams:aad-bob`); a group, or an id
+    the directory does not know, stays as it is."""
+    store = Store(teams.bot.settings.store)
+    request = make_request(
+        store,
+        channels=[f"teams:{CHANNEL}"],
+        approvals=2,
+        responders=["teams:aad-alice", "teams:aad-bob", "aad-carol", "teams:ops-group", "teams:aad-gone"],
+    )
+    await store.put_request(request)
+    await api_call(teams.bot, f"/api/v1/events/{request.request_id}/notify", {})
+    post = await posted(teams)
+    card = valid(card_of(post.body))
+    assert rows(card)["Who may answer"] == "Alice Example, Bob Example, Carol Example, teams:ops-group, teams:aad-gone"
+
+    counted = await press(teams, button(card, "Approve"), ALICE)
+    assert rows(counted)["Waiting for"] == "Bob Example, Carol Example, teams:ops-group, teams:aad-gone"
+    updated = await shown_now(teams, post, "Alice Example at ")
+    assert rows(updated)["Waiting for"] == "Bob Example, Carol Example, teams:ops-group, teams:aad-gone"
+
+
 async def test_a_value_proposed_rejected_with_a_reason_proposed_again_and_confirmed(teams: Teams) -> None:
     run = Run(workflows.teams_batch_size)
     post = await posted(teams)
