@@ -60,6 +60,7 @@ class Moto:
         self._labels = labels
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._conditional = threading.Lock()
         self._service = Restartable(self._serve, port=port, name="fake-s3")
         self._bucket_made = False
 
@@ -103,6 +104,11 @@ class Moto:
             labels = self._labels(environ["REQUEST_METHOD"], path, query)
             with self._lock:
                 self._counts.update(labels)
+            if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ:
+                # S3 decides a conditional write atomically; moto checks, then writes, on any of its
+                # threads, so two racing `If-None-Match: *` PUTs could both be told 200. One at a time.
+                with self._conditional:
+                    return moto(environ, start_response)  # type: ignore[no-any-return]
             return moto(environ, start_response)  # type: ignore[no-any-return]
 
         return app
