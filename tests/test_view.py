@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from hitl_chatops.adapters.slack import _blocks, _team
+from hitl_chatops.adapters.slack import _blocks, _rich, _team
 from hitl_chatops.adapters.slack._platform import as_dicts
 from hitl_chatops.adapters.teams import _cards as cards
 from hitl_chatops.bot import form
@@ -30,6 +30,7 @@ from hitl_chatops.bot.states import State, handover_line, reminder_line, text_of
 from hitl_chatops.bot.view import event_view
 from hitl_chatops.plugin._console import ended_text
 from tests.fakes.slack import validate_blocks
+from tests.slack.slack_helpers import rich_text
 from tests.teams.test_teams_structured import valid
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:adaptive_cards")
@@ -227,8 +228,9 @@ def test_a_team_event_starts_deciding_with_who_may_act() -> None:
 def test_a_reminder_mentions_ids_only_and_escapes_what_people_wrote() -> None:
     view = deciding(State.DECIDING)
     assert view.tally is not None
-    said = _blocks.say(reminder_line(view.tally, team=True))
-    assert said == "*Reminder*: 1 of 2 approvals so far; waiting for <!subteam^S0SRE>, <@U0BOB>."
+    said = _rich.say(reminder_line(view.tally, team=True))
+    assert _rich.fallback(said) == "Reminder: 1 of 2 approvals so far; waiting for <!subteam^S0SRE>, <@U0BOB>."
+    assert rich_text(as_dicts([_rich.block(said)])) == "Reminder: 1 of 2 approvals so far; waiting for @S0SRE, @U0BOB."
     sneaky = Delegation(
         delegator=Responder(platform="slack", user_id="U0ANN", user_name="<!channel> ann"),
         delegate=Responder(platform="slack", user_id="U0BOB"),
@@ -236,6 +238,9 @@ def test_a_reminder_mentions_ids_only_and_escapes_what_people_wrote() -> None:
         at=NOW,
         via="slack",
     )
-    handed = _blocks.say(handover_line(sneaky))
-    assert handed.startswith("<@U0ANN> handed this to <@U0BOB>.")
-    assert "<!here>" not in handed and "<https://evil" not in handed and "&lt;!here&gt;" in handed
+    handed = _rich.say(handover_line(sneaky))
+    text = _rich.fallback(handed)
+    assert text.startswith("<@U0ANN> handed this to <@U0BOB>.")
+    assert "<!here>" not in text and "<https://evil" not in text and "&lt;!here&gt;" in text
+    shown = rich_text(as_dicts([_rich.block(handed)]))
+    assert "ping <!here> and <https://evil.example|click>" in shown, "a text element: shown as written"

@@ -25,7 +25,7 @@ from hitl_chatops.bot.batch import BatchView
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.text import clip
 
-from . import _blocks
+from . import _blocks, _rich
 from ._text import escape, fit, link, mrkdwn, plain
 
 BULK_ACTION = "hitl_batch_all"  # + "_0" (Approve all) / "_1" (Reject all)
@@ -57,16 +57,14 @@ def batch_text(view: BatchView) -> str:
 
 
 def _item(item: Request) -> list[Block]:
-    """One waiting event: its details (or prompt) and its first context fields, escaped and clipped."""
-    text = mrkdwn(item.details or item.prompt, item.prompt_type, 500)
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=text, verbatim=True))]
-    rows = context_rows(item)[:FIELDS_SHOWN]
-    if rows:
-        fields = [
-            MarkdownTextObject(text=f"*{fit(label, 100)}*\n{fit(value, 300)}", verbatim=True) for label, value in rows
-        ]
-        blocks.append(SectionBlock(fields=fields))
-    return blocks
+    """One waiting event: its details (or prompt) and its first context rows, shown as written and
+    clipped (a `"markdown"` prompt as the author's markdown, in a section of its own)."""
+    said = item.details or item.prompt
+    rows = _blocks.context_shown(context_rows(item)[:FIELDS_SHOWN])
+    if item.prompt_type == "markdown":
+        written = SectionBlock(text=MarkdownTextObject(text=mrkdwn(said, item.prompt_type, 500), verbatim=True))
+        return [written, _rich.block(*rows)] if rows else [written]
+    return [_rich.block(_rich.literal(clip(said, 500)), *rows)]
 
 
 def _about(view: BatchView, list_url: str | None) -> str:

@@ -1,17 +1,17 @@
 """Render events, answers and lists as Block Kit, built with slack_sdk's models (validated on `to_dict`).
 
 Pure functions: no I/O, no decisions: an event's state, its words and its controls are the core's
-`EventView`, laid out here (`say` writes its lines as mrkdwn; a team decision's copy is `_team`'s).
+`EventView`, laid out here (its lines and labelled rows as rich text, `_rich`; a team decision's copy
+is `_team`'s).
 Action values are `<request id>|<pick>`, where the pick is `true`/`false` for a bool, `c<index>` for
 a choice, `r<round>` for a team decision's Confirm or Reject, or empty for the Respond… and
-Delegate… buttons. Every text from a task or a person goes through `_text` (escaped,
-or shown as plain text); every list that could grow is cut to Slack's limits here, with a line
-saying what was left out.
+Delegate… buttons. Every text from a task or a person is shown as written: rich text (`_rich`),
+plain text, or escaped where it stands in a message's `text` (`_text`); every list that could grow
+is cut to Slack's limits here, with a line saying what was left out.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -26,16 +26,19 @@ from slack_sdk.models.blocks import (
     MarkdownTextObject,
     Option,
     PlainTextObject,
+    RichTextElementParts,
     SectionBlock,
     StaticSelectElement,
 )
 
 from hitl_chatops.bot.answers import context_rows, display
 from hitl_chatops.bot.protocol import Request, format_time
-from hitl_chatops.bot.states import Answer, Line, Mention, Part, Said, State, Strong, When, Who, text_of
-from hitl_chatops.bot.text import clip, flyte_note, via_name
+from hitl_chatops.bot.states import Line, State, text_of
+from hitl_chatops.bot.text import clip, flyte_note
 from hitl_chatops.bot.view import Controls, EventView, anyone_may_answer, event_view
 
+from . import _rich
+from ._rich import Rich
 from ._text import escape, fit, fits, link, mrkdwn, plain, shown
 
 ANSWER_ACTION = "hitl_answer"  # + "_<n>": ids must be unique within a block
@@ -50,23 +53,21 @@ VALUE_BLOCK = "hitl_value"
 VALUE_ACTION = "value"
 MAX_BUTTONS = 5
 MAX_RADIO = 5  # more choices than this get a select menu
-CONTEXT_SHOWN = 20  # two sections; the rest is counted, and the web form shows all of it
+CONTEXT_SHOWN = 20  # rows; the rest is counted, and the web form shows all of it
 PENDING_SHOWN = 20
 # Slack's limits (Block Kit reference): what no payload we send may exceed.
 MAX_OPTIONS = 100  # options in a select menu
-FIELDS_PER_SECTION = 10
-FIELD_LIMIT = 2000  # characters in one section field
-FACT_LIMIT = 900  # one fact of a copy (a list of approvers, a reason): three fit a section's 3,000
+FACT_LIMIT = 900  # one fact of a copy (a list of approvers, a reason): three fit a block's 3,000
 SECTION_LIMIT = 3000  # characters in a section's text, a context element, or a message's `text`
 HEADER_LIMIT = 150
 BUTTON_LIMIT = 75  # a button's or an option's text
 MESSAGE_BLOCKS = 50
 ERROR_LIMIT = 150  # an input block's inline error, clipped (the modal and the listeners)
-ICONS = {
-    State.CANCELLED: ":no_entry_sign:",
-    State.DEFAULTED: ":hourglass:",
-    State.EXPIRED: ":hourglass:",
-    State.REJECTED: ":x:",
+ICONS = {  # emoji names
+    State.CANCELLED: "no_entry_sign",
+    State.DEFAULTED: "hourglass",
+    State.EXPIRED: "hourglass",
+    State.REJECTED: "x",
 }
 
 
@@ -106,23 +107,20 @@ def round_of(pick: str) -> int | None:
 
 # -- people and times ------------------------------------------------------------------------
 
-_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
-GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
-
 
 def date_token(moment: datetime) -> str:
-    """A Slack date token: each reader sees their own time zone; the fallback is UTC."""
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{format_time(moment)}>"
+    """A Slack date token (in our own mrkdwn): each reader sees their own time zone; the fallback is UTC."""
+    return f"<!date^{int(moment.timestamp())}^{_rich.DATE_FORMAT}|{format_time(moment)}>"
 
 
 def mention(entry: str) -> str:
-    """A `responders` entry as Slack shows it: a Slack user or user group id as a mention (the
-    people the event asks), anything else as text."""
-    ident = entry.removeprefix("slack:")
-    if _USER_ID.fullmatch(ident):
-        return f"<@{ident}>"
-    if GROUP_ID.fullmatch(ident):
-        return f"<!subteam^{ident}>"
+    """A `responders` entry in our own mrkdwn: a Slack user or user group id as a mention (the people
+    the event asks), anything else as text."""
+    match _rich.slack_id(entry):
+        case ("user", ident):
+            return f"<@{ident}>"
+        case ("usergroup", ident):
+            return f"<!subteam^{ident}>"
     return escape(entry)
 
 
@@ -134,65 +132,9 @@ def who_may_answer(request: Request) -> str:
     return ", ".join(mention(entry) for entry in dict.fromkeys(entries))
 
 
-def person_text(who: Who, *, quiet: bool = False) -> str:
-    """Who answered: the Slack user Slack named (a mention; by name when `quiet`, as in a new message,
-    where a mention would notify them), or the name given elsewhere, escaped."""
-    person = who.person
-    if person is None:
-        return escape(who.text)
-    if person.platform == "slack" and _USER_ID.fullmatch(person.user_id):
-        return escape(clip(person.user_name, 200)) if quiet and person.user_name else f"<@{person.user_id}>"
-    return f"{escape(clip(person.label, 200))} ({via_name(person.platform)})"
-
-
-def say(line: Line, limit: int = 1000, *, quiet: bool = False) -> str:
-    """A line of the core's words as mrkdwn: people as mentions where Slack knows them, times as date
-    tokens, answers in bold, and what people chose or typed escaped and cut to `limit`.
-
-    `quiet`: for a new message (a thread reply), where every mention notifies: only the line's
-    `Mention` parts mention; the people in `Who` parts are named (a Slack user without a name
-    stays a mention: Slack shows nothing else for them).
-    """
-    return "".join(_part(part, limit, quiet) for part in line)
-
-
-def say_within(line: Line, limit: int, *, part_limit: int = 300) -> str:
-    """`say(line)` in at most `limit` characters: past it, cut before one of our own words (where a
-    list of people or times goes on, never inside a mention or a date token) and end with how many
-    people were left out ("…and 12 more")."""
-    shown = [_part(part, part_limit, False) for part in line]
-    if sum(map(len, shown)) <= limit:
-        return "".join(shown)
-    for cut in range(len(line) - 1, 0, -1):
-        if not isinstance(line[cut], str):
-            continue
-        left = sum(isinstance(part, Who | Mention) for part in line[cut:])
-        head = "".join(shown[:cut]).rstrip(" ,;:")
-        tail = f" …and {left} more" if left else " …"
-        if len(head) + len(tail) <= limit:
-            return head + tail
-    return fit(text_of(line), limit)
-
-
-def _part(part: Part, limit: int, quiet: bool) -> str:
-    if isinstance(part, Strong):
-        return f"*{escape(part.text)}*"
-    if isinstance(part, Who):
-        return person_text(part, quiet=quiet)
-    if isinstance(part, When):
-        return date_token(part.moment) if part.moment else escape(part.text)
-    if isinstance(part, Answer):
-        return f"*{fit(part.text, limit)}*"
-    if isinstance(part, Said):
-        return fit(part.text, limit)
-    if isinstance(part, Mention):
-        return mention(part.text)
-    return escape(part)
-
-
-def receipt_text(view: EventView) -> str:
-    """What was answered, by whom, when and where: "*Approve* by <@U1> at … via Slack"."""
-    return say(view.words.receipt, 500)
+def receipt(view: EventView) -> Rich:
+    """What was answered, by whom, when and where: "**Approve** by @ann at … via Slack"."""
+    return _rich.say(view.words.receipt, 500)
 
 
 def event_text(request: Request) -> str:
@@ -237,43 +179,20 @@ def said(request: Request, text: str, form_url: str | None) -> list[Block]:
 
 
 def context_blocks(request: Request) -> list[Block]:
-    """The event's context as labelled section fields (10 per section), escaped and clipped.
+    """The event's context as labelled rows of rich text (shown as written), clipped.
 
-    Past `CONTEXT_SHOWN` fields a line says how many more there are; the web form shows them all.
+    Past `CONTEXT_SHOWN` rows a line says how many more there are; the web form shows them all.
     """
     rows = context_rows(request)
-    shown_rows = [field(label, fit(text, 300), label_limit=100) for label, text in rows[:CONTEXT_SHOWN]]
-    blocks = sections(shown_rows, len(shown_rows))
+    blocks = _rich.rows(context_shown(rows[:CONTEXT_SHOWN]), CONTEXT_SHOWN)
     if len(rows) > CONTEXT_SHOWN:
         blocks.append(_line(f"…and {len(rows) - CONTEXT_SHOWN} more context fields, not shown here."))
     return blocks
 
 
-def field(label: str, text: str, *, label_limit: int = BUTTON_LIMIT) -> MarkdownTextObject:
-    """A labelled section field; `text` is mrkdwn already made safe. `verbatim` keeps Slack from
-    turning a value's bare URLs, #names or @-words into links or mentions."""
-    return MarkdownTextObject(text=clip(f"*{fit(label, label_limit)}*\n{text}", FIELD_LIMIT), verbatim=True)
-
-
-def sections(fields: Sequence[MarkdownTextObject], room: int) -> list[Block]:
-    """`fields` as sections of up to 10 and up to 3,000 characters, in at most `room` blocks; a last
-    line counts what did not fit."""
-    parts: list[list[MarkdownTextObject]] = []
-    for one in fields:
-        last = parts[-1] if parts else None
-        if last is None or len(last) == FIELDS_PER_SECTION or _length(last) + len(one.text) > SECTION_LIMIT:
-            parts.append([one])
-        else:
-            last.append(one)
-    if len(parts) <= room:
-        return [SectionBlock(fields=part) for part in parts]
-    kept = parts[: max(room - 1, 0)]
-    left = len(fields) - sum(len(part) for part in kept)
-    return [SectionBlock(fields=part) for part in kept] + [_line(f"…and {left} more fields, not shown here.")]
-
-
-def _length(fields: Sequence[MarkdownTextObject]) -> int:
-    return sum(len(one.text) for one in fields)
+def context_shown(rows: Sequence[tuple[str, str]], limit: int = 300) -> list[Rich]:
+    """Context (or answer) rows as labelled rich text rows, each value cut to `limit`."""
+    return [_rich.row(label, _rich.literal(clip(text, limit)), label_limit=100) for label, text in rows]
 
 
 def about(request: Request) -> ContextBlock:
@@ -378,11 +297,27 @@ def ended_blocks(view: EventView, form_url: str | None = None) -> list[Block]:
     or the state's status line (who cancelled it and why, the default applied, the expiry)."""
     blocks = top(view.request, form_url)
     if view.words.facts:
-        fields = [field(label, fit(text, 1900)) for label, text in view.answer]
-        fields += [field(label, say_within(line, FACT_LIMIT)) for label, line in view.words.facts]
-        return blocks + sections(fields, MESSAGE_BLOCKS - len(blocks))
-    line = f"{ICONS[view.state]} {say(view.words.status)}"
-    return [*blocks, SectionBlock(text=MarkdownTextObject(text=line, verbatim=True))]
+        rows = [*context_shown(view.answer, 1900), *facts(view.words.facts)]
+        return blocks + _rich.rows(rows, MESSAGE_BLOCKS - len(blocks))
+    icon = RichTextElementParts.Emoji(name=ICONS[view.state])
+    return [*blocks, _rich.block([icon, *_rich.literal(" "), *_rich.say(view.words.status)])]
+
+
+def facts(rows: Sequence[tuple[str, Line]]) -> list[Rich]:
+    """The core's labelled facts ("Approved by", "Rejected") as rich text rows, each cut to `FACT_LIMIT`."""
+    return [_rich.row(label, _rich.say_within(line, FACT_LIMIT)) for label, line in rows]
+
+
+def listed(request: Request, limit: int, *lines: Rich) -> list[Block]:
+    """An event in a list: its heading in bold, its prompt (cut to `limit`), then `lines`, as rich text
+    (shown as written) in one block; a `"markdown"` prompt stays the author's markdown, in a section of
+    its own before the lines."""
+    heading = clip(plain(request.heading, request.prompt_type), HEADER_LIMIT)
+    if request.prompt_type == "markdown":
+        said = f"*{escape(heading)}*\n{mrkdwn(request.prompt, request.prompt_type, limit)}"
+        written = SectionBlock(text=MarkdownTextObject(text=said, verbatim=True))
+        return [written, _rich.block(*lines)] if any(lines) else [written]
+    return [_rich.block(_rich.literal(heading, bold=True), _rich.literal(clip(request.prompt, limit)), *lines)]
 
 
 def summary_text(view: EventView) -> str:
@@ -398,17 +333,17 @@ def pending_blocks(requests: Sequence[Request], form_url: Callable[[str], str]) 
     """The newest `PENDING_SHOWN` events with their controls (2 blocks each, under Slack's 50)."""
     if not requests:
         return [SectionBlock(text=MarkdownTextObject(text="Nothing is waiting for your answer. :tada:"))]
-    shown_now = requests[:PENDING_SHOWN]
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{pending_text(requests)}*"))]
-    for request in shown_now:
-        heading = fit(plain(request.heading, request.prompt_type), HEADER_LIMIT)
-        prompt = mrkdwn(request.prompt, request.prompt_type, 500)
-        text = f"*{heading}*\n{prompt}\nAnswer by {date_token(request.deadline)}"
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=text, verbatim=True)))
-        blocks.append(actions(request, form_url(request.request_id)))
-    if len(requests) > len(shown_now):
-        more = len(requests) - len(shown_now)
-        blocks.append(_line(f"…and {more} more (newest {len(shown_now)} shown)."))
+    shown = 0
+    for request in requests[:PENDING_SHOWN]:
+        due = [*_rich.literal("Answer by "), _rich.date(request.deadline)]
+        item = [*listed(request, 500, due), actions(request, form_url(request.request_id))]
+        if len(blocks) + len(item) >= MESSAGE_BLOCKS:  # a markdown prompt takes a block more
+            break
+        blocks += item
+        shown += 1
+    if len(requests) > shown:
+        blocks.append(_line(f"…and {len(requests) - shown} more (newest {shown} shown)."))
     return blocks
 
 

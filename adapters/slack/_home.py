@@ -6,7 +6,7 @@ what they decided (`HitlService.recent`, the outcome history searched by respond
 here (`home_view`, pure) and publishes them (`views.publish`). It runs when the person opens the tab,
 after their own action there, and after one they take elsewhere while this replica shows them a Home.
 A Home tab has no channel for an ephemeral note, so what a click there did (saved, refused) is a line
-at the top of the view it republishes.
+at the top of the view it republishes. What tasks and people wrote is rich text, shown as written.
 
 Within Slack's limits by design: 100 blocks a view (`HOME_SHOWN` events of at most `_ITEM_BLOCKS`
 blocks each, the rest counted), 3,000 characters a section and 75 a button (`_blocks`).
@@ -29,6 +29,7 @@ from slack_sdk.models.blocks import (
     HeaderBlock,
     MarkdownTextObject,
     PlainTextObject,
+    RichTextElementParts,
     SectionBlock,
 )
 from slack_sdk.models.views import View
@@ -43,9 +44,10 @@ from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.text import clip, via_name
 from hitl_chatops.bot.view import EventView
 
-from . import _blocks
+from . import _blocks, _rich
 from ._platform import PLATFORM, api_error
-from ._text import escape, fit, mrkdwn, plain
+from ._rich import Rich
+from ._text import escape
 
 log = logging.getLogger(__name__)
 HOME_BLOCKS = 100  # Slack's limit for a Home tab view
@@ -71,27 +73,32 @@ def home_view(
     recent: Sequence[OutcomeRecord],
     form_url: Callable[[str], str],
     command: str,
-    notice: str | None = None,
+    notice: Rich | None = None,
 ) -> dict[str, Any]:
     """The Home tab: a notice (what the last click did), the events that wait (most urgent first, each
     with its controls), how many more, and what the person decided lately."""
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Waiting for you"))]
     if notice:
-        blocks.append(_line(f":information_source: {notice}"))
+        blocks.append(
+            _rich.block([RichTextElementParts.Emoji(name="information_source"), *_rich.literal(" "), *notice])
+        )
     blocks.append(_section(_headline(inbox)))
     for view in inbox.shown:
         blocks += _item(view, form_url(view.request.request_id))
     if inbox.more:
         blocks.append(_line(_more(inbox.more, command)))
     blocks += [DividerBlock(), HeaderBlock(text=PlainTextObject(text="Decided recently"))]
-    blocks.append(_section("\n".join(map(_decided, recent)) or f"Nothing in the last {RECENT_DAYS} days."))
+    if recent:
+        blocks.append(_rich.block(*map(_decided, recent)))
+    else:
+        blocks.append(_section(f"Nothing in the last {RECENT_DAYS} days."))
     assert len(blocks) <= HOME_BLOCKS, "HOME_SHOWN leaves room for everything else"
     return View(type="home", blocks=blocks).to_dict()
 
 
 def note_view(text: str) -> dict[str, Any]:
     """A Home tab that only says `text` (storage could not be read: nothing to list)."""
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Waiting for you")), _section(escape(text))]
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Waiting for you")), _rich.block(_rich.literal(text))]
     return View(type="home", blocks=blocks).to_dict()
 
 
@@ -113,34 +120,38 @@ def _item(view: EventView, form_url: str) -> list[Block]:
     """One event: its heading, prompt and a summary of its context; when it is due (and a team
     decision's progress); its controls, as in its channel message."""
     request = view.request
-    heading = fit(plain(request.heading, request.prompt_type), _blocks.HEADER_LIMIT)
-    lines = [f"*{heading}*", mrkdwn(request.prompt, request.prompt_type, _PROMPT_LIMIT)]
-    if summary := _context_summary(view):
-        lines.append(summary)
-    due = [f"Answer by {_blocks.date_token(request.deadline)}"]
+    due = [*_rich.literal("Answer by "), _rich.date(request.deadline)]
     if view.tally is not None:
-        due.append(_blocks.say(view.words.status, 300))
+        due += [*_rich.literal(" · "), *_rich.say(view.words.status, 300)]
     return [
-        _section("\n".join(lines)),
-        _line(" · ".join(due)),
+        *_blocks.listed(request, _PROMPT_LIMIT, _context_summary(view), due),
         _blocks.actions(request, form_url, view.controls),
         DividerBlock(),
     ]
 
 
-def _context_summary(view: EventView) -> str:
+def _context_summary(view: EventView) -> Rich:
     rows = context_rows(view.request)
-    shown = [f"*{fit(label, 40)}*: {fit(text, 120)}" for label, text in rows[:_CONTEXT_SHOWN]]
+    shown: Rich = []
+    for label, text in rows[:_CONTEXT_SHOWN]:
+        shown += [*_rich.literal(" · " if shown else ""), *_rich.literal(f"{clip(label, 40)}:", bold=True)]
+        shown += _rich.literal(f" {clip(text, 120)}")
     if len(rows) > _CONTEXT_SHOWN:
-        shown.append(f"+{len(rows) - _CONTEXT_SHOWN} more")
-    return " · ".join(shown)
+        shown += _rich.literal(f" · +{len(rows) - _CONTEXT_SHOWN} more")
+    return shown
 
 
-def _decided(record: OutcomeRecord) -> str:
+def _decided(record: OutcomeRecord) -> Rich:
     """One line of the recent list: the event, what was decided, when and where."""
     answer = "Rejected" if record.outcome == "rejected" else _value_text(record.value)
-    where = escape(via_name(record.via))
-    return f"*{fit(record.event_name, 100)}*: *{fit(answer, 200)}* · {_blocks.date_token(record.at)} · via {where}"
+    return [
+        *_rich.literal(clip(record.event_name, 100), bold=True),
+        *_rich.literal(": "),
+        *_rich.literal(clip(answer, 200), bold=True),
+        *_rich.literal(" · "),
+        _rich.date(record.at),
+        *_rich.literal(f" · via {via_name(record.via)}"),
+    ]
 
 
 def _value_text(value: object) -> str:
@@ -169,11 +180,11 @@ class Home:
         self.service = service
         self.command = command
         self._publishing: set[str] = set()
-        self._again: dict[str, str | None] = {}
+        self._again: dict[str, Rich | None] = {}
         self._published: OrderedDict[str, None] = OrderedDict()
 
-    async def publish(self, client: AsyncWebClient, user_id: str, notice: str | None = None) -> None:
-        """Publish `user_id`'s Home now, with `notice` (mrkdwn, made safe by the caller) at its top."""
+    async def publish(self, client: AsyncWebClient, user_id: str, notice: Rich | None = None) -> None:
+        """Publish `user_id`'s Home now, with `notice` at its top."""
         if user_id in self._publishing:
             if notice is not None or user_id not in self._again:
                 self._again[user_id] = notice
@@ -191,7 +202,7 @@ class Home:
         if user_id in self._published:
             await self.publish(client, user_id)
 
-    async def _publish(self, client: AsyncWebClient, user_id: str, notice: str | None) -> None:
+    async def _publish(self, client: AsyncWebClient, user_id: str, notice: Rich | None) -> None:
         person = Responder(platform=PLATFORM, user_id=user_id)
         shown: int | None = None
         try:

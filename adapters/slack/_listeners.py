@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
+from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -33,9 +34,9 @@ from hitl_chatops.bot.team import Verdict
 from hitl_chatops.bot.text import clip
 from hitl_chatops.bot.view import event_view
 
-from . import _batch, _blocks, _home, _modal, _team
+from . import _batch, _blocks, _home, _modal, _rich, _team
 from ._platform import PLATFORM, api_error, as_dicts
-from ._text import escape
+from ._rich import Rich, literal
 
 log = logging.getLogger(__name__)
 _FAILED = "Something went wrong on our side and your answer was not saved. Please try again in a moment."
@@ -50,19 +51,19 @@ def responder_of(user: dict[str, Any]) -> Responder:
     return Responder(platform=PLATFORM, user_id=str(user.get("id", "")), user_name=str(name))
 
 
-def refusal_text(error: UserError, request: Request | None = None) -> str:
+def refusal(error: UserError, request: Request | None = None) -> Rich:
     """The core's refusal for the person; an earlier answer is shown with its receipt when the event is known."""
     earlier = error.response if isinstance(error, AlreadyAnswered) else None
     if earlier is not None and request is not None:
         view = event_view(request, earlier)
         if view.words.receipt:
-            return f"{view.words.headline}: {_blocks.receipt_text(view)}."
-    return escape(str(error))
+            return [*literal(f"{view.words.headline}: "), *_blocks.receipt(view), *literal(".")]
+    return literal(str(error))
 
 
-def saved_text(verdict: Verdict) -> str:
+def saved(verdict: Verdict) -> Rich:
     """The note to the person whose answer was just saved: what it decided, or how far a team decision is."""
-    return _blocks.say(verdict.note, 500)
+    return _rich.say(verdict.note, 500)
 
 
 def _preset(request: Request, pick: str) -> dict[str, object]:
@@ -83,16 +84,20 @@ class _Verdict:
     words; `shown`: the dialog stays open with the note (a team decision's step, which did not end it)."""
 
     errors: dict[str, str] | None
-    note: str
+    note: Rich
     shown: bool = False
 
     @classmethod
     def saved(cls, verdict: Verdict) -> _Verdict:
-        return cls(None, saved_text(verdict), shown=verdict.tally is not None)
+        return cls(None, saved(verdict), shown=verdict.tally is not None)
 
     @classmethod
-    def refused(cls, block: str, error: UserError, note: str) -> _Verdict:
-        return cls({block: clip(str(error), _blocks.ERROR_LIMIT)}, f"Not saved: {note}")
+    def refused(cls, block: str, error: UserError, note: Rich) -> _Verdict:
+        return cls({block: clip(str(error), _blocks.ERROR_LIMIT)}, not_saved(note))
+
+
+def not_saved(note: Rich) -> Rich:
+    return [*literal("Not saved: "), *note]
 
 
 async def well_formed(
@@ -255,11 +260,11 @@ class Listeners:
             return
         except Exception:
             log.exception("slack answer failed", extra={"request_id": request_id, "user": responder.user_id})
-            await self._tell(client, body, _FAILED)
+            await self._tell(client, body, literal(_FAILED))
             return
         in_home = _home.from_home(body)
         if in_home or (body.get("container") or {}).get("is_ephemeral") or not verdict.decided:
-            await self._tell(client, body, saved_text(verdict))
+            await self._tell(client, body, saved(verdict))
         if not in_home:
             await self.home.refresh(client, responder.user_id)
 
@@ -310,27 +315,28 @@ class Listeners:
             return None
         return (await self.service.event(request_id)).choices
 
-    async def _refusal(self, request_id: str, error: UserError) -> str:
-        """`refusal_text` with the event read, so an earlier answer is shown field by field."""
+    async def _refusal(self, request_id: str, error: UserError) -> Rich:
+        """`refusal` with the event read, so an earlier answer is shown field by field."""
         try:
             request: Request | None = await self.service.event(request_id)
         except UserError:  # unknown, or storage unreachable: the core's text alone says enough
             request = None
-        return refusal_text(error, request)
+        return refusal(error, request)
 
-    async def _tell(self, client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-        """An ephemeral note to the person who clicked, in the channel of the click; in a Home tab,
-        which has no channel, a line at the top of it, republished."""
+    async def _tell(self, client: AsyncWebClient, body: dict[str, Any], note: Rich) -> None:
+        """An ephemeral note (rich text; `text` is its notification) to the person who clicked, in the
+        channel of the click; in a Home tab, which has no channel, a line at the top of it, republished."""
         user = (body.get("user") or {}).get("id")
         if user and _home.from_home(body):
-            await self.home.publish(client, user, text)
+            await self.home.publish(client, user, note)
             return
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         if not user or not channel:
             log.warning("slack note has nowhere to go", extra={"user": user})
             return
         try:
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+            blocks = as_dicts([_rich.block(note)])
+            await client.chat_postEphemeral(channel=channel, user=user, text=_rich.fallback(note), blocks=blocks)
         except SlackApiError as error:
             log.warning("slack ephemeral failed", extra={"channel": channel, "error": api_error(error)})
 
@@ -347,18 +353,18 @@ class Listeners:
         batch, pick = _blocks.parse_action_value(value)
         responder = responder_of(body.get("user") or {})
         if pick not in _blocks.BOOL_PICKS:
-            await self._tell(client, body, "That button is not one of ours.")
+            await self._tell(client, body, literal("That button is not one of ours."))
             return
         try:
             result = await self.service.answer_batch(batch, _blocks.BOOL_PICKS[pick], responder, PLATFORM)
         except UserError as error:
-            await self._tell(client, body, escape(str(error)))
+            await self._tell(client, body, literal(str(error)))
             return
         except Exception:
             log.exception("slack batch answer failed", extra={"batch_id": batch, "user": responder.user_id})
-            await self._tell(client, body, _FAILED)
+            await self._tell(client, body, literal(_FAILED))
             return
-        await self._tell(client, body, escape(result.text))
+        await self._tell(client, body, literal(result.text))
 
     async def on_batch_review(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
@@ -379,9 +385,9 @@ class Listeners:
                 await self._open_modal(body, _blocks.action_value(request.request_id), client)
                 return
         except UserError as error:
-            await self._tell(client, body, escape(str(error)))
+            await self._tell(client, body, literal(str(error)))
             return
-        await self._tell(client, body, "Nothing in this batch waits for your answer.")
+        await self._tell(client, body, literal("Nothing in this batch waits for your answer."))
 
     # -- the modal -------------------------------------------------------------------------
 
@@ -429,7 +435,7 @@ class Listeners:
         verdict = asyncio.ensure_future(deciding)
         await asyncio.wait([verdict], timeout=ACK_BUDGET_SECONDS)
         if not verdict.done():
-            await ack(response_action="update", view=_modal.note_view(_SAVING))
+            await ack(response_action="update", view=_modal.note_view(literal(_SAVING)))
             self._after_ack(self._show_later(verdict, submission.id, client))
             return
         if errors := verdict.result().errors:
@@ -469,18 +475,18 @@ class Listeners:
             )
             note = await self._refusal(request_id, error)
             if isinstance(error, InvalidValue):
-                return _Verdict(_modal.field_errors(schema, error.errors, str(error)), f"Not saved: {note}")
+                return _Verdict(_modal.field_errors(schema, error.errors, str(error)), not_saved(note))
             return _Verdict.refused(first, error, note)
         except Exception:
             log.exception("slack submission failed", extra={"request_id": request_id, "user": responder.user_id})
-            return _Verdict({first: _FAILED}, _FAILED)
+            return _Verdict({first: _FAILED}, literal(_FAILED))
         return _Verdict.saved(verdict)
 
     async def _reject(self, submission: _modal.Submission, responder: Responder) -> _Verdict:
         request_id, pick = _blocks.parse_action_value(submission.private_metadata)
         reason = _team.typed_note(submission.typed(_team.REASON_BLOCK))
         if (too_long := _team.note_too_long(reason)) is not None:
-            return _Verdict({_team.REASON_BLOCK: too_long}, f"Not saved: {too_long}")
+            return _Verdict({_team.REASON_BLOCK: too_long}, not_saved(literal(too_long)))
         rejecting = self.service.reject(request_id, responder, PLATFORM, reason=reason, round_=_blocks.round_of(pick))
         return await self._team_step(request_id, _team.REASON_BLOCK, rejecting)
 
@@ -488,10 +494,10 @@ class Listeners:
         request_id = submission.private_metadata
         picked = submission.picked_user(_team.DELEGATE_TO_BLOCK)
         if not picked:
-            return _Verdict({_team.DELEGATE_TO_BLOCK: "Choose the person to hand this to."}, "Not saved.")
+            return _Verdict({_team.DELEGATE_TO_BLOCK: "Choose the person to hand this to."}, literal("Not saved."))
         note = _team.typed_note(submission.typed(_team.NOTE_BLOCK))
         if (too_long := _team.note_too_long(note)) is not None:
-            return _Verdict({_team.NOTE_BLOCK: too_long}, f"Not saved: {too_long}")
+            return _Verdict({_team.NOTE_BLOCK: too_long}, not_saved(literal(too_long)))
         to = Responder(platform=PLATFORM, user_id=picked)
         handing = self.service.delegate(request_id, responder, to, PLATFORM, note=note)
         return await self._team_step(request_id, _team.DELEGATE_TO_BLOCK, handing)
@@ -505,7 +511,7 @@ class Listeners:
             return _Verdict.refused(block, error, await self._refusal(request_id, error))
         except Exception:
             log.exception("slack dialog failed", extra={"request_id": request_id})
-            return _Verdict({block: _FAILED}, _FAILED)
+            return _Verdict({block: _FAILED}, literal(_FAILED))
         return _Verdict.saved(verdict)
 
     # -- the Home tab ----------------------------------------------------------------------
@@ -530,10 +536,20 @@ class Listeners:
             try:
                 requests = await self.service.pending(responder)
             except UserError as error:  # storage unreachable: "try again", rather than silence
-                await respond(text=escape(str(error)), response_type="ephemeral")
+                await self._say(respond, literal(str(error)))
                 return
             blocks = as_dicts(_blocks.pending_blocks(requests, self.service.form_url))
             await respond(text=_blocks.pending_text(requests), blocks=blocks, response_type="ephemeral")
             return
-        prefix = "" if word == "help" else f"I do not know `{clip(escape(word), 40)}`.\n"
-        await respond(text=prefix + _blocks.help_text(self.command), response_type="ephemeral")
+        help_text = _blocks.help_text(self.command)
+        if word == "help":
+            await respond(text=help_text, response_type="ephemeral")
+            return
+        unknown = literal(f'I do not know "{clip(word, 40)}".')
+        blocks = as_dicts([_rich.block(unknown), SectionBlock(text=MarkdownTextObject(text=help_text))])
+        await respond(text=f"{_rich.fallback(unknown)}\n{help_text}", blocks=blocks, response_type="ephemeral")
+
+    @staticmethod
+    async def _say(respond: AsyncRespond, note: Rich) -> None:
+        """An ephemeral reply to a slash command, as rich text (`text` is its notification)."""
+        await respond(text=_rich.fallback(note), blocks=as_dicts([_rich.block(note)]), response_type="ephemeral")

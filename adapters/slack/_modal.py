@@ -16,13 +16,12 @@ from pydantic import BaseModel, ConfigDict
 from slack_sdk.models.blocks import (
     InputBlock,
     InputInteractiveElement,
-    MarkdownTextObject,
     NumberInputElement,
     Option,
     PlainTextInputElement,
     PlainTextObject,
     RadioButtonsElement,
-    SectionBlock,
+    RichTextElementParts,
     StaticSelectElement,
 )
 from slack_sdk.models.views import View
@@ -40,21 +39,20 @@ from hitl_chatops.bot.answers import (
 from hitl_chatops.bot.protocol import Request
 from hitl_chatops.bot.text import clip, format_number
 
+from . import _rich
 from ._blocks import (
     BUTTON_LIMIT,
     ERROR_LIMIT,
     MAX_OPTIONS,
     MAX_RADIO,
     MODAL_CALLBACK,
-    SECTION_LIMIT,
     VALUE_ACTION,
     VALUE_BLOCK,
     choice_pick,
     chosen,
-    date_token,
     top,
 )
-from ._text import link
+from ._rich import Rich
 
 NOTE_CALLBACK = "hitl_note"  # a view that only tells the person something: nothing to submit
 TITLE = "Answer event"  # Slack: a view title holds 24 characters
@@ -95,24 +93,26 @@ def too_big(request: Request) -> str | None:
     return None
 
 
-def form_note(request: Request, reason: str, form_url: str) -> str:
+def form_note(request: Request, reason: str, form_url: str) -> Rich:
     """Where to answer an event Slack cannot show, for the one person who clicked: their personal form
     link (`HitlService.form_url(..., person)`), which answers as them until the deadline."""
-    form = link(form_url, "open the form")
-    return (
-        f"{reason} Answer it in the web form instead: {form} (until {date_token(request.deadline)}). "
-        "This link is yours alone: it answers as you, so do not share it."
-    )
+    return [
+        *_rich.literal(f"{reason} Answer it in the web form instead: "),
+        RichTextElementParts.Link(url=form_url, text="open the form"),
+        *_rich.literal(" (until "),
+        _rich.date(request.deadline),
+        *_rich.literal("). This link is yours alone: it answers as you, so do not share it."),
+    ]
 
 
-def note_view(text: str) -> View:
-    """A view that tells the person how their submission ended (`text` is mrkdwn made safe)."""
+def note_view(note: Rich) -> View:
+    """A view that tells the person how their submission ended."""
     return View(
         type="modal",
         callback_id=NOTE_CALLBACK,
         title=PlainTextObject(text=TITLE),
         close=PlainTextObject(text="Close"),
-        blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_LIMIT), verbatim=True))],
+        blocks=[_rich.block(note)],
     )
 
 

@@ -22,7 +22,7 @@ from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.states import Line
 from hitl_chatops.bot.view import EventView, event_view
 
-from . import _batch, _blocks, _team
+from . import _batch, _blocks, _rich, _team
 
 log = logging.getLogger(__name__)
 PLATFORM = "slack"
@@ -109,21 +109,23 @@ class SlackPlatform:
         await self._update(ref, _batch.batch_text(view), blocks)
 
     async def remind(self, request: Request, ref: MessageRef, line: Line) -> None:
-        """A reply in the copy's thread. Only the line's `Mention` parts notify (Slack user and group
-        ids, `_blocks.mention`): the people it names otherwise are named, and a link a person typed in
-        a note is not unfurled."""
+        """A reply in the copy's thread, as rich text (a note a person typed shown as written; `text`
+        is its notification). Only the line's `Mention` parts notify (Slack user and group ids,
+        `_rich.mention`): the people it names otherwise are named, and a link is not unfurled."""
+        said = _rich.say(line, quiet=True)
         with _refusals("chat.postMessage"):
             await self.client.chat_postMessage(
                 channel=ref.data["channel"],
                 thread_ts=ref.data["ts"],
-                text=_blocks.say(line, quiet=True),
+                text=_rich.fallback(said),
+                blocks=as_dicts([_rich.block(said)]),
                 unfurl_links=False,
                 unfurl_media=False,
             )
 
     async def group_members(self, group: str) -> set[str] | None:
         """Members of a Slack user group (`S…`), cached for a minute; None for anything else."""
-        return await self._groups.members(group) if _blocks.GROUP_ID.fullmatch(group) else None
+        return await self._groups.members(group) if _rich.GROUP_ID.fullmatch(group) else None
 
     async def _read_group(self, group: str) -> set[str] | None:
         """Members of `group`; None when Slack says there is no such group (nobody gets in through it).

@@ -1,12 +1,13 @@
 """A team decision in Slack: every copy's progress, and the two dialogs its buttons open.
 
 The copy of a decision under way is the question as asked, then the core's facts about it as
-labelled fields ("Approvals: 1 of 2", the proposal, who approved and when, earlier proposals
-rejected and why, who is still waiting, hand-overs, reminders and escalations), then the controls
-that remain (`_blocks.actions`: Approve / Reject…, or Confirm / Reject… for a proposal, the value
-controls while nothing is proposed, and Delegate…). Slack's limits hold by design: a fact is cut
-where a list goes on ("…and 12 more"), a fact repeated round after round shows its latest few and
-counts the others, sections keep to 10 fields and 3,000 characters, and the message to 50 blocks.
+labelled rows of rich text, shown as written ("**Approvals** 1 of 2", the proposal, who approved
+and when, earlier proposals rejected and why, who is still waiting, hand-overs, reminders and
+escalations), then the controls that remain (`_blocks.actions`: Approve / Reject…, or Confirm /
+Reject… for a proposal, the value controls while nothing is proposed, and Delegate…). Slack's
+limits hold by design: a fact is cut where a list goes on ("…and 12 more"), a fact repeated round
+after round shows its latest few and counts the others, a block of rows keeps to 3,000 characters,
+and the message to 50 blocks.
 
 Reject… opens `reason_modal` (an optional reason, then `HitlService.reject`); Delegate… opens
 `delegate_modal` (a `users_select` and an optional note, then `HitlService.delegate`).
@@ -19,18 +20,18 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import (
     Block,
     InputBlock,
-    MarkdownTextObject,
     PlainTextInputElement,
     PlainTextObject,
-    SectionBlock,
     UserSelectElement,
 )
 from slack_sdk.models.views import View
 
 from hitl_chatops.bot.protocol import NOTE_LIMIT, Request
 from hitl_chatops.bot.states import Line
+from hitl_chatops.bot.text import clip
 from hitl_chatops.bot.view import EventView
 
+from . import _rich
 from ._blocks import (
     FACT_LIMIT,
     HEADER_LIMIT,
@@ -39,13 +40,12 @@ from ._blocks import (
     about,
     action_value,
     actions,
-    field,
+    context_shown,
+    facts,
     round_pick,
-    say_within,
-    sections,
     top,
 )
-from ._text import fit, plain
+from ._text import plain
 
 REASON_CALLBACK = "hitl_reason"
 DELEGATE_CALLBACK = "hitl_handover"
@@ -68,9 +68,9 @@ def decision_blocks(view: EventView, form_url: str | None) -> list[Block]:
     head: list[Block] = [*top(request, form_url), about(request)]
     tail: list[Block] = [actions(request, form_url, view.controls)] if view.controls is not None else []
     room = MESSAGE_BLOCKS - len(head) - len(tail)
-    facts = sections([field(label, say_within(line, FACT_LIMIT)) for label, line in latest(view.words.facts)], room)
-    proposed = [] if view.scalar else [field(label, fit(text, FACT_LIMIT)) for label, text in view.answer]
-    return [*head, *facts, *sections(proposed, room - len(facts)), *tail]
+    told = _rich.rows(facts(latest(view.words.facts)), room)
+    proposed = [] if view.scalar else context_shown(view.answer, FACT_LIMIT)
+    return [*head, *told, *_rich.rows(proposed, room - len(told)), *tail]
 
 
 def latest(rows: Sequence[tuple[str, Line]]) -> list[tuple[str, Line]]:
@@ -100,19 +100,26 @@ def reason_modal(request: Request, round_: int, view: EventView) -> View:
     request id and the round the person saw."""
     proposal = view.tally.proposal if view.tally is not None else None
     if proposal is not None and proposal.round == round_:
-        what = (
-            f"Reject the value proposed for *{_heading(request)}*? The question opens again for a new "
-            "proposal; your reason is shown with the rejected one."
+        what = _rich.block(
+            _rich.literal("Reject the value proposed for "),
+            _heading(request),
+            _rich.literal("? The question opens again for a new proposal; your reason is shown with the rejected one."),
+            newline=False,
         )
     else:
-        what = f"Reject *{_heading(request)}*? One rejection decides it: rejected."
+        what = _rich.block(
+            _rich.literal("Reject "),
+            _heading(request),
+            _rich.literal("? One rejection decides it: rejected."),
+            newline=False,
+        )
     return _dialog(
         REASON_CALLBACK,
         action_value(request.request_id, round_pick(round_)),
         title="Reject",
         submit="Reject",
         blocks=[
-            SectionBlock(text=MarkdownTextObject(text=what, verbatim=True)),
+            what,
             _text_input(REASON_BLOCK, "Why? (optional)", "Shown on every copy and kept in the decision's history."),
         ],
     )
@@ -120,9 +127,14 @@ def reason_modal(request: Request, round_: int, view: EventView) -> View:
 
 def delegate_modal(request: Request) -> View:
     """Delegate…: the person to hand this to, and a note (optional); `private_metadata` is the request id."""
-    what = (
-        f"Hand your place in *{_heading(request)}* to someone else: they answer in your place, "
-        "and you no longer can. They are mentioned in the message's thread."
+    what = _rich.block(
+        _rich.literal("Hand your place in "),
+        _heading(request),
+        _rich.literal(
+            " to someone else: they answer in your place, and you no longer can. They are mentioned in the "
+            "message's thread."
+        ),
+        newline=False,
     )
     return _dialog(
         DELEGATE_CALLBACK,
@@ -130,7 +142,7 @@ def delegate_modal(request: Request) -> View:
         title="Delegate",
         submit="Hand over",
         blocks=[
-            SectionBlock(text=MarkdownTextObject(text=what, verbatim=True)),
+            what,
             InputBlock(
                 block_id=DELEGATE_TO_BLOCK,
                 label="To",
@@ -141,8 +153,8 @@ def delegate_modal(request: Request) -> View:
     )
 
 
-def _heading(request: Request) -> str:
-    return fit(plain(request.heading, request.prompt_type), HEADER_LIMIT)
+def _heading(request: Request) -> _rich.Rich:
+    return _rich.literal(clip(plain(request.heading, request.prompt_type), HEADER_LIMIT), bold=True)
 
 
 def _dialog(callback: str, metadata: str, *, title: str, submit: str, blocks: list[Block]) -> View:

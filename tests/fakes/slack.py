@@ -295,13 +295,76 @@ def signed_headers(body: str, *, secret: str = SIGNING_SECRET, age: float = 0) -
     }
 
 
-def validate_blocks(blocks: list[dict[str, Any]]) -> None:
-    """Parse a sent payload back into slack_sdk models and validate it again (Slack refuses what fails)."""
-    assert len(blocks) <= 50
+def validate_blocks(blocks: list[dict[str, Any]], limit: int = 50) -> None:
+    """Parse a sent payload back into slack_sdk models and validate it again (Slack refuses what fails);
+    slack_sdk does not check rich text, so `validate_rich_text` does."""
+    assert len(blocks) <= limit
     for block in Block.parse_all(blocks):
         assert block is not None
         block.to_dict()
+    for block in blocks:
+        if block.get("type") == "rich_text":
+            validate_rich_text(block)
 
 
 def validate_view(view: dict[str, Any]) -> None:
     View(**view).to_dict()
+    validate_blocks(view.get("blocks") or [], limit=100)
+
+
+# Slack's rich text block reference (docs.slack.dev/reference/block-kit/blocks/rich-text-block and
+# its element pages): the fields each element may have, and which of them are required.
+_STYLES = {"bold", "italic", "strike", "code", "highlight", "client_highlight", "underline", "unlink"}
+_INLINE: dict[str, tuple[dict[str, type | tuple[type, ...]], set[str]]] = {
+    "text": ({"text": str, "style": dict}, {"text"}),
+    "user": ({"user_id": str, "style": dict}, {"user_id"}),
+    "usergroup": ({"usergroup_id": str, "style": dict}, {"usergroup_id"}),
+    "channel": ({"channel_id": str, "style": dict}, {"channel_id"}),
+    "team": ({"team_id": str, "style": dict}, {"team_id"}),
+    "emoji": ({"name": str, "unicode": str, "skin_tone": int, "style": dict}, {"name"}),
+    "link": ({"url": str, "text": str, "unsafe": bool, "style": dict}, {"url"}),
+    "broadcast": ({"range": str, "style": dict}, {"range"}),
+    "color": ({"value": str, "style": dict}, {"value"}),
+    "date": (
+        {"timestamp": int, "format": str, "timezone": str, "url": str, "fallback": str, "style": dict},
+        {"timestamp", "format"},
+    ),
+}
+_CONTAINERS = {
+    "rich_text_section": {"elements"},
+    "rich_text_preformatted": {"elements", "border"},
+    "rich_text_quote": {"elements", "border"},
+    "rich_text_list": {"elements", "style", "indent", "offset", "border"},
+}
+
+
+def validate_rich_text(block: dict[str, Any]) -> None:
+    """A `rich_text` block as Slack's reference describes it: containers of known inline elements,
+    each with its required fields, of the right types, and no others."""
+    assert set(block) <= {"type", "elements", "block_id"}, block
+    assert len(block.get("block_id") or "") <= 255
+    assert isinstance(block["elements"], list) and block["elements"], block
+    for container in block["elements"]:
+        kind = container.get("type")
+        assert kind in _CONTAINERS and set(container) - {"type"} <= _CONTAINERS[kind], container
+        if kind == "rich_text_list":
+            assert container.get("style") in ("bullet", "ordered"), container
+            assert all(item.get("type") == "rich_text_section" for item in container["elements"]), container
+            for item in container["elements"]:
+                _inline_elements(item["elements"])
+        else:
+            _inline_elements(container["elements"])
+
+
+def _inline_elements(elements: list[dict[str, Any]]) -> None:
+    assert isinstance(elements, list) and elements, elements
+    for element in elements:
+        fields, required = _INLINE[element["type"]]
+        given = set(element) - {"type"}
+        assert required <= given <= set(fields), element
+        assert all(isinstance(element[name], fields[name]) for name in given), element
+        assert set(element.get("style") or {}) <= _STYLES, element
+        if element["type"] == "broadcast":
+            assert element["range"] in ("here", "channel", "everyone"), element
+        if element["type"] == "text":
+            assert element["text"], "an empty text element shows nothing: we never send one"

@@ -209,3 +209,67 @@ async def api_answer(bot: BotThread, request_id: str, body: dict[str, Any]) -> i
     url = f"{bot.url}/api/v1/events/{request_id}/response"
     async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as reply:
         return reply.status
+
+
+# -- reading what the bot sent -----------------------------------------------------------------
+
+
+def rich_elements(node: Any) -> list[dict[str, Any]]:
+    """Every inline element of every rich text block in a payload (blocks, a view, a whole call), in order."""
+    return [
+        element
+        for block in rich_blocks(node)
+        for container in block["elements"]
+        for inner in (container["elements"] if container["type"] == "rich_text_list" else [container])
+        for element in inner["elements"]
+    ]
+
+
+def rich_blocks(node: Any) -> list[dict[str, Any]]:
+    """Every rich text block in a payload, in order."""
+    if isinstance(node, list):
+        return [block for item in node for block in rich_blocks(item)]
+    if not isinstance(node, dict):
+        return []
+    if node.get("type") == "rich_text":
+        return [node]
+    return [block for value in node.values() for block in rich_blocks(value)]
+
+
+def rich_text(node: Any) -> str:
+    """What the rich text in a payload shows, as text: text as written, users and groups as `@id`,
+    dates as `{date}`."""
+    shown = {
+        "user": "@{user_id}",
+        "usergroup": "@{usergroup_id}",
+        "date": "{{date}}",
+        "emoji": ":{name}:",
+        "link": "{text}",
+    }
+    return "".join(
+        element["text"] if element["type"] == "text" else shown.get(element["type"], "").format(**element)
+        for element in rich_elements(node)
+    )
+
+
+def bold_texts(node: Any) -> list[str]:
+    """The rich text a payload shows in bold."""
+    return [e["text"] for e in rich_elements(node) if e["type"] == "text" and (e.get("style") or {}).get("bold")]
+
+
+def rich_lines(node: Any) -> list[str]:
+    """The lines the rich text blocks in a payload show (a labelled row is "Label value")."""
+    return [line for block in rich_blocks(node) for line in rich_text(block).split("\n")]
+
+
+def marked(node: Any) -> str:
+    """The rich text in a payload with its structure marked, for a test to read in one string: bold
+    text as `*…*`, users as `<@U…>`, groups as `<!subteam^S…>`, dates as `{date}`, text as written."""
+    shown = {"user": "<@{user_id}>", "usergroup": "<!subteam^{usergroup_id}>", "date": "{{date}}"}
+    shown |= {"emoji": ":{name}:", "link": "{text}"}
+    return "".join(
+        (f"*{e['text']}*" if (e.get("style") or {}).get("bold") else e["text"])
+        if e["type"] == "text"
+        else shown.get(e["type"], "").format(**e)
+        for e in rich_elements(node)
+    )

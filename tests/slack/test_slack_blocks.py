@@ -15,7 +15,7 @@ from hitl_chatops.bot.platform import channel_targets
 from hitl_chatops.bot.protocol import Request, Responder, Response, RunInfo, utcnow
 from hitl_chatops.bot.view import event_view
 from tests.fakes.slack import validate_blocks, validate_view
-from tests.slack.slack_helpers import find_element
+from tests.slack.slack_helpers import bold_texts, find_element, rich_text
 
 RID = "0f3c9a8e-1d2b-4c5d-8e9f-a0b1c2d3e4f5"
 
@@ -105,8 +105,8 @@ def test_answered_by_someone_elsewhere_names_them_and_the_surface() -> None:
     view = event_view(request, response)
     blocks = as_dicts(_blocks.ended_blocks(view))
     validate_blocks(blocks)
-    text = json.dumps(blocks)
-    assert "Reject" in text and "Dana &lt;admin&gt; (Teams)" in text and "<!date^" in text
+    assert rich_text(blocks) == "Answer Reject\nAnswered by Dana <admin> (Teams)\nWhen {date}\nVia Teams"
+    assert bold_texts(blocks) == ["Answer", "Answered by", "When", "Via"]
     assert _blocks.summary_text(view).startswith("gate: answered Reject by Dana &lt;admin&gt; at ")
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
-from tests.slack.slack_helpers import CHANNEL
+from tests.slack.slack_helpers import CHANNEL, rich_lines
 from tests.test_console import finished, form_link, in_terminal
 from tests.test_flyte_e2e import submit
 
@@ -30,9 +30,9 @@ async def test_a_terminal_answer_updates_the_slack_copy(fake_slack: FakeSlack) -
     assert finished(child) == "4"
     [update] = await fake_slack.wait_for("chat.update")  # sent before the run's process ended
     assert update["text"].startswith("replicas: answered 4 by ")
-    fields = [field["text"] for block in update["blocks"] for field in block.get("fields", [])]
-    assert "*Via*\nthe terminal" in fields
-    assert any(text.startswith("*Answered by*\n") and text.endswith(" (the terminal)") for text in fields)
+    lines = rich_lines(update["blocks"])
+    assert "Via the terminal" in lines
+    assert any(text.startswith("Answered by ") and text.endswith(" (the terminal)") for text in lines)
 
 
 async def test_a_form_answer_updates_the_slack_copy_before_the_run_ends(fake_slack: FakeSlack) -> None:

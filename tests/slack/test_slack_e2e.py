@@ -14,7 +14,15 @@ from tests import workflows as shared
 from tests.fakes.flyte import Run
 from tests.fakes.slack import FakeSlack
 from tests.slack import slack_workflows as workflows
-from tests.slack.slack_helpers import CHANNEL, block_actions, click, find_element, post_signed, view_submission
+from tests.slack.slack_helpers import (
+    CHANNEL,
+    block_actions,
+    click,
+    find_element,
+    post_signed,
+    rich_lines,
+    view_submission,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +44,7 @@ async def test_bool_event_approved_in_slack_resumes_the_run_with_true(
     assert status == 200
     assert await run.finish() is True
     [update] = await fake_slack.wait_for("chat.update")
-    assert "<@U0ALICE>" in json.dumps(update["blocks"])
+    assert "Answered by @U0ALICE" in rich_lines(update["blocks"])
 
 
 async def test_int_event_modal_refuses_then_resumes(slack_bot: Callable[..., BotThread], fake_slack: FakeSlack) -> None:

@@ -31,6 +31,7 @@ from tests.slack.slack_helpers import (
     click,
     find_element,
     post_signed,
+    rich_lines,
     store,
     view_submission,
     wait_response,
@@ -104,8 +105,8 @@ async def test_event_answered_in_flyte_updates_every_copy(
     assert (response.via, response.value, response.responder_label) == ("flyte", False, "Dana in Flyte")
     [update] = await fake_slack.wait_for("chat.update")
     assert update["text"].startswith("deploy_gate: answered Reject by Dana in Flyte at")
-    fields = [field["text"] for block in update["blocks"] for field in block.get("fields", [])]
-    assert "*Answered by*\nDana in Flyte (Flyte)" in fields and "*Via*\nFlyte" in fields
+    lines = rich_lines(update["blocks"])
+    assert "Answered by Dana in Flyte (Flyte)" in lines and "Via Flyte" in lines
 
     await post_signed(bot.url, click("U0BOB", find_element(posted["blocks"], "hitl_answer")[0]))
     [told] = await fake_slack.wait_for("chat.postEphemeral")

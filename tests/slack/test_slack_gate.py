@@ -14,9 +14,8 @@ from hitl_chatops.bot.server import BotThread
 from tests import gate_workflows as flows
 from tests.fakes.flyte import Run
 from tests.fakes.slack import FakeSlack
-from tests.slack.slack_helpers import click, find_element, modal_submission, post_signed, store
+from tests.slack.slack_helpers import bold_texts, click, find_element, modal_submission, post_signed, rich_text, store
 from tests.slack.test_slack_safety import assert_no_mention_or_masked_link
-from tests.slack.test_slack_structured import section_fields
 
 pytestmark = pytest.mark.e2e
 
@@ -37,10 +36,11 @@ async def test_a_gated_tool_shows_the_models_arguments_literally_and_a_rejection
     header, prompt = posted["blocks"][:2]
     assert (header["text"]["type"], header["text"]["text"]) == ("plain_text", "Approve send_email?")
     assert (prompt["text"]["type"], prompt["text"]["text"]) == ("plain_text", "Send an e-mail on the company's behalf.")
-    fields = section_fields(posted["blocks"])
-    assert "*to*\n&lt;!channel&gt; finance@example.com" in fields
-    assert "*subject*\n[Approve here](https://evil.example) *urgent*" in fields
-    assert "*body*\n&lt;https://evil.example|Open invoice&gt; &lt;@U123&gt; **bold** _it_ `code`\n# heading" in fields
+    shown = rich_text(posted["blocks"])  # text elements: shown as written, never parsed
+    assert "to <!channel> finance@example.com\n" in shown
+    assert "subject [Approve here](https://evil.example) *urgent*\n" in shown
+    assert "body <https://evil.example|Open invoice> <@U123> **bold** _it_ `code`\n# heading" in shown
+    assert {"to", "subject", "body"} <= set(bold_texts(posted["blocks"]))
 
     [request_id] = await store().pending_ids()
     request = await store().get_request(request_id)

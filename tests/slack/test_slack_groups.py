@@ -17,10 +17,12 @@ import pytest
 from hitl_chatops.bot.server import BotThread
 from tests.fakes.slack import FakeSlack
 from tests.slack.slack_helpers import (
+    bold_texts,
     click,
     create_event,
     find_element,
     post_signed,
+    rich_text,
     store,
     view_submission,
     wait_response,
@@ -87,7 +89,7 @@ async def submit_in_time(bot: BotThread, body: str) -> dict[str, Any]:
 
 
 def saying(view: dict[str, Any]) -> str:
-    return str(view["blocks"][0]["text"]["text"])
+    return rich_text(view["blocks"][0])
 
 
 async def test_a_twenty_second_group_lookup_still_acks_the_modal_and_shows_the_answer_saved(
@@ -107,7 +109,8 @@ async def test_a_twenty_second_group_lookup_still_acks_the_modal_and_shows_the_a
     lookup.set()  # Slack answers at last
     [update] = await fake_slack.wait_for("views.update")
     assert update["view_id"] == "V0001"
-    assert saying(update["view"]).startswith("Saved: *42* by <@U0CAROL> at <!date^")
+    assert saying(update["view"]).startswith("Saved: 42 by @U0CAROL at {date}")
+    assert bold_texts(update["view"]) == ["42"]
     assert (await wait_response(request_id)).value == 42
 
 

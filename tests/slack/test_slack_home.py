@@ -22,11 +22,14 @@ from tests.fakes.slack import FakeSlack
 from tests.slack import slack_workflows as workflows
 from tests.slack.slack_helpers import (
     app_home_opened,
+    bold_texts,
     create_event,
     find_element,
     home_click,
     post_event,
     post_signed,
+    rich_lines,
+    rich_text,
     store,
     view_submission,
 )
@@ -80,7 +83,9 @@ async def test_home_lists_what_the_person_may_answer_and_approve_there_resumes_t
     assert status == 200
     assert await run.finish() is True
     again = await home_of(fake_slack, "U0ALICE", 2)
-    assert "Saved: *Approve* by <@U0ALICE>" in shown(again), "what the click did, at the top of the Home"
+    assert rich_lines(again)[0].startswith(":information_source: Saved: Approve by @U0ALICE at {date}"), (
+        "what the click did, at the top of the Home"
+    )
     assert find_element(again["blocks"], "hitl_answer") == [] and "Nothing is waiting" in shown(again)
     assert fake_slack.of("chat.postEphemeral") == [], "a Home tab has no channel to post a note in"
     await fake_slack.wait_for("chat.update")  # the channel message shows the answer, as for any click
@@ -88,7 +93,8 @@ async def test_home_lists_what_the_person_may_answer_and_approve_there_resumes_t
     await gone_from_pending(alice_event)
     assert await post_event(bot.url, app_home_opened("U0ALICE")) == 200
     reopened = await home_of(fake_slack, "U0ALICE", 3)
-    assert "Decided recently" in shown(reopened) and "*alice_gate*: *Approve*" in shown(reopened)
+    assert "Decided recently" in shown(reopened) and "alice_gate: Approve · {date} · via Slack" in rich_lines(reopened)
+    assert {"alice_gate", "Approve"} <= set(bold_texts(reopened))
 
     assert await post_event(bot.url, app_home_opened("U0BOB")) == 200
     bobs = await home_of(fake_slack, "U0BOB")
@@ -150,13 +156,10 @@ async def test_a_person_with_500_events_gets_the_most_urgent_within_slacks_limit
     home = await home_of(fake_slack, "U0ALICE")
     assert len(home["blocks"]) <= 100
     assert "*500 events wait for your answer*" in shown(home) and "…and 480 more" in shown(home)
-    headings = [
-        b["text"]["text"].split("*")[1] for b in home["blocks"] if b["type"] == "section" and "event_" in str(b)
-    ]
+    headings = [label for label in bold_texts(home) if label.startswith("event_")]
     assert [h[:9] for h in headings] == [f"event_{n:03d}" for n in range(20)], "the nearest deadlines first"
     for block in home["blocks"]:
-        for text in [block.get("text") or {}, *block.get("elements", [])]:
-            assert len(text.get("text", "")) <= 3000
+        assert len(rich_text(block) if block["type"] == "rich_text" else json.dumps(block)) <= 3000
     assert "/hitl" in shown(home)
 
 

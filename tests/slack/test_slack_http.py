@@ -18,10 +18,13 @@ from tests.slack.slack_helpers import (
     CHANNEL,
     api_answer,
     block_actions,
+    bold_texts,
     click,
     create_event,
     find_element,
     post_signed,
+    rich_lines,
+    rich_text,
     slash_command,
     store,
     view_submission,
@@ -104,8 +107,8 @@ async def test_bool_event_approve_click_writes_the_slack_responder_and_updates_t
     )
     [update] = await fake_slack.wait_for("chat.update")
     assert (update["channel"], update["ts"]) == (CHANNEL, "1700000000.000001")
-    rendered = json.dumps(update["blocks"])
-    assert "<@U0ALICE>" in rendered and "Approve" in rendered
+    lines = rich_lines(update["blocks"])
+    assert "Answered by @U0ALICE" in lines and "Answer Approve" in lines
     assert actions_of(update["blocks"]) == []
     assert "answered Approve by u0alice" in update["text"]
     assert fake_slack.validate_all() == 2
@@ -325,7 +328,9 @@ async def test_twenty_concurrent_clicks_make_one_response_and_everyone_else_is_t
     winner = response.responder.user_id  # type: ignore[union-attr]
     notes = await fake_slack.wait_for("chat.postEphemeral", 19)
     assert sorted(n["user"] for n in notes) == sorted(u for u in users if u != winner)
-    assert all(f"Already answered: *Approve* by <@{winner}>" in n["text"] for n in notes)
+    assert all(f"Already answered: Approve by <@{winner}>" in n["text"] for n in notes)
+    assert all(rich_text(n["blocks"]).startswith(f"Already answered: Approve by @{winner} at {{date}}") for n in notes)
+    assert all(bold_texts(n["blocks"]) == ["Approve"] for n in notes)
     await asyncio.sleep(0.2)
     assert len(fake_slack.of("chat.update")) == 1
     assert (await store().get_response(request_id)) == response
@@ -367,8 +372,8 @@ async def test_an_answer_from_another_surface_updates_the_slack_message(
     await fake_slack.wait_for("chat.postMessage")
     assert await api_answer(bot, request_id, {"value": 5, "responder": "ci-bot"}) == 201
     [update] = await fake_slack.wait_for("chat.update")
-    rendered = json.dumps(update["blocks"])
-    assert "ci-bot (the API)" in rendered and "*Via*\\nthe API" in rendered and actions_of(update["blocks"]) == []
+    lines = rich_lines(update["blocks"])
+    assert "Answered by ci-bot (the API)" in lines and "Via the API" in lines and actions_of(update["blocks"]) == []
 
 
 async def test_an_answer_while_the_message_is_on_its_way_still_updates_it(
@@ -416,7 +421,8 @@ async def test_slash_command_lists_newest_twenty_with_controls_and_help(
     await post_signed(bot.url, block_actions("U0ALICE", action, ephemeral=True))
     assert (await wait_response(ids[-1])).value is True
     [note] = await fake_slack.wait_for("chat.postEphemeral")
-    assert note["text"].startswith("Saved: *Approve* by <@U0ALICE>")
+    assert note["text"].startswith("Saved: Approve by <@U0ALICE>")
+    assert rich_text(note["blocks"]).startswith("Saved: Approve by @U0ALICE at {date} via Slack")
 
     await post_signed(bot.url, slash_command("U0ALICE", "help", f"{fake_slack.url}/response/2"))
     assert "/hitl pending" in (await fake_slack.wait_for_responses(2))[1]["text"]

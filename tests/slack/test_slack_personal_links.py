@@ -8,7 +8,6 @@ and refuses a link with a tampered identity, Bob's own link, and her link on ano
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
@@ -22,7 +21,16 @@ from hitl_chatops.bot.server import BotThread
 from tests.fakes.flyte import Run
 from tests.fakes.slack import FakeSlack
 from tests.slack import slack_workflows as workflows
-from tests.slack.slack_helpers import click, create_event, find_element, post_signed, store, wait_response
+from tests.slack.slack_helpers import (
+    click,
+    create_event,
+    find_element,
+    post_signed,
+    rich_lines,
+    rich_text,
+    store,
+    wait_response,
+)
 
 pytestmark = pytest.mark.e2e
 ANN = Responder(platform="slack", user_id="U0ANN", user_name="u0ann")  # as Slack names her in a click
@@ -93,7 +101,7 @@ async def test_a_wide_event_only_ann_may_answer_is_answered_through_her_personal
     response = await wait_response(request_id)
     assert (response.via, response.responder) == ("web", ANN)
     [update] = await fake_slack.wait_for("chat.update")
-    assert "<@U0ANN>" in json.dumps(update["blocks"]) and "the web form" in json.dumps(update["blocks"])
+    assert "Answered by @U0ANN" in rich_lines(update["blocks"]) and "the web form" in rich_text(update["blocks"])
 
     status, page = await fetch("POST", link, {"f000": "again"})
     assert status == 200 and "Already answered" in page

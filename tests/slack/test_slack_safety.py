@@ -9,6 +9,7 @@ a message's `text` and every `mrkdwn` text object. `plain_text` objects are show
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -25,11 +26,17 @@ from tests.conftest import AUTH
 from tests.fakes.slack import FakeSlack
 from tests.slack.slack_helpers import (
     CHANNEL,
+    app_home_opened,
     block_actions_payload,
+    bold_texts,
     create_event,
     find_element,
     modal_submission,
+    post_event,
     post_signed,
+    rich_elements,
+    rich_lines,
+    rich_text,
     slash_command,
     wait_response,
 )
@@ -71,12 +78,13 @@ def _mrkdwn_objects(node: Any) -> Iterator[str]:
 
 
 def sent(fake: FakeSlack) -> list[Any]:
-    methods = ("chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.update")
+    methods = ("chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.update", "views.publish")
     return [call for method in methods for call in fake.of(method)] + list(fake.responses)
 
 
 def assert_no_mention_or_masked_link(fake: FakeSlack, bot_url: str, clickers: set[str]) -> int:
-    """Only our own sequences: date tokens, the Slack users who clicked (ids Slack gave), our own links."""
+    """Only our own sequences: date tokens, the Slack users who clicked (ids Slack gave), our own links;
+    in rich text, only those users as user elements, our own links, and no broadcast."""
     checked = 0
     for payload in sent(fake):
         for text in markup(payload):
@@ -84,6 +92,12 @@ def assert_no_mention_or_masked_link(fake: FakeSlack, bot_url: str, clickers: se
             for sequence in _SEQUENCE.findall(text):
                 ours = sequence.startswith(("!date^", bot_url)) or sequence.lstrip("@") in clickers
                 assert ours, f"{sequence!r} in {text!r}"
+        for element in rich_elements(payload):
+            checked += 1
+            kind = element["type"]
+            assert kind in ("text", "date", "emoji", "user", "link"), element
+            assert kind != "user" or element["user_id"] in clickers, element
+            assert kind != "link" or element["url"].startswith(bot_url), element
     return checked
 
 
@@ -159,22 +173,77 @@ async def test_hostile_text_in_every_field_pings_nobody_and_links_nowhere(
     assert "cancelled by &lt;!here&gt;" in update_texts and "&amp;lt;!channel&amp;gt;" in update_texts
 
 
-async def test_answer_values_are_verbatim_fields(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
-    """`verbatim`: a bare URL or #channel in an answer stays text, like context values."""
+# -- shown as written: no mrkdwn formatting either (rich text) -------------------------------
+
+MARKS = "*b* _i_ ~s~ `c` <@U0X> <!here> <https://x|y> :smile:"
+
+
+def assert_literal(payload: dict[str, Any]) -> None:
+    """`MARKS` arrives whole in a rich text `text` element (never parsed: no bold, italic, strike, code,
+    mention, link or emoji), and inside no `mrkdwn` object, where Slack would format it."""
+    assert any(MARKS in e["text"] for e in rich_elements(payload) if e["type"] == "text"), payload
+    mrkdwn = list(_mrkdwn_objects(payload))
+    assert not [text for text in mrkdwn for mark in ("*b*", "_i_", "~s~", "`c`", ":smile:") if mark in text]
+
+
+async def test_a_context_value_an_answer_and_a_refusal_are_shown_as_written(
+    slack_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
     bot = slack_bot()
-    request_id = await create_event("note", str)
+    request_id = await create_event("literal", str, context={"file": MARKS})
     [posted] = await fake_slack.wait_for("chat.postMessage")
-    await post_signed(
-        bot.url, click_as(hostile_user("U0ALICE", "alice"), find_element(posted["blocks"], "hitl_modal")[0])
-    )
+    assert_literal(posted)
+    assert bold_texts(posted["blocks"]) == ["file"], "our label in bold, the value as written"
+
+    alice, bob = hostile_user("U0ALICE", "alice"), hostile_user("U0BOB", "bob")
+    respond = find_element(posted["blocks"], "hitl_modal")[0]
+    await post_signed(bot.url, click_as(alice, respond))
     [opened] = await fake_slack.wait_for("views.open")
-    answer = {"hitl_value": "see https://evil.example and #general"}
-    assert (await post_signed(bot.url, modal_submission("U0ALICE", opened["view"], answer)))[1] == ""
-    await wait_response(request_id)
+    assert_literal(opened["view"])
+    assert (await post_signed(bot.url, modal_submission("U0ALICE", opened["view"], {"hitl_value": MARKS})))[1] == ""
+    assert (await wait_response(request_id)).value == MARKS
     [update] = await fake_slack.wait_for("chat.update")
-    fields = [f for b in update["blocks"] if b["type"] == "section" for f in b.get("fields") or []]
-    answer_field = next(f for f in fields if "evil.example" in f["text"])
-    assert answer_field["verbatim"] is True and all(f["verbatim"] is True for f in fields)
+    assert_literal(update)
+    assert f"Answer {MARKS}" in rich_lines(update["blocks"]) and "Answer" in bold_texts(update["blocks"])
+
+    await post_signed(bot.url, click_as(bob, respond))  # too late: told what was answered
+    [note] = await fake_slack.wait_for("chat.postEphemeral")
+    assert_literal(note)
+    assert rich_text(note["blocks"]).startswith(f"Already answered: {MARKS} by @U0ALICE at {{date}}")
+
+    await create_event("waiting", bool, context={"file": MARKS}, responders=["U0ALICE"])
+    await fake_slack.wait_for("chat.postMessage", 2)
+    assert await post_event(bot.url, app_home_opened("U0ALICE")) == 200
+    [home] = await fake_slack.wait_for("views.publish")
+    assert_literal(home["view"])
+    assert "file:" in bold_texts(home["view"])
+    assert assert_no_mention_or_masked_link(fake_slack, bot.url, {"U0ALICE"}) > 10
+
+
+async def test_a_reason_and_a_hand_over_note_are_shown_as_written(slack_bot: BotFactory, fake_slack: FakeSlack) -> None:
+    bot = slack_bot()
+    await create_event("team", bool, approvals=2, responders=["U0ANN", "U0BOB", "U0CAT"])
+    [posted] = await fake_slack.wait_for("chat.postMessage")
+    delegate = next(e for e in find_element(posted["blocks"], "hitl_delegate"))
+    await post_signed(bot.url, click_as(hostile_user("U0ANN", "ann"), delegate))
+    [handing] = await fake_slack.wait_for("views.open")
+    typed = {"hitl_delegate_to": "U0CAT", "hitl_note": MARKS}
+    assert (await post_signed(bot.url, modal_submission("U0ANN", handing["view"], typed)))[0] == 200
+    reply = next(p for p in await fake_slack.wait_for("chat.postMessage", 2) if p.get("thread_ts"))
+    assert_literal(reply)
+    assert rich_text(reply["blocks"]) == f"u0ann handed this to @U0CAT. Their note: {MARKS}"
+
+    reject = next(e for e in find_element(posted["blocks"], "hitl_reject"))
+    await post_signed(bot.url, click_as(hostile_user("U0BOB", "bob"), reject))
+    dialog = (await fake_slack.wait_for("views.open", 2))[1]
+    assert (await post_signed(bot.url, modal_submission("U0BOB", dialog["view"], {"hitl_reason": MARKS})))[0] == 200
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (vetoed := [u for u in fake_slack.of("chat.update") if f"Reason {MARKS}" in rich_lines(u["blocks"])]):
+        assert asyncio.get_running_loop().time() < deadline, "no copy shows the reason"
+        await asyncio.sleep(0.02)
+    assert_literal(vetoed[-1])
+    assert {"Rejected by", "Reason"} <= set(bold_texts(vetoed[-1]["blocks"]))
+    assert assert_no_mention_or_masked_link(fake_slack, bot.url, {"U0ANN", "U0BOB", "U0CAT"}) > 10
 
 
 # -- "markdown": the author's emphasis and http(s) links, still nobody pinged ---------------

@@ -27,11 +27,14 @@ from tests.fakes.slack import FakeSlack, validate_blocks, validate_view
 from tests.lifecycle_workflows import EXPENSE, ExpenseDecision
 from tests.slack.slack_helpers import (
     CHANNEL,
+    bold_texts,
     click,
     create_event,
     find_element,
     modal_submission,
     post_signed,
+    rich_lines,
+    rich_text,
     slash_command,
     store,
     wait_response,
@@ -82,7 +85,8 @@ def inputs(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def section_fields(blocks: list[dict[str, Any]]) -> list[str]:
-    return [f["text"] for b in blocks if b["type"] == "section" for f in b.get("fields") or []]
+    """The labelled rows ("label value") of a message, from its rich text blocks."""
+    return rich_lines([b for b in blocks if b["type"] == "rich_text"])
 
 
 def outcome(**fields: Any) -> Response:
@@ -100,18 +104,18 @@ def test_a_structured_event_shows_respond_and_its_context_escaped_and_clipped() 
     assert respond["text"]["text"] == "Respond…" and respond["value"] == f"{RID}|"
     assert find_element(blocks, "hitl_answer") == []
     fields = section_fields(blocks)
-    assert fields[0] == "*purpose*\nGPU &lt;!channel&gt; &amp; more"
-    assert fields[1] == "*amount*\n120.5"
-    assert fields[2] == "*memo*\n" + "m" * 299 + "…"
-    assert fields[3] == '*tags*\n["a", "b"]'
-    context_section = next(b for b in blocks if b.get("fields"))
-    assert all(f["verbatim"] is True for f in context_section["fields"]), "bare URLs and #names stay text"
+    assert fields[0] == "purpose GPU <!channel> & more", "a text element: shown as written"
+    assert fields[1] == "amount 120.5"
+    assert fields[2] == "memo " + "m" * 299 + "…"
+    assert fields[3] == 'tags ["a", "b"]'
+    assert bold_texts(blocks) == ["purpose", "amount", "memo", "tags"]
+    assert "GPU" not in json.dumps([b for b in blocks if b["type"] != "rich_text"]), "in no mrkdwn object"
 
 
 def test_context_past_twenty_fields_is_counted_not_shown() -> None:
     blocks = message(structured(ExpenseDecision, context={f"k{n:02d}": n for n in range(25)}))
-    sections = [b for b in blocks if b.get("fields")]
-    assert [len(s["fields"]) for s in sections] == [10, 10]
+    assert [b["type"] for b in blocks].count("rich_text") == 1, "one block where 2 sections were"
+    assert section_fields(blocks) == [f"k{n:02d} {n}" for n in range(20)]
     assert any(
         "…and 5 more context fields" in json.dumps(b, ensure_ascii=False) for b in blocks if b["type"] == "context"
     )
@@ -170,14 +174,14 @@ def test_outcomes_show_each_field_or_the_cancellation_or_the_default() -> None:
     answered = as_dicts(_blocks.ended_blocks(event_view(request, outcome(value=answer, responder=who, via="teams"))))
     validate_blocks(answered)
     fields = section_fields(answered)
-    assert fields[0] == "*purpose*\nGPU hours"
+    assert fields[0] == "purpose GPU hours"
     assert fields[1:] == [
-        "*Approved*\nYes",
-        "*Approved amount*\n80",
-        "*Notes*\nonly &lt;80&gt; has receipts",
-        "*Answered by*\nDana (Teams)",
-        fields[5],
-        "*Via*\nTeams",
+        "Approved Yes",
+        "Approved amount 80",
+        "Notes only <80> has receipts",
+        "Answered by Dana (Teams)",
+        "When {date}",
+        "Via Teams",
     ]
     assert all(b["type"] != "actions" for b in answered)
 
@@ -185,16 +189,20 @@ def test_outcomes_show_each_field_or_the_cancellation_or_the_default() -> None:
     cancelled = outcome(status="cancelled", reason="superseded by <build 43>", responder=flyte_run, via="flyte")
     blocks = as_dicts(_blocks.ended_blocks(event_view(request, cancelled)))
     validate_blocks(blocks)
-    assert "*Cancelled* by run-42 (Flyte) at <!date^" in blocks[-1]["text"]["text"]
-    assert blocks[-1]["text"]["text"].endswith(": superseded by &lt;build 43&gt;")
+    said = rich_text(blocks[-1])
+    assert said.startswith(":no_entry_sign: Cancelled by run-42 (Flyte) at {date}") and bold_texts(blocks[-1]) == [
+        "Cancelled"
+    ]
+    assert said.endswith(": superseded by <build 43>")
     assert _blocks.summary_text(event_view(request, cancelled)).endswith(": superseded by &lt;build 43&gt;")
 
     default = {"approved": False, "approved_amount": 0.0, "notes": ""}
     defaulted = outcome(value=default, via="timeout", responded_at=request.deadline)
     blocks = as_dicts(_blocks.ended_blocks(event_view(request, defaulted)))
     validate_blocks(blocks)
-    assert "*Expired* at <!date^" in blocks[-1]["text"]["text"]
-    assert "default *Approved: No · Approved amount: 0 · Notes: —* applied" in blocks[-1]["text"]["text"]
+    assert rich_text(blocks[-1]).startswith(":hourglass: Expired at {date}")
+    assert "default Approved: No · Approved amount: 0 · Notes: — applied" in rich_text(blocks[-1])
+    assert bold_texts(blocks[-1]) == ["Expired", "Approved: No · Approved amount: 0 · Notes: —"]
     assert _blocks.summary_text(event_view(request, defaulted)) == (
         "review: expired, default Approved: No · Approved amount: 0 · Notes: — applied"
     )
@@ -209,7 +217,7 @@ async def test_reject_opens_the_modal_with_reject_chosen_and_the_answer_carries_
     bot = slack_bot()
     request_id = await create_event("review", flows.Review, context={"build": "42"})
     [posted] = await fake_slack.wait_for("chat.postMessage")
-    assert "*build*\n42" in section_fields(posted["blocks"])
+    assert "build 42" in section_fields(posted["blocks"])
     approve, reject = find_element(posted["blocks"], "hitl_modal")
     await post_signed(bot.url, click("U0ALICE", reject))
     [shown] = await fake_slack.wait_for("views.open")
@@ -227,14 +235,13 @@ async def test_reject_opens_the_modal_with_reject_chosen_and_the_answer_carries_
     response = await wait_response(request_id)
     assert response.value == {"approved": False, "reason": "flaky tests"}
     [update] = await fake_slack.wait_for("chat.update")
-    assert {"*Approved*\nNo", "*Reason*\nflaky tests", "*Answered by*\n<@U0ALICE>"} <= set(
-        section_fields(update["blocks"])
-    )
+    assert {"Approved No", "Reason flaky tests", "Answered by @U0ALICE"} <= set(section_fields(update["blocks"]))
     assert update["text"].startswith("review: answered Approved: No · Reason: flaky tests by u0alice at ")
 
     await post_signed(bot.url, click("U0BOB", approve))
     [note] = await fake_slack.wait_for("chat.postEphemeral")
-    assert note["text"].startswith("Already answered: *Approved: No · Reason: flaky tests* by <@U0ALICE>")
+    assert note["text"].startswith("Already answered: Approved: No · Reason: flaky tests by <@U0ALICE>")
+    assert rich_text(note["blocks"]).startswith("Already answered: Approved: No · Reason: flaky tests by @U0ALICE")
 
 
 async def test_cancel_rewrites_every_copy_and_a_late_click_is_told_why(
@@ -250,8 +257,8 @@ async def test_cancel_rewrites_every_copy_and_a_late_click_is_told_why(
     assert {u["channel"] for u in updates} == {CHANNEL, "C0FINANCE"}
     for update in updates:
         assert all(b["type"] != "actions" for b in update["blocks"]), "no live controls after a cancel"
-        line = update["blocks"][-1]["text"]["text"]
-        assert "*Cancelled* by " in line and line.endswith(": superseded by build 43")
+        line = rich_text(update["blocks"][-1])
+        assert "Cancelled by " in line and line.endswith(": superseded by build 43")
 
     await post_signed(bot.url, click("U0ALICE", find_element(posts[0]["blocks"], "hitl_modal")[0]))
     [note] = await fake_slack.wait_for("chat.postEphemeral")
@@ -266,8 +273,8 @@ async def test_a_default_at_the_deadline_rewrites_the_message_and_refuses_a_late
     request_id = await create_event("replicas", int, timeout_seconds=1, on_timeout=3)
     [posted] = await fake_slack.wait_for("chat.postMessage")
     [update] = await fake_slack.wait_for("chat.update", seconds=15)
-    assert "*Expired* at <!date^" in update["blocks"][-1]["text"]["text"]
-    assert "default *3* applied" in update["blocks"][-1]["text"]["text"]
+    assert rich_text(update["blocks"][-1]).startswith(":hourglass: Expired at {date}")
+    assert "default 3 applied" in rich_text(update["blocks"][-1]) and "3" in bold_texts(update["blocks"][-1])
     assert update["text"] == "replicas: expired, default 3 applied"
     assert (await wait_response(request_id)).via == "timeout"
 
@@ -323,7 +330,7 @@ async def test_a_structured_event_answered_in_a_slack_modal_resumes_the_run_with
     bot = slack_bot()
     run = Run(flows.decide_expense, f"slack:{CHANNEL}")
     [posted] = await fake_slack.wait_for("chat.postMessage", seconds=30)
-    assert "*purpose*\nGPU hours" in section_fields(posted["blocks"])
+    assert "purpose GPU hours" in section_fields(posted["blocks"])
     await post_signed(bot.url, click("U0ALICE", find_element(posted["blocks"], "hitl_modal")[0]))
     [shown] = await fake_slack.wait_for("views.open")
     view = shown["view"]
@@ -348,4 +355,4 @@ async def test_a_structured_event_answered_in_a_slack_modal_resumes_the_run_with
     assert result["by"] == {"platform": "slack", "user_id": "U0ALICE", "user_name": "u0alice"}
     assert result["via"] == "slack"
     [update] = await fake_slack.wait_for("chat.update")
-    assert {"*Approved amount*\n80", "*Notes*\nreceipts for 80 only"} <= set(section_fields(update["blocks"]))
+    assert {"Approved amount 80", "Notes receipts for 80 only"} <= set(section_fields(update["blocks"]))

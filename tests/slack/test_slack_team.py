@@ -25,8 +25,11 @@ from tests.slack.slack_helpers import (
     block_actions,
     click,
     find_element,
+    marked,
     modal_submission,
     post_signed,
+    rich_elements,
+    rich_text,
     slash_command,
     store,
 )
@@ -51,12 +54,24 @@ def team_bot(slack_bot: Callable[..., BotThread]) -> BotThread:
 
 
 def facts(blocks: list[dict[str, Any]]) -> dict[str, str]:
-    """A copy's labelled fields: label -> the mrkdwn under it."""
-    found = {}
+    """A copy's labelled rows: label (bold) -> the rest of the row, `marked`."""
+    return dict(labelled(blocks))
+
+
+def labelled(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """A copy's labelled rows in order, as (label, the rest of the row `marked`)."""
+    found = []
+    newline = {"type": "text", "text": "\n"}
     for block in blocks:
-        for one in block.get("fields") or []:
-            label, _, text = one["text"].partition("\n")
-            found[label.strip("*")] = text
+        row: list[dict[str, Any]] = []
+        for element in [*rich_elements(block), newline]:
+            if element != newline:
+                row.append(element)
+                continue
+            if len(row) > 2 and row[0].get("style") == {"bold": True} and row[1]["text"] == " ":
+                rest = {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": row[2:]}]}
+                found.append((row[0]["text"], marked(rest)))
+            row = []
     return found
 
 
@@ -93,7 +108,7 @@ async def copy_shows(
 async def told(fake_slack: FakeSlack, user: str, count: int = 1) -> list[str]:
     """What `user` was told ephemerally so far, once `count` notes came."""
     deadline = time.monotonic() + 10
-    while len(found := [e["text"] for e in fake_slack.of("chat.postEphemeral") if e["user"] == user]) < count:
+    while len(found := [marked(e["blocks"]) for e in fake_slack.of("chat.postEphemeral") if e["user"] == user]) < count:
         assert time.monotonic() < deadline, f"{user} was told {found}"
         await asyncio.sleep(0.02)
     return found
@@ -114,7 +129,7 @@ async def submit(bot: BotThread, user: str, view: dict[str, Any], typed: dict[st
 def shown_note(ack: dict[str, Any]) -> str:
     """The note a dialog shows after its submission was saved."""
     assert ack["response_action"] == "update", ack
-    return str(ack["view"]["blocks"][0]["text"]["text"])
+    return marked(ack["view"]["blocks"][0])
 
 
 # -- the tests -----------------------------------------------------------------------------------
@@ -132,7 +147,7 @@ async def test_two_approvals_show_progress_on_the_copy_then_decide_and_resume_th
     await post_signed(team_bot.url, click("U0ANN", button(message["blocks"], "Approve")))
     assert await told(fake_slack, "U0ANN") == ["Counted your approval: *1 of 2 approvals*."]
     copy = await copy_shows(fake_slack, lambda blocks: facts(blocks).get("Approvals") == "1 of 2 approvals")
-    assert facts(copy)["Approved by"].startswith("<@U0ANN> at <!date^")
+    assert facts(copy)["Approved by"].startswith("<@U0ANN> at {date}")
     assert buttons(copy) == ["Approve", "Reject…", "Delegate…"]
 
     await post_signed(team_bot.url, click("U0ANN", button(copy, "Approve")))
@@ -165,7 +180,7 @@ async def test_a_reject_asks_why_and_vetoes_with_the_reason(team_bot: BotThread,
     await post_signed(team_bot.url, click("U0BOB", button(message["blocks"], "Reject…")))
     dialog = await opened(fake_slack, 1)
     assert (dialog["callback_id"], dialog["title"]["text"]) == ("hitl_reason", "Reject")
-    assert "One rejection decides it" in dialog["blocks"][0]["text"]["text"]
+    assert "One rejection decides it" in marked(dialog["blocks"][0])
     ack = await submit(team_bot, "U0BOB", dialog, {"hitl_reason": "the error budget is <!here> spent"})
     assert shown_note(ack).startswith("Decided: *Reject* by <@U0BOB> at ")
 
@@ -175,7 +190,8 @@ async def test_a_reject_asks_why_and_vetoes_with_the_reason(team_bot: BotThread,
     ended = await copy_shows(fake_slack, lambda blocks: "Rejected by" in facts(blocks))
     shown = facts(ended)
     assert (shown["Rejected by"], shown["Approved before"]) == ("<@U0BOB>", "<@U0ANN>")
-    assert shown["Reason"] == "the error budget is &lt;!here&gt; spent", "a reason is shown, never a mention"
+    assert shown["Reason"] == "the error budget is <!here> spent", "a reason is text, never a mention"
+    assert "the error budget is <!here> spent" in rich_text(ended)
     assert not buttons(ended)
 
 
@@ -231,7 +247,7 @@ async def test_a_value_proposed_rejected_with_a_reason_proposed_again_and_confir
     ack = await submit(team_bot, "U0ANN", await opened(fake_slack, 1), {"hitl_value": "40"})
     assert shown_note(ack) == "Proposed *40*: *1 of 2 approvals*; others confirm or reject it."
     first = await copy_shows(fake_slack, lambda blocks: "Proposed" in facts(blocks))
-    assert facts(first)["Proposed"].startswith("*40* by <@U0ANN> at <!date^")
+    assert facts(first)["Proposed"].startswith("*40* by <@U0ANN> at {date}")
     assert buttons(first) == ["Confirm", "Reject…", "Delegate…"]
     assert button(first, "Confirm")["value"].endswith("|r1"), "a Confirm names the round it was shown in"
 
@@ -241,7 +257,7 @@ async def test_a_value_proposed_rejected_with_a_reason_proposed_again_and_confir
     ]
     await post_signed(team_bot.url, click("U0BOB", button(first, "Reject…")))
     dialog = await opened(fake_slack, 2)
-    assert dialog["private_metadata"].endswith("|r1") and "proposed" in dialog["blocks"][0]["text"]["text"]
+    assert dialog["private_metadata"].endswith("|r1") and "proposed" in marked(dialog["blocks"][0])
     ack = await submit(team_bot, "U0BOB", dialog, {"hitl_reason": "too many for one GPU"})
     assert shown_note(ack) == "Rejected the proposal; a new value may be proposed now."
     reopened = await copy_shows(
@@ -293,7 +309,8 @@ async def test_reminders_reply_in_the_thread_mentioning_who_is_waiting_and_stop_
     await step(team_bot)
     [reminder] = [p for p in fake_slack.of("chat.postMessage") if p.get("thread_ts")]
     assert (reminder["channel"], reminder["thread_ts"]) == (CHANNEL, copy.data["ts"])
-    assert reminder["text"] == "*Reminder*: 1 of 2 approvals so far; waiting for <@U0BOB>, <!subteam^S0SRE>."
+    assert reminder["text"] == "Reminder: 1 of 2 approvals so far; waiting for <@U0BOB>, <!subteam^S0SRE>."
+    assert marked(reminder["blocks"]) == "*Reminder*: 1 of 2 approvals so far; waiting for <@U0BOB>, <!subteam^S0SRE>."
     await copy_shows(fake_slack, lambda blocks: "Reminded" in json.dumps(blocks)), "the copy shows it too"
     await post_signed(team_bot.url, click("U0BOB", button(message["blocks"], "Approve")))
     await copy_shows(fake_slack, lambda blocks: not buttons(blocks))
@@ -318,7 +335,8 @@ async def test_an_escalation_posts_to_the_on_call_channel_and_lets_its_people_an
     oncall = await posted(fake_slack, ONCALL)
     replies = [p for p in fake_slack.of("chat.postMessage") if p.get("thread_ts")]
     escalated = "*Escalated*: <!subteam^S0ONCALL> may answer this too now."
-    assert sorted((r["channel"], r["text"]) for r in replies) == [(CHANNEL, escalated), (ONCALL, escalated)]
+    assert sorted((r["channel"], marked(r["blocks"])) for r in replies) == [(CHANNEL, escalated), (ONCALL, escalated)]
+    assert {r["text"] for r in replies} == {"Escalated: <!subteam^S0ONCALL> may answer this too now."}
     copies = await recorded_messages(events, request_id, 2)
     assert {(r["channel"], r["thread_ts"]) for r in replies} == {(c.data["channel"], c.data["ts"]) for c in copies}
     copy = await copy_shows(fake_slack, lambda blocks: "Escalated" in facts(blocks))
@@ -356,6 +374,9 @@ async def test_a_delegation_through_the_users_select_lets_the_delegate_answer_an
     assert [r["text"] for r in replies] == [
         "u0ann handed this to <@U0CAT>. Their note: on holiday &lt;!channel&gt; until Monday"
     ], "the delegate is mentioned; the delegator is named, not pinged; the note is text"
+    assert [marked(r["blocks"]) for r in replies] == [
+        "u0ann handed this to <@U0CAT>. Their note: on holiday <!channel> until Monday"
+    ]
     copy = await copy_shows(fake_slack, lambda blocks: "Handed over" in facts(blocks))
     assert facts(copy)["Handed over"].startswith("<@U0ANN> to <@U0CAT> at ")
 
