@@ -60,7 +60,7 @@ class Moto:
         self._labels = labels
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._conditional = threading.Lock()
+        self._conditional = [threading.Lock() for _ in range(64)]
         self._service = Restartable(self._serve, port=port, name="fake-s3")
         self._bucket_made = False
 
@@ -106,8 +106,9 @@ class Moto:
                 self._counts.update(labels)
             if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ:
                 # S3 decides a conditional write atomically; moto checks, then writes, on any of its
-                # threads, so two racing `If-None-Match: *` PUTs could both be told 200. One at a time.
-                with self._conditional:
+                # threads, so two racing `If-None-Match: *` PUTs could both be told 200. One at a time
+                # per key (striped locks: writes to other keys go on, as on S3).
+                with self._conditional[hash(path) % len(self._conditional)]:
                     return moto(environ, start_response)  # type: ignore[no-any-return]
             return moto(environ, start_response)  # type: ignore[no-any-return]
 
