@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
 from hitl_chatops.bot.answers import schema_of
-from hitl_chatops.bot.errors import AlreadyAnswered, InvalidValue, UserError
+from hitl_chatops.bot.errors import AlreadyAnswered, InvalidValue, StoreUnavailable, UserError
 from hitl_chatops.bot.protocol import Request, Responder
 from hitl_chatops.bot.service import HitlService
 from hitl_chatops.bot.team import Verdict
@@ -76,6 +76,7 @@ def _preset(request: Request, pick: str) -> dict[str, object]:
 
 
 _SUBMISSION = "hitl_submission"
+_REVIEW_WINDOW = 32  # batch events checked at once for "Review one by one"
 
 
 @dataclass(frozen=True)
@@ -377,17 +378,35 @@ class Listeners:
         batch, _ = _blocks.parse_action_value(value)
         responder = responder_of(body.get("user") or {})
         try:
-            for request in await self.service.batch_events(batch):
-                try:
-                    await self.service.check(request.request_id, responder)
-                except UserError:
-                    continue
-                await self._open_modal(body, _blocks.action_value(request.request_id), client)
-                return
+            request = await self._first_answerable(await self.service.batch_events(batch), responder)
         except UserError as error:
             await self._tell(client, body, literal(str(error)))
             return
-        await self._tell(client, body, literal("Nothing in this batch waits for your answer."))
+        if request is None:
+            await self._tell(client, body, literal("Nothing in this batch waits for your answer."))
+            return
+        await self._open_modal(body, _blocks.action_value(request.request_id), client)
+
+    async def _first_answerable(self, requests: Sequence[Request], responder: Responder) -> Request | None:
+        """The oldest of `requests` the person may answer now, checked `_REVIEW_WINDOW` at a time: the
+        modal must open within Slack's 3 s of the click, however many events ahead are not theirs.
+        Storage trouble is raised (`StoreUnavailable`), not taken for "nothing waits for you"."""
+
+        async def answerable(request: Request) -> bool:
+            try:
+                await self.service.check(request.request_id, responder)
+            except StoreUnavailable:
+                raise
+            except UserError:
+                return False
+            return True
+
+        for start in range(0, len(requests), _REVIEW_WINDOW):
+            window = requests[start : start + _REVIEW_WINDOW]
+            for request, ok in zip(window, await asyncio.gather(*map(answerable, window)), strict=True):
+                if ok:
+                    return request
+        return None
 
     # -- the modal -------------------------------------------------------------------------
 

@@ -126,6 +126,8 @@ async def test_reject_all_answers_only_what_the_person_may_and_review_opens_the_
     await post_signed(bot.url, click("U0BOB", review))
     [opened] = await fake_slack.wait_for("views.open")
     assert opened["view"]["private_metadata"] == theirs, "the oldest event Bob may answer"
+    await post_signed(bot.url, click("U0CAROL", review))
+    assert await note(fake_slack, "U0CAROL") == "Nothing in this batch waits for your answer."
 
     await post_signed(bot.url, click("U0ALICE", bulk(message, "false")))
     assert await note(fake_slack, "U0ALICE") == "Answered 2, 1 you may not answer."
