@@ -371,9 +371,11 @@ async def test_an_answer_from_another_surface_updates_the_slack_message(
     request_id = await create_event("from-api", int)
     await fake_slack.wait_for("chat.postMessage")
     assert await api_answer(bot, request_id, {"value": 5, "responder": "ci-bot"}) == 201
-    [update] = await fake_slack.wait_for("chat.update")
-    lines = rich_lines(update["blocks"])
-    assert "Answered by ci-bot (the API)" in lines and "Via the API" in lines and actions_of(update["blocks"]) == []
+    # One update, or on a loaded machine a second from the reconciler's pass: each shows the answer.
+    for update in await fake_slack.wait_for("chat.update"):
+        lines = rich_lines(update["blocks"])
+        assert "Answered by ci-bot (the API)" in lines and "Via the API" in lines
+        assert actions_of(update["blocks"]) == []
 
 
 async def test_an_answer_while_the_message_is_on_its_way_still_updates_it(
