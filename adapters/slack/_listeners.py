@@ -504,8 +504,6 @@ class Listeners:
     async def _reject(self, submission: _modal.Submission, responder: Responder) -> _Verdict:
         request_id, pick = _blocks.parse_action_value(submission.private_metadata)
         reason = _team.typed_note(submission.typed(_team.REASON_BLOCK))
-        if (too_long := _team.note_too_long(reason)) is not None:
-            return _Verdict({_team.REASON_BLOCK: too_long}, not_saved(literal(too_long)))
         rejecting = self.service.reject(request_id, responder, PLATFORM, reason=reason, round_=_blocks.round_of(pick))
         return await self._team_step(request_id, _team.REASON_BLOCK, rejecting)
 
@@ -515,16 +513,20 @@ class Listeners:
         if not picked:
             return _Verdict({_team.DELEGATE_TO_BLOCK: "Choose the person to hand this to."}, literal("Not saved."))
         note = _team.typed_note(submission.typed(_team.NOTE_BLOCK))
-        if (too_long := _team.note_too_long(note)) is not None:
-            return _Verdict({_team.NOTE_BLOCK: too_long}, not_saved(literal(too_long)))
         to = Responder(platform=PLATFORM, user_id=picked)
         handing = self.service.delegate(request_id, responder, to, PLATFORM, note=note)
         return await self._team_step(request_id, _team.DELEGATE_TO_BLOCK, handing)
 
     async def _team_step(self, request_id: str, block: str, acting: Awaitable[Verdict]) -> _Verdict:
-        """A team decision's dialog: saved, its note; refused, the core's message on `block`."""
+        """A team decision's dialog: saved, its note; refused, the core's message on `block` (a reason or
+        note the core refuses, beside its own input)."""
         try:
             verdict = await acting
+        except InvalidValue as invalid:
+            blocks = {_team.TEXT_BLOCKS[k]: v for k, v in invalid.errors.items() if k in _team.TEXT_BLOCKS}
+            if not blocks:
+                return _Verdict.refused(block, invalid, literal(str(invalid)))
+            return _Verdict(blocks, not_saved(literal(str(invalid))))
         except UserError as error:
             log.info("slack dialog refused", extra={"request_id": request_id, "outcome": type(error).__name__})
             return _Verdict.refused(block, error, await self._refusal(request_id, error))

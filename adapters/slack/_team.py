@@ -52,6 +52,7 @@ DELEGATE_CALLBACK = "hitl_handover"
 REASON_BLOCK = "hitl_reason"
 DELEGATE_TO_BLOCK = "hitl_delegate_to"
 NOTE_BLOCK = "hitl_note"
+TEXT_BLOCKS = {"reason": REASON_BLOCK, "note": NOTE_BLOCK}  # the core's field names (`InvalidValue`) -> inputs
 REPEATS_SHOWN = 3  # of a fact repeated round after round (rejections, hand-overs, escalations): the latest
 
 
@@ -182,10 +183,3 @@ def _text_input(block_id: str, label: str, hint: str) -> InputBlock:
 def typed_note(text: str | None) -> str | None:
     """A reason or note as typed: None when blank (Slack sends None for an empty optional input)."""
     return text.strip() or None if text else None
-
-
-def note_too_long(text: str | None) -> str | None:
-    """What to tell someone whose reason or note is longer than the API takes, or None."""
-    if text is not None and len(text) > NOTE_LIMIT:
-        return f"Keep it to {NOTE_LIMIT} characters (this has {len(text):,})."
-    return None

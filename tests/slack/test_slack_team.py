@@ -181,6 +181,11 @@ async def test_a_reject_asks_why_and_vetoes_with_the_reason(team_bot: BotThread,
     dialog = await opened(fake_slack, 1)
     assert (dialog["callback_id"], dialog["title"]["text"]) == ("hitl_reason", "Reject")
     assert "One rejection decides it" in marked(dialog["blocks"][0])
+    too_long = await submit(team_bot, "U0BOB", dialog, {"hitl_reason": "x" * 501})
+    assert too_long == {
+        "response_action": "errors",
+        "errors": {"hitl_reason": "Keep the reason to 500 characters (this one has 501)."},
+    }, "the core's limit, said beside the input; nothing counted"
     ack = await submit(team_bot, "U0BOB", dialog, {"hitl_reason": "the error budget is <!here> spent"})
     assert shown_note(ack).startswith("Decided: *Reject* by <@U0BOB> at ")
 
